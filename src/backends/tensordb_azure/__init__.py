@@ -1,0 +1,1 @@
+"""TensorDB azure backend plugin (see plugin.py)."""

@@ -1,0 +1,1 @@
+"""TensorDB gcs backend plugin (see plugin.py)."""

@@ -1,0 +1,1 @@
+"""Entry point module of the gcs backend (placeholder until its issue lands)."""

@@ -1,0 +1,1 @@
+"""TensorDB mongo backend plugin (see plugin.py)."""

@@ -1,0 +1,1 @@
+"""TensorDB s3 backend plugin (see plugin.py)."""
