@@ -55,7 +55,7 @@ def tensordb_open_blobs(uri: StoreURI, options: dict[str, Any]) -> Any:
 
         return FileBlobStore(os.path.join(uri.path, BLOB_DIR), uri=uri, **options)
     if uri.scheme == "memory":
-        from .memory import MemoryBlobStore
+        from .memory_blobs import MemoryBlobStore
 
         return MemoryBlobStore.named(_memory_name(uri), uri=uri)
     return None

@@ -1,0 +1,98 @@
+"""Start and stop real servers on 127.0.0.1 for backend tests.
+
+Every server binds loopback on a free port, is waited for until it answers,
+and is stopped by PID (waiting for the PID to exit) so ports are never reused
+while a process still holds them.  A missing server binary is an error with
+the install command, never a skip: CI installs them (see .ci/run).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Block until something accepts connections on ``port`` or fail with the server's output."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"server did not listen on 127.0.0.1:{port} within {timeout}s")
+
+
+@dataclass
+class Server:
+    """A running server process and the loopback port it listens on."""
+
+    proc: subprocess.Popen
+    port: int
+    name: str
+
+    def stop(self) -> None:
+        """Stop the process group and wait for the PID to exit."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+    def kill(self) -> None:
+        """SIGKILL the server (fault tests), waiting for it to die."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+def start_server(name: str, argv: Sequence[str], port: int, env: dict[str, str] | None = None,
+                 cwd: str | os.PathLike | None = None, timeout: float = 30.0) -> Server:
+    """Launch ``argv`` in its own process group and wait until ``port`` answers."""
+    log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), f"tensordb-test-{name}-{port}.log"), "wb")
+    proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                            cwd=cwd, start_new_session=True)
+    log.close()
+    server = Server(proc, port, name)
+    try:
+        wait_for_port(port, proc, timeout)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def require_executable(path: str | os.PathLike, install_hint: str) -> str:
+    """Return ``path`` if it exists and is executable, else fail with how to install it."""
+    found = shutil.which(str(path)) or (str(path) if os.access(path, os.X_OK) else None)
+    if not found:
+        raise RuntimeError(f"{path} not found; install it with: {install_hint} (bash .ci/run does this)")
+    return found
+
+
+PYTHON = sys.executable
