@@ -151,8 +151,10 @@ def parse_uri(uri: str | os.PathLike[str] | StoreURI) -> StoreURI:
         raise InvalidURI(f"{_redact_raw(text)!r} has an empty scheme: write e.g. file:///dir or s3://bucket")
     match = _SCHEME_RE.match(text)
     if match is None:
-        if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*:(?![\\/])", text) and not re.match(r"^[A-Za-z]:[\\/]", text):
-            raise InvalidURI(f"{_redact_raw(text)!r} looks like a URI without '//': write scheme://...")
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]+:", text):  # one letter + ':' is a Windows drive
+            raise InvalidURI(
+                f"{_redact_raw(text)!r} looks like a URI without '//': write scheme://..., or ./{text} for a directory"
+            )
         return StoreURI("file", (), os.path.abspath(os.path.expanduser(text)))
     scheme, rest = match.group(1).lower(), match.group(2)
     rest, _, fragment = rest.partition("#")

@@ -1,0 +1,87 @@
+"""The array codec: round trips for every storable dtype, typed errors for everything else, no pickle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tensordb_core import codec
+from tensordb_core.errors import CodecError, IntegrityError
+
+DTYPES = ["u1", "i2", "<i4", ">i8", "f2", "f4", "f8", "c8", "?", "U5", "S3", "M8[s]"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(), (0,), (7,), (2, 3, 4)])
+@pytest.mark.parametrize("mode", ["lz4", "none", "auto"])
+def test_array_round_trip(dtype, shape, mode):
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 100, size=shape).astype(dtype)
+    out = codec.decode_array(codec.encode_array(arr, mode))
+    assert out.dtype == arr.dtype and out.shape == arr.shape
+    np.testing.assert_array_equal(out, arr)
+
+
+def test_non_contiguous_input_is_stored_in_c_order():
+    arr = np.arange(24, dtype=np.int32).reshape(4, 6)[:, ::2].T
+    np.testing.assert_array_equal(codec.decode_array(codec.encode_array(arr)), arr)
+
+
+def test_auto_keeps_incompressible_data_raw():
+    noise = np.random.default_rng(0).integers(0, 256, 10_000, dtype=np.uint8)
+    _, used, _ = codec.encode_segment(noise, "auto")
+    assert used == "none"
+    _, used, _ = codec.encode_segment(np.zeros(10_000, np.uint8), "auto")
+    assert used == "lz4"
+
+
+@pytest.mark.parametrize("bad", [np.array([{"a": 1}], dtype=object), np.zeros(2, dtype=[("a", "i4"), ("b", "f4")])])
+def test_unstorable_dtypes_are_refused(bad):
+    with pytest.raises(CodecError, match="cannot be stored"):
+        codec.encode_array(bad)
+
+
+def test_archive_round_trip_dict_and_list():
+    params = {"w1": np.ones((3, 4), np.float32), "b1": np.zeros(4, np.float32), "scale": np.float64(2.0)}
+    out = codec.decode_archive(codec.encode_archive(params))
+    assert list(out) == ["w1", "b1", "scale"]
+    for k in params:
+        np.testing.assert_array_equal(out[k], params[k])
+    as_list = codec.decode_archive(codec.encode_archive([np.arange(3), np.eye(2)]))
+    assert isinstance(as_list, list) and as_list[1].shape == (2, 2)
+
+
+def test_crafted_headers_raise_typed_errors():
+    blob = bytearray(codec.encode_array(np.arange(10)))
+    with pytest.raises(CodecError, match="magic"):
+        codec.decode_array(b"XXXX" + bytes(blob[4:]))
+    with pytest.raises(CodecError):
+        codec.decode_array(bytes(blob[:6]))
+    evil = codec._with_header(codec.ARRAY_MAGIC, {"offset": 0, "length": 0, "codec": "none", "dtype": "|O",
+                                                  "shape": [1], "crc32": 0}, b"")
+    with pytest.raises(CodecError, match="dtype"):
+        codec.decode_array(evil)
+    huge = codec._with_header(codec.ARRAY_MAGIC, {"offset": 0, "length": 0, "codec": "none", "dtype": "<f8",
+                                                  "shape": [1 << 20, 1 << 20], "crc32": 0}, b"")
+    with pytest.raises(CodecError, match="safety limit"):
+        codec.decode_array(huge, verify=False)
+    with pytest.raises(CodecError, match="JSON"):
+        codec.decode_array(codec.ARRAY_MAGIC + b"\x03\x00\x00\x00{{{")
+
+
+def test_flipped_byte_is_an_integrity_error():
+    blob = bytearray(codec.encode_array(np.arange(1000), "lz4"))
+    blob[-5] ^= 0xFF
+    with pytest.raises(IntegrityError):
+        codec.decode_array(bytes(blob))
+
+
+def test_no_pickle_anywhere_in_the_package():
+    import pathlib
+
+    import tensordb_core
+
+    root = pathlib.Path(tensordb_core.__file__).parent
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        assert "import pickle" not in text and "allow_pickle=True" not in text, path
