@@ -245,3 +245,17 @@ def test_named_memory_stores_are_shared_per_name() -> None:
         MemoryBlobStore.forget("blob-test-other")
     assert MemoryBlobStore.named("blob-test-shared") is not a
     MemoryBlobStore.forget("blob-test-shared")
+
+
+def test_the_embedded_plugin_opens_these_stores(tmp_path: Path) -> None:
+    from tensordb_core import open_blobs
+
+    files = open_blobs(f"file://{tmp_path}")
+    assert isinstance(files, FileBlobStore) and files.root == str(tmp_path / "blobs")
+    files.put("k", b"v")
+    assert open_blobs(str(tmp_path)).get("k") == b"v"  # a plain path is the same embedded store
+    try:
+        shared = open_blobs("memory://blob-test-plugin")
+        assert isinstance(shared, MemoryBlobStore) and open_blobs("memory://blob-test-plugin") is shared
+    finally:
+        MemoryBlobStore.forget("blob-test-plugin")
