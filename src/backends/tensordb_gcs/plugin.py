@@ -1,1 +1,50 @@
-"""Entry point module of the gcs backend (placeholder until its issue lands)."""
+"""Registers the Google Cloud Storage blob store (``gs://bucket/prefix``) with TensorDB.
+
+This module stays light on purpose: google-cloud-storage is imported only when a
+``gs://`` store is opened, and its absence becomes a
+:class:`~tensordb_core.errors.MissingDependency` naming the pip extra.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from tensordb_core.errors import MissingDependency
+from tensordb_core.hookspecs import hookimpl
+from tensordb_core.registry import SchemeInfo
+from tensordb_core.uri import StoreURI
+
+from .config import SCHEMES
+
+EXTRA = "gcs"
+INSTALL_HINT = f"pip install 'tensordb[{EXTRA}]'"
+
+
+@hookimpl
+def tensordb_schemes() -> list[SchemeInfo]:
+    return [
+        SchemeInfo(scheme, blobs=True, description="Google Cloud Storage: gs://bucket/prefix", extra=EXTRA)
+        for scheme in SCHEMES
+    ]
+
+
+def require_sdk() -> None:
+    """Import the client library or fail with the extra that installs it."""
+    for module in ("google.cloud.storage", "google.auth", "requests"):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise MissingDependency(
+                f"the gs:// blob store needs google-cloud-storage ({module} is missing): {INSTALL_HINT}"
+            ) from exc
+
+
+@hookimpl
+def tensordb_open_blobs(uri: StoreURI, options: dict[str, Any]) -> Any:
+    if uri.scheme not in SCHEMES:
+        return None
+    require_sdk()  # MissingDependency with the install hint, before anything touches the SDK
+    from .store import GCSBlobStore
+
+    return GCSBlobStore(uri, **options)
