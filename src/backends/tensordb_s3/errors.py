@@ -85,17 +85,22 @@ def http_status(exc: BaseException) -> int:
     return 0
 
 
+#: Shorter values are not scrubbed: replacing "tok" would mangle every "token" in a message,
+#: and no real AWS key id (20 characters), secret (40) or session token is that short.
+MIN_SCRUB_LENGTH = 8
+
+
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret value replaced by ``***``."""
-    for secret in secrets:
-        if secret:
+    """``text`` with every secret value (of at least ``MIN_SCRUB_LENGTH`` characters) replaced by ``***``."""
+    for secret in sorted(secrets, key=len, reverse=True):  # longest first: a secret may contain another
+        if secret and len(secret) >= MIN_SCRUB_LENGTH:
             text = text.replace(secret, REDACTED)
     return text
 
 
 def scrub_exception(exc: BaseException, secrets: Iterable[str]) -> None:
     """Remove secrets from a driver exception in place, since it travels on as ``__cause__``."""
-    secrets = tuple(s for s in secrets if s)
+    secrets = tuple(s for s in secrets if s and len(s) >= MIN_SCRUB_LENGTH)
     if not secrets:
         return
     exc.args = tuple(scrub(a, secrets) if isinstance(a, str) else a for a in exc.args)

@@ -106,34 +106,37 @@ class S3BlobStore:
             exc, action=action, where=self._where, secrets=self._secrets, key=key, bucket=self.bucket
         ) from exc
 
-    def _check_bucket(self) -> None:
-        """Fail early, and clearly, when the bucket is missing or the endpoint is down.
+    def _bucket_may_exist(self) -> bool:
+        """One HEAD on the bucket: False only when S3 says it is missing; connection failures raise.
 
-        A 403 is let through: credentials allowed to read and write objects
-        but not to list the bucket are a legitimate setup, and the first real
-        call reports a real denial.
+        400/401/403 count as "may exist": credentials allowed to read and write
+        objects but not to list the bucket are a legitimate setup, and a HEAD
+        answer has no body to say more (bad session token, wrong region), so the
+        first real call reports the precise error instead.
         """
         try:
             self._client.head_bucket(Bucket=self.bucket)
-        except Exception as exc:
-            if http_status(exc) in (401, 403):
-                return
-            if http_status(exc) == 404 or error_code(exc) in ("NoSuchBucket", "404", "NotFound"):
-                raise BucketNotFound(
-                    f"bucket {self.bucket!r} does not exist ({self._where}): create it, or open the store "
-                    "with create_bucket=true (an option, or ?create_bucket=true in the URI)"
-                ) from exc
+        except Exception as exc:  # noqa: BLE001 - classified below, the rest translated
+            status = http_status(exc)
+            if status in (400, 401, 403):
+                log.debug("HEAD bucket of %s answered %s; not checking further", self._where, status)
+                return True
+            if status == 404 or error_code(exc) in ("NoSuchBucket", "404", "NotFound"):
+                return False
             self._fail(exc, "open")
+        return True
+
+    def _check_bucket(self) -> None:
+        """Fail early, and clearly, when the bucket is missing or the endpoint is down."""
+        if not self._bucket_may_exist():
+            raise BucketNotFound(
+                f"bucket {self.bucket!r} does not exist ({self._where}): create it, or open the store "
+                "with create_bucket=true (an option, or ?create_bucket=true in the URI)"
+            )
 
     def _ensure_bucket(self) -> None:
-        try:
-            self._client.head_bucket(Bucket=self.bucket)
+        if self._bucket_may_exist():
             return
-        except Exception as exc:  # noqa: BLE001
-            if http_status(exc) != 404:
-                if http_status(exc) in (401, 403):
-                    return
-                self._fail(exc, "open")
         region = self._client.meta.region_name
         kwargs: dict[str, Any] = {"Bucket": self.bucket}
         if region and region not in ("us-east-1", "aws-global"):
