@@ -11,7 +11,7 @@ from typing import Any
 
 from tensordb_core.errors import IntegrityError, InvalidDocument, InvalidQuery
 from tensordb_core.protocols import Document, Query, SortSpec, new_id
-from tensordb_core.query import validate_projection, validate_query, validate_sort, validate_update
+from tensordb_core.query import check_document, validate_projection, validate_query, validate_sort, validate_update
 
 #: The collection holding one ``{_id: <collection>, seq: <last allocated>}`` counter per collection.
 COUNTERS = "tensordb.counters"
@@ -41,7 +41,7 @@ def mongo_query(query: Query | None) -> dict[str, Any]:
 
 def mongo_sort(sort: SortSpec | None) -> list[tuple[str, int]]:
     """The caller's sort with ``_seq`` ascending appended as the tie-breaker (alone by default)."""
-    keys = [(str(field), int(direction)) for field, direction in (validate_sort(sort) or [])] if sort else []
+    keys = validate_sort(sort)
     if all(field != SEQ for field, _ in keys):
         keys.append((SEQ, 1))
     return keys
@@ -49,22 +49,18 @@ def mongo_sort(sort: SortSpec | None) -> list[tuple[str, int]]:
 
 def index_keys(keys: SortSpec) -> list[tuple[str, int]]:
     """An index specification: a non-empty list of ``(field, 1 | -1)``."""
-    spec = [(field, direction) for field, direction in keys] if keys else []
-    if not spec or any(not isinstance(f, str) or not f or f.startswith("$") or d not in (1, -1) for f, d in spec):
+    spec = validate_sort(keys)
+    if not spec or any(field.startswith("$") for field, _ in spec):
         raise InvalidQuery(f"index keys must be a non-empty list of (field, 1 or -1), not {keys!r}")
     return spec
 
 
 def mongo_projection(projection: Mapping[str, int] | None) -> dict[str, int] | None:
-    if not projection:
-        return None
-    validate_projection(projection)
-    return dict(projection)
+    return validate_projection(projection)
 
 
 def mongo_update(update: Mapping[str, Any]) -> dict[str, Any]:
-    validate_update(update)
-    return dict(update)
+    return dict(validate_update(update))
 
 
 def after_filter(query: Query | None, after: int) -> dict[str, Any]:
@@ -94,23 +90,16 @@ def prepare_docs(docs: Sequence[Mapping[str, Any]]) -> tuple[list[Document], lis
     out: list[Document] = []
     given: list[str] = []
     seen: set[str] = set()
-    for doc in docs:
-        if not isinstance(doc, Mapping):
-            raise InvalidDocument(f"a document must be a mapping, not {type(doc).__name__}")
-        bad = [k for k in doc if not isinstance(k, str)]
-        if bad:
-            raise InvalidDocument(f"document keys must be strings, not {bad[0]!r}")
-        if "_id" in doc and doc["_id"] is not None:
-            _id = doc["_id"]
-            if not isinstance(_id, str) or not _id:
-                raise InvalidDocument(f"_id must be a non-empty string, not {_id!r}")
+    for n, doc in enumerate(docs):
+        body = check_document(doc, f"document {n}")  # JSON-like, str keys, _id a non-empty str, _seq dropped
+        if "_id" in body:
+            _id = body.pop("_id")
             given.append(_id)
         else:
             _id = new_id()
         if _id in seen:
-            raise IntegrityError(f"duplicate _id {_id!r} within one insert_many call")
+            raise IntegrityError(f"duplicate _id {_id!r} within one insert_many call; nothing was inserted")
         seen.add(_id)
-        body = {k: v for k, v in doc.items() if k not in ("_id", SEQ)}
         out.append({"_id": _id, SEQ: 0, **body})
     return out, given
 

@@ -41,6 +41,8 @@ _NEWEST = [("uploadDate", -1), ("_id", -1)]
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 #: How often a read re-resolves the newest revision when a concurrent overwrite deleted the one it found.
 _READ_ATTEMPTS = 3
+#: Chunk bytes asked for per server reply: far below the 48 MB wire-message limit on any server.
+_REPLY_BYTES = 8 * 1024 * 1024
 
 
 class GridFSBlobStore:
@@ -164,6 +166,7 @@ class GridFSBlobStore:
         first, last = start // chunk, (stop - 1) // chunk
         query = {"files_id": doc["_id"], "n": {"$gte": first, "$lte": last}}
         cursor = self._chunks.find(query, projection={"_id": 0, "n": 1, "data": 1}, sort=[("n", 1)])
+        cursor.batch_size(max(1, _REPLY_BYTES // chunk))  # bound each reply (and its memory) explicitly
         parts = []
         for expected, part in enumerate(cursor, start=first):
             if part["n"] != expected:

@@ -26,7 +26,13 @@ INSTALL = "python3.13 -m venv .mongoeco-venv && .mongoeco-venv/bin/pip install '
 #: mongoeco slows sharply above ~100 documents per insert_many call; real MongoDB uses the 1000 default.
 TEST_WRITE_BATCH = 100
 #: The authenticated server's user: a seed-style ``mongodb://user:pass@ip:port/db_name`` URI logs in as it.
+#: Two mongoeco gaps shape the test URIs (mongod needs neither): it only authenticates users defined in
+#: ``admin`` (its saslStart ignores ``$db``), so tests add ``authSource=admin``; and it does not announce
+#: ``saslSupportedMechs``, so PyMongo would fall back to SCRAM-SHA-1, which mongoeco implements without
+#: MongoDB's MD5 password pre-hash, so tests name ``authMechanism=SCRAM-SHA-256`` (mongod's default).
+AUTH_OPTIONS = "authSource=admin&authMechanism=SCRAM-SHA-256"
 AUTH_USER = "seed_user"
+AUTH_SOURCE = "admin"
 AUTH_DB = "seed_lab"
 AUTH_PASSWORD = "p@ss:w/rd%20?&=x"  # every character a URI must escape
 
@@ -53,8 +59,8 @@ def mongo_server() -> Iterator[Server]:
 
 @pytest.fixture(scope="session")
 def mongo_auth_server() -> Iterator[Server]:
-    """A second mongoeco server that requires SCRAM authentication (user :data:`AUTH_USER` on :data:`AUTH_DB`)."""
-    server = launch("mongoeco-auth", "--user", AUTH_USER, "--auth-db", AUTH_DB, env={"MONGOECO_PASSWORD": AUTH_PASSWORD})
+    """A second mongoeco server that requires SCRAM authentication (user :data:`AUTH_USER` in :data:`AUTH_SOURCE`)."""
+    server = launch("mongoeco-auth", "--user", AUTH_USER, "--auth-db", AUTH_SOURCE, env={"MONGOECO_PASSWORD": AUTH_PASSWORD})
     yield server
     server.stop()
 

@@ -16,6 +16,8 @@ from tensordb_core.errors import IntegrityError, InvalidDocument, InvalidQuery
 from tensordb_mongo import MongoIndexStore
 from tensordb_mongo.common import COUNTERS
 
+pytestmark = pytest.mark.mongo
+
 
 @pytest.fixture
 def store(mongo_uri):

@@ -13,6 +13,8 @@ from tensordb_core.uri import parse_uri
 from tensordb_mongo import GridFSBlobStore, MongoIndexStore, clients
 from tensordb_mongo.config import DEFAULT_CHUNK_SIZE, DEFAULT_DATABASE, DEFAULT_WRITE_BATCH, parse_config
 
+pytestmark = pytest.mark.mongo
+
 SECRET = "Sup3r$ecret:/@pw"
 
 
