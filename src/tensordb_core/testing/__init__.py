@@ -1,9 +1,14 @@
 """Conformance suites shipped with the package: a backend is done when its subclass passes.
 
 Each suite is a pytest class; a backend's test module subclasses it and
-provides one fixture that builds a fresh store (see each suite's docstring).
+provides one fixture that builds a fresh store (see each suite's docstring):
+``index_store`` for :class:`IndexStoreSuite`, the blob fixture for
+:class:`BlobStoreSuite`.  :class:`QueryGen` draws the seeded random documents
+and queries the index suite uses, for backends that want more of them.
 """
 
 from .blob_suite import BlobStoreSuite
+from .index_suite import IndexStoreSuite
+from .querygen import QueryGen
 
-__all__ = ["BlobStoreSuite"]
+__all__ = ["BlobStoreSuite", "IndexStoreSuite", "QueryGen"]
