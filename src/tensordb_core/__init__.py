@@ -17,13 +17,27 @@ from .uri import StoreURI, parse_uri, redact
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # The warehouse layer is imported on first use so that `import tensordb_core`
+    # (e.g. by a plugin's entry point) stays cheap.
+    if name in ("TensorDB", "connect", "seed_uri"):
+        from . import warehouse
+
+        return getattr(warehouse, name)
+    raise AttributeError(f"module 'tensordb_core' has no attribute {name!r}")
+
+
 __all__ = [
     "BlobStore",
     "Cursor",
     "IndexStore",
     "SchemeInfo",
     "StoreURI",
+    "TensorDB",
     "TensorDBError",
+    "connect",
+    "seed_uri",
     "default_blobs",
     "hookimpl",
     "list_schemes",

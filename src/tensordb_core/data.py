@@ -1,0 +1,132 @@
+"""Data and labels: import samples into chunk blobs, find them by tags, load them as arrays.
+
+Each sample is one index document (``_x`` locates its bytes in a chunk blob;
+``label`` holds a scalar label as a queryable tag, or ``_y`` locates an array
+label).  A chunk is written before the documents that reference it, so a crash
+in between leaves at most an orphan chunk (``tensordb gc`` removes it), never a
+document without its bytes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .codec import check_array, pack_segments
+from .errors import InvalidDocument
+from .samples import SampleRef, read_in_order, stack
+from .scope import StudyScope, check_json_value, check_tags
+
+COLLECTION = "data"
+RESERVED = frozenset({"label"})
+DEFAULT_CHUNK_BYTES = 4 << 20
+
+
+class DataCursor:
+    """A lazy query over samples: ``len()`` counts, iteration yields documents, ``arrays()`` loads."""
+
+    def __init__(self, scope: StudyScope, query: Mapping[str, Any] | None, sort: Any = None,
+                 limit: int = 0, skip: int = 0) -> None:
+        self._scope = scope
+        self.query = dict(query or {})
+        self._scoped = scope.query(query)
+        self._sort, self._limit, self._skip = sort, limit, skip
+
+    def __len__(self) -> int:
+        n = max(0, self._scope.index.count(COLLECTION, self._scoped) - self._skip)
+        return min(n, self._limit) if self._limit else n
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._scope.index.find(COLLECTION, self._scoped, sort=self._sort, limit=self._limit, skip=self._skip))
+
+    def ids(self) -> list[str]:
+        return [d["_id"] for d in self._scope.index.find(
+            COLLECTION, self._scoped, sort=self._sort, limit=self._limit, skip=self._skip, projection={"_id": 1})]
+
+    def arrays(self, *, on_error: str = "raise") -> tuple[np.ndarray, np.ndarray | None]:
+        """Load every matching sample: ``(X, y)`` stacked in result order (y None without labels)."""
+        refs = [SampleRef.from_doc(d) for d in self]
+        pairs = read_in_order(self._scope.blobs, refs, on_error=on_error)
+        return stack(p for p in pairs if p is not None)
+
+
+def _per_sample_tags(tags: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None, n: int) -> list[dict[str, Any]]:
+    if tags is None or isinstance(tags, Mapping):
+        shared = check_tags(tags, RESERVED)
+        return [shared] * n
+    if len(tags) != n:
+        raise InvalidDocument(f"got {len(tags)} tag dicts for {n} samples: pass one dict, or one per sample")
+    return [check_tags(t, RESERVED) for t in tags]
+
+
+def _labels(y: Any, n: int) -> tuple[list[Any], list[np.ndarray] | None]:
+    """Scalar labels become the ``label`` tag; array labels are stored as segments."""
+    if y is None:
+        return [None] * n, None
+    if isinstance(y, np.ndarray) and y.ndim > 1 or (not isinstance(y, np.ndarray) and len(y) and np.ndim(y[0]) > 0):
+        ys = [check_array(v) for v in y]
+        if len(ys) != n:
+            raise InvalidDocument(f"{len(ys)} labels for {n} samples")
+        return [None] * n, ys
+    arr = np.asarray(y)
+    if arr.shape != (n,):
+        raise InvalidDocument(f"labels have shape {arr.shape}; expected ({n},) to match the samples")
+    return [check_json_value(v, "label") for v in arr.tolist()], None
+
+
+def import_data(
+    scope: StudyScope,
+    X: Any,
+    y: Any = None,
+    tags: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+    *,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    codec: str = "auto",
+) -> list[str]:
+    """Store samples in chunk blobs and index them; returns the new document ids in order."""
+    scope.require_writable()
+    samples = list(X) if not isinstance(X, np.ndarray) else [X[i] for i in range(X.shape[0])] if X.ndim else None
+    if samples is None:
+        raise InvalidDocument("X must be an array of samples (N, ...) or a sequence of arrays, not a 0-d array")
+    n = len(samples)
+    per_tags = _per_sample_tags(tags, n)
+    labels, label_arrays = _labels(y, n)
+    ids: list[str] = []
+    start = 0
+    while start < n:
+        end, budget = start, 0
+        while end < n and (end == start or budget < chunk_bytes):
+            budget += np.asarray(samples[end]).nbytes + (label_arrays[end].nbytes if label_arrays else 0)
+            end += 1
+        ids += _write_chunk(scope, samples[start:end], labels[start:end],
+                            label_arrays[start:end] if label_arrays else None, per_tags[start:end], codec)
+        start = end
+    return ids
+
+
+def _write_chunk(scope: StudyScope, xs: list[Any], labels: list[Any], ys: list[np.ndarray] | None,
+                 tags: list[dict[str, Any]], codec: str) -> list[str]:
+    arrays = xs + (ys or [])
+    body, segments = pack_segments(arrays, codec)
+    with scope.writing_blobs() as put:
+        key = put(body)  # the chunk exists before any document points at it
+        return scope.index.insert_many(COLLECTION, _sample_docs(scope, key, len(body), segments, labels, ys, tags))
+
+
+def _sample_docs(scope: StudyScope, key: str, size: int, segments: list[Any], labels: list[Any],
+                 ys: list[np.ndarray] | None, tags: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    n = len(tags)
+    now = time.time()
+    docs = []
+    for i, x_seg in enumerate(segments[:n]):
+        doc = scope.new_doc(_x={"key": key, "chunk_size": size, **x_seg.to_doc()}, **tags[i])
+        doc["_created"] = now
+        if ys is not None:
+            doc["_y"] = {"key": key, "chunk_size": size, **segments[n + i].to_doc()}
+        elif labels[i] is not None:
+            doc["label"] = labels[i]
+        docs.append(doc)
+    return docs

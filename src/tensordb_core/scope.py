@@ -1,0 +1,137 @@
+"""A study's view of one index store and one blob store.
+
+Every warehouse collection goes through a :class:`StudyScope`, which is the
+single place that (1) ANDs ``{"_study": study}`` into every query and
+document — study isolation cannot be forgotten by a collection — (2) checks
+user tags before they reach a backend, and (3) writes blobs by content
+address *before* the document that names them, so an index entry never
+points at nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from .blobkit import content_key, verify_content
+from .errors import InvalidDocument, TensorDBError
+from .protocols import BlobStore, IndexStore
+from .query import validate_query
+
+_STUDY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")
+MAX_TAG_DEPTH = 16
+#: Collection of blob write intents (see :meth:`StudyScope.writing_blobs`).
+INTENTS = "blob_intents"
+
+
+def check_study(study: str) -> str:
+    if not isinstance(study, str) or not _STUDY_RE.match(study):
+        raise InvalidDocument(
+            f"invalid study id {study!r}: 1-128 characters of letters, digits, '.', '_', ':' or '-', starting alphanumeric"
+        )
+    return study
+
+
+def check_json_value(value: Any, where: str, depth: int = 0) -> Any:
+    """Return ``value`` if it is JSON-like (finite floats, str keys without ``$``/``.``), else raise."""
+    if depth > MAX_TAG_DEPTH:
+        raise InvalidDocument(f"{where}: nested deeper than {MAX_TAG_DEPTH} levels")
+    if value is None or isinstance(value, (bool, int, str)):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+            raise InvalidDocument(f"{where}: integer {value} does not fit in 64 bits")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidDocument(f"{where}: {value} is not a finite number (JSON cannot store it)")
+        return value
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy scalar
+        return check_json_value(value.item(), where, depth)
+    if isinstance(value, (list, tuple)):
+        return [check_json_value(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        return {check_key(k, where): check_json_value(v, f"{where}.{k}", depth + 1) for k, v in value.items()}
+    raise InvalidDocument(f"{where}: {type(value).__name__} is not JSON-like (use str, number, bool, None, list, dict)")
+
+
+def check_key(key: Any, where: str) -> str:
+    if not isinstance(key, str) or not key or key.startswith("$") or "." in key or "\x00" in key:
+        raise InvalidDocument(f"{where}: key {key!r} must be a non-empty string without '$' prefix, '.' or NUL")
+    return key
+
+
+def check_tags(tags: Mapping[str, Any] | None, reserved: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Validate user tags: JSON-like, no ``_`` prefix (system fields) and none of ``reserved``."""
+    if tags is None:
+        return {}
+    if not isinstance(tags, Mapping):
+        raise InvalidDocument(f"tags must be a dict, not {type(tags).__name__}")
+    out = check_json_value(dict(tags), "tags")
+    for key in out:
+        if key.startswith("_") or key in reserved:
+            raise InvalidDocument(f"tag {key!r} is reserved here: tags may not start with '_' or be one of {sorted(reserved)}")
+    return out
+
+
+@dataclass
+class StudyScope:
+    """Index + blobs + study id: what every collection needs, with isolation built in.
+
+    ``study=None`` is the explicit cross-study, read-only view.
+    """
+
+    index: IndexStore
+    blobs: BlobStore
+    study: str | None
+
+    def query(self, query: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """``query`` validated and restricted to this study."""
+        q = validate_query(query)
+        if self.study is None:
+            return q
+        own = {"_study": self.study}
+        return {"$and": [own, q]} if q else own
+
+    def require_writable(self) -> str:
+        if self.study is None:
+            raise TensorDBError("this is the read-only cross-study view: open a study to write (db.study('name'))")
+        return self.study
+
+    def new_doc(self, **fields: Any) -> dict[str, Any]:
+        """A document stamped with this study and a creation time."""
+        return {"_study": self.require_writable(), "_created": time.time(), **fields}
+
+    @contextmanager
+    def writing_blobs(self) -> Iterator[Callable[[bytes | bytearray | memoryview], str]]:
+        """Write blobs whose documents follow: ``with scope.writing_blobs() as put: key = put(data); insert(...)``.
+
+        Each blob is announced by a write-intent document *before* its bytes
+        are stored, and the intents are removed only after the block (the
+        document inserts) finished, so ``tensordb gc`` never deletes a blob a
+        running writer is about to reference.  A crashed writer leaves its
+        intents behind; gc ignores intents older than its grace period.
+        """
+        intents: list[str] = []
+
+        def put(data: bytes | bytearray | memoryview) -> str:
+            key = content_key(data)
+            intents.extend(self.index.insert_many(INTENTS, [{"key": key, "at": time.time()}]))
+            self.blobs.put(key, data)
+            return key
+
+        try:
+            yield put
+        finally:
+            if intents:
+                self.index.delete_many(INTENTS, {"_id": {"$in": intents}})
+
+    def get_blob(self, key: str, *, verify: bool = True) -> bytes:
+        """A whole blob, checked against its content address."""
+        data = self.blobs.get(key)
+        if verify:
+            verify_content(key, data)
+        return data
