@@ -94,7 +94,7 @@ class GCSConfig:
     def from_uri(
         cls, uri: StoreURI, options: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
     ) -> GCSConfig:
-        """Settings for ``uri`` from keyword ``options`` and ``environ`` (default ``os.environ``); see the module doc."""
+        """Settings for ``uri`` from keyword ``options`` and ``environ`` (default ``os.environ``)."""
         return resolve(uri, options or {}, environ)
 
 

@@ -70,14 +70,18 @@ def translate(exc: BaseException, *, op: str, key: str | None, where: str, endpo
         return BackendError(f"{subject}: GCS answered HTTP {status}: {detail}")
     if isinstance(inner, auth_exceptions.DefaultCredentialsError):
         return PermissionDenied(
-            f"{subject}: no Google credentials found; set GOOGLE_APPLICATION_CREDENTIALS to a key file, pass "
-            "credentials=PATH, run 'gcloud auth application-default login', or use anonymous=true for public buckets"
+            f"{subject}: no usable Google credentials ({inner}); set GOOGLE_APPLICATION_CREDENTIALS to a key "
+            "file, pass credentials=PATH, run 'gcloud auth application-default login', or use anonymous=true "
+            "for public buckets"
         )
     if isinstance(inner, auth_exceptions.RefreshError):
         return PermissionDenied(f"{subject}: could not obtain a Google access token ({type(inner).__name__})")
-    if isinstance(inner, (requests.ConnectionError, auth_exceptions.TransportError)) and not isinstance(
-        inner, requests.ReadTimeout
-    ):
+    if isinstance(inner, auth_exceptions.TransportError):
+        return BackendUnavailable(
+            f"cannot obtain a Google access token for {where}: the token service is unreachable "
+            f"({type(inner).__name__}); check the network, proxy settings, or the credentials' token_uri"
+        )
+    if isinstance(inner, requests.ConnectionError):
         return BackendUnavailable(
             f"cannot reach GCS at {endpoint} for {where} ({type(inner).__name__}); check the network, "
             "STORAGE_EMULATOR_HOST / emulator_host, or proxy settings"

@@ -19,6 +19,7 @@ What it guarantees, and how:
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterable, Iterator
@@ -60,20 +61,44 @@ def _retry_policy(seconds: float) -> Any:
     return with_timeout(seconds)
 
 
-def _credentials(config: GCSConfig) -> Any:
+def resolve_credentials(config: GCSConfig) -> Any:
     """Pick credentials: explicit object or key file, else anonymous (emulator/public), else ADC."""
     creds = config.credentials
     if isinstance(creds, Credentials):
         return creds
     if isinstance(creds, str):
-        loaded, _project = google.auth.load_credentials_from_file(creds, scopes=_SCOPES)
-        return loaded
+        return _credentials_from_file(creds)
     if creds is not None:
         raise InvalidURI(f"credentials= must be a key-file path or google.auth credentials, not {type(creds).__name__}")
     if config.anonymous or config.emulator_host:
         return AnonymousCredentials()
     found, _project = google.auth.default(scopes=_SCOPES)
     return found
+
+
+def _credentials_from_file(path: str) -> Any:
+    """A service-account key or an ``authorized_user`` file (``gcloud auth application-default login``).
+
+    Other types (workload identity federation, impersonation) run code paths
+    that fetch tokens from URLs named in the file; they are left to
+    Application Default Credentials (``GOOGLE_APPLICATION_CREDENTIALS``).
+    """
+    from google.oauth2 import credentials as user_credentials
+    from google.oauth2 import service_account
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            kind = json.load(handle).get("type")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise InvalidURI(f"credentials= names {path!r}, which is not a readable JSON credentials file") from exc
+    if kind == "service_account":
+        return service_account.Credentials.from_service_account_file(path, scopes=_SCOPES)
+    if kind == "authorized_user":
+        return user_credentials.Credentials.from_authorized_user_file(path, scopes=_SCOPES)
+    raise InvalidURI(
+        f"credentials= file {path!r} is of type {kind!r}; pass a service-account key or an authorized_user file, "
+        "or point GOOGLE_APPLICATION_CREDENTIALS at it to use Application Default Credentials"
+    )
 
 
 class GCSBlobStore:
@@ -99,7 +124,7 @@ class GCSBlobStore:
         self._bucket_checked = False
         self._check_lock = threading.Lock()
         try:
-            credentials = _credentials(config)
+            credentials = resolve_credentials(config)
             session = AuthorizedSession(credentials)
             # One pool slot per get_many worker plus headroom for a concurrent put/list.
             adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=config.max_workers + 4)
@@ -165,8 +190,8 @@ class GCSBlobStore:
                 raise translate(exc, op="check bucket", key=None, where=self._where, endpoint=self._endpoint) from exc
             if not exists:
                 raise BucketNotFound(
-                    f"GCS bucket {self.config.bucket!r} does not exist ({self._where}): create it "
-                    f"(gcloud storage buckets create gs://{self.config.bucket}), open the store with create_bucket=true, or fix the URI"
+                    f"GCS bucket {self.config.bucket!r} does not exist ({self._where}): create it (gcloud storage "
+                    f"buckets create gs://{self.config.bucket}), open the store with create_bucket=true, or fix the URI"
                 ) from cause
             self._bucket_checked = True
 

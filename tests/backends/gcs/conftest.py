@@ -28,8 +28,10 @@ from serverkit import Server
 def _isolated_google_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the developer's Google settings (emulator host, ADC, project) out of every test."""
     for name in list(os.environ):
-        if name.startswith(("GOOGLE_", "GCLOUD_", "CLOUDSDK_")) or name in ("STORAGE_EMULATOR_HOST",
-                                                                           "API_ENDPOINT_OVERRIDE"):
+        if name.startswith(("GOOGLE_", "GCLOUD_", "CLOUDSDK_")) or name in (
+            "STORAGE_EMULATOR_HOST",
+            "API_ENDPOINT_OVERRIDE",
+        ):
             monkeypatch.delenv(name)
     monkeypatch.setenv("NO_GCE_CHECK", "true")  # never probe a metadata server from tests
 

@@ -89,8 +89,12 @@ def test_keyword_options_beat_uri_options_which_beat_the_environment() -> None:
     assert config("gs://b1b/p", env).emulator_host == "http://env-host:1"
     assert config("gs://b1b/p?project=uri-proj&emulator_host=http://uri-host:2", env).project == "uri-proj"
     assert config("gs://b1b/p?emulator_host=http://uri-host:2", env).emulator_host == "http://uri-host:2"
-    cfg = config("gs://b1b/p?project=uri-proj&emulator_host=http://uri-host:2", env, project="kw-proj",
-                 emulator_host="http://kw-host:3")
+    cfg = config(
+        "gs://b1b/p?project=uri-proj&emulator_host=http://uri-host:2",
+        env,
+        project="kw-proj",
+        emulator_host="http://kw-host:3",
+    )
     assert (cfg.project, cfg.emulator_host) == ("kw-proj", "http://kw-host:3")
     assert config("gs://b1b/p?max_workers=3", max_workers=9).max_workers == 9
 
