@@ -1,0 +1,239 @@
+"""Fetch a window's chunks and decode batches out of them: the stream's per-byte work.
+
+Why separate: this is the hot path, and it is written so the per-sample Python
+work is a handful of calls — slice a memoryview of the chunk, crc32 it,
+lz4-decompress it, copy it once into its slot of a preallocated batch array.
+``zlib.crc32`` and ``lz4.frame.decompress`` release the GIL, so decode threads
+overlap with each other and with the training step.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import lz4.frame
+import numpy as np
+
+from .cache import ChunkCache
+from .errors import BlobNotFound, IntegrityError, TensorDBError
+from .protocols import BlobStore
+from .samples import SampleError
+from .stream_refs import FrozenRefs, plan_fetch
+
+_LZ4_MAGIC = b"\x04\x22\x4d\x18"
+
+
+@dataclass
+class Window:
+    """Rows of one shuffle window (in this rank's order) with the bytes that hold them."""
+
+    refs: FrozenRefs
+    rows: np.ndarray
+    bufs: list[Any]  # per request: bytes, or the exception that fetching it raised
+    req_of: np.ndarray
+    base_of: np.ndarray
+
+
+def fetch_window(blobs: BlobStore, refs: FrozenRefs, rows: np.ndarray, cache: ChunkCache | None,
+                 stats: Any) -> Window:
+    """Read what ``rows`` need: cached requests from ``cache``, the rest with one bulk ``get_many``.
+
+    A missing chunk does not fail the window: its exception is kept in place
+    of its bytes and raised (or skipped) when a sample of it is decoded, so the
+    error names the document and arrives in stream order.
+    """
+    plan = plan_fetch(refs, rows)
+    bufs: list[Any] = [None] * len(plan.requests)
+    todo: list[int] = []
+    for i, (key, start, end) in enumerate(plan.requests):
+        hit = cache.get((key, start, end)) if cache is not None else None
+        if hit is not None:
+            bufs[i] = hit
+        else:
+            todo.append(i)
+    if todo:
+        began = time.perf_counter()
+        got = _get_many(blobs, [_request(plan.requests[i]) for i in todo])
+        nbytes = 0
+        for i, data in zip(todo, got):
+            bufs[i] = data
+            if not isinstance(data, BaseException):
+                nbytes += len(data)
+                if cache is not None:
+                    cache.put(plan.requests[i], data)
+        stats.add(io_s=time.perf_counter() - began, bytes_read=nbytes, requests=len(todo))
+    return Window(refs, rows, bufs, plan.req_of, plan.base_of)
+
+
+def _request(req: tuple[str, int, int | None]) -> Any:
+    key, start, end = req
+    return key if end is None else (key, start, end)
+
+
+def _get_many(blobs: BlobStore, requests: list[Any]) -> list[Any]:
+    """``get_many`` in order; a missing blob becomes its exception and the rest are fetched after it."""
+    out: list[Any] = []
+    while len(out) < len(requests):
+        it = blobs.get_many(requests[len(out):])
+        try:
+            out.extend(it)
+        except BlobNotFound as exc:  # the generator is finished: record it and continue after it
+            out.append(exc)
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+    return out
+
+
+@dataclass
+class Batch:
+    """Decoded arrays of one batch (``X`` may be shorter than planned when samples were skipped)."""
+
+    X: np.ndarray
+    Y: np.ndarray | None
+    skipped: int
+    errors: list[SampleError]
+
+
+class Decoder:
+    """Turns parts of windows into one batch; shared by the decode threads (it holds no mutable state)."""
+
+    def __init__(self, *, transform: Callable[[np.ndarray], Any] | None, on_error: str, verify: bool,
+                 stats: Any) -> None:
+        self.transform = transform
+        self.skip = on_error == "skip"
+        self.verify = verify
+        self.stats = stats
+
+    def decode(self, parts: Sequence[tuple[Window, int, int]]) -> Batch:
+        began = time.perf_counter()
+        n = sum(hi - lo for _, lo, hi in parts)
+        fmt = self._uniform_format(parts) if self.transform is None else None
+        if fmt is not None:
+            X = np.empty((n, *fmt.shape), dtype=fmt.dtype)
+            out = memoryview(X.reshape(-1).view(np.uint8)) if X.size else None
+            slot = fmt.nbytes
+        xs: list[Any] = []
+        ys: list[Any] = []
+        label_parts: list[tuple[np.ndarray | None, int]] = []
+        errors: list[SampleError] = []
+        kept = decoded = 0
+        for window, lo, hi in parts:
+            refs = window.refs
+            rows = window.rows[lo:hi]
+            req, base = window.req_of[lo:hi].tolist(), window.base_of[lo:hi].tolist()
+            off, length = refs.x_off[rows].tolist(), refs.x_len[rows].tolist()
+            crc, codec, fmt_of = refs.x_crc[rows].tolist(), refs.x_codec[rows].tolist(), refs.x_fmt[rows].tolist()
+            views = [b if isinstance(b, BaseException) else memoryview(b) for b in window.bufs]
+            kept_rows: list[int] = []
+            for j, row in enumerate(rows.tolist()):
+                try:
+                    r = req[j]
+                    if r < 0:
+                        raise _Unreadable(refs.bad.get(row, "unreadable sample reference"))
+                    view = views[r]
+                    if isinstance(view, BaseException):
+                        raise _Unreadable(f"chunk {refs.chunk_keys[refs.chunk[row]]} could not be read: {view}", view)
+                    f = refs.formats[fmt_of[j]]
+                    raw = _segment(view, off[j] - base[j], length[j], crc[j], codec[j], f.nbytes, self.verify)
+                    if refs.any_y:
+                        ys.append(self._label(refs, row, view, base[j]))
+                except (_Unreadable, TensorDBError) as exc:
+                    cause = exc.cause if isinstance(exc, _Unreadable) else exc
+                    err = SampleError(refs.ids[row], str(exc), cause)
+                    if not self.skip:
+                        raise err from cause
+                    errors.append(err)
+                    continue
+                decoded += f.nbytes
+                if fmt is not None:
+                    if out is not None:
+                        out[kept * slot : (kept + 1) * slot] = raw
+                else:
+                    x = np.frombuffer(raw, dtype=f.dtype).reshape(f.shape)
+                    xs.append(self.transform(x) if self.transform is not None else x)
+                kept_rows.append(row)
+                kept += 1
+            if not refs.any_y:
+                label_parts.append((None if refs.labels is None else refs.labels[kept_rows], len(kept_rows)))
+        if fmt is not None:
+            X = X[:kept] if kept < n else X
+        else:
+            X = _stack(xs)
+        Y = _stack(ys) if ys else _concat_labels(label_parts)
+        self.stats.add(decode_s=time.perf_counter() - began, bytes_decoded=decoded, skipped=len(errors))
+        return Batch(X, Y, len(errors), errors)
+
+    @staticmethod
+    def _uniform_format(parts: Sequence[tuple[Window, int, int]]) -> Any:
+        """The one format every sample of the batch has (to decode straight into the batch), else None."""
+        refs = parts[0][0].refs
+        if any(w.refs is not refs for w, _, _ in parts):
+            return None
+        fmts = np.unique(np.concatenate([refs.x_fmt[w.rows[lo:hi]] for w, lo, hi in parts]))
+        fmts = fmts[fmts >= 0]
+        return refs.formats[int(fmts[0])] if len(fmts) == 1 else None
+
+    def _label(self, refs: FrozenRefs, row: int, view: memoryview, base: int) -> Any:
+        if refs.has_y[row]:
+            f = refs.formats[int(refs.y_fmt[row])]
+            raw = _segment(view, int(refs.y_off[row]) - base, int(refs.y_len[row]), int(refs.y_crc[row]),
+                           int(refs.y_codec[row]), f.nbytes, self.verify)
+            return np.frombuffer(raw, dtype=f.dtype).reshape(f.shape)
+        return refs.labels[row] if refs.labels is not None else None
+
+
+class _Unreadable(Exception):
+    def __init__(self, reason: str, cause: BaseException | None = None) -> None:
+        super().__init__(reason)
+        self.cause = cause
+
+
+def _segment(view: memoryview, start: int, length: int, crc: int, codec: int, nbytes: int, verify: bool) -> Any:
+    """The decoded bytes of one stored segment, after the integrity checks."""
+    seg = view[start : start + length]
+    if len(seg) != length:
+        raise IntegrityError(f"segment truncated: expected {length} bytes, the chunk holds {len(seg)}")
+    if verify and zlib.crc32(seg) != crc:
+        raise IntegrityError("segment checksum mismatch (the stored bytes were altered)")
+    if codec:
+        if length < 7 or seg[:4] != _LZ4_MAGIC:
+            raise IntegrityError("segment is not an lz4 frame")
+        if seg[4] & 0x08 and length >= 14 and int.from_bytes(seg[6:14], "little") != nbytes:
+            raise IntegrityError(f"lz4 frame declares {int.from_bytes(seg[6:14], 'little')} bytes, "
+                                 f"the document says {nbytes}")
+        try:
+            raw = lz4.frame.decompress(seg)
+        except RuntimeError as exc:
+            raise IntegrityError(f"lz4 frame failed to decode: {exc}") from exc
+    else:
+        raw = seg
+    if len(raw) != nbytes:
+        raise IntegrityError(f"decoded {len(raw)} bytes, the document says {nbytes}")
+    return raw
+
+
+def _stack(xs: list[Any]) -> np.ndarray:
+    if not xs:
+        return np.empty((0,))
+    try:
+        return np.stack(xs)
+    except ValueError as exc:
+        shapes = sorted({tuple(np.shape(x)) for x in xs})[:4]
+        raise TensorDBError(f"samples in one batch have different shapes {shapes}: pass a transform that "
+                            "makes them equal (e.g. a crop or resize), or batch_size=1") from exc
+
+
+def _concat_labels(parts: list[tuple[np.ndarray | None, int]]) -> np.ndarray | None:
+    """Scalar labels of the kept samples, part by part (None when no sample has one)."""
+    if all(labels is None for labels, _ in parts):
+        return None
+    if len(parts) == 1:
+        return parts[0][0]
+    return np.concatenate([labels if labels is not None else np.full(count, None, dtype=object)
+                           for labels, count in parts])
