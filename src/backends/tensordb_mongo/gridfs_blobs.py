@@ -21,6 +21,7 @@ writers of one key converge on a single file.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -90,8 +91,19 @@ class GridFSBlobStore:
             if _HEX64.match(digest) and self._newest(key) is not None and content_key(payload) == digest:
                 return
             self._ensure_indexes()
-            file_id = self._bucket.upload_from_stream(key, payload)
-            self._drop_older_revisions(key, file_id)
+            self._drop_older_revisions(key, self._upload(key, payload))
+
+    def _upload(self, key: str, payload: bytes) -> Any:
+        """Write one new revision; on failure remove its chunks (best effort) so none are orphaned."""
+        grid_in = self._bucket.open_upload_stream(key)
+        try:
+            grid_in.write(payload)
+            grid_in.close()  # inserts the file document: the revision becomes visible
+        except BaseException:
+            with contextlib.suppress(Exception):
+                grid_in.abort()
+            raise
+        return grid_in._id
 
     def _drop_older_revisions(self, key: str, file_id: Any) -> None:
         mine = self._files.find_one({"_id": file_id}, projection={"uploadDate": 1})

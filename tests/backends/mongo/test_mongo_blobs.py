@@ -13,7 +13,7 @@ import gridfs
 import pytest
 
 from tensordb_core.blobkit import content_key
-from tensordb_core.errors import BackendError, BlobNotFound
+from tensordb_core.errors import BackendError, BackendUnavailable, BlobNotFound
 from tensordb_core.testing import BlobStoreSuite
 from tensordb_core.testing.blob_suite import payload
 from tensordb_mongo import GridFSBlobStore
@@ -118,3 +118,24 @@ def test_bucket_and_chunk_size_are_settings(mongo_uri, raw_db):
         store.close()
     with pytest.raises(BlobNotFound):
         GridFSBlobStore(mongo_uri).get("x")  # another bucket is another namespace
+
+
+def test_a_failed_upload_leaves_no_chunks(small_chunks, raw_db, monkeypatch):
+    from pymongo.collection import Collection
+    from pymongo.errors import AutoReconnect
+
+    real_insert_one = Collection.insert_one
+
+    def drop_connection_on_file_document(self, document, *args, **kwargs):
+        if self.name == "blobs.files":  # chunks are written; the connection dies before the file document
+            raise AutoReconnect("connection reset by peer")
+        return real_insert_one(self, document, *args, **kwargs)
+
+    monkeypatch.setattr(Collection, "insert_one", drop_connection_on_file_document)
+    with pytest.raises(BackendUnavailable):
+        small_chunks.put("doomed", payload(3 * CHUNK, seed=50))
+    monkeypatch.undo()
+    assert not small_chunks.exists("doomed")
+    assert raw_db["blobs.chunks"].count_documents({}) == 0  # the chunks already written were removed
+    small_chunks.put("doomed", b"second try")
+    assert small_chunks.get("doomed") == b"second try"

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tensordb_core.errors import IntegrityError, InvalidDocument, InvalidQuery
+from tensordb_core.errors import BackendError, IntegrityError, InvalidDocument, InvalidQuery
 from tensordb_mongo import MongoIndexStore
 from tensordb_mongo.common import COUNTERS
 
@@ -46,6 +46,8 @@ def test_seq_index_and_requested_indexes_are_created_idempotently(store, raw_db,
     assert len(specs) == 4  # plus _id_
     with pytest.raises(IntegrityError):  # the unique index is enforced
         store.insert_many("data", [{"name": "x"}])
+    with pytest.raises(BackendError):  # same keys, other options: MongoDB refuses rather than redefine
+        store.create_index("data", [("name", 1)], unique=False)
 
 
 @pytest.mark.parametrize("keys", [[], [("a", 2)], [("", 1)], [("$a", 1)]])
