@@ -1,1 +1,57 @@
-"""Entry point module of the azure backend (placeholder until its issue lands)."""
+"""Registers the Azure Blob Storage blob store with TensorDB.
+
+Schemes: ``az://``, and the spellings users bring from MLflow, fsspec/adlfs and
+Hadoop: ``abfs://``, ``abfss://``, ``wasb://``, ``wasbs://`` (see
+:mod:`tensordb_azure.config`).  This module stays light on purpose:
+azure-storage-blob is imported only when such a store is opened, and its
+absence becomes a :class:`~tensordb_core.errors.MissingDependency` naming the
+pip extra.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from tensordb_core.errors import MissingDependency
+from tensordb_core.hookspecs import hookimpl
+from tensordb_core.registry import SchemeInfo
+from tensordb_core.uri import StoreURI
+
+from .config import SCHEMES
+
+EXTRA = "azure"
+INSTALL_HINT = f"pip install 'tensordb[{EXTRA}]'"
+_DESCRIPTIONS = {
+    "az": "Azure Blob Storage: az://container/prefix",
+    "abfs": "Azure Blob Storage: abfs://container@account.dfs.core.windows.net/prefix",
+    "abfss": "Azure Blob Storage: abfss://container@account.dfs.core.windows.net/prefix",
+    "wasb": "Azure Blob Storage: wasb://container@account.blob.core.windows.net/prefix",
+    "wasbs": "Azure Blob Storage: wasbs://container@account.blob.core.windows.net/prefix",
+}
+
+
+@hookimpl
+def tensordb_schemes() -> list[SchemeInfo]:
+    return [SchemeInfo(scheme, blobs=True, description=_DESCRIPTIONS[scheme], extra=EXTRA) for scheme in SCHEMES]
+
+
+def require_sdk() -> None:
+    """Import the client library or fail with the extra that installs it."""
+    for module in ("azure.storage.blob", "azure.core", "requests"):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise MissingDependency(
+                f"the az:// blob store needs azure-storage-blob ({module} is missing): {INSTALL_HINT}"
+            ) from exc
+
+
+@hookimpl
+def tensordb_open_blobs(uri: StoreURI, options: dict[str, Any]) -> Any:
+    if uri.scheme not in SCHEMES:
+        return None
+    require_sdk()  # MissingDependency with the install hint, before anything touches the SDK
+    from .store import AzureBlobStore
+
+    return AzureBlobStore(uri, **options)
