@@ -32,6 +32,7 @@ from .common import (
     after_filter,
     check_collection,
     check_limits,
+    codec_options,
     duplicate_message,
     index_keys,
     mongo_projection,
@@ -98,7 +99,7 @@ class AsyncIndexStore:
             self._client: AsyncMongoClient | None = AsyncMongoClient(
                 self._config.driver_uri.reveal(), **client_kwargs(self._config)
             )
-        self._db = self._client[self.database]
+        self._db = self._client.get_database(self.database, codec_options=codec_options())
         self._seq_indexed: set[str] = set()
 
     def __repr__(self) -> str:

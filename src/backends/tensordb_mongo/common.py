@@ -20,6 +20,24 @@ SEQ = "_seq"
 SEQ_INDEX: list[tuple[str, int]] = [(SEQ, 1)]
 
 
+def codec_options() -> Any:
+    """How index documents are decoded: plain ``dict`` s, and BSON int64 as ``int``.
+
+    PyMongo decodes int64 values as ``bson.Int64`` (an ``int`` subclass); the
+    protocol promises JSON-like values, so they come back as plain ``int``.
+    """
+    from bson.codec_options import CodecOptions, TypeDecoder, TypeRegistry
+    from bson.int64 import Int64
+
+    class _Int64AsInt(TypeDecoder):
+        bson_type = Int64
+
+        def transform_bson(self, value: Any) -> int:
+            return int(value)
+
+    return CodecOptions(document_class=dict, tz_aware=False, type_registry=TypeRegistry([_Int64AsInt()]))
+
+
 def check_collection(name: str) -> str:
     """``name`` if MongoDB can hold it and it is not one of TensorDB's or MongoDB's own collections."""
     if (

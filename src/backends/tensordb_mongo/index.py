@@ -30,6 +30,7 @@ from .common import (
     after_filter,
     check_collection,
     check_limits,
+    codec_options,
     duplicate_message,
     index_keys,
     mongo_projection,
@@ -95,7 +96,7 @@ class MongoIndexStore:
         self.write_batch_size: int = self._config.setting("write_batch_size")
         self.read_batch_size: int | None = self._config.setting("read_batch_size")
         self._client: MongoClient | None = clients.acquire(self._config)
-        self._db = self._client[self.database]
+        self._db = self._client.get_database(self.database, codec_options=codec_options())
         self._seq_indexed: set[str] = set()
 
     def __repr__(self) -> str:

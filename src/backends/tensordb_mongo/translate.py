@@ -33,6 +33,9 @@ _AUTH_WORDS = ("authentication failed", "not authorized", "unauthorized", "bad a
 #: Codes worth a retry with backoff: primary stepping down, shutdown, throttling (Cosmos 16500), ...
 _TRANSIENT_CODES = frozenset({6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 16500})
 _DUPLICATE_KEY = 11000
+#: The caller's input cannot apply: BadValue, FailedToParse, TypeMismatch, PathNotViable,
+#: DollarPrefixedFieldName, EmptyFieldName, DottedFieldName, ImmutableField, ConflictingUpdateOperators.
+_BAD_INPUT_CODES = frozenset({2, 9, 14, 28, 52, 56, 57, 66, 40})
 
 
 def scrub(text: str, uri: StoreURI) -> str:
@@ -84,8 +87,8 @@ def translate(exc: BaseException, uri: StoreURI, action: str) -> TensorDBError:
             "TransientTransactionError"
         ):
             return TransientError(f"{action}: MongoDB at {where} failed transiently: {detail[:500]}")
-        if code == 2 and "$" in lowered:  # BadValue about an operator: the query is at fault
-            return InvalidQuery(f"{action}: MongoDB rejected the query: {detail[:500]}")
+        if code in _BAD_INPUT_CODES:  # e.g. $inc on a string, $push onto a number, $set through a scalar
+            return InvalidQuery(f"{action}: MongoDB cannot apply this to the document(s): {detail[:500]}")
         return BackendError(f"{action}: MongoDB at {where} failed: {detail[:500]}")
     if isinstance(exc, pe.ConnectionFailure):  # AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError...
         return BackendUnavailable(
