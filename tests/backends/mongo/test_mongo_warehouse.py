@@ -1,0 +1,56 @@
+"""The public warehouse API end to end on MongoDB: collections for the index, GridFS for the blobs.
+
+The core's own tests cover the API on the embedded stores; this checks the
+same calls over the wire, including the seed's ``TensorDB(ip, port, db_name,
+user_name, password, studyID)`` constructor against an authenticating server.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tensordb_core as tdb
+from conftest import AUTH_PASSWORD, AUTH_USER, TEST_WRITE_BATCH
+from tensordb_mongo import GridFSBlobStore, MongoIndexStore
+
+pytestmark = pytest.mark.mongo
+
+
+def test_warehouse_round_trip_on_mongo_and_gridfs(mongo_uri, raw_db):
+    rng = np.random.default_rng(0)
+    X, y = rng.integers(0, 255, size=(40, 4, 4), dtype=np.uint8), rng.integers(0, 10, size=40)
+    with tdb.connect(mongo_uri, study="mnist") as db:
+        assert isinstance(db.index, MongoIndexStore) and isinstance(db.blobs, GridFSBlobStore)
+        db.import_data(X[:30], y[:30], tags={"split": "train"})
+        db.import_data(X[30:], y[30:], tags={"split": "test"})
+        Xs, ys = db.find_data({"split": "train"}).arrays()
+        np.testing.assert_array_equal(Xs, X[:30])
+        np.testing.assert_array_equal(ys, y[:30])
+        seen = sum(len(xb) for xb, _ in db.data_generator({"split": "test"}, batch_size=4, shuffle=False, epochs=1))
+        assert seen == 10
+        pid = db.save_parameters([np.ones(3)], metrics={"acc": 0.5})
+        db.save_parameters([np.zeros(3)], metrics={"acc": 0.9})
+        _, best = db.best_parameters("acc")
+        assert best["metrics"]["acc"] == 0.9 and best["_id"] != pid
+        jid = db.push_job({"epochs": 1})
+        job = db.pop_job(worker="w")
+        assert job.id == jid and db.pop_job() is None
+        job.complete({"ok": True})
+    assert raw_db["blobs.files"].count_documents({}) >= 3  # data chunks and parameter archives are GridFS files
+    assert "data" in raw_db.list_collection_names()
+
+
+def test_seed_constructor_on_an_authenticating_server(mongo_auth_server):
+    # mongoeco needs authSource/authMechanism (see conftest); they travel as MongoClient keyword options.
+    mongoeco_auth = {"authSource": "admin", "authMechanism": "SCRAM-SHA-256", "write_batch_size": TEST_WRITE_BATCH}
+    db = tdb.TensorDB(ip="127.0.0.1", port=mongo_auth_server.port, db_name="seed_lab", user_name=AUTH_USER,
+                      password=AUTH_PASSWORD, studyID="ministMLP", index_options=mongoeco_auth,
+                      blob_options=mongoeco_auth)
+    try:
+        assert AUTH_PASSWORD not in repr(db)
+        db.import_data(np.arange(12, dtype=np.float32).reshape(3, 4), np.array([0, 1, 2]))
+        Xs, ys = db.find_data().arrays()
+        assert Xs.shape == (3, 4) and list(ys) == [0, 1, 2]
+    finally:
+        db.close()
