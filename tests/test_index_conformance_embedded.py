@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tensordb_core.embedded.memory import MemoryIndexStore
+from tensordb_core.embedded.sqlite_index import SQLiteIndexStore
 from tensordb_core.testing import IndexStoreSuite
 
 
@@ -14,5 +16,13 @@ class TestMemoryIndexStore(IndexStoreSuite):
     @pytest.fixture
     def index_store(self) -> Iterator[MemoryIndexStore]:
         store = MemoryIndexStore.named("")
+        yield store
+        store.close()
+
+
+class TestSQLiteIndexStore(IndexStoreSuite):
+    @pytest.fixture
+    def index_store(self, tmp_path: Path) -> Iterator[SQLiteIndexStore]:
+        store = SQLiteIndexStore(tmp_path / "index.sqlite", page_size=16)
         yield store
         store.close()

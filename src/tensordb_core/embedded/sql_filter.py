@@ -1,0 +1,294 @@
+"""Translate portable queries and sorts into SQLite JSON1 SQL that *narrows* candidates.
+
+Why "narrows" and not "answers": MongoDB's semantics (implicit traversal of
+arrays of subdocuments, null versus missing, type brackets) have no faithful
+SQL spelling, and a second implementation of them in SQL would drift from the
+reference.  So every condition built here is a *superset* of the documents
+the query matches — cheap, index-friendly tests on ``json_extract`` /
+``json_type`` / ``json_each`` — and :func:`tensordb_core.query.matches`
+decides on each candidate.  Wherever a condition could wrongly exclude a match
+(negations, null, a path through an array) it widens to ``1`` (true).
+
+Paths are inlined as SQL string literals (never values): SQLite uses an
+expression index only when the query spells the indexed expression exactly.
+Values are always bound parameters.
+
+Table layout (the public embedded format): ``seq INTEGER PRIMARY KEY
+AUTOINCREMENT`` (the document's ``_seq``), ``id TEXT UNIQUE`` (its ``_id``) and
+``doc TEXT``: the JSON of the remaining fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+TRUE, FALSE = "1", "0"
+#: Named parameters (``:p0``...): terms folded away by ``_and``/``_or`` may leave
+#: unused entries behind, which SQLite ignores, where positional ones would shift.
+SQLParams = dict[str, Any]
+
+_NUMBER_TYPES = "('integer','real')"
+_BOOL_TYPES = "('true','false')"
+#: MongoDB's sort brackets over ``json_type`` (missing -> NULL -> 0, like null).
+_BRACKET_CASE = (
+    "CASE json_type(doc, {p}) WHEN 'integer' THEN 1 WHEN 'real' THEN 1 WHEN 'text' THEN 2 "
+    "WHEN 'object' THEN 3 WHEN 'array' THEN 4 WHEN 'true' THEN 5 WHEN 'false' THEN 5 ELSE 0 END"
+)
+
+
+def sql_text(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    """A quoted SQL identifier (names are validated to hold no quotes)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def json_path(parts: list[str]) -> str | None:
+    """``["a", "b"]`` -> ``'$."a"."b"'`` as a SQL literal, or None when a part cannot be spelled."""
+    if any('"' in p or "\\" in p for p in parts):
+        return None
+    return sql_text("$" + "".join(f'."{p}"' for p in parts))
+
+
+def _widen(x: float, up: bool) -> float:
+    """A bound a hair looser than ``x``, so float parsing differences never drop a match."""
+    slack = abs(float(x)) * 1e-12 + 1e-300
+    return float(x) + slack if up else float(x) - slack
+
+
+class Translator:
+    """Builds SQL conditions; collects their named parameters."""
+
+    def __init__(self) -> None:
+        self.params: SQLParams = {}
+
+    def bind(self, value: Any) -> str:
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return ":" + name
+
+    # filters --------------------------------------------------------------------------------
+    def filter(self, query: Mapping[str, Any]) -> str:
+        terms = [self._clause(k, v) for k, v in query.items()]
+        return _and(terms)
+
+    def _clause(self, key: str, cond: Any) -> str:
+        if key == "$and":
+            return _and([self.filter(c) for c in cond])
+        if key == "$or":
+            return _or([self.filter(c) for c in cond])
+        if key == "$nor":
+            return TRUE
+        parts = key.split(".")
+        if isinstance(cond, dict) and cond and next(iter(cond)).startswith("$"):
+            return _and([self._operator(parts, op, arg) for op, arg in cond.items()])
+        return self._operator(parts, "$eq", cond)
+
+    def _operator(self, parts: list[str], op: str, arg: Any) -> str:
+        if parts == ["_id"] or parts == ["_seq"]:
+            return self._column(parts[0], op, arg)
+        path = json_path(parts)
+        if path is None:
+            return TRUE
+        if op == "$eq":
+            cond = self._eq(path, arg)
+        elif op in ("$gt", "$gte", "$lt", "$lte"):
+            cond = self._range(path, op, arg)
+        elif op == "$in":
+            cond = _or([self._eq(path, v) for v in arg]) if arg else FALSE
+        elif op == "$all":
+            cond = _and([self._eq(path, v) for v in arg]) if arg else FALSE
+        elif op == "$exists":
+            cond = f"json_type(doc, {path}) IS NOT NULL" if arg else TRUE
+        elif op == "$size":
+            cond = f"(json_type(doc, {path}) = 'array' AND json_array_length(doc, {path}) = {self.bind(arg)})"
+        elif op == "$elemMatch":
+            cond = f"json_type(doc, {path}) = 'array'"
+        else:  # $ne, $nin, $not: negations narrow nothing
+            return TRUE
+        if cond in (TRUE, FALSE):  # FALSE only for an empty $in/$all: nothing matches, arrays or not
+            return cond
+        return _or([cond, *self._through_arrays(parts)])
+
+    def _through_arrays(self, parts: list[str]) -> list[str]:
+        """A path crossing an array may match by MongoDB's traversal: let those through."""
+        out = []
+        for k in range(1, len(parts)):
+            prefix = json_path(parts[:k])
+            out.append(f"json_type(doc, {prefix}) = 'array'")
+        return out
+
+    def _leaf_or_element(self, path: str, leaf: str, types: str, element: str) -> str:
+        """``leaf`` on the value itself, or ``element`` (on ``e.value``) for some element of ``types``.
+
+        The leaf test is a bare comparison of ``json_extract(doc, path)`` so an
+        expression index on it applies; SQLite orders every number below every
+        text, which keeps numeric and text ranges apart without ``json_type``.
+        """
+        each = (
+            f"(json_type(doc, {path}) = 'array' AND EXISTS (SELECT 1 FROM json_each(doc, {path}) AS e "
+            f"WHERE e.type IN {types} AND {element}))"
+        )
+        return f"({leaf} OR {each})"
+
+    def _eq(self, path: str, value: Any) -> str:
+        x = f"json_extract(doc, {path})"
+        if value is None:
+            return TRUE
+        if value is True or value is False:
+            kind = "'true'" if value else "'false'"
+            leaf = f"({x} = {int(value)} AND json_type(doc, {path}) = {kind})"
+            return self._leaf_or_element(path, leaf, f"({kind})", "1")
+        if isinstance(value, (int, float)):
+            lo, hi = self.bind(_widen(value, False)), self.bind(_widen(value, True))
+            return self._leaf_or_element(
+                path, f"{x} BETWEEN {lo} AND {hi}", _NUMBER_TYPES, f"e.value BETWEEN {lo} AND {hi}"
+            )
+        if isinstance(value, str):
+            p = self.bind(value)
+            return self._leaf_or_element(path, f"{x} = {p}", "('text')", f"e.value = {p}")
+        if isinstance(value, list):
+            return f"json_type(doc, {path}) = 'array'"
+        return f"json_type(doc, {path}) IN ('object','array')"
+
+    def _range(self, path: str, op: str, value: Any) -> str:
+        x = f"json_extract(doc, {path})"
+        if value is None:
+            return TRUE
+        lower = op in ("$gt", "$gte")
+        sign = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[op]
+        if value is True or value is False:
+            p = self.bind(int(value))
+            leaf = f"(json_type(doc, {path}) IN {_BOOL_TYPES} AND {x} {sign} {p})"
+            return self._leaf_or_element(path, leaf, _BOOL_TYPES, f"e.value {sign} {p}")
+        if isinstance(value, (int, float)):
+            p = self.bind(_widen(value, up=not lower))
+            if lower:  # numbers sort below every text: '' caps the range at the last number
+                leaf, element = f"({x} >= {p} AND {x} < '')", f"e.value >= {p}"
+            else:
+                leaf, element = f"{x} <= {p}", f"e.value <= {p}"
+            return self._leaf_or_element(path, leaf, _NUMBER_TYPES, element)
+        p = self.bind(value)
+        leaf = f"{x} {sign} {p}" if lower else f"({x} {sign} {p} AND {x} >= '')"
+        return self._leaf_or_element(path, leaf, "('text')", f"e.value {sign} {p}")
+
+    def _column(self, name: str, op: str, arg: Any) -> str:
+        """``_id`` and ``_seq`` live in columns: exact for the common cases, wide otherwise."""
+        column = "id" if name == "_id" else "seq"
+        ok = (lambda v: isinstance(v, str)) if name == "_id" else (lambda v: type(v) in (int, float))
+        sign = {"$eq": "=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}.get(op)
+        if sign and ok(arg):
+            return f"{column} {sign} {self.bind(arg)}"
+        if op == "$in" and all(ok(v) for v in arg):
+            return f"{column} IN ({','.join(self.bind(v) for v in arg)})" if arg else FALSE
+        return TRUE
+
+
+def _and(terms: list[str]) -> str:
+    terms = [t for t in terms if t != TRUE]
+    if FALSE in terms:
+        return FALSE
+    if not terms:
+        return TRUE
+    return terms[0] if len(terms) == 1 else "(" + " AND ".join(terms) + ")"
+
+
+def _or(terms: list[str]) -> str:
+    terms = [t for t in terms if t != FALSE]
+    if TRUE in terms:
+        return TRUE
+    if not terms:
+        return FALSE
+    return terms[0] if len(terms) == 1 else "(" + " OR ".join(terms) + ")"
+
+
+def where(query: Mapping[str, Any], t: Translator) -> str:
+    """A WHERE condition: a superset of the matches of a *validated* query (parameters go to ``t``)."""
+    return t.filter(query)
+
+
+# sorting ------------------------------------------------------------------------------------
+
+
+def sort_terms(spec: list[tuple[str, int]]) -> list[tuple[str, int]] | None:
+    """``(SQL expression, direction)`` pairs giving MongoDB's order, or None if SQL cannot spell a key."""
+    terms: list[tuple[str, int]] = []
+    for field, direction in spec:
+        if field == "_seq":
+            terms.append(("seq", direction))
+            continue
+        if field == "_id":
+            terms.append(("id", direction))
+            continue
+        path = json_path(field.split("."))
+        if path is None:
+            return None
+        terms.append((_BRACKET_CASE.format(p=path), direction))
+        terms.append((f"json_extract(doc, {path})", direction))
+    return terms
+
+
+def unsortable(spec: list[tuple[str, int]]) -> str:
+    """A condition true for rows SQL cannot order the MongoDB way (objects, arrays, paths through arrays)."""
+    conds: list[str] = []
+    for field, _ in spec:
+        if field in ("_id", "_seq"):
+            continue
+        parts = field.split(".")
+        for k in range(1, len(parts)):
+            conds.append(f"json_type(doc, {json_path(parts[:k])}) = 'array'")
+        conds.append(f"json_type(doc, {json_path(parts)}) IN ('object','array')")
+    return _or(conds) if conds else FALSE
+
+
+def keyset_after(terms: list[tuple[str, int]], last: list[Any], t: Translator) -> str:
+    """Rows strictly after ``last`` (the values of ``terms`` on the previous page's last row)."""
+    names = [t.bind(v) for v in last]
+    ors: list[str] = []
+    for i, (expr, direction) in enumerate(terms):
+        ands = [f"{terms[j][0]} IS {names[j]}" for j in range(i)]
+        ands.append(f"{expr} {'>' if direction == 1 else '<'} {names[i]}")
+        ors.append("(" + " AND ".join(ands) + ")")
+    return "(" + " OR ".join(ors) + ")"
+
+
+def index_exprs(keys: list[tuple[str, int]], unique: bool) -> list[str] | None:
+    """Index columns for ``keys``: the same ``json_extract`` spelling the filters use.
+
+    A unique index indexes (bracket, value) with null and missing folded into one
+    key, so like MongoDB it allows one document without the field and treats
+    ``1`` and ``1.0`` as the same key.
+    """
+    out: list[str] = []
+    for field, direction in keys:
+        order = "ASC" if direction == 1 else "DESC"
+        if field in ("_id", "_seq"):
+            out.append(f"{'id' if field == '_id' else 'seq'} {order}")
+            continue
+        path = json_path(field.split("."))
+        if path is None:
+            return None
+        if unique:
+            out.append(_BRACKET_CASE.format(p=path))
+            out.append(f"coalesce(json_extract(doc, {path}), 0) {order}")
+        else:
+            out.append(f"json_extract(doc, {path}) {order}")
+    return out
+
+
+def type_index_paths(keys: list[tuple[str, int]]) -> list[str]:
+    """The JSON paths (as SQL literals) whose ``json_type`` the filters test for the given index keys."""
+    out: list[str] = []
+    for field, _ in keys:
+        if field in ("_id", "_seq"):
+            continue
+        parts = field.split(".")
+        for k in range(1, len(parts) + 1):
+            path = json_path(parts[:k])
+            if path is not None and path not in out:
+                out.append(path)
+    return out

@@ -1,0 +1,503 @@
+"""The embedded index store: one SQLite file, safe for many threads and processes.
+
+Why SQLite: a warehouse on a laptop or a shared disk needs no server, and
+SQLite's WAL mode lets readers run while one writer commits.  Each collection
+is a table ``(seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE, doc TEXT)``;
+``seq`` is the document's ``_seq`` (AUTOINCREMENT never reuses one, even after
+deletes), ``id`` its ``_id`` and ``doc`` the JSON of its other fields.
+
+Queries: "SQL narrows, the reference evaluator decides".
+:mod:`.sql_filter` turns the portable query into a JSON1 condition that keeps
+every possible match, and :func:`tensordb_core.query.matches` decides on each
+candidate, so results are exactly MongoDB's.  Sorting is done in SQL (MongoDB's
+type brackets, then values, then ``seq``) unless some candidate holds an object
+or array in a sort field, in which case the matches are sorted in Python with
+:func:`tensordb_core.query.sort_key`.  Skip and limit count exact matches.
+Cursors are lazy and page by keyset (``seq``, or the sort key plus ``seq``), so
+no read transaction stays open between pages and the caller may write while
+iterating.
+
+Concurrency: one connection per thread (per process after a fork), WAL mode
+and a busy timeout.  Writes run under ``BEGIN IMMEDIATE``, which takes the
+database's write lock before reading, so ``find_one_and_update`` claims a
+document atomically across threads and processes, and ``insert_many`` /
+``update_many`` are all or nothing.
+
+Errors: a lock held past ``busy_timeout`` is :class:`TransientError`, an
+unreadable or corrupt file :class:`IntegrityError`, a missing directory
+:class:`BackendUnavailable`, a read-only file :class:`PermissionDenied`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Self
+
+from ..errors import (
+    BackendError,
+    BackendUnavailable,
+    IntegrityError,
+    InvalidDocument,
+    InvalidQuery,
+    InvalidURI,
+    PermissionDenied,
+    TransientError,
+)
+from ..jsonvalues import check_document
+from ..protocols import Document, new_id
+from ..query import (
+    check_collection,
+    compile_projection,
+    compile_query,
+    compile_update,
+    sort_key,
+    validate_query,
+    validate_sort,
+)
+from ..uri import StoreURI
+from . import sql_filter as sf
+
+DEFAULT_PAGE = 256
+
+
+class _Handle:
+    """Holds one thread's connection; when the thread ends, the handle is collected and the connection closed."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        weakref.finalize(self, conn.close)
+
+
+class SQLiteCursor:
+    """A lazy cursor: pages are read from SQLite as iteration reaches them."""
+
+    def __init__(self, rows: Iterator[Document]) -> None:
+        self._rows = rows
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> Document:
+        return next(self._rows)
+
+    def close(self) -> None:
+        close = getattr(self._rows, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SQLiteIndexStore:
+    """The IndexStore protocol over one SQLite file (see the module docstring for the guarantees)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        uri: StoreURI | None = None,
+        *,
+        busy_timeout: float | str | None = None,
+        synchronous: str | None = None,
+        page_size: int | str | None = None,
+        **options: Any,
+    ) -> None:
+        if options:
+            raise InvalidURI(
+                f"unknown SQLite index options {sorted(options)}; known: busy_timeout, synchronous, page_size"
+            )
+        self.path = os.fspath(path)
+        self.uri = uri or StoreURI("sqlite", path="/" + self.path)
+        opt = self.uri.option
+        try:
+            self.busy_timeout = float(busy_timeout if busy_timeout is not None else opt("busy_timeout", "30"))
+            self.page_size = int(page_size if page_size is not None else opt("page_size", str(DEFAULT_PAGE)))
+        except ValueError as exc:
+            raise InvalidURI(f"busy_timeout must be seconds and page_size an int: {exc}") from exc
+        self.synchronous = str(synchronous or opt("synchronous", "NORMAL")).upper()
+        if self.synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA") or self.page_size <= 0:
+            raise InvalidURI("synchronous must be OFF, NORMAL, FULL or EXTRA and page_size positive")
+        self._local = threading.local()
+        self._handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
+        self._pid = os.getpid()
+        self._tables: set[str] = set()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"SQLiteIndexStore({self.uri.redacted()!r})"
+
+    # connections and errors -----------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise BackendError(f"{self!r} is closed")
+        if os.getpid() != self._pid:  # forked: never share the parent's connections
+            self._pid, self._local, self._handles, self._tables = (
+                os.getpid(),
+                threading.local(),
+                weakref.WeakSet(),
+                set(),
+            )
+        handle = getattr(self._local, "handle", None)
+        if handle is None:
+            with self._errors("open"):
+                conn = sqlite3.connect(
+                    self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+                )
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute(f"PRAGMA synchronous={self.synchronous}")
+                except BaseException:
+                    conn.close()
+                    raise
+            handle = self._local.handle = _Handle(conn)
+            self._handles.add(handle)
+        return handle.conn
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """Translate ``sqlite3`` errors into TensorDB's (the path is not a secret; the URI is redacted)."""
+        try:
+            yield
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(f"{what} in {self.path}: {exc}") from exc
+        except sqlite3.OperationalError as exc:
+            msg = str(exc).lower()
+            if "locked" in msg or "busy" in msg:
+                raise TransientError(
+                    f"{what}: {self.path} stayed locked by another writer beyond busy_timeout={self.busy_timeout}s; "
+                    "retry, or raise busy_timeout"
+                ) from exc
+            if "readonly" in msg or "read-only" in msg:
+                raise PermissionDenied(f"{what}: {self.path} is read-only: {exc}") from exc
+            if "unable to open" in msg:
+                raise BackendUnavailable(f"{what}: cannot open {self.path} (does its directory exist?)") from exc
+            raise BackendError(f"{what} in {self.path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            msg = str(exc).lower()
+            if "malformed" in msg or "not a database" in msg or "corrupt" in msg:
+                raise IntegrityError(f"{what}: {self.path} is not a readable SQLite database: {exc}") from exc
+            raise BackendError(f"{what} in {self.path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise BackendError(f"{what} in {self.path}: {exc}") from exc
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: the write lock is taken before anything is read."""
+        conn = self._conn()
+        with self._errors(what):
+            conn.execute("BEGIN IMMEDIATE")
+        try:
+            with self._errors(what):
+                yield conn
+                conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _exists(self, conn: sqlite3.Connection, collection: str) -> bool:
+        if collection in self._tables:
+            return True
+        with self._errors("read"):
+            found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (collection,)).fetchone()
+        if found:
+            self._tables.add(collection)
+        return bool(found)
+
+    def _create(self, conn: sqlite3.Connection, collection: str) -> None:
+        if collection not in self._tables:
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {sf.ident(collection)} "
+                "(seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, doc TEXT NOT NULL)"
+            )
+            self._tables.add(collection)
+
+    # reading rows ---------------------------------------------------------------------------
+    @staticmethod
+    def _load(seq: int, doc_id: str, text: str) -> Document:
+        return {"_id": doc_id, "_seq": seq, **json.loads(text)}
+
+    @staticmethod
+    def _dump(doc: Mapping[str, Any]) -> str:
+        body = {k: v for k, v in doc.items() if k not in ("_id", "_seq")}
+        return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+    def _rows(
+        self,
+        collection: str,
+        query: dict[str, Any],
+        *,
+        after: int = 0,
+        terms: list[tuple[str, int]] | None = None,
+        page: int | None = None,
+        conn: sqlite3.Connection | None = None,
+    ) -> Iterator[Document]:
+        """Candidate documents (a superset of the matches), in ``seq`` order or by ``terms``, page by page."""
+        page = page or self.page_size
+        conn = conn or self._conn()
+        if not self._exists(conn, collection):
+            return
+        keys = [*(terms or []), ("seq", 1)]
+        extra = "".join(f", {expr}" for expr, _ in keys[:-1])
+        order = ", ".join(f"{expr} {'ASC' if d == 1 else 'DESC'}" for expr, d in keys)
+        last: list[Any] | None = None
+        while True:
+            t = sf.Translator()
+            cond = sf.where(query, t)
+            position = f"seq > {t.bind(after)}" if last is None else sf.keyset_after(keys, last, t)
+            sql = (
+                f"SELECT seq, id, doc{extra} FROM {sf.ident(collection)} "
+                f"WHERE {position} AND {cond} ORDER BY {order} LIMIT {int(page)}"  # a literal: lets SQLite plan for it
+            )
+            with self._errors("query"):
+                rows = conn.execute(sql, t.params).fetchall()
+            for row in rows:
+                yield self._load(row[0], row[1], row[2])
+            if len(rows) < page:
+                return
+            tail = rows[-1]
+            last = [*tail[3:], tail[0]]
+
+    def _matches(
+        self,
+        collection: str,
+        query: dict[str, Any],
+        sort: list[tuple[str, int]],
+        *,
+        page: int | None = None,
+        conn: sqlite3.Connection | None = None,
+    ) -> Iterator[Document]:
+        """Exact matches in the requested order (``seq`` when ``sort`` is empty)."""
+        pred = compile_query(query)
+        terms = sf.sort_terms(sort) if sort else []
+        if sort and terms is not None:
+            conn = conn or self._conn()
+            if self._exists(conn, collection):
+                t = sf.Translator()
+                probe = (
+                    f"SELECT 1 FROM {sf.ident(collection)} WHERE {sf.where(query, t)} AND {sf.unsortable(sort)} LIMIT 1"
+                )
+                with self._errors("query"):
+                    if conn.execute(probe, t.params).fetchone():
+                        terms = None
+        if terms is None:  # Python sorts what SQL cannot
+            hits = [d for d in self._rows(collection, query, page=page, conn=conn) if pred(d)]
+            hits.sort(key=lambda d: sort_key(d, sort))
+            yield from hits
+            return
+        for doc in self._rows(collection, query, terms=terms, page=page, conn=conn):
+            if pred(doc):
+                yield doc
+
+    # protocol: reads ------------------------------------------------------------------------
+    def find(
+        self,
+        collection: str,
+        query: Mapping[str, Any] | None = None,
+        *,
+        sort: Any = None,
+        limit: int = 0,
+        skip: int = 0,
+        projection: Mapping[str, int] | None = None,
+        batch_size: int | None = None,
+    ) -> SQLiteCursor:
+        check_collection(collection)
+        checked, spec, project = validate_query(query), validate_sort(sort), compile_projection(projection)
+        _check_window(limit, skip, batch_size)
+
+        def rows() -> Iterator[Document]:
+            n = 0
+            for i, doc in enumerate(self._matches(collection, checked, spec, page=batch_size)):
+                if i < skip:
+                    continue
+                yield project(doc)
+                n += 1
+                if limit and n >= limit:
+                    return
+
+        return SQLiteCursor(rows())
+
+    def count(self, collection: str, query: Mapping[str, Any] | None = None) -> int:
+        check_collection(collection)
+        checked = validate_query(query)
+        conn = self._conn()
+        if not self._exists(conn, collection):
+            return 0
+        if not checked:
+            with self._errors("count"):
+                return conn.execute(f"SELECT COUNT(*) FROM {sf.ident(collection)}").fetchone()[0]
+        return sum(1 for _ in self._matches(collection, checked, []))
+
+    def tail(
+        self, collection: str, query: Mapping[str, Any] | None = None, *, after: int = 0, limit: int = 0
+    ) -> Iterator[Document]:
+        check_collection(collection)
+        checked = validate_query(query)
+        _check_window(limit, 0, None)
+        if type(after) is not int or after < 0:
+            raise InvalidQuery(f"tail(after=...) takes the last _seq seen (an int >= 0), got {after!r}")
+        pred = compile_query(checked)
+
+        def rows() -> Iterator[Document]:
+            n = 0
+            for doc in self._rows(collection, checked, after=after):
+                if pred(doc):
+                    yield doc
+                    n += 1
+                    if limit and n >= limit:
+                        return
+
+        return rows()
+
+    def last_seq(self, collection: str) -> int:
+        check_collection(collection)
+        conn = self._conn()
+        with self._errors("last_seq"):
+            try:
+                row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name=?", (collection,)).fetchone()
+            except sqlite3.OperationalError as exc:  # no AUTOINCREMENT table written yet
+                if "no such table" in str(exc):
+                    return 0
+                raise
+        return int(row[0]) if row else 0
+
+    # protocol: writes -----------------------------------------------------------------------
+    def insert_many(self, collection: str, docs: Sequence[Mapping[str, Any]]) -> list[str]:
+        check_collection(collection)
+        checked = [check_document(d, f"document {i}") for i, d in enumerate(docs)]
+        ids = [d.get("_id") or new_id() for d in checked]
+        try:
+            rows = [(doc_id, self._dump(d)) for doc_id, d in zip(ids, checked)]
+        except ValueError as exc:  # pragma: no cover - check_document already refused non-JSON values
+            raise InvalidDocument(str(exc)) from exc
+        if not rows:
+            return []
+        if len(set(ids)) != len(ids):
+            dup = next(i for n, i in enumerate(ids) if i in ids[:n])
+            raise IntegrityError(f"duplicate _id {dup!r} within one insert_many into {collection!r}")
+        table = sf.ident(collection)
+        with self._write("insert") as conn:
+            self._create(conn, collection)
+            for k in range(0, len(ids), 500):  # under the write lock: nobody can insert in between
+                chunk = ids[k : k + 500]
+                clash = conn.execute(f"SELECT id FROM {table} WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+                found = clash.fetchone()
+                if found:
+                    raise IntegrityError(f"duplicate _id {found[0]!r} in collection {collection!r}")
+            try:
+                conn.executemany(f"INSERT INTO {table} (id, doc) VALUES (?, ?)", rows)
+            except sqlite3.IntegrityError as exc:
+                raise IntegrityError(f"insert into {collection!r} violates a unique index: {exc}") from exc
+        return ids
+
+    def _rewrite(
+        self, conn: sqlite3.Connection, collection: str, docs: Iterator[Document], apply: Callable[[Document], Document]
+    ) -> tuple[int, Document | None]:
+        """Apply ``apply`` to each doc (inside the caller's write transaction)."""
+        n, last = 0, None
+        table = sf.ident(collection)
+        for doc in docs:
+            new = apply(doc)
+            try:
+                conn.execute(f"UPDATE {table} SET doc = ? WHERE seq = ?", (self._dump(new), doc["_seq"]))
+            except sqlite3.IntegrityError as exc:
+                raise IntegrityError(f"update in {collection!r} violates a unique index: {exc}") from exc
+            n, last = n + 1, new
+        return n, last
+
+    def update_many(self, collection: str, query: Mapping[str, Any], update: Mapping[str, Any]) -> int:
+        check_collection(collection)
+        checked, apply = validate_query(query), compile_update(update)
+        with self._write("update") as conn:
+            if not self._exists(conn, collection):
+                return 0
+            # paging is by seq, which an update never changes: no row is visited twice
+            n, _ = self._rewrite(conn, collection, self._matches(collection, checked, [], conn=conn), apply)
+        return n
+
+    def find_one_and_update(
+        self,
+        collection: str,
+        query: Mapping[str, Any],
+        update: Mapping[str, Any],
+        *,
+        sort: Any = None,
+    ) -> Document | None:
+        check_collection(collection)
+        checked, apply, spec = validate_query(query), compile_update(update), validate_sort(sort)
+        with self._write("find_one_and_update") as conn:
+            if not self._exists(conn, collection):
+                return None
+            first = next(self._matches(collection, checked, spec, page=32, conn=conn), None)
+            if first is None:
+                return None
+            _, new = self._rewrite(conn, collection, iter([first]), apply)
+        return new
+
+    def delete_many(self, collection: str, query: Mapping[str, Any]) -> int:
+        check_collection(collection)
+        checked = validate_query(query)
+        with self._write("delete") as conn:
+            if not self._exists(conn, collection):
+                return 0
+            table = sf.ident(collection)
+            if not checked:
+                return conn.execute(f"DELETE FROM {table}").rowcount
+            doomed = [d["_seq"] for d in self._matches(collection, checked, [], conn=conn)]
+            for k in range(0, len(doomed), 500):
+                chunk = doomed[k : k + 500]
+                conn.execute(f"DELETE FROM {table} WHERE seq IN ({','.join('?' * len(chunk))})", chunk)
+        return len(doomed)
+
+    def create_index(self, collection: str, keys: Sequence[tuple[str, int]], *, unique: bool = False) -> None:
+        """An expression index on ``json_extract`` of the keys (idempotent); ``unique`` is enforced."""
+        check_collection(collection)
+        spec = validate_sort(keys)
+        if not spec:
+            raise InvalidQuery("create_index: give at least one (field, 1 | -1) key")
+        exprs = sf.index_exprs(spec, unique)
+        if exprs is None:
+            return  # a field name SQL cannot spell: the index is only a hint
+        table = sf.ident(collection)
+        digest = hashlib.sha1(json.dumps([spec, unique]).encode()).hexdigest()[:16]
+        with self._write("create_index") as conn:
+            self._create(conn, collection)
+            try:
+                conn.execute(
+                    f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS {sf.ident(f'ix_{collection}_{digest}')} "
+                    f"ON {table} ({', '.join(exprs)})"
+                )
+            except sqlite3.IntegrityError as exc:
+                raise IntegrityError(f"cannot create unique index on {spec} in {collection!r}: duplicates") from exc
+            # json_type of each key path and its prefixes: lets the "array at the path" branches of
+            # a filter use an index too, so SQLite can answer the whole OR from indexes.
+            for path in sf.type_index_paths(spec):
+                digest = hashlib.sha1(path.encode()).hexdigest()[:16]
+                conn.execute(
+                    f"CREATE INDEX IF NOT EXISTS {sf.ident(f'tx_{collection}_{digest}')} ON {table} "
+                    f"(json_type(doc, {path}))"
+                )
+
+    def close(self) -> None:
+        """Close every thread's connection; the store cannot be used afterwards."""
+        self._closed = True
+        for handle in list(self._handles):
+            handle.conn.close()
+
+
+def _check_window(limit: Any, skip: Any, batch_size: Any) -> None:
+    for name, value in (("limit", limit), ("skip", skip)):
+        if type(value) is not int or value < 0:
+            raise InvalidQuery(f"{name} must be a non-negative int, got {value!r}")
+    if batch_size is not None and (type(batch_size) is not int or batch_size <= 0):
+        raise InvalidQuery(f"batch_size must be a positive int, got {batch_size!r}")
