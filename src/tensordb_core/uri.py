@@ -18,7 +18,9 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode
 from .errors import InvalidURI
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://(.*)$", re.DOTALL)
-_SECRET_WORDS = ("password", "passwd", "pwd", "secret", "token", "sig", "credential", "accountkey", "key")
+# "mechanismproperties": MongoDB's authMechanismProperties can carry AWS_SESSION_TOKEN:<token>.
+_SECRET_WORDS = ("password", "passwd", "pwd", "secret", "token", "sig", "credential", "accountkey", "key",
+                 "mechanismproperties")
 REDACTED = "***"
 
 

@@ -119,3 +119,12 @@ def test_password_never_shows(mongo_server):
     finally:
         index.close()
         blobs.close()
+
+
+def test_aws_session_token_in_auth_mechanism_properties_is_redacted():
+    text = ("mongodb://AKIAEXAMPLE:awssecret@cluster0.example.net/lab?authMechanism=MONGODB-AWS"
+            "&authMechanismProperties=AWS_SESSION_TOKEN:sessiontoken123&tlsCertificateKeyFilePassword=pem-pw")
+    cfg = config(text)
+    for shown in (repr(cfg.uri), str(cfg.driver_uri), repr(cfg)):
+        assert "sessiontoken123" not in shown and "awssecret" not in shown and "pem-pw" not in shown
+    assert "AWS_SESSION_TOKEN:sessiontoken123" in cfg.driver_uri.reveal()  # the driver still gets it
