@@ -70,11 +70,11 @@ def comparison(db: TensorDB, job_ids: list[str]) -> list[dict[str, Any]]:
     for jid in job_ids:
         job = db.find_jobs({"_id": jid})[0]
         docs = db.find_parameter_docs({"job": jid})
-        best = max(docs, key=lambda d: d["metrics"].get("test_acc", -1.0), default=None)
+        best = max(docs, key=lambda d: d["metrics"].get("valid_acc", -1.0), default=None)  # model selection on valid
         result = job.get("result") or {}
         rows.append({"job": jid, "status": job["status"], "hyper": job["spec"]["hyper"],
                      "best_valid_acc": result.get("best_valid_acc"),
-                     "best_test_acc": best["metrics"].get("test_acc") if best else None,
+                     "test_acc_of_best": best["metrics"].get("test_acc") if best else None,
                      "steps": result.get("steps"), "seconds": result.get("seconds"),
                      "worker": job.get("worker")})
     return rows
@@ -86,7 +86,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         f = lambda v, spec: format(v, spec) if isinstance(v, (int, float)) else "-"  # noqa: E731
         lines.append(f"{r['job'][-8:]:>8} {r['status']:>7} {str(r['hyper']['hidden']):>10} {r['hyper']['lr']:>5} "
-                     f"{f(r['best_valid_acc'], '.3f'):>9} {f(r['best_test_acc'], '.3f'):>8} {f(r['steps'], 'd'):>6} "
+                     f"{f(r['best_valid_acc'], '.3f'):>9} {f(r['test_acc_of_best'], '.3f'):>8} {f(r['steps'], 'd'):>6} "
                      f"{f(r['seconds'], '.1f'):>6}")
     return "\n".join(lines)
 
@@ -113,12 +113,12 @@ def run_demo(uri: str = "./tensordb-demo", blobs: str | None = None, *, study: s
         evaluate_new_parameters(db, {"split": "test"}, progress=say)
         rows = comparison(db, job_ids)
         say("\n" + format_table(rows))
-        _, best = db.best_parameters("test_acc")
-        best_acc = best["metrics"]["test_acc"] if best else None
+        _, best = db.best_parameters("valid_acc")  # select on validation, report test
+        best_acc = best["metrics"].get("test_acc") if best else None
         if best:
             db.set_alias("best", best["_id"], who="tensordb demo")
             say(f"\nbest model: {best['_id']} (epoch {best.get('epoch')}, hidden {best.get('hyper', {}).get('hidden')})"
-                f" test_acc {best_acc:.3f}; alias 'best' points at it")
+                f" valid_acc {best['metrics']['valid_acc']:.3f}, test_acc {best_acc:.3f}; alias 'best' points at it")
         say(f"done in {time.time() - started:.1f}s — inspect with: tensordb jobs --uri {db.index.uri.redacted()}"
             f" --study {study}")
         return {"rows": rows, "best_test_acc": best_acc, "best_id": best["_id"] if best else None}

@@ -1,0 +1,62 @@
+"""The main job and the inspection commands, run the way a user runs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tensordb_core.cli import main
+from tensordb_core.demo import run_demo
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("demo") / "wh"
+    result = run_demo(str(path), workers=2, epochs=6, say=lambda _m: None)
+    return path, result
+
+
+def test_demo_trains_a_good_model_with_worker_processes(demo_dir):
+    _, result = demo_dir
+    assert result["best_test_acc"] >= 0.9
+    assert all(r["status"] == "done" for r in result["rows"])
+    assert {r["worker"] for r in result["rows"]} <= {"worker-1", "worker-2"}
+    assert all(r["steps"] == 6 * 34 for r in result["rows"])  # 1078 train samples / 32 per batch, 6 epochs
+
+
+def test_cli_tables(demo_dir, capsys):
+    path, result = demo_dir
+    common = ["--uri", str(path), "--study", "digits-mlp"]
+    assert main(["find", '{"split": "test", "label": 3}', *common, "--limit", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "split" in out and out.count("test") >= 5
+    assert main(["jobs", *common]) == 0
+    out = capsys.readouterr().out
+    assert out.count("done") == 3
+    assert main(["logs", "valid", *common]) == 0
+    assert "metrics.valid_acc" in capsys.readouterr().out
+    assert main(["find", "--collection", "params", "--newest", *common]) == 0
+    assert "metrics.test_acc" in capsys.readouterr().out
+    assert main(["check", *common]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_cli_errors_are_one_line_and_typed(capsys, tmp_path):
+    assert main(["find", '{"$where": "1"}', "--uri", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err
+    assert "$where" in err and "Traceback" not in err
+    assert main(["find", "{not json", "--uri", str(tmp_path / "w")]) == 2
+    assert "JSON" in capsys.readouterr().err
+    assert main(["jobs", "--uri", "mongodb://bob:s3cr3tpw@h:99999/x"]) == 2
+    err = capsys.readouterr().err
+    assert "s3cr3tpw" not in err and "port" in err
+
+
+def test_console_script_runs():
+    out = subprocess.run([sys.executable, "-m", "tensordb_core.cli", "plugins"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0
+    for scheme in ("file", "memory", "sqlite", "mongodb", "s3", "gs", "az"):
+        assert f"\n{scheme} " in out.stdout
