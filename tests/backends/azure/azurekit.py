@@ -11,7 +11,7 @@ CONTAINER = "tensordb-test"
 ACCOUNT = "devstoreaccount1"
 #: Azurite's published development key (documented by Microsoft; not a secret, but treated as one in tests).
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-INSTALL_HINT = "npm install --prefix .azurite --no-audit --no-fund azurite"
+INSTALL_HINT = "mkdir -p .azurite && (cd .azurite && npm install --no-audit --no-fund azurite)"
 #: Lowered thresholds so a few MiB go up as several staged blocks (the default single put is 64 MiB).
 SMALL_UPLOADS = {"max_single_put_size": 1024 * 1024, "max_block_size": 512 * 1024}
 

@@ -143,8 +143,8 @@ def test_account_and_key_environment_variables_are_honoured(monkeypatch: pytest.
     with tdb.open_blobs(azure_uri) as store:
         store.put("k", b"v")
     monkeypatch.setenv("AZURE_STORAGE_KEY", "A" * 86 + "==")  # a wrong key: Azurite refuses the signature
-    with pytest.raises(PermissionDenied):
-        tdb.open_blobs(azure_uri).get("k")
+    with tdb.open_blobs(azure_uri) as wrong_key, pytest.raises(PermissionDenied):
+        wrong_key.get("k")
 
 
 def test_connection_string_option(azure_endpoint: str, azure_container: str, azure_prefix: str) -> None:
@@ -323,8 +323,9 @@ def test_an_unreachable_endpoint_is_backend_unavailable(azure_container: str) ->
 
 def test_a_wrong_key_is_permission_denied(azure_uri: str) -> None:
     wrong = "B" * 86 + "=="
-    with pytest.raises(PermissionDenied) as info:
-        tdb.open_blobs(azure_uri, account_key=wrong, check_container=False).get("k")
+    with tdb.open_blobs(azure_uri, account_key=wrong, check_container=False) as store:
+        with pytest.raises(PermissionDenied) as info:
+            store.get("k")
     assert wrong not in exception_texts(info.value)
 
 
