@@ -323,9 +323,11 @@ def test_an_unreachable_endpoint_is_backend_unavailable(azure_container: str) ->
 
 def test_a_wrong_key_is_permission_denied(azure_uri: str) -> None:
     wrong = "B" * 86 + "=="
-    with tdb.open_blobs(azure_uri, account_key=wrong, check_container=False) as store:
-        with pytest.raises(PermissionDenied) as info:
-            store.get("k")
+    with (
+        tdb.open_blobs(azure_uri, account_key=wrong, check_container=False) as store,
+        pytest.raises(PermissionDenied) as info,
+    ):
+        store.get("k")
     assert wrong not in exception_texts(info.value)
 
 
