@@ -1,0 +1,399 @@
+"""The training stream's contract: order, shards, resume, follow, cache, errors, transforms, threads.
+
+Datasets here are small but span many chunks (``chunk_bytes`` of a few KiB)
+and many shuffle windows (``window_bytes`` of a few KiB), so every code path
+that matters at scale (window shuffling, range reads, shard boundaries inside
+windows) runs.  Labels are the sample's index, so a batch can be checked
+against the array it came from.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import json
+import threading
+import time
+import uuid
+
+import numpy as np
+import pytest
+
+import tensordb_core as tdb
+from tensordb_core.cache import ChunkCache
+from tensordb_core.samples import SampleError
+from tensordb_core.stream import InvalidStreamArgument
+from tensordb_core.stream_state import StreamStateError
+
+N = 300
+SMALL = {"window_bytes": 5000}  # about two chunks per shuffle window
+
+
+def make_data(db, n=N, start=0, codec="auto", chunk_bytes=2048, tags=None):
+    """Samples whose content encodes their label: X[i] = i * 100 + arange(12), label i."""
+    labels = np.arange(start, start + n)
+    X = (labels[:, None] * 100 + np.arange(12)).astype(np.float32).reshape(n, 3, 4)
+    db.import_data(X, labels, tags, chunk_bytes=chunk_bytes, codec=codec)
+    return X, labels
+
+
+def expected_x(labels):
+    return (np.asarray(labels)[:, None] * 100 + np.arange(12)).astype(np.float32).reshape(-1, 3, 4)
+
+
+def drain(stream, limit=None):
+    """Every label the stream yields (checking each X against its label), then close it."""
+    out = []
+    with stream:
+        for X, y in itertools.islice(stream, limit):
+            assert X.shape == (len(y), 3, 4) and X.dtype == np.float32
+            np.testing.assert_array_equal(X, expected_x(y))
+            out.append(y)
+    return np.concatenate(out) if out else np.empty(0, np.int64)
+
+
+def take(stream, batches):
+    """Labels of the next ``batches`` batches (the stream stays open)."""
+    return [int(v) for _ in range(batches) for v in next(stream)[1]]
+
+
+# -- coverage and order -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_every_sample_once_per_epoch(db, shuffle):
+    make_data(db, codec="lz4")
+    seen = drain(db.data_generator(batch_size=16, shuffle=shuffle, epochs=2, seed=3, **SMALL))
+    assert len(seen) == 2 * N
+    for epoch in (seen[:N], seen[N:]):
+        assert sorted(epoch.tolist()) == list(range(N))
+    if shuffle:
+        assert seen[:N].tolist() != list(range(N)) and seen[:N].tolist() != seen[N:].tolist()
+    else:
+        assert seen[:N].tolist() == list(range(N)) == seen[N:].tolist()
+
+
+def test_batches_do_not_span_epochs_and_drop_last(db):
+    make_data(db, n=50)
+    sizes = [len(y) for _, y in db.data_generator(batch_size=16, epochs=2, **SMALL)]
+    assert sizes == [16, 16, 16, 2] * 2
+    stream = db.data_generator(batch_size=16, epochs=2, drop_last=True, **SMALL)
+    sizes = [len(y) for _, y in stream]
+    assert sizes == [16, 16, 16] * 2 and stream.stats.dropped == 4
+
+
+def test_same_seed_same_order_on_memory_and_directory_store(tmp_path):
+    orders = []
+    for uri in (f"memory://order-{uuid.uuid4().hex}", str(tmp_path / "wh")):
+        with tdb.connect(uri, study="s") as db:
+            make_data(db, codec="lz4")
+            make_data(db, n=40, start=N, codec="none")  # a second import: chunks of another codec
+            orders.append([drain(db.data_generator(batch_size=7, seed=seed, epochs=2, **SMALL)).tolist()
+                           for seed in (11, 12)])
+    assert orders[0] == orders[1]
+    assert orders[0][0] != orders[0][1]  # the seed matters
+    assert sorted(orders[0][0][: N + 40]) == list(range(N + 40))
+
+
+def test_query_selects_and_sparse_reads_fetch_only_ranges(db):
+    make_data(db, tags=[{"fold": i % 10} for i in range(N)])
+    assert sorted(drain(db.data_generator({"fold": 3}, batch_size=8, **SMALL)).tolist()) == list(range(3, N, 10))
+    # Samples far apart in their chunks are read as byte ranges, not whole chunks.
+    big = np.arange(60 * 8192, dtype=np.float32).reshape(60, 8192)
+    db.import_data(big, np.arange(60), [{"big": i % 10} for i in range(60)], chunk_bytes=1 << 20, codec="none")
+    stream = db.data_generator({"big": 4}, batch_size=4)
+    with stream:
+        for X, y in stream:
+            np.testing.assert_array_equal(X, big[y])
+    assert stream.stats.samples == 6 and stream.stats.bytes_read == 6 * big[0].nbytes
+
+
+def test_array_labels_and_missing_labels(db):
+    X = np.random.default_rng(0).random((40, 5)).astype(np.float32)
+    Y = np.stack([np.arange(40), -np.arange(40)], axis=1)
+    db.import_data(X, Y, {"kind": "arr"}, chunk_bytes=256)
+    db.import_data(X[:10], None, {"kind": "none"}, chunk_bytes=256)
+    for xb, yb in db.data_generator({"kind": "arr"}, batch_size=6, **SMALL):
+        np.testing.assert_array_equal(xb, X[yb[:, 0]])
+        np.testing.assert_array_equal(yb[:, 1], -yb[:, 0])
+    batches = list(db.data_generator({"kind": "none"}, batch_size=4))
+    assert all(yb is None for _, yb in batches) and sum(len(xb) for xb, _ in batches) == 10
+
+
+def test_transform_runs_on_every_sample(db):
+    make_data(db, n=60)
+    calls = []
+
+    def crop_and_scale(x):
+        calls.append(x.shape)
+        assert not x.flags.writeable  # decoded views are read-only
+        return x[:2, :2] * 2
+
+    for X, y in db.data_generator(batch_size=8, transform=crop_and_scale, **SMALL):
+        assert X.shape == (len(y), 2, 2)
+        np.testing.assert_array_equal(X, expected_x(y)[:, :2, :2] * 2)
+    assert len(calls) == 60 and set(calls) == {(3, 4)}
+
+
+# -- shards -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 7])
+def test_shards_are_disjoint_and_complete(db, world):
+    make_data(db)
+    parts = [drain(db.data_generator(batch_size=9, seed=4, shard=(rank, world), **SMALL)).tolist()
+             for rank in range(world)]
+    assert sorted(itertools.chain(*parts)) == list(range(N))
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def test_shards_read_their_own_chunks(db):
+    make_data(db, codec="none")
+    sizes = {d["_x"]["key"]: d["_x"]["chunk_size"] for d in db.index.find("data")}
+    one_chunk_windows = {"window_bytes": 1}
+    total = 0
+    for rank in range(3):
+        stream = db.data_generator(batch_size=10, shard=(rank, 3), **one_chunk_windows)
+        drain(stream)
+        total += stream.stats.bytes_read
+    # Contiguous pieces: each chunk is read once, plus at most one shared chunk per piece boundary.
+    assert total <= sum(sizes.values()) + 2 * max(sizes.values())
+
+
+# -- resume -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stop_after", [0, 1, 5, 19, 20, 23])
+def test_resume_continues_exactly(db, stop_after):
+    make_data(db)
+    kw = dict(batch_size=16, seed=9, epochs=2, **SMALL)  # 19 batches per epoch (18 full + 12)
+    full = drain(db.data_generator(**kw)).tolist()
+    first = db.data_generator(**kw)
+    head = take(first, stop_after)
+    state = json.loads(json.dumps(first.state_dict()))  # checkpoints are JSON
+    first.close()
+    rest = drain(db.data_generator(state=state, **kw)).tolist()
+    assert head + rest == full
+
+
+def test_resume_with_another_world_size(db):
+    make_data(db)
+    kw = dict(batch_size=8, seed=2, **SMALL)
+    ranks = [db.data_generator(shard=(r, 2), **kw) for r in range(2)]
+    consumed = [v for s in ranks for v in take(s, 5)]  # lockstep: 5 batches on each rank
+    states = [s.state_dict() for s in ranks]
+    for s in ranks:
+        s.close()
+    assert states[0] == states[1]  # the position is global, not per rank
+    resumed = [drain(db.data_generator(shard=(r, 3), state=states[0], **kw)).tolist() for r in range(3)]
+    assert sorted(consumed + list(itertools.chain(*resumed))) == list(range(N))
+    # and back to one rank from a three-rank state
+    threes = [db.data_generator(shard=(r, 3), state=states[0], **kw) for r in range(3)]
+    consumed3 = [v for s in threes for v in take(s, 2)]
+    state3 = threes[0].state_dict()
+    for s in threes:
+        s.close()
+    last = drain(db.data_generator(state=state3, **kw)).tolist()
+    assert sorted(consumed + consumed3 + last) == list(range(N))
+
+
+def test_state_for_other_settings_is_refused(db):
+    make_data(db, n=20)
+    stream = db.data_generator(batch_size=4, seed=1)
+    next(stream)
+    state = stream.state_dict()
+    stream.close()
+    with pytest.raises(StreamStateError, match="seed"):
+        db.data_generator(batch_size=4, seed=2, state=state)
+    with pytest.raises(StreamStateError, match="query"):
+        db.data_generator({"x": 1}, batch_size=4, seed=1, state=state)
+    with pytest.raises(StreamStateError):
+        db.data_generator(batch_size=4, seed=1, state={"version": 99})
+
+
+# -- epochs and follow --------------------------------------------------------------------------------
+
+
+def test_endless_epochs(db):
+    make_data(db, n=30)
+    seen = drain(db.data_generator(batch_size=10, epochs=None, seed=1), limit=12)
+    assert len(seen) == 120
+    assert all(sorted(seen[i : i + 30].tolist()) == list(range(30)) for i in range(0, 120, 30))
+
+
+@pytest.mark.timeout(60)
+def test_follow_yields_samples_inserted_while_streaming(db):
+    make_data(db, n=50)
+    stream = db.data_generator(batch_size=10, follow=True, poll_s=0.02, seed=5, **SMALL)
+    seen = take(stream, 1)  # the stream has taken its snapshot
+    writer = threading.Thread(target=lambda: [make_data(db, n=15, start=1000 + 15 * k) for k in range(2)])
+    writer.start()
+    while len(seen) < 80:
+        X, y = next(stream)
+        np.testing.assert_array_equal(X, expected_x(y))
+        seen += y.tolist()
+    writer.join()
+    state = stream.state_dict()
+    stream.close()
+    assert sorted(seen) == list(range(50)) + list(range(1000, 1030))
+    assert seen[50:] == list(range(1000, 1030))  # after the epoch: insertion order
+    assert state["tail_after"] is not None and state["tail_position"] == 30
+    assert db.data_generator(batch_size=10, follow=True, poll_s=0.02, seed=5, state=state, **SMALL).state_dict() == state
+
+
+@pytest.mark.timeout(60)
+def test_follow_with_empty_start_waits_for_data(db):
+    stream = db.data_generator(batch_size=4, follow=True, epochs=None, poll_s=0.02)
+    writer = threading.Timer(0.05, lambda: make_data(db, n=6))
+    writer.start()
+    X, y = next(stream)
+    stream.close()
+    writer.join()
+    np.testing.assert_array_equal(X, expected_x(y))
+
+
+def test_empty_query_ends_at_once(db):
+    make_data(db, n=5)
+    assert list(db.data_generator({"nope": 1}, epochs=None)) == []
+
+
+# -- cache --------------------------------------------------------------------------------------------
+
+
+def test_chunk_cache_is_lru_and_bounded():
+    cache = ChunkCache(100)
+    rng = np.random.default_rng(0)
+    for i in range(500):
+        cache.put(i % 37, bytes(int(rng.integers(0, 60))))
+        assert cache.nbytes <= 100
+        if i % 3 == 0:
+            cache.get(int(rng.integers(0, 37)))
+    assert not cache.put("big", bytes(101)) and "big" not in cache
+    cache = ChunkCache(30)
+    cache.put("a", bytes(10)), cache.put("b", bytes(10)), cache.put("c", bytes(10))
+    assert cache.get("a") is not None  # a is now the most recent
+    cache.put("d", bytes(10))
+    assert "b" not in cache and "a" in cache and cache.stats().evictions == 1
+    stats = cache.stats()
+    assert (stats.hits, stats.misses) == (1, 0)
+    with pytest.raises(ValueError):
+        ChunkCache(-1)
+
+
+def test_stream_cache_hits_after_first_epoch_and_stays_bounded(db):
+    make_data(db, codec="lz4")
+    first = db.data_generator(batch_size=16, epochs=1, **SMALL)
+    drain(first)
+    requests = first.stats.requests
+    stream = db.data_generator(batch_size=16, epochs=3, cache_bytes=1 << 20, **SMALL)
+    drain(stream)
+    s = stream.stats
+    assert (s.cache_misses, s.cache_hits) == (requests, 2 * requests)
+    assert s.requests == requests and 0 < s.cache_bytes <= 1 << 20
+    limit = 7000  # about two chunks
+    small = db.data_generator(batch_size=16, epochs=2, cache_bytes=limit, **SMALL)
+    with small:
+        for _ in small:
+            assert small.cache.nbytes <= limit
+    assert small.stats.cache_misses > 0 and small.cache.stats().evictions > 0
+
+
+def test_a_cache_can_be_shared_between_streams(db):
+    make_data(db, n=100)
+    cache = ChunkCache(1 << 20)
+    drain(db.data_generator(batch_size=10, cache_bytes=cache))
+    second = db.data_generator(batch_size=10, cache_bytes=cache)
+    drain(second)
+    assert second.stats.requests == 0 and cache.stats().hits > 0
+
+
+# -- errors -------------------------------------------------------------------------------------------
+
+
+def _chunk_of(db, label):
+    doc = next(iter(db.index.find("data", {"label": label})))
+    return doc["_id"], doc["_x"]
+
+
+def test_missing_chunk_raises_naming_the_document_or_is_skipped(db):
+    make_data(db)
+    doc_id, x = _chunk_of(db, 123)
+    victims = {d["label"] for d in db.index.find("data", {"_x.key": x["key"]})}
+    db.blobs.delete(x["key"])
+    with pytest.raises(SampleError, match="missing|could not be read") as info:
+        drain(db.data_generator(batch_size=8, shuffle=False))
+    assert isinstance(info.value, tdb.TensorDBError) and info.value.doc_id in {
+        d["_id"] for d in db.index.find("data", {"_x.key": x["key"]})}
+    stream = db.data_generator(batch_size=8, on_error="skip", **SMALL)
+    seen = drain(stream)
+    assert sorted(seen.tolist()) == sorted(set(range(N)) - victims)
+    assert stream.stats.skipped == len(victims) and doc_id in stream.stats.skipped_ids
+
+
+def test_corrupted_file_fails_its_checksum(tmp_path):
+    with tdb.connect(str(tmp_path / "wh"), study="s") as db:
+        make_data(db, codec="none")
+        doc_id, x = _chunk_of(db, 77)
+        path = db.blobs.path_of(x["key"])
+        with open(path, "r+b") as f:
+            f.seek(x["offset"] + 5)
+            byte = f.read(1)
+            f.seek(x["offset"] + 5)
+            f.write(bytes([byte[0] ^ 0xFF]))
+        with pytest.raises(SampleError, match="checksum") as info:
+            drain(db.data_generator(batch_size=8, **SMALL))
+        assert info.value.doc_id == doc_id
+        stream = db.data_generator(batch_size=8, on_error="skip", **SMALL)
+        seen = drain(stream)
+        assert sorted(seen.tolist()) == [i for i in range(N) if i != 77]
+        assert stream.stats.skipped_ids == (doc_id,)
+
+
+def test_bad_arguments_are_typed_errors(db):
+    for kwargs in ({"batch_size": 0}, {"shard": (2, 2)}, {"shard": 3}, {"on_error": "ignore"}, {"epochs": 0},
+                   {"seed": -1}, {"transform": 5}, {"prefetch": 0}, {"cache_bytes": -5}, {"poll_s": 0}):
+        with pytest.raises(InvalidStreamArgument):
+            db.data_generator(**kwargs)
+    with pytest.raises(tdb.InvalidQuery):
+        db.data_generator({"$where": "1"})
+
+
+# -- threads ------------------------------------------------------------------------------------------
+
+
+def _wait_for_threads(before, timeout=10.0):
+    """Threads started since ``before`` that are still alive after up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        extra = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not extra or time.monotonic() > deadline:
+            return extra
+        time.sleep(0.02)
+
+
+def test_close_and_garbage_collection_stop_every_thread(db):
+    make_data(db)
+    before = set(threading.enumerate())
+    stream = db.data_generator(batch_size=4, epochs=None, prefetch=2)
+    next(stream)
+    assert len(threading.enumerate()) > len(before)
+    stream.close()
+    assert _wait_for_threads(before) == []
+    with pytest.raises(StopIteration):
+        next(stream)
+    abandoned = db.data_generator(batch_size=4, epochs=None, prefetch=2)
+    next(abandoned)
+    del abandoned
+    gc.collect()
+    assert _wait_for_threads(before) == []
+
+
+def test_stats_report_throughput_and_time_split(db):
+    make_data(db, codec="lz4")
+    stream = db.data_generator(batch_size=32, **SMALL)
+    drain(stream)
+    s = stream.stats
+    assert s.samples == N and s.batches == 10 and s.skipped == 0
+    assert s.bytes_decoded == N * 48 and s.bytes_read > 0 and s.requests > 0
+    assert s.samples_per_s > 0 and s.decode_s > 0 and s.wait_fetch_s >= 0
+    assert json.loads(json.dumps(s.as_dict()))["samples"] == N
