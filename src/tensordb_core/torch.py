@@ -1,0 +1,119 @@
+"""PyTorch adapter: a ``torch.utils.data.IterableDataset`` over a TensorDB query (extra ``[torch]``).
+
+::
+
+    from tensordb_core.torch import TensorDBIterableDataset
+    ds = TensorDBIterableDataset("./warehouse", {"split": "train"}, study="cifar", batch_size=64, seed=1)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=4)
+    for epoch in range(10):
+        ds.set_epoch(epoch)          # like DistributedSampler: a new order each epoch
+        for X, y in loader: ...
+
+Why batches come from the dataset (``batch_size=None`` in the loader): the
+stream reads whole chunks and decodes straight into batch arrays; collating
+single samples in the loader would undo that.
+
+Sharding: each loader worker of each DDP rank streams its own shard
+``(rank * num_workers + worker_id, world_size * num_workers)``, so across all
+processes every sample of an epoch is read exactly once.  Each worker opens its
+own connection from ``uri`` (a connection cannot cross a process boundary).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from .errors import MissingDependency
+
+try:
+    import torch
+    from torch.utils.data import IterableDataset, get_worker_info
+except ImportError as exc:  # pragma: no cover - exercised only without torch
+    raise MissingDependency("tensordb_core.torch needs PyTorch: pip install 'tensordb[torch]'") from exc
+
+from .query import validate_query
+from .stream import DEFAULT_WINDOW_BYTES, data_stream
+from .stream_state import StreamState
+from .warehouse import connect
+
+
+def distributed_shard() -> tuple[int, int]:
+    """``(rank, world_size)`` of torch.distributed when initialised, else ``(0, 1)``."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def loader_shard() -> tuple[int, int]:
+    """This process's shard: the DDP rank refined by the DataLoader worker, as ``(rank, world)``."""
+    rank, world = distributed_shard()
+    info = get_worker_info()
+    if info is None:
+        return rank, world
+    return rank * info.num_workers + info.id, world * info.num_workers
+
+
+class TensorDBIterableDataset(IterableDataset):
+    """Batches ``(X, y)`` of a query as torch tensors, sharded over DDP ranks and loader workers.
+
+    ``y`` is a tensor for numeric labels, a numpy array for string labels and
+    ``None`` without labels.  Other keyword arguments go to
+    :func:`tensordb_core.stream.data_stream` (``transform``, ``cache_bytes``,
+    ``on_error``, ``drop_last``, ``prefetch``, ``decode_workers`` ...).
+    Call :meth:`set_epoch` before each epoch for a new order.
+    """
+
+    def __init__(
+        self,
+        uri: str | os.PathLike[str],
+        query: Mapping[str, Any] | None = None,
+        *,
+        study: str | None = None,
+        blobs: str | None = None,
+        batch_size: int = 32,
+        shuffle: bool = True,
+        seed: int = 0,
+        transform: Callable[[np.ndarray], Any] | None = None,
+        window_bytes: int = DEFAULT_WINDOW_BYTES,
+        **stream_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        self.uri = os.fspath(uri) if isinstance(uri, os.PathLike) else uri
+        self.query = validate_query(query)
+        self.study, self.blobs = study, blobs
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.transform, self.window_bytes = transform, window_bytes
+        self.stream_kwargs = stream_kwargs
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Which epoch the next iteration streams (its order depends on it)."""
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        rank, world = loader_shard()
+        state = StreamState(self.query, self.seed, bool(self.shuffle), self.window_bytes, epoch=self.epoch)
+        db = connect(self.uri, self.study, blobs=self.blobs)
+        try:
+            stream = data_stream(db.scope, self.query, batch_size=self.batch_size, shuffle=self.shuffle,
+                                 seed=self.seed, epochs=self.epoch + 1, shard=(rank, world), transform=self.transform,
+                                 window_bytes=self.window_bytes, state=state, **self.stream_kwargs)
+            with stream:
+                for X, y in stream:
+                    yield torch.from_numpy(X), _label_tensor(y)
+        finally:
+            db.close()
+
+
+def _label_tensor(y: np.ndarray | None) -> Any:
+    if y is None or y.dtype.kind not in "biuf":
+        return y
+    return torch.from_numpy(y)
+
+
+__all__ = ["TensorDBIterableDataset", "distributed_shard", "loader_shard"]
