@@ -5,9 +5,10 @@ dispatcher) and must not block it.  Same collections, documents, ``_seq``
 counters and query subset as :class:`tensordb_mongo.index.MongoIndexStore`,
 so sync and async processes can share one database.
 
-Why not Motor: MongoDB has deprecated Motor in favour of the async API built
-into PyMongo (``pymongo.AsyncMongoClient``, PyMongo >= 4.10), which talks to
-the server directly on the event loop instead of delegating to a thread pool.
+Why not Motor: MongoDB deprecated Motor (May 2025) in favour of the async API
+built into PyMongo (``pymongo.AsyncMongoClient``, generally available since
+PyMongo 4.13, experimental before), which talks to the server directly on the
+event loop instead of delegating to a thread pool.
 
     async with AsyncIndexStore("mongodb://host/lab") as store:
         await store.insert_many("jobs", [{"state": "queued"}])
@@ -20,11 +21,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
-from tensordb_core.errors import IntegrityError
+from tensordb_core.errors import IntegrityError, MissingDependency
 from tensordb_core.protocols import Document, Query, SortSpec
 from tensordb_core.uri import StoreURI, parse_uri
 
-from .clients import client_kwargs
+from .clients import check_driver_uri, client_kwargs
 from .common import (
     COUNTERS,
     SEQ,
@@ -50,6 +51,22 @@ if TYPE_CHECKING:
     from pymongo.asynchronous.cursor import AsyncCursor
 
 __all__ = ["AsyncIndexStore", "AsyncMongoCursor"]
+
+
+#: The first PyMongo release whose asyncio API is generally available (not experimental).
+ASYNC_PYMONGO = (4, 13)
+
+
+def _require_async_pymongo() -> None:
+    try:
+        import pymongo
+    except ImportError as exc:
+        raise MissingDependency("the MongoDB backend needs PyMongo: pip install 'tensordb[mongo]'") from exc
+    if tuple(pymongo.version_tuple[:2]) < ASYNC_PYMONGO:
+        raise MissingDependency(
+            f"tensordb_mongo.aio needs PyMongo >= 4.13 (its asyncio API is experimental before), "
+            f"found {pymongo.version}: pip install -U 'pymongo>=4.13'"
+        )
 
 
 class AsyncMongoCursor:
@@ -88,6 +105,7 @@ class AsyncIndexStore:
     """
 
     def __init__(self, uri: StoreURI | str, **options: Any) -> None:
+        _require_async_pymongo()
         from pymongo import AsyncMongoClient
 
         self.uri: StoreURI = parse_uri(uri)
@@ -95,6 +113,7 @@ class AsyncIndexStore:
         self.database: str = self._config.database
         self.write_batch_size: int = self._config.setting("write_batch_size")
         self.read_batch_size: int | None = self._config.setting("read_batch_size")
+        check_driver_uri(self._config)
         with driver_errors(self.uri, "connect"):
             self._client: AsyncMongoClient | None = AsyncMongoClient(
                 self._config.driver_uri.reveal(), **client_kwargs(self._config)

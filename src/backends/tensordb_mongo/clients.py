@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from tensordb_core.errors import InvalidURI
+
 from .config import MongoConfig
-from .translate import driver_errors
+from .translate import driver_errors, scrub
 
 if TYPE_CHECKING:
     from pymongo import MongoClient
@@ -42,6 +45,28 @@ def client_kwargs(config: MongoConfig) -> dict[str, Any]:
     return kwargs
 
 
+def check_driver_uri(config: MongoConfig) -> None:
+    """Refuse driver options PyMongo would only warn about and ignore (``tls=maybe``, a misspelt option).
+
+    ``MongoClient`` drops an invalid URI option with a warning, so a typo in
+    ``tlsCAFile`` would silently connect without it; here it is ``InvalidURI``.
+    ``mongodb+srv`` URIs are checked in their ``mongodb`` form, so no DNS lookup happens here.
+    """
+    from pymongo import uri_parser
+    from pymongo.errors import ConfigurationError
+    from pymongo.errors import InvalidURI as DriverInvalidURI
+
+    uri = config.driver_uri
+    if uri.scheme == "mongodb+srv":  # SRV-only options are valid there; drop them for the mongodb:// form
+        srv_only = {k for k, _ in uri.options if k.lower() in ("srvmaxhosts", "srvservicename")}
+        uri = replace(uri.with_options(**dict.fromkeys(srv_only)), scheme="mongodb")
+    text = uri.reveal()
+    try:
+        uri_parser.parse_uri(text, warn=False)
+    except (ConfigurationError, DriverInvalidURI, ValueError) as exc:
+        raise InvalidURI(f"{config.uri.redacted()}: {scrub(str(exc), config.uri)}") from None
+
+
 def acquire(config: MongoConfig) -> MongoClient:
     """The shared client for ``config`` (created on first use); pair with :func:`release`."""
     from pymongo import MongoClient
@@ -50,6 +75,7 @@ def acquire(config: MongoConfig) -> MongoClient:
     with _lock:
         entry = _clients.get(key)
         if entry is None:
+            check_driver_uri(config)
             with driver_errors(config.uri, "connect"):
                 client: MongoClient = MongoClient(config.driver_uri.reveal(), **client_kwargs(config))
             entry = _clients[key] = [client, 0]

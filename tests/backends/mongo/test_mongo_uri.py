@@ -11,6 +11,7 @@ from tensordb_core import registry
 from tensordb_core.errors import BackendUnavailable, InvalidURI
 from tensordb_core.uri import parse_uri
 from tensordb_mongo import GridFSBlobStore, MongoIndexStore, clients
+from tensordb_mongo.aio import AsyncIndexStore
 from tensordb_mongo.config import DEFAULT_CHUNK_SIZE, DEFAULT_DATABASE, DEFAULT_WRITE_BATCH, parse_config
 
 pytestmark = pytest.mark.mongo
@@ -128,3 +129,21 @@ def test_aws_session_token_in_auth_mechanism_properties_is_redacted():
     for shown in (repr(cfg.uri), str(cfg.driver_uri), repr(cfg)):
         assert "sessiontoken123" not in shown and "awssecret" not in shown and "pem-pw" not in shown
     assert "AWS_SESSION_TOKEN:sessiontoken123" in cfg.driver_uri.reveal()  # the driver still gets it
+
+
+@pytest.mark.parametrize("query", ["tls=maybe", "journal=notabool", "tlsCAFlie=/etc/ca.pem", "replicaSet=rs&ssl=yes"])
+def test_driver_options_pymongo_would_ignore_are_invalid_uris(query):
+    """MongoClient only warns about these and connects without them; the stores refuse them."""
+    for make in (MongoIndexStore, GridFSBlobStore, AsyncIndexStore):
+        with pytest.raises(InvalidURI) as info:
+            make(f"mongodb://bob:{SECRET.replace('/', '%2F').replace('@', '%40')}@127.0.0.1/lab?{query}")
+        assert SECRET not in str(info.value) and "bob:***@" in str(info.value)
+    with pytest.raises(InvalidURI):
+        MongoIndexStore(f"mongodb+srv://cluster0.example.net/lab?{query}")  # checked without a DNS lookup
+
+
+def test_valid_srv_options_pass_the_check():
+    from tensordb_mongo.clients import check_driver_uri
+
+    check_driver_uri(config("mongodb+srv://u:p@cluster0.example.net/lab?srvMaxHosts=2&srvServiceName=mongodb&w=majority"))
+    check_driver_uri(config("mongodb://u:p@h1,h2/lab?replicaSet=rs0&readPreference=secondaryPreferred&tls=true"))
