@@ -28,6 +28,7 @@ from tensordb_core.uri import StoreURI, parse_uri
 from .clients import check_driver_uri, client_kwargs
 from .common import (
     COUNTERS,
+    ID_CHECK_BATCH,
     SEQ,
     SEQ_INDEX,
     after_filter,
@@ -163,8 +164,8 @@ class AsyncIndexStore:
             if collection not in self._seq_indexed:
                 await coll.create_index(SEQ_INDEX, unique=True)
                 self._seq_indexed.add(collection)
-            for i in range(0, len(given), 10_000):
-                clash = [d["_id"] async for d in coll.find({"_id": {"$in": given[i : i + 10_000]}}, {"_id": 1})]
+            for i in range(0, len(given), ID_CHECK_BATCH):
+                clash = [d["_id"] async for d in coll.find({"_id": {"$in": given[i : i + ID_CHECK_BATCH]}}, {"_id": 1})]
                 if clash:
                     raise IntegrityError(duplicate_message(collection, clash))
             for i in range(0, len(prepared), self.write_batch_size):

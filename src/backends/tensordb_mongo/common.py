@@ -18,6 +18,8 @@ COUNTERS = "tensordb.counters"
 SEQ = "_seq"
 #: The index every collection gets on first write: tailing and the default order read it.
 SEQ_INDEX: list[tuple[str, int]] = [(SEQ, 1)]
+#: How many caller-chosen ``_id`` s one pre-insert duplicate check asks about (one indexed ``$in`` query).
+ID_CHECK_BATCH = 10_000
 
 
 def codec_options() -> Any:

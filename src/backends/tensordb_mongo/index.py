@@ -25,6 +25,7 @@ from tensordb_core.uri import StoreURI, parse_uri
 from . import clients
 from .common import (
     COUNTERS,
+    ID_CHECK_BATCH,
     SEQ,
     SEQ_INDEX,
     after_filter,
@@ -46,9 +47,6 @@ if TYPE_CHECKING:
     from pymongo import MongoClient
     from pymongo.collection import Collection
     from pymongo.cursor import Cursor as PyCursor
-
-#: How many caller-chosen ``_id`` s one pre-insert duplicate check asks about.
-_ID_CHECK_BATCH = 10_000
 
 
 class MongoCursor:
@@ -150,8 +148,8 @@ class MongoIndexStore:
         inserted: list[str] = []
         with driver_errors(self.uri, f"insert into {collection}"):
             self._ensure_seq_index(collection)
-            for i in range(0, len(given), _ID_CHECK_BATCH):
-                clash = [d["_id"] for d in coll.find({"_id": {"$in": given[i : i + _ID_CHECK_BATCH]}}, {"_id": 1})]
+            for i in range(0, len(given), ID_CHECK_BATCH):
+                clash = [d["_id"] for d in coll.find({"_id": {"$in": given[i : i + ID_CHECK_BATCH]}}, {"_id": 1})]
                 if clash:
                     raise IntegrityError(duplicate_message(collection, clash))
             for i in range(0, len(prepared), self.write_batch_size):
