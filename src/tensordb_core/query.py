@@ -151,6 +151,7 @@ def _literal(value: Any, depth: int, where: str) -> Any:
 
 
 def _validate_operators(ops: Mapping[Any, Any], depth: int, where: str) -> dict[str, Any]:
+    _depth_check(depth, where)
     out: dict[str, Any] = {}
     for op, arg in ops.items():
         if not isinstance(op, str):
