@@ -212,6 +212,8 @@ class MemoryIndexStore:
     ) -> Iterator[Document]:
         pred = compile_query(query)
         _check_window(limit, 0, None)
+        if type(after) is not int or after < 0:
+            raise InvalidQuery(f"tail(after=...) takes the last _seq seen (an int >= 0), got {after!r}")
         with self._lock:
             hits = [copy_value(d) for d in self._coll(collection).docs.values() if d["_seq"] > after and pred(d)]
         return iter(hits[:limit] if limit else hits)

@@ -261,7 +261,9 @@ def index_exprs(keys: list[tuple[str, int]], unique: bool) -> list[str] | None:
 
     A unique index indexes (bracket, value) with null and missing folded into one
     key, so like MongoDB it allows one document without the field and treats
-    ``1`` and ``1.0`` as the same key.
+    ``1`` and ``1.0`` as the same key.  Unlike MongoDB's multikey indexes, an
+    array value is one key (its JSON text) and a path through an array counts
+    as missing.
     """
     out: list[str] = []
     for field, direction in keys:
