@@ -18,6 +18,8 @@ from urllib.parse import quote
 from . import aliases, data, jobs, logs, models, params
 from .protocols import BlobStore, IndexStore, new_id
 from .registry import default_blobs, open_blobs, open_index
+from .retrying import RetryPolicy
+from .retrying import wrap as wrap_retrying
 from .scope import StudyScope, check_study
 from .stream import data_stream
 from .uri import StoreURI, parse_uri
@@ -39,10 +41,14 @@ INDEXES: dict[str, list[list[tuple[str, int]]]] = {
 
 def connect(uri: str | os.PathLike[str] | StoreURI | None = None, study: str | None = None, *,
             blobs: str | StoreURI | None = None, index_options: Mapping[str, Any] | None = None,
-            blob_options: Mapping[str, Any] | None = None) -> TensorDB:
+            blob_options: Mapping[str, Any] | None = None,
+            retry: RetryPolicy | Mapping[str, Any] | bool | None = None) -> TensorDB:
     """Open a warehouse.  ``uri`` defaults to ``$TENSORDB_URI`` then ``./warehouse``;
     ``blobs`` to ``$TENSORDB_BLOBS`` then the index's own default (GridFS for Mongo,
-    the directory's ``blobs/`` for the embedded store)."""
+    the directory's ``blobs/`` for the embedded store).  ``retry`` (a dict of
+    :class:`~tensordb_core.retrying.RetryPolicy` settings, or False for none) bounds
+    the retries of safe operations on transient backend failures."""
+    policy = RetryPolicy.from_option(retry)
     uri = uri if uri is not None else os.environ.get(ENV_URI, "./warehouse")
     blobs = blobs if blobs is not None else os.environ.get(ENV_BLOBS) or None
     index_uri = parse_uri(uri)
@@ -53,6 +59,7 @@ def connect(uri: str | os.PathLike[str] | StoreURI | None = None, study: str | N
     except BaseException:
         index.close()
         raise
+    index, blob_store = wrap_retrying(index, blob_store, policy)
     return TensorDB.from_stores(index, blob_store, study or os.environ.get(ENV_STUDY) or DEFAULT_STUDY)
 
 
