@@ -1,4 +1,4 @@
-"""The ``tensordb`` command: demo, plugins, find, logs, jobs, check, gc.
+"""The ``tensordb`` command: demo, plugins, find, logs, jobs, check, gc, worker, compare, copy, status.
 
 Every command takes ``--uri`` (default ``$TENSORDB_URI`` or ``./warehouse``),
 ``--blobs`` and ``--study``; URIs are printed redacted, errors are one line
@@ -133,6 +133,56 @@ def cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .roles import BuildPolicy
+    from .worker import WorkerOptions, run_worker
+
+    opts = WorkerOptions(
+        poll_s=args.poll, heartbeat_s=args.heartbeat, name=args.name,
+        policy=BuildPolicy(allow_import=args.allow_import, trusted=args.trusted),
+        progress=lambda m: print(f"[{args.role}] {m}", flush=True),
+        job_query=_query(args.jobs), lease_s=args.lease, until_idle=args.until_idle,
+        test_query=_query(args.test_query) or {"split": "test"}, prefix=args.prefix,
+        metric=args.metric, mode=args.mode, min_improvement=args.min_improvement,
+        http_port=args.http_port, http_host=args.http_host)
+    with _connect(args) as db:
+        print(f"[{args.role}] {db!r}", flush=True)
+        handled = run_worker(db, args.role, opts)
+    print(f"[{args.role}] stopped cleanly ({handled} handled)", flush=True)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_runs, format_rows, plot_runs
+
+    with _connect(args) as db:
+        metric, rows = compare_runs(db, metric=args.metric, mode=args.mode)
+        print(format_rows(metric, rows))
+        if args.plot:
+            plot_runs(db, args.plot, metric=metric, mode=args.mode)
+            print(f"learning curves of {len(rows)} run(s) written to {args.plot}")
+    return 0
+
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    from .copying import copy_warehouse
+
+    report = copy_warehouse(args.src, args.dst, study=None if args.all_studies else args.study,
+                            src_blobs=args.src_blobs, dst_blobs=args.dst_blobs, verify=not args.no_verify,
+                            page=args.page, progress=(lambda m: print(m, flush=True)) if args.verbose else None)
+    print(report.summary())
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .status import format_status, study_status
+
+    with _connect(args) as db:
+        status = study_status(db, metric=args.metric, mode=args.mode)
+    print(json.dumps(status, indent=1, default=str) if args.json else format_status(status))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tensordb", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -186,6 +236,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--grace", type=float, default=3600.0, help="seconds a write intent protects its blob")
     p.set_defaults(func=cmd_gc)
+
+    p = sub.add_parser("worker", help="run a trainer, evaluator or deployer until SIGTERM")
+    common(p)
+    p.add_argument("--role", required=True, choices=["trainer", "evaluator", "deployer"])
+    p.add_argument("--name", help="worker name shown in jobs and status (default role@host:pid)")
+    p.add_argument("--poll", type=float, default=1.0, help="seconds between polls when idle")
+    p.add_argument("--heartbeat", type=float, default=5.0, help="seconds between worker heartbeats")
+    p.add_argument("--allow-import", action="store_true",
+                   help="let architectures name builders as 'package.module:function' (imports that module)")
+    p.add_argument("--trusted", action="store_true",
+                   help="execute architectures stored as Python code (only for code you wrote or reviewed)")
+    p.add_argument("--jobs", help="trainer: extra JSON query on the jobs it takes")
+    p.add_argument("--lease", type=float, default=120.0, help="trainer: job lease in seconds")
+    p.add_argument("--until-idle", action="store_true", help="trainer: exit when no job is queued")
+    p.add_argument("--test-query", help='evaluator: held-out data (default \'{"split": "test"}\')')
+    p.add_argument("--prefix", default="test", help="evaluator: metric name prefix (test -> test_acc)")
+    p.add_argument("--metric", default="test_acc", help="deployer: metric that picks the best model")
+    p.add_argument("--mode", choices=["max", "min"], default="max")
+    p.add_argument("--min-improvement", type=float, default=0.0, help="deployer: swap only when this much better")
+    p.add_argument("--http-port", type=int, help="deployer: serve POST /predict on this port (0: any free port)")
+    p.add_argument("--http-host", default="127.0.0.1")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("compare", help="compare the runs of a study (table, and learning curves with --plot)")
+    common(p)
+    p.add_argument("--metric", default="valid_acc", help="ranking metric ('acc' matches valid_acc, test_acc)")
+    p.add_argument("--mode", choices=["max", "min"], default="max")
+    p.add_argument("--plot", metavar="OUT.png", help="write every run's learning curves (needs tensordb[plot])")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("copy", help="copy a study (documents and blobs) between any two backends")
+    p.add_argument("src", metavar="SRC_URI")
+    p.add_argument("dst", metavar="DST_URI")
+    p.add_argument("--study", default=os.environ.get("TENSORDB_STUDY"), help="the study (default: every study)")
+    p.add_argument("--all-studies", action="store_true", help="copy every study even if TENSORDB_STUDY is set")
+    p.add_argument("--src-blobs", help="source blob store URI (default: the source's own)")
+    p.add_argument("--dst-blobs", help="destination blob store URI (default: the destination's own)")
+    p.add_argument("--no-verify", action="store_true", help="do not read blobs back from the destination")
+    p.add_argument("--page", type=int, default=200, help="documents per batch")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_copy)
+
+    p = sub.add_parser("status", help="a study at a glance: counts, queue, workers, best and deployed model")
+    common(p)
+    p.add_argument("--metric", default="test_acc")
+    p.add_argument("--mode", choices=["max", "min"], default="max")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
     return parser
 
 
