@@ -17,6 +17,7 @@ from tensordb_core.errors import BackendUnavailable, IntegrityError, InvalidURI,
 from tensordb_core.query import sort_key
 from tensordb_core.registry import open_index
 from tensordb_core.testing import IndexStoreSuite
+from tensordb_core.testing.index_suite import C
 
 
 class TestMemoryIndexStore(IndexStoreSuite):
@@ -32,6 +33,20 @@ class TestSQLiteIndexStore(IndexStoreSuite):
     def index_store(self, tmp_path: Path) -> Iterator[SQLiteIndexStore]:
         # small pages so every cursor in the suite crosses page boundaries
         store = SQLiteIndexStore(tmp_path / "index.sqlite", page_size=16)
+        yield store
+        store.close()
+
+
+class TestSQLiteIndexStoreWithIndexes(IndexStoreSuite):
+    """The whole suite again with indexes on the fields it queries: the SQL then takes its index-only
+    shortcuts (no array branches where a json_type index proves there are no arrays, index order)."""
+
+    @pytest.fixture
+    def index_store(self, tmp_path: Path) -> Iterator[SQLiteIndexStore]:
+        store = SQLiteIndexStore(tmp_path / "index.sqlite", page_size=16)
+        for key in ("a", "b", "t", "n", "n.x", "n.y", "n.x.y", "s", "k", "state", "p", "even", "tag", "odd"):
+            store.create_index(C, [(key, 1)])
+        store.create_index(C, [("g", -1), ("v", 1)])
         yield store
         store.close()
 

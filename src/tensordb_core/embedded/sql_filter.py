@@ -20,7 +20,8 @@ AUTOINCREMENT`` (the document's ``_seq``), ``id TEXT UNIQUE`` (its ``_id``) and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 TRUE, FALSE = "1", "0"
@@ -61,10 +62,32 @@ def _widen(x: float, up: bool) -> float:
 
 
 class Translator:
-    """Builds SQL conditions; collects their named parameters."""
+    """Builds SQL conditions; collects their named parameters and what an index could serve.
 
-    def __init__(self) -> None:
+    ``arrays_absent(path)`` (from the store) answers whether no document holds an
+    array at a JSON path; when it does, the array branches for that path are
+    left out, so a bare ``json_extract`` comparison remains for an index.
+    ``exprs`` are the ``json_extract`` expressions tested, ``eq_exprs`` those
+    tested by an equality every match must pass (outside any OR), and
+    ``id_lookup`` says an ``_id`` equality narrows the whole query.
+    """
+
+    def __init__(self, arrays_absent: Callable[[str], bool] | None = None) -> None:
         self.params: SQLParams = {}
+        self.exprs: set[str] = set()
+        self.eq_exprs: set[str] = set()
+        self.id_lookup = False
+        self._arrays_absent = arrays_absent
+        self._absent: dict[str, bool] = {}
+        self._or_depth = 0
+        self._eq_context = False
+
+    def no_arrays(self, path: str) -> bool:
+        if self._arrays_absent is None:
+            return False
+        if path not in self._absent:
+            self._absent[path] = self._arrays_absent(path)
+        return self._absent[path]
 
     def bind(self, value: Any) -> str:
         name = f"p{len(self.params)}"
@@ -80,7 +103,11 @@ class Translator:
         if key == "$and":
             return _and([self.filter(c) for c in cond])
         if key == "$or":
-            return _or([self.filter(c) for c in cond])
+            self._or_depth += 1
+            try:
+                return _or([self.filter(c) for c in cond])
+            finally:
+                self._or_depth -= 1
         if key == "$nor":
             return TRUE
         parts = key.split(".")
@@ -94,6 +121,7 @@ class Translator:
         path = json_path(parts)
         if path is None:
             return TRUE
+        self._eq_context = not self._or_depth and (op in ("$eq", "$all") or (op == "$in" and len(arg) == 1))
         if op == "$eq":
             cond = self._eq(path, arg)
         elif op in ("$gt", "$gte", "$lt", "$lte"):
@@ -119,7 +147,8 @@ class Translator:
         out = []
         for k in range(1, len(parts)):
             prefix = json_path(parts[:k])
-            out.append(f"json_type(doc, {prefix}) = 'array'")
+            if prefix is not None and not self.no_arrays(prefix):
+                out.append(f"json_type(doc, {prefix}) = 'array'")
         return out
 
     def _leaf_or_element(self, path: str, leaf: str, types: str, element: str) -> str:
@@ -129,6 +158,12 @@ class Translator:
         expression index on it applies; SQLite orders every number below every
         text, which keeps numeric and text ranges apart without ``json_type``.
         """
+        expr = f"json_extract(doc, {path})"
+        self.exprs.add(expr)
+        if self.no_arrays(path):
+            if self._eq_context:
+                self.eq_exprs.add(expr)
+            return leaf
         each = (
             f"(json_type(doc, {path}) = 'array' AND EXISTS (SELECT 1 FROM json_each(doc, {path}) AS e "
             f"WHERE e.type IN {types} AND {element}))"
@@ -143,6 +178,9 @@ class Translator:
             kind = "'true'" if value else "'false'"
             leaf = f"({x} = {int(value)} AND json_type(doc, {path}) = {kind})"
             return self._leaf_or_element(path, leaf, f"({kind})", "1")
+        if type(value) is int and abs(value) <= 2**53:  # exact: every float equal to it parses exactly
+            p = self.bind(value)
+            return self._leaf_or_element(path, f"{x} = {p}", _NUMBER_TYPES, f"e.value = {p}")
         if isinstance(value, (int, float)):
             lo, hi = self.bind(_widen(value, False)), self.bind(_widen(value, True))
             return self._leaf_or_element(
@@ -182,8 +220,10 @@ class Translator:
         ok = (lambda v: isinstance(v, str)) if name == "_id" else (lambda v: type(v) in (int, float))
         sign = {"$eq": "=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}.get(op)
         if sign and ok(arg):
+            self.id_lookup |= name == "_id" and op == "$eq" and not self._or_depth
             return f"{column} {sign} {self.bind(arg)}"
         if op == "$in" and all(ok(v) for v in arg):
+            self.id_lookup |= name == "_id" and not self._or_depth
             return f"{column} IN ({','.join(self.bind(v) for v in arg)})" if arg else FALSE
         return TRUE
 
@@ -245,17 +285,6 @@ def unsortable(spec: list[tuple[str, int]]) -> str:
     return _or(conds) if conds else FALSE
 
 
-def keyset_after(terms: list[tuple[str, int]], last: list[Any], t: Translator) -> str:
-    """Rows strictly after ``last`` (the values of ``terms`` on the previous page's last row)."""
-    names = [t.bind(v) for v in last]
-    ors: list[str] = []
-    for i, (expr, direction) in enumerate(terms):
-        ands = [f"{terms[j][0]} IS {names[j]}" for j in range(i)]
-        ands.append(f"{expr} {'>' if direction == 1 else '<'} {names[i]}")
-        ors.append("(" + " AND ".join(ands) + ")")
-    return "(" + " OR ".join(ors) + ")"
-
-
 def index_exprs(keys: list[tuple[str, int]], unique: bool) -> list[str] | None:
     """Index columns for ``keys``: the same ``json_extract`` spelling the filters use.
 
@@ -294,3 +323,19 @@ def type_index_paths(keys: list[tuple[str, int]]) -> list[str]:
             if path is not None and path not in out:
                 out.append(path)
     return out
+
+
+_EXTRACT = re.compile(r"json_extract\(doc, '[^']*(?:''[^']*)*'\)")
+
+
+def indexed_exprs(index_sql: list[str]) -> set[str]:
+    """The ``json_extract(doc, '<path>')`` expressions the given ``CREATE INDEX`` statements hold."""
+    return {m.group(0) for sql in index_sql for m in _EXTRACT.finditer(sql)}
+
+
+_TYPE_OF = re.compile(r"json_type\(doc, ('[^']*(?:''[^']*)*')\)")
+
+
+def type_indexed_paths(index_sql: list[str]) -> set[str]:
+    """The JSON paths (SQL literals) whose ``json_type`` the given ``CREATE INDEX`` statements index."""
+    return {m.group(1) for sql in index_sql if "CASE" not in sql for m in _TYPE_OF.finditer(sql)}

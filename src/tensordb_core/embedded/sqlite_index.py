@@ -13,9 +13,11 @@ candidate, so results are exactly MongoDB's.  Sorting is done in SQL (MongoDB's
 type brackets, then values, then ``seq``) unless some candidate holds an object
 or array in a sort field, in which case the matches are sorted in Python with
 :func:`tensordb_core.query.sort_key`.  Skip and limit count exact matches.
-Cursors are lazy and page by keyset (``seq``, or the sort key plus ``seq``), so
-no read transaction stays open between pages and the caller may write while
-iterating.
+A cursor is lazy: it runs one statement on a pooled read connection of its
+own and fetches ``batch_size`` rows at a time, so it reads one consistent
+snapshot (WAL) however long it lives, costs one query plan however many pages
+it has, and never stands in the way of the caller's writes while iterating
+(those go through the thread's own connection).
 
 Concurrency: one connection per thread (per process after a fork), WAL mode
 and a busy timeout.  Writes run under ``BEGIN IMMEDIATE``, which takes the
@@ -129,15 +131,30 @@ class SQLiteIndexStore:
             raise InvalidURI("synchronous must be OFF, NORMAL, FULL or EXTRA and page_size positive")
         self._local = threading.local()
         self._handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
+        self._readers: list[sqlite3.Connection] = []  # idle connections for cursors
+        self._readers_lock = threading.Lock()
         self._pid = os.getpid()
         self._tables: set[str] = set()
+        self._indexed: dict[str, list[str]] = {}  # collection -> SQL of its indexes
         self._closed = False
 
     def __repr__(self) -> str:
         return f"SQLiteIndexStore({self.uri.redacted()!r})"
 
     # connections and errors -----------------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
+    def _open(self, *, writer: bool) -> sqlite3.Connection:
+        with self._errors("open"):
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+            try:
+                if writer:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            except BaseException:
+                conn.close()
+                raise
+        return conn
+
+    def _check_open(self) -> None:
         if self._closed:
             raise BackendError(f"{self!r} is closed")
         if os.getpid() != self._pid:  # forked: never share the parent's connections
@@ -147,21 +164,44 @@ class SQLiteIndexStore:
                 weakref.WeakSet(),
                 set(),
             )
+            self._readers, self._readers_lock, self._indexed = [], threading.Lock(), {}
+
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection: every write, and reads that finish before returning."""
+        self._check_open()
         handle = getattr(self._local, "handle", None)
         if handle is None:
-            with self._errors("open"):
-                conn = sqlite3.connect(
-                    self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
-                )
-                try:
-                    conn.execute("PRAGMA journal_mode=WAL")
-                    conn.execute(f"PRAGMA synchronous={self.synchronous}")
-                except BaseException:
-                    conn.close()
-                    raise
-            handle = self._local.handle = _Handle(conn)
+            handle = self._local.handle = _Handle(self._open(writer=True))
             self._handles.add(handle)
         return handle.conn
+
+    @contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        """A connection of the cursor's own holding one read snapshot, back to the pool afterwards."""
+        self._check_open()
+        self._conn()  # the first connection of a process switches the file to WAL
+        with self._readers_lock:
+            conn = self._readers.pop() if self._readers else None
+        if conn is None:
+            conn = self._open(writer=False)
+        healthy = False
+        try:
+            with self._errors("read"):
+                conn.execute("BEGIN")
+            yield conn
+            healthy = True
+        finally:
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                healthy = False
+            with self._readers_lock:
+                if healthy and not self._closed and len(self._readers) < 8:
+                    self._readers.append(conn)
+                    conn = None
+            if conn is not None:
+                conn.close()
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -232,72 +272,93 @@ class SQLiteIndexStore:
         body = {k: v for k, v in doc.items() if k not in ("_id", "_seq")}
         return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
-    def _rows(
+    def _stream(
         self,
+        conn: sqlite3.Connection,
         collection: str,
         query: dict[str, Any],
         *,
         after: int = 0,
         terms: list[tuple[str, int]] | None = None,
         page: int | None = None,
-        conn: sqlite3.Connection | None = None,
     ) -> Iterator[Document]:
-        """Candidate documents (a superset of the matches), in ``seq`` order or by ``terms``, page by page."""
-        page = page or self.page_size
-        conn = conn or self._conn()
+        """Candidates (a superset of the matches) in ``seq`` order or by ``terms``: one statement, fetched in pages."""
         if not self._exists(conn, collection):
             return
-        keys = [*(terms or []), ("seq", 1)]
-        extra = "".join(f", {expr}" for expr, _ in keys[:-1])
-        order = ", ".join(f"{expr} {'ASC' if d == 1 else 'DESC'}" for expr, d in keys)
-        last: list[Any] | None = None
-        while True:
-            t = sf.Translator()
+        indexes = self._index_sql(conn, collection)
+        typed = sf.type_indexed_paths(indexes)
+
+        def arrays_absent(path: str) -> bool:  # answered from a json_type index, in this snapshot
+            if path not in typed:
+                return False
+            sql = f"SELECT 1 FROM {sf.ident(collection)} WHERE json_type(doc, {path}) = 'array' LIMIT 1"
+            return conn.execute(sql).fetchone() is None
+
+        t = sf.Translator(arrays_absent)
+        with self._errors("query"):
             cond = sf.where(query, t)
-            position = f"seq > {t.bind(after)}" if last is None else sf.keyset_after(keys, last, t)
-            sql = (
-                f"SELECT seq, id, doc{extra} FROM {sf.ident(collection)} "
-                f"WHERE {position} AND {cond} ORDER BY {order} LIMIT {int(page)}"  # a literal: lets SQLite plan for it
-            )
+        # An indexed equality (or _id) reads rows already in seq order: let SQLite walk it.
+        # An index serving only ranges returns rows out of order: "+seq" tells SQLite to use
+        # it and sort, rather than walk the whole table in seq order as it otherwise prefers.
+        indexed = sf.indexed_exprs(indexes)
+        seq = "+seq" if not (t.id_lookup or t.eq_exprs & indexed) and t.exprs & indexed else "seq"
+        order = ", ".join(f"{expr} {'ASC' if d == 1 else 'DESC'}" for expr, d in [*(terms or []), (seq, 1)])
+        sql = f"SELECT seq, id, doc FROM {sf.ident(collection)} WHERE seq > {t.bind(after)} AND {cond} ORDER BY {order}"
+        with self._errors("query"):
+            cursor = conn.execute(sql, t.params)
+        try:
+            while True:
+                with self._errors("query"):
+                    rows = cursor.fetchmany(page or self.page_size)
+                if not rows:
+                    return
+                for seq, doc_id, text in rows:
+                    yield self._load(seq, doc_id, text)
+        finally:
+            cursor.close()
+
+    def _index_sql(self, conn: sqlite3.Connection, collection: str) -> list[str]:
+        """The ``CREATE INDEX`` statements of ``collection`` (cached; create_index refreshes it)."""
+        indexes = self._indexed.get(collection)
+        if indexes is None:
             with self._errors("query"):
-                rows = conn.execute(sql, t.params).fetchall()
-            for row in rows:
-                yield self._load(row[0], row[1], row[2])
-            if len(rows) < page:
-                return
-            tail = rows[-1]
-            last = [*tail[3:], tail[0]]
+                rows = conn.execute(
+                    "SELECT sql FROM sqlite_master WHERE type='index' AND tbl_name=? AND sql IS NOT NULL", (collection,)
+                ).fetchall()
+            indexes = self._indexed[collection] = [r[0] for r in rows]
+        return indexes
 
     def _matches(
         self,
+        conn: sqlite3.Connection,
         collection: str,
         query: dict[str, Any],
         sort: list[tuple[str, int]],
         *,
+        after: int = 0,
         page: int | None = None,
-        conn: sqlite3.Connection | None = None,
     ) -> Iterator[Document]:
         """Exact matches in the requested order (``seq`` when ``sort`` is empty)."""
         pred = compile_query(query)
         terms = sf.sort_terms(sort) if sort else []
-        if sort and terms is not None:
-            conn = conn or self._conn()
-            if self._exists(conn, collection):
-                t = sf.Translator()
-                probe = (
-                    f"SELECT 1 FROM {sf.ident(collection)} WHERE {sf.where(query, t)} AND {sf.unsortable(sort)} LIMIT 1"
-                )
-                with self._errors("query"):
-                    if conn.execute(probe, t.params).fetchone():
-                        terms = None
+        if sort and terms is not None and self._exists(conn, collection):
+            t = sf.Translator()
+            probe = f"SELECT 1 FROM {sf.ident(collection)} WHERE {sf.where(query, t)} AND {sf.unsortable(sort)} LIMIT 1"
+            with self._errors("query"):
+                if conn.execute(probe, t.params).fetchone():
+                    terms = None
         if terms is None:  # Python sorts what SQL cannot
-            hits = [d for d in self._rows(collection, query, page=page, conn=conn) if pred(d)]
+            hits = [d for d in self._stream(conn, collection, query, after=after, page=page) if pred(d)]
             hits.sort(key=lambda d: sort_key(d, sort))
             yield from hits
             return
-        for doc in self._rows(collection, query, terms=terms, page=page, conn=conn):
+        for doc in self._stream(conn, collection, query, after=after, terms=terms, page=page):
             if pred(doc):
                 yield doc
+
+    def _matching_seqs(self, conn: sqlite3.Connection, collection: str, query: dict[str, Any]) -> list[int]:
+        """Every match's ``seq``, read to the end before anything is written."""
+        return [d["_seq"] for d in self._matches(conn, collection, query, [])]
 
     # protocol: reads ------------------------------------------------------------------------
     def find(
@@ -317,13 +378,14 @@ class SQLiteIndexStore:
 
         def rows() -> Iterator[Document]:
             n = 0
-            for i, doc in enumerate(self._matches(collection, checked, spec, page=batch_size)):
-                if i < skip:
-                    continue
-                yield project(doc)
-                n += 1
-                if limit and n >= limit:
-                    return
+            with self._reader() as conn:
+                for i, doc in enumerate(self._matches(conn, collection, checked, spec, page=batch_size)):
+                    if i < skip:
+                        continue
+                    yield project(doc)
+                    n += 1
+                    if limit and n >= limit:
+                        return
 
         return SQLiteCursor(rows())
 
@@ -336,7 +398,7 @@ class SQLiteIndexStore:
         if not checked:
             with self._errors("count"):
                 return conn.execute(f"SELECT COUNT(*) FROM {sf.ident(collection)}").fetchone()[0]
-        return sum(1 for _ in self._matches(collection, checked, []))
+        return sum(1 for _ in self._matches(conn, collection, checked, []))
 
     def tail(
         self, collection: str, query: Mapping[str, Any] | None = None, *, after: int = 0, limit: int = 0
@@ -346,14 +408,11 @@ class SQLiteIndexStore:
         _check_window(limit, 0, None)
         if type(after) is not int or after < 0:
             raise InvalidQuery(f"tail(after=...) takes the last _seq seen (an int >= 0), got {after!r}")
-        pred = compile_query(checked)
 
         def rows() -> Iterator[Document]:
-            n = 0
-            for doc in self._rows(collection, checked, after=after):
-                if pred(doc):
+            with self._reader() as conn:
+                for n, doc in enumerate(self._matches(conn, collection, checked, [], after=after), start=1):
                     yield doc
-                    n += 1
                     if limit and n >= limit:
                         return
 
@@ -401,19 +460,24 @@ class SQLiteIndexStore:
         return ids
 
     def _rewrite(
-        self, conn: sqlite3.Connection, collection: str, docs: Iterator[Document], apply: Callable[[Document], Document]
-    ) -> tuple[int, Document | None]:
-        """Apply ``apply`` to each doc (inside the caller's write transaction)."""
-        n, last = 0, None
-        table = sf.ident(collection)
-        for doc in docs:
-            new = apply(doc)
+        self, conn: sqlite3.Connection, collection: str, seqs: list[int], apply: Callable[[Document], Document]
+    ) -> Document | None:
+        """Apply ``apply`` to the documents at ``seqs`` (inside the caller's write transaction); return the last."""
+        table, last = sf.ident(collection), None
+        for k in range(0, len(seqs), 500):
+            chunk = seqs[k : k + 500]
+            rows = conn.execute(
+                f"SELECT seq, id, doc FROM {table} WHERE seq IN ({','.join('?' * len(chunk))}) ORDER BY seq", chunk
+            ).fetchall()
+            updates = []
+            for seq, doc_id, text in rows:
+                last = apply(self._load(seq, doc_id, text))
+                updates.append((self._dump(last), seq))
             try:
-                conn.execute(f"UPDATE {table} SET doc = ? WHERE seq = ?", (self._dump(new), doc["_seq"]))
+                conn.executemany(f"UPDATE {table} SET doc = ? WHERE seq = ?", updates)
             except sqlite3.IntegrityError as exc:
                 raise IntegrityError(f"update in {collection!r} violates a unique index: {exc}") from exc
-            n, last = n + 1, new
-        return n, last
+        return last
 
     def update_many(self, collection: str, query: Mapping[str, Any], update: Mapping[str, Any]) -> int:
         check_collection(collection)
@@ -421,9 +485,9 @@ class SQLiteIndexStore:
         with self._write("update") as conn:
             if not self._exists(conn, collection):
                 return 0
-            # paging is by seq, which an update never changes: no row is visited twice
-            n, _ = self._rewrite(conn, collection, self._matches(collection, checked, [], conn=conn), apply)
-        return n
+            seqs = self._matching_seqs(conn, collection, checked)
+            self._rewrite(conn, collection, seqs, apply)
+        return len(seqs)
 
     def find_one_and_update(
         self,
@@ -438,11 +502,14 @@ class SQLiteIndexStore:
         with self._write("find_one_and_update") as conn:
             if not self._exists(conn, collection):
                 return None
-            first = next(self._matches(collection, checked, spec, page=32, conn=conn), None)
+            matches = self._matches(conn, collection, checked, spec, page=32)
+            try:
+                first = next(matches, None)
+            finally:
+                matches.close()  # finishes the SELECT before the UPDATE
             if first is None:
                 return None
-            _, new = self._rewrite(conn, collection, iter([first]), apply)
-        return new
+            return self._rewrite(conn, collection, [first["_seq"]], apply)
 
     def delete_many(self, collection: str, query: Mapping[str, Any]) -> int:
         check_collection(collection)
@@ -453,7 +520,7 @@ class SQLiteIndexStore:
             table = sf.ident(collection)
             if not checked:
                 return conn.execute(f"DELETE FROM {table}").rowcount
-            doomed = [d["_seq"] for d in self._matches(collection, checked, [], conn=conn)]
+            doomed = self._matching_seqs(conn, collection, checked)
             for k in range(0, len(doomed), 500):
                 chunk = doomed[k : k + 500]
                 conn.execute(f"DELETE FROM {table} WHERE seq IN ({','.join('?' * len(chunk))})", chunk)
@@ -481,6 +548,7 @@ class SQLiteIndexStore:
                 raise IntegrityError(f"cannot create unique index on {spec} in {collection!r}: duplicates") from exc
             # json_type of each key path and its prefixes: lets the "array at the path" branches of
             # a filter use an index too, so SQLite can answer the whole OR from indexes.
+            self._indexed.pop(collection, None)
             for path in sf.type_index_paths(spec):
                 digest = hashlib.sha1(path.encode()).hexdigest()[:16]
                 conn.execute(
@@ -491,6 +559,10 @@ class SQLiteIndexStore:
     def close(self) -> None:
         """Close every thread's connection; the store cannot be used afterwards."""
         self._closed = True
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
         for handle in list(self._handles):
             handle.conn.close()
 
