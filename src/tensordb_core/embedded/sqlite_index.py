@@ -17,7 +17,15 @@ A cursor is lazy: it runs one statement on a pooled read connection of its
 own and fetches ``batch_size`` rows at a time, so it reads one consistent
 snapshot (WAL) however long it lives, costs one query plan however many pages
 it has, and never stands in the way of the caller's writes while iterating
-(those go through the thread's own connection).
+(those go through the thread's own connection).  An open cursor keeps the WAL
+from being checkpointed past its snapshot: close (or exhaust) cursors you stop
+reading.
+
+Indexes: ``create_index`` adds an expression index on ``json_extract`` of the
+keys and a ``json_type`` index per key path.  With the latter a query learns,
+in its own snapshot, that no document holds an array at a path, drops the
+array branches of its filter and leaves SQLite a bare comparison it can answer
+from the index, in ``seq`` order for an equality.
 
 Concurrency: one connection per thread (per process after a fork), WAL mode
 and a busy timeout.  Writes run under ``BEGIN IMMEDIATE``, which takes the
