@@ -18,12 +18,14 @@ import uuid
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tensordb_core as tdb
 from tensordb_core.cache import ChunkCache
 from tensordb_core.samples import SampleError
 from tensordb_core.stream import InvalidStreamArgument
-from tensordb_core.stream_state import StreamStateError
+from tensordb_core.stream_state import StreamStateError, advance, epoch_order, normalize, shard_positions
 
 N = 300
 SMALL = {"window_bytes": 5000}  # about two chunks per shuffle window
@@ -397,3 +399,43 @@ def test_stats_report_throughput_and_time_split(db):
     assert s.bytes_decoded == N * 48 and s.bytes_read > 0 and s.requests > 0
     assert s.samples_per_s > 0 and s.decode_s > 0 and s.wait_fetch_s >= 0
     assert json.loads(json.dumps(s.as_dict()))["samples"] == N
+
+
+# -- the order and shard arithmetic (pure functions) ------------------------------------------------------
+
+@st.composite
+def remaining_ranges(draw):
+    n = draw(st.integers(0, 60))
+    cuts = sorted(draw(st.lists(st.integers(0, n), max_size=8)))
+    bounds = [0, *cuts, n]
+    keep = [draw(st.booleans()) for _ in range(len(bounds) - 1)]
+    return n, normalize([(a, b) for (a, b), k in zip(itertools.pairwise(bounds), keep) if k], n)
+
+
+@settings(max_examples=200, deadline=None)
+@given(remaining_ranges(), st.integers(1, 9), st.integers(0, 12))
+def test_shards_partition_what_remains_and_advance_removes_each_ranks_prefix(case, world, consumed):
+    _n, ranges = case
+    remaining = [p for a, b in ranges for p in range(a, b)]
+    pieces = [shard_positions(ranges, world, r).tolist() for r in range(world)]
+    assert list(itertools.chain(*pieces)) == remaining  # contiguous pieces, in order, no gap, no overlap
+    assert max(map(len, pieces)) - min(map(len, pieces)) <= 1
+    left = [p for a, b in advance(ranges, world, consumed) for p in range(a, b)]
+    assert left == [p for piece in pieces for p in piece[consumed:]]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(-1, 6), min_size=0, max_size=80), st.integers(0, 3), st.booleans(),
+       st.integers(1, 400))
+def test_epoch_order_is_a_deterministic_permutation_in_contiguous_windows(chunks, seed, shuffle, window):
+    chunk = np.asarray(sorted(c for c in chunks if c >= 0) + [c for c in chunks if c < 0], dtype=np.int64)
+    span = np.full(len(chunk), 50.0)
+    a = epoch_order(chunk, span, seed=seed, epoch=1, shuffle=shuffle, window_bytes=window)
+    b = epoch_order(chunk, span, seed=seed, epoch=1, shuffle=shuffle, window_bytes=window)
+    assert sorted(a.order.tolist()) == list(range(len(chunk)))
+    assert a.order.tolist() == b.order.tolist() and a.window.tolist() == b.window.tolist()
+    assert all(np.diff(a.window) >= 0)  # a window is one run of positions
+    for w in set(a.window.tolist()):  # and holds whole chunks
+        rows = a.order[a.window == w]
+        others = a.order[a.window != w]
+        assert not set(chunk[rows][chunk[rows] >= 0].tolist()) & set(chunk[others].tolist())
