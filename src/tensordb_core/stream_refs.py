@@ -49,6 +49,17 @@ class _Columns:
     codec: list[int] = field(default_factory=list)
     fmt: list[int] = field(default_factory=list)
 
+    def add(self, off: int, length: int, crc: int, codec: int, fmt: int) -> None:
+        self.off.append(off)
+        self.length.append(length)
+        self.crc.append(crc)
+        self.codec.append(codec)
+        self.fmt.append(fmt)
+
+    def truncate(self, n: int) -> None:
+        for column in (self.off, self.length, self.crc, self.codec, self.fmt):
+            del column[n:]
+
 
 class RefTable:
     """Columnar references of samples in ``_seq`` order; appendable (follow mode), read through :meth:`freeze`.
@@ -122,14 +133,14 @@ class RefTable:
         except (KeyError, TypeError, ValueError, CodecError) as exc:
             self.bad[row] = f"malformed sample reference: {exc}"
             for cols in (self.x, self.y):
-                del cols.off[row:], cols.length[row:], cols.crc[row:], cols.codec[row:], cols.fmt[row:]
+                cols.truncate(row)
                 self._add_segment(cols, None)
             self.chunk.append(-1)
             self.has_y.append(False)
 
     def _add_segment(self, cols: _Columns, seg: Mapping[str, Any] | None) -> None:
         if seg is None:
-            cols.off.append(0), cols.length.append(0), cols.crc.append(0), cols.codec.append(0), cols.fmt.append(-1)
+            cols.add(0, 0, 0, 0, -1)
             return
         codec = CODEC_IDS.get(seg["codec"])
         if codec is None:
@@ -137,8 +148,8 @@ class RefTable:
         off, length = int(seg["offset"]), int(seg["length"])
         if off < 0 or length < 0:
             raise CodecError(f"negative offset or length ({off}, {length})")
-        cols.fmt.append(self._format(str(seg["dtype"]), tuple(int(d) for d in seg["shape"])))
-        cols.off.append(off), cols.length.append(length), cols.crc.append(int(seg["crc32"])), cols.codec.append(codec)
+        fmt = self._format(str(seg["dtype"]), tuple(int(d) for d in seg["shape"]))
+        cols.add(off, length, int(seg["crc32"]), codec, fmt)
 
     def _format(self, dtype: str, shape: tuple[int, ...]) -> int:
         key = (dtype, shape)
