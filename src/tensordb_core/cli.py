@@ -144,7 +144,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         job_query=_query(args.jobs), lease_s=args.lease, until_idle=args.until_idle,
         test_query=_query(args.test_query) or {"split": "test"}, prefix=args.prefix,
         metric=args.metric, mode=args.mode, min_improvement=args.min_improvement,
-        http_port=args.http_port, http_host=args.http_host)
+        http_port=args.http_port, http_host=args.http_host, probe_query=_query(args.probe_query))
     with _connect(args) as db:
         print(f"[{args.role}] {db!r}", flush=True)
         handled = run_worker(db, args.role, opts)
@@ -257,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-improvement", type=float, default=0.0, help="deployer: swap only when this much better")
     p.add_argument("--http-port", type=int, help="deployer: serve POST /predict on this port (0: any free port)")
     p.add_argument("--http-host", default="127.0.0.1")
+    p.add_argument("--probe-query", help="deployer: data a new model must predict before it is served "
+                   "(default: any sample of the study)")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("compare", help="compare the runs of a study (table, and learning curves with --plot)")

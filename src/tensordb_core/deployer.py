@@ -3,7 +3,10 @@
 Why a holder: requests must never see a half-loaded model.  A better
 parameter set is built and loaded *beside* the one being served; only then is
 the single reference swapped (under a lock), so every ``predict`` runs wholly
-on the old model or wholly on the new one.
+on the old model or wholly on the new one.  Before the swap the new model
+must predict one stored sample (``probe``: a data query; any sample of the
+study by default), so a parameter set that does not fit its architecture is
+rejected, never served.
 
 "Better" is by one metric (``test_acc`` by default, ``mode="min"`` for a
 loss) with a minimum improvement, so noise between evaluations does not flap
@@ -71,16 +74,21 @@ class Deployer:
 
     def __init__(self, db: TensorDB, *, metric: str = "test_acc", mode: str = "max", min_improvement: float = 0.0,
                  query: Mapping[str, Any] | None = None, policy: BuildPolicy = DEFAULT_POLICY,
-                 alias: str | None = DEFAULT_ALIAS, progress: Progress | None = None) -> None:
+                 alias: str | None = DEFAULT_ALIAS, progress: Progress | None = None,
+                 probe: Mapping[str, Any] | None = None) -> None:
         if mode not in ("max", "min"):
             raise InvalidQuery(f"mode must be 'max' or 'min', not {mode!r}")
         if min_improvement < 0:
             raise InvalidQuery("min_improvement must be >= 0")
         self.db, self.metric, self.mode, self.min_improvement = db, metric, mode, float(min_improvement)
         self.query, self.policy, self.alias, self.progress = dict(query or {}), policy, alias, progress
+        self.probe_query = dict(probe or {})
+        self._probe: Any = None
         self._lock = threading.Lock()
         self._served: Served | None = None
         self.swaps = 0
+        #: Parameter sets that failed to load, with why: never retried, so one bad set cannot block better ones.
+        self.rejected: dict[str, str] = {}
 
     # -- what is served --------------------------------------------------------------------------------
     @property
@@ -101,7 +109,10 @@ class Deployer:
     def best_doc(self) -> dict[str, Any] | None:
         """The best parameter document by the metric (documents only: no arrays are read)."""
         field_ = f"metrics.{self.metric}"
-        q = {"$and": [numeric(field_), self.query]} if self.query else numeric(field_)
+        parts = [numeric(field_)] + ([self.query] if self.query else [])
+        if self.rejected:
+            parts.append({"_id": {"$nin": sorted(self.rejected)}})
+        q = {"$and": parts} if len(parts) > 1 else parts[0]
         for doc in self.db.index.find(PARAMS, self.db.scope.query(q), sort=[(field_, -1 if self.mode == "max" else 1)],
                                       limit=1):
             return doc
@@ -120,7 +131,13 @@ class Deployer:
         value = float(best["metrics"][self.metric])
         if current is not None and not self._better(value, current.value):
             return False
-        self.deploy(best)
+        try:
+            self.deploy(best)
+        except Exception as exc:  # noqa: BLE001 - a broken parameter set must not take the server down
+            self.rejected[best["_id"]] = f"{type(exc).__name__}: {exc}"
+            if self.progress:
+                self.progress(f"cannot deploy {best['_id']} (skipped from now on): {self.rejected[best['_id']]}")
+            return False
         return True
 
     def deploy(self, doc: Mapping[str, Any]) -> Served:
@@ -130,6 +147,9 @@ class Deployer:
             raise NotFound(f"parameter set {doc['_id']} names no architecture; the deployer cannot build it")
         model, _ = self.policy.build(self.db, {"_id": arch}, doc.get("hyper") or {})
         model.load_parameters(self.db.load_parameters(doc))
+        sample = self._probe_sample()
+        if sample is not None:
+            model.predict(sample)  # a model that cannot answer is never swapped in
         value = (doc.get("metrics") or {}).get(self.metric)
         served = Served(model, dict(doc), self.metric, float(value) if isinstance(value, (int, float)) else float("nan"),
                         time.time())
@@ -142,6 +162,15 @@ class Deployer:
             was = f" (was {previous.id}, {self.metric} {previous.value:.4f})" if previous else ""
             self.progress(f"deployed {served.id} {self.metric} {served.value:.4f}{was}")
         return served
+
+    def _probe_sample(self) -> Any:
+        """One stored sample (of ``probe``'s query) the new model must predict before it is swapped in."""
+        if self._probe is None:
+            X, _ = self.db.find_data(self.probe_query, limit=1).arrays()
+            if len(X) == 0:
+                return None
+            self._probe = X
+        return self._probe
 
     def resume(self) -> bool:
         """Serve what the alias points at (a restarted deployer keeps serving without a gap); True if loaded."""
@@ -200,6 +229,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         except (ValueError, TypeError) as exc:
             self._reply(400, {"error": str(exc)})
+            return
+        except Exception as exc:  # noqa: BLE001 - the model failed on this input: say so, keep serving
+            self._reply(500, {"error": f"{type(exc).__name__}: {exc}"})
             return
         self._reply(200, {"predictions": predictions.tolist(), "model": model_id})
 

@@ -69,6 +69,7 @@ class WorkerOptions:
     min_improvement: float = 0.0
     http_port: int | None = None
     http_host: str = "127.0.0.1"
+    probe_query: dict[str, Any] = field(default_factory=dict)
     on_ready: Callable[[dict[str, Any]], None] | None = None
 
 
@@ -203,8 +204,8 @@ def _evaluator(db: TensorDB, opts: WorkerOptions, stop: threading.Event, record:
                 continue
             try:
                 scores = score_parameters(db, doc, X, y, prefix=opts.prefix, policy=opts.policy)
-            except TensorDBError as exc:
-                _say(opts, f"cannot score {doc['_id']}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - a model that cannot load or evaluate must not stop the loop
+                _say(opts, f"cannot score {doc['_id']}: {type(exc).__name__}: {exc}")
                 continue
             if scores is not None:
                 scored += 1
@@ -218,7 +219,7 @@ def _deployer(db: TensorDB, opts: WorkerOptions, stop: threading.Event, record: 
     from .deployer import Deployer, serve_http
 
     deployer = Deployer(db, metric=opts.metric, mode=opts.mode, min_improvement=opts.min_improvement,
-                        policy=opts.policy, progress=opts.progress)
+                        policy=opts.policy, progress=opts.progress, probe=opts.probe_query)
     deployer.resume()
     server = None
     info: dict[str, Any] = {"metric": opts.metric}
@@ -236,8 +237,8 @@ def _deployer(db: TensorDB, opts: WorkerOptions, stop: threading.Event, record: 
                 if deployer.refresh():
                     served = deployer.served
                     record.update(serving=served.id if served else None, swaps=deployer.swaps)
-            except TensorDBError as exc:
-                _say(opts, f"cannot deploy: {exc}")
+            except TensorDBError as exc:  # the store is unreachable for a moment: keep serving, retry
+                _say(opts, f"cannot refresh: {exc}")
             stop.wait(opts.poll_s)
     finally:
         if server is not None:
