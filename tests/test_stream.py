@@ -10,12 +10,15 @@ against the array it came from.
 from __future__ import annotations
 
 import gc
+import hashlib
 import itertools
 import json
 import threading
 import time
 import uuid
+import zlib
 
+import lz4.frame
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -439,3 +442,28 @@ def test_epoch_order_is_a_deterministic_permutation_in_contiguous_windows(chunks
         rows = a.order[a.window == w]
         others = a.order[a.window != w]
         assert not set(chunk[rows][chunk[rows] >= 0].tolist()) & set(chunk[others].tolist())
+
+
+def test_reads_chunks_written_by_another_tool_from_the_public_format(db):
+    """A chunk laid out by hand per docs/FORMAT.md (mixed codecs, one frame without its size) streams back."""
+    arrays = [np.full((2, 3), i, dtype="<i4") for i in range(6)]
+    segments = [lz4.frame.compress(a.tobytes(), store_size=(i != 4)) if i % 2 == 0 else a.tobytes()
+                for i, a in enumerate(arrays)]
+    chunk = b"".join(segments)
+    key = hashlib.sha256(chunk).hexdigest()  # a content address, as the format says
+    db.blobs.put(key, chunk)
+    docs, offset = [], 0
+    for i, seg in enumerate(segments):
+        x = {"key": key, "chunk_size": len(chunk), "offset": offset, "length": len(seg),
+             "codec": "lz4" if i % 2 == 0 else "none", "dtype": "<i4", "shape": [2, 3], "crc32": zlib.crc32(seg)}
+        docs.append({"_study": db.study, "_x": x, "label": i, "src": "external"})
+        offset += len(seg)
+    docs[5]["_x"]["shape"] = [3, 3]  # a document that lies about its sample: an error naming it
+    bad_id = db.index.insert_many("data", docs)[5]
+    stream = db.data_generator({"src": "external"}, batch_size=4, shuffle=False, on_error="skip")
+    batches = list(stream)
+    labels = np.concatenate([y for _, y in batches]).tolist()
+    assert labels == [0, 1, 2, 3, 4]
+    for X, y in batches:
+        np.testing.assert_array_equal(X, np.stack([arrays[i] for i in y]))
+    assert stream.stats.skipped_ids == (bad_id,)
