@@ -49,9 +49,10 @@ def test_entry_point_plugin_is_discovered_and_served_by_connect(tmp_path):
     _install_toy_distribution(tmp_path)
     script = textwrap.dedent("""
         import numpy as np, tensordb_core as tdb
+        from tensordb_core.retrying import unwrap
         db = tdb.connect("toy://lab/x", study="s")
         db.import_data(np.zeros((3, 2), np.float32), [1, 2, 3], tags={"split": "train"})
-        print(len(db.find_data({"label": {"$gte": 2}})), type(db.index).__name__)
+        print(len(db.find_data({"label": {"$gte": 2}})), type(unwrap(db.index)).__name__)
         print([s.source for s in tdb.list_schemes() if s.scheme == "toy"])
     """)
     env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}

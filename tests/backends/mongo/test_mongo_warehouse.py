@@ -13,6 +13,7 @@ import pytest
 import tensordb_core as tdb
 from conftest import AUTH_PASSWORD, AUTH_USER, TEST_WRITE_BATCH
 from tensordb_mongo import GridFSBlobStore, MongoIndexStore
+from tensordb_core.retrying import unwrap
 
 pytestmark = pytest.mark.mongo
 
@@ -21,7 +22,7 @@ def test_warehouse_round_trip_on_mongo_and_gridfs(mongo_uri, raw_db):
     rng = np.random.default_rng(0)
     X, y = rng.integers(0, 255, size=(40, 4, 4), dtype=np.uint8), rng.integers(0, 10, size=40)
     with tdb.connect(mongo_uri, study="mnist") as db:
-        assert isinstance(db.index, MongoIndexStore) and isinstance(db.blobs, GridFSBlobStore)
+        assert isinstance(unwrap(db.index), MongoIndexStore) and isinstance(unwrap(db.blobs), GridFSBlobStore)
         db.import_data(X[:30], y[:30], tags={"split": "train"})
         db.import_data(X[30:], y[30:], tags={"split": "test"})
         Xs, ys = db.find_data({"split": "train"}).arrays()
