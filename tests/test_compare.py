@@ -106,3 +106,11 @@ def test_compare_command(trained, tmp_path, capsys):
         assert format_rows(*compare_runs(db)).splitlines()[0] == text.splitlines()[0]
     assert main(["compare", "--uri", str(tmp_path / "empty"), "--study", "none"]) == 0
     assert "no runs" in capsys.readouterr().out
+
+
+def test_round_starts_mark_where_new_data_began_a_round():
+    from tensordb_core.compare import Run
+
+    run = Run("j", params=[{"round": r, "step": s} for r, s in ((0, 10), (0, 20), (1, 30), (1, 40), (2, 50))])
+    assert run.round_starts() == [20, 40]
+    assert Run("k", params=[{"step": 5}]).round_starts() == []

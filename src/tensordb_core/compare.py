@@ -28,7 +28,7 @@ from .warehouse import TensorDB
 
 #: Parameter fields compare reads (never the archive itself).
 _PARAM_FIELDS = {"_id": 1, "_seq": 1, "_created": 1, "metrics": 1, "step": 1, "job": 1, "hyper": 1, "lineage": 1,
-                 "epoch": 1}
+                 "epoch": 1, "round": 1}
 
 
 @dataclass
@@ -74,6 +74,14 @@ class Run:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 out.append((int(p.get("step") if isinstance(p.get("step"), int) else i), float(value)))
         return out
+
+    def round_starts(self) -> list[int]:
+        """Steps where a continuous run started a new round (new data had arrived)."""
+        last_step: dict[int, int] = {}
+        for p in self.params:
+            if isinstance(p.get("round"), int) and isinstance(p.get("step"), int):
+                last_step[p["round"]] = max(last_step.get(p["round"], 0), p["step"])
+        return [last_step[r - 1] for r in sorted(last_step) if r >= 1 and r - 1 in last_step]
 
     def best(self, metric: str, mode: str) -> dict[str, Any] | None:
         scored = [p for p in self.params if isinstance((p.get("metrics") or {}).get(metric), (int, float))]
@@ -204,12 +212,24 @@ def plot_runs(db: TensorDB, path: str, *, metric: str = "valid_acc", mode: str =
             (line,) = loss_ax.plot([s for s, _ in losses], _smooth([v for _, v in losses], width), lw=1.4, label=label)
         points = sorted(curves[run.key][metric])
         if points:
-            metric_ax.plot([s for s, _ in points], [v for _, v in points], marker="o", ms=3, lw=1.4, label=label,
-                           color=line.get_color() if line is not None else None)
+            (line,) = metric_ax.plot([s for s, _ in points], [v for _, v in points], marker="o", ms=3, lw=1.4,
+                                     label=label, color=line.get_color() if line is not None else None)
+        for step in run.round_starts():
+            for ax in (loss_ax, metric_ax):
+                ax.axvline(step, ls=":", lw=1, color=line.get_color() if line is not None else "gray", alpha=0.7)
     loss_ax.set(title="training loss (moving average)", xlabel="step", ylabel="loss")
     metric_ax.set(title=f"{metric} of saved parameters", xlabel="step", ylabel=metric)
     for ax in (loss_ax, metric_ax):
         ax.grid(alpha=0.3)
+    deployed = {h["target"] for h in db.alias_history("deployed")} if db.study is not None else set()
+    stars = [(p["step"], p["metrics"][metric]) for run in ordered for p in run.params
+             if p["_id"] in deployed and isinstance(p.get("step"), int)
+             and isinstance((p.get("metrics") or {}).get(metric), (int, float))]
+    if stars:
+        metric_ax.scatter([s for s, _ in stars], [v for _, v in stars], marker="*", s=140, color="gold",
+                          edgecolors="black", linewidths=0.6, zorder=5, label="served by the deployer")
+    if any(run.round_starts() for run in ordered):
+        metric_ax.plot([], [], ls=":", lw=1, color="gray", label="new data arrived: a new round")
     if metric_ax.lines:
         metric_ax.legend(fontsize=7, loc="lower right" if mode == "max" else "upper right")
     elif loss_ax.lines:
