@@ -459,11 +459,15 @@ def test_reads_chunks_written_by_another_tool_from_the_public_format(db):
         docs.append({"_study": db.study, "_x": x, "label": i, "src": "external"})
         offset += len(seg)
     docs[5]["_x"]["shape"] = [3, 3]  # a document that lies about its sample: an error naming it
-    bad_id = db.index.insert_many("data", docs)[5]
+    docs.append({"_study": db.study, "_x": {"key": key, "offset": 0}, "label": 6, "src": "external"})  # malformed
+    ids = db.index.insert_many("data", docs)
     stream = db.data_generator({"src": "external"}, batch_size=4, shuffle=False, on_error="skip")
     batches = list(stream)
     labels = np.concatenate([y for _, y in batches]).tolist()
     assert labels == [0, 1, 2, 3, 4]
     for X, y in batches:
         np.testing.assert_array_equal(X, np.stack([arrays[i] for i in y]))
-    assert stream.stats.skipped_ids == (bad_id,)
+    assert stream.stats.skipped_ids == (ids[5], ids[6])
+    with pytest.raises(SampleError, match="malformed") as info:
+        list(db.data_generator({"src": "external", "label": 6}))
+    assert info.value.doc_id == ids[6]

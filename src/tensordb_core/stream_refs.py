@@ -14,6 +14,7 @@ request (the same rule as :mod:`tensordb_core.samples`).
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -41,13 +42,19 @@ class Format:
     nbytes: int
 
 
+def _ints(code: str = "q") -> array:
+    return array(code)
+
+
 @dataclass
 class _Columns:
-    off: list[int] = field(default_factory=list)
-    length: list[int] = field(default_factory=list)
-    crc: list[int] = field(default_factory=list)
-    codec: list[int] = field(default_factory=list)
-    fmt: list[int] = field(default_factory=list)
+    """One segment description per row, in compact ``array`` s (8 bytes an int, not a Python object)."""
+
+    off: array = field(default_factory=_ints)
+    length: array = field(default_factory=_ints)
+    crc: array = field(default_factory=_ints)
+    codec: array = field(default_factory=lambda: _ints("b"))
+    fmt: array = field(default_factory=_ints)
 
     def add(self, off: int, length: int, crc: int, codec: int, fmt: int) -> None:
         self.off.append(off)
@@ -71,16 +78,16 @@ class RefTable:
 
     def __init__(self) -> None:
         self.ids: list[str] = []
-        self.seq: list[int] = []
-        self.chunk: list[int] = []
+        self.seq = _ints()
+        self.chunk = _ints()
         self.chunk_keys: list[str] = []
-        self.chunk_sizes: list[int] = []
+        self.chunk_sizes = _ints()
         self._chunk_index: dict[str, int] = {}
         self.formats: list[Format] = []
         self._format_index: dict[tuple[str, tuple[int, ...]], int] = {}
         self.x = _Columns()
         self.y = _Columns()
-        self.has_y: list[bool] = []
+        self.has_y = _ints("b")
         self.labels: list[Any] = []
         self.bad: dict[int, str] = {}
         self._frozen: FrozenRefs | None = None
@@ -130,7 +137,7 @@ class RefTable:
                 self._add_segment(self.y, None)
             self.chunk.append(chunk)
             self.has_y.append(bool(y))
-        except (KeyError, TypeError, ValueError, CodecError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError, CodecError) as exc:
             self.bad[row] = f"malformed sample reference: {exc}"
             for cols in (self.x, self.y):
                 cols.truncate(row)
@@ -174,15 +181,15 @@ class FrozenRefs:
         n = len(table)
         self.n = n
         self.ids = list(table.ids)
-        self.seq = np.asarray(table.seq, dtype=np.int64)
-        self.chunk = np.asarray(table.chunk, dtype=np.int64)
+        self.seq = np.array(table.seq, dtype=np.int64)  # copies: the table's arrays keep growing
+        self.chunk = np.array(table.chunk, dtype=np.int64)
         self.chunk_keys = list(table.chunk_keys)
-        self.chunk_sizes = np.asarray(table.chunk_sizes, dtype=np.int64)
+        self.chunk_sizes = np.array(table.chunk_sizes, dtype=np.int64)
         self.formats = list(table.formats)
         self.bad = dict(table.bad)
         self.x_off, self.x_len, self.x_crc, self.x_codec, self.x_fmt = _arrays(table.x)
         self.y_off, self.y_len, self.y_crc, self.y_codec, self.y_fmt = _arrays(table.y)
-        self.has_y = np.asarray(table.has_y, dtype=bool)
+        self.has_y = np.array(table.has_y, dtype=bool)
         self.any_y = bool(self.has_y.any()) if n else False
         x_end = self.x_off + self.x_len
         y_end = self.y_off + self.y_len
@@ -195,9 +202,9 @@ class FrozenRefs:
 
 
 def _arrays(cols: _Columns) -> tuple[np.ndarray, ...]:
-    return (np.asarray(cols.off, dtype=np.int64), np.asarray(cols.length, dtype=np.int64),
-            np.asarray(cols.crc, dtype=np.int64), np.asarray(cols.codec, dtype=np.int8),
-            np.asarray(cols.fmt, dtype=np.int64))
+    return (np.array(cols.off, dtype=np.int64), np.array(cols.length, dtype=np.int64),
+            np.array(cols.crc, dtype=np.int64), np.array(cols.codec, dtype=np.int8),
+            np.array(cols.fmt, dtype=np.int64))
 
 
 def _label_array(labels: list[Any]) -> np.ndarray | None:
