@@ -65,7 +65,10 @@ class TensorDBIterableDataset(IterableDataset):
     ``None`` without labels.  Other keyword arguments go to
     :func:`tensordb_core.stream.data_stream` (``transform``, ``cache_bytes``,
     ``on_error``, ``drop_last``, ``prefetch``, ``decode_workers`` ...).
-    Call :meth:`set_epoch` before each epoch for a new order.
+    Call :meth:`set_epoch` before each epoch for a new order (with the
+    loader's default ``persistent_workers=False``, so workers see the new epoch).
+    Resuming mid-epoch is the stream's job (``state=``, without loader
+    workers): a loader cannot tell which worker's batches it has consumed.
     """
 
     def __init__(
