@@ -213,3 +213,26 @@ def _wait(check: Any, bound_s: float = 60.0) -> None:
             return
         done.wait(0.02)
     raise AssertionError("condition not reached")
+
+
+def test_sigterm_stops_a_worker_run_from_python(db):
+    import os
+    import signal
+
+    jid = seed_study(db, continuous={"min_new": 1000})
+
+    def terminate_once_waiting() -> None:
+        _wait(lambda: len(db.find_parameter_docs({"job": jid})) == 2)  # round 0 saved: waiting for data
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    sender = threading.Thread(target=terminate_once_waiting)
+    sender.start()
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert run_worker(db, "trainer", quiet()) == 0  # returns instead of dying: the handler set the stop event
+    finally:
+        sender.join()
+    assert signal.getsignal(signal.SIGTERM) is previous  # the process's own handler is back
+    job = db.find_jobs({"_id": jid})[0]
+    assert job["status"] == "queued" and job["attempts_left"] == job["max_attempts"]
+    assert find_workers(db, include_stopped=True)[0]["state"] == "stopped"

@@ -133,16 +133,16 @@ def run_worker(db: TensorDB, role: str, options: WorkerOptions | None = None, *,
     stop = stop if stop is not None else threading.Event()
     name = opts.name or f"{role}@{default_worker_name()}"
     loop = {"trainer": _trainer, "evaluator": _evaluator, "deployer": _deployer}[role]
-    record = WorkerRecord(db, role, name, opts.heartbeat_s)
-    state = "failed"
-    try:
-        with stop_on_signals(stop):
+    with stop_on_signals(stop):  # before the record exists: a SIGTERM from then on is a clean stop
+        record = WorkerRecord(db, role, name, opts.heartbeat_s)
+        state = "failed"
+        try:
             handled = loop(db, opts, stop, record, name)
-        state = "stopped"
-        return handled
-    finally:
-        db.flush()
-        record.close(state)
+            state = "stopped"
+            return handled
+        finally:
+            db.flush()
+            record.close(state)
 
 
 def _say(opts: WorkerOptions, message: str) -> None:
