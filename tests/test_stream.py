@@ -471,3 +471,9 @@ def test_reads_chunks_written_by_another_tool_from_the_public_format(db):
     with pytest.raises(SampleError, match="malformed") as info:
         list(db.data_generator({"src": "external", "label": 6}))
     assert info.value.doc_id == ids[6]
+
+
+def test_without_verification_the_data_is_the_same(db):
+    make_data(db, n=80, codec="lz4")
+    stream = db.data_generator(batch_size=16, verify=False, seed=1, **SMALL)
+    assert drain(stream).tolist() == drain(db.data_generator(batch_size=16, seed=1, **SMALL)).tolist()

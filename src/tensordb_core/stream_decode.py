@@ -314,8 +314,10 @@ def _fast_part(window: Window, lo: int, hi: int, out: memoryview, at: int, slot:
         if verify and crc32(seg) != crc:
             return False
         if lz4ed:
-            if len(seg) < 14 or not seg[4] & 0x08 or seg[6:14] != size:
-                return False  # no recorded size, or the wrong one: the careful path decides
+            # With the crc verified, the frame is the one its document describes; unverified, make sure
+            # it records the size the document says before lz4 allocates what the frame declares.
+            if not verify and (len(seg) < 14 or not seg[4] & 0x08 or seg[6:14] != size):
+                return False  # the careful path decides
             try:
                 raw = decompress(seg)
             except RuntimeError:
