@@ -243,7 +243,8 @@ def test_follow_yields_samples_inserted_while_streaming(db):
     assert sorted(seen) == list(range(50)) + list(range(1000, 1030))
     assert seen[50:] == list(range(1000, 1030))  # after the epoch: insertion order
     assert state["tail_after"] is not None and state["tail_position"] == 30
-    assert db.data_generator(batch_size=10, follow=True, poll_s=0.02, seed=5, state=state, **SMALL).state_dict() == state
+    with db.data_generator(batch_size=10, follow=True, poll_s=0.02, seed=5, state=state, **SMALL) as resumed:
+        assert resumed.state_dict() == state
 
 
 @pytest.mark.timeout(60)
