@@ -201,10 +201,15 @@ def run_continuous_job(db: TensorDB, job: Any, progress: Progress | None = None,
 def run_job(db: TensorDB, job: Any, progress: Progress | None = None, *, stop: threading.Event | None = None,
             policy: BuildPolicy = DEFAULT_POLICY, poll_s: float = 1.0) -> dict[str, Any]:
     """Run a train job, continuous or not, as its own *run* (its logs and parameters share a run id)."""
+    previous_run = db.lineage.get("run")
     db.lineage["job"], db.lineage["run"] = job.id, new_id()
-    if continuous_options(job.spec) is not None:
-        return run_continuous_job(db, job, progress, stop=stop, policy=policy, poll_s=poll_s)
-    return run_train_job(db, job, progress, stop=stop, policy=policy)
+    try:
+        if continuous_options(job.spec) is not None:
+            return run_continuous_job(db, job, progress, stop=stop, policy=policy, poll_s=poll_s)
+        return run_train_job(db, job, progress, stop=stop, policy=policy)
+    finally:
+        db.flush()  # the run's logs carry its run id: write them before the handle's run id is restored
+        db.lineage["run"] = previous_run
 
 
 def train_worker(db: TensorDB, query: dict[str, Any] | None = None, *, lease_s: float = 120.0,
