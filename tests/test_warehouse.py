@@ -202,3 +202,15 @@ def test_data_generator_covers_every_sample_once_per_epoch(db):
 def test_seed_uri_matches_the_seed_constructor():
     assert tdb.seed_uri("10.0.0.5", 27018, "lab", "me", "p@ss") == "mongodb://me:p%40ss@10.0.0.5:27018/lab"
     assert tdb.seed_uri() == "mongodb://127.0.0.1:27017/tensordb"
+
+
+def test_numpy_mlp_reports_training_accuracy():
+    from tensordb_core.numpy_mlp import NumpyMLP
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    model = NumpyMLP([4, 8, 2], lr=0.5)
+    for _ in range(50):
+        metrics = model.fit_batch(X, y)
+    assert metrics["acc"] > 0.9 and metrics["acc"] == pytest.approx(model.evaluate(X, y)["acc"], abs=0.05)

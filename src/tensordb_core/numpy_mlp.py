@@ -44,6 +44,7 @@ class NumpyMLP:
         probs = self._softmax(acts[-1])
         y = np.asarray(y, dtype=np.int64)
         loss = float(-np.log(probs[np.arange(len(y)), y] + 1e-12).mean())
+        acc = float((probs.argmax(axis=1) == y).mean())  # before the in-place gradient below changes probs
         grad = probs
         grad[np.arange(len(y)), y] -= 1
         grad /= len(y)
@@ -54,7 +55,7 @@ class NumpyMLP:
             for name, g in ((f"w{i}", gw), (f"b{i}", gb)):
                 self._velocity[name] = self.momentum * self._velocity[name] - self.lr * g
                 self.params[name] += self._velocity[name]
-        return {"loss": loss, "acc": float((probs.argmax(axis=1) == y).mean())}
+        return {"loss": loss, "acc": acc}
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self._forward(X)[-1].argmax(axis=1)
