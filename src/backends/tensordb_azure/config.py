@@ -32,12 +32,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tensordb_core.blobkit import check_key
+from tensordb_core.cloudkit import (
+    MiB,
+    layered,
+    normalise_prefix,
+    reject_unknown,
+    to_bool,
+    to_float,
+    to_int,
+    to_size,
+    unknown_options,
+)
 from tensordb_core.errors import InvalidURI
 from tensordb_core.uri import StoreURI
 
 SCHEMES = ("az", "abfs", "abfss", "wasb", "wasbs")
-MiB = 1024 * 1024
 DEFAULT_SUFFIX = "core.windows.net"
 #: Azurite's and the Storage Emulator's published development account (not a secret).
 DEV_ACCOUNT = "devstoreaccount1"
@@ -45,20 +54,6 @@ DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFP
 
 _CONTAINER_RE = re.compile(r"^(\$root|[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9])$")
 _ACCOUNT_RE = re.compile(r"^[a-z0-9]{3,24}$")
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*(|b|k|kb|kib|m|mb|mib|g|gb|gib)\s*$", re.IGNORECASE)
-_SIZE_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1024,
-    "kb": 1000,
-    "kib": 1024,
-    "m": MiB,
-    "mb": 1000**2,
-    "mib": MiB,
-    "g": 1024**3,
-    "gb": 1000**3,
-    "gib": 1024**3,
-}
 
 #: Every option this backend understands, with its default (``None``: unset).
 DEFAULTS: dict[str, Any] = {
@@ -234,20 +229,14 @@ def resolve(uri: StoreURI, options: Mapping[str, Any], environ: Mapping[str, str
     where = uri.redacted()
     location = parse_location(uri)
     query = uri.query
-    unknown = sorted(set(query) - set(DEFAULTS) | set(options) - set(DEFAULTS))
-    if unknown:
-        raise InvalidURI(
-            f"unknown Azure option(s) {', '.join(unknown)} for {where}; known: {', '.join(sorted(DEFAULTS))}"
-        )
+    reject_unknown(unknown_options(uri, options, DEFAULTS), DEFAULTS, what="Azure option(s)", where=where)
     for name in _KEYWORD_ONLY:
         if name in query:
             raise InvalidURI(
                 f"{name} may not be written in a URI (it would be shown and logged); pass {name}=... as a keyword "
                 f"option or set {ENV_CONNECTION_STRING}"
             )
-    merged: dict[str, Any] = dict(DEFAULTS)
-    merged.update(query)
-    merged.update(options)
+    merged = layered(DEFAULTS, query=query, keyword=options)  # the environment is consulted for credentials only
 
     account = location.account
     if merged["account_name"]:
@@ -339,61 +328,3 @@ def _pick_credential(
         if env_sas:
             return "sas", None, env_sas, None, "environment (AZURE_STORAGE_ACCOUNT + AZURE_STORAGE_SAS_TOKEN)"
     return "default", None, None, None, "DefaultAzureCredential"
-
-
-def normalise_prefix(path: str, uri: StoreURI) -> str:
-    """``/a/b/`` → ``a/b/``; empty stays empty.  The prefix must itself be a valid blob key."""
-    stripped = path.strip("/")
-    if not stripped:
-        return ""
-    try:
-        check_key(stripped)
-    except ValueError:
-        raise InvalidURI(f"{uri.redacted()}: the prefix must be [A-Za-z0-9._-] segments joined by '/'") from None
-    return stripped + "/"
-
-
-def to_size(name: str, value: Any) -> int:
-    """A byte count: an int, or text such as ``8388608``, ``8MiB``, ``256KiB``, ``1GB``."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    else:
-        match = _SIZE_RE.match(str(value))
-        if match is None:
-            raise InvalidURI(f"option {name}={value!r} must be a byte count such as 8388608 or 8MiB")
-        number = int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
-    if number < 1:
-        raise InvalidURI(f"option {name}={number} must be positive")
-    return number
-
-
-def to_bool(name: str, value: Any) -> bool:
-    """Accept real booleans and the usual spellings in URI query strings."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise InvalidURI(f"option {name}={value!r} must be true or false")
-
-
-def to_int(name: str, value: Any, *, minimum: int) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise InvalidURI(f"option {name}={value!r} must be a whole number") from None
-    if number < minimum:
-        raise InvalidURI(f"option {name}={number} must be at least {minimum}")
-    return number
-
-
-def to_float(name: str, value: Any, *, minimum: float) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidURI(f"option {name}={value!r} must be a number of seconds") from None
-    if number < minimum:
-        raise InvalidURI(f"option {name}={number} must be at least {minimum}")
-    return number

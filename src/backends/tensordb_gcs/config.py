@@ -22,30 +22,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tensordb_core.blobkit import check_key
+from tensordb_core.cloudkit import (
+    MiB,
+    layered,
+    normalise_prefix,
+    reject_unknown,
+    to_bool,
+    to_float,
+    to_int,
+    to_size,
+    unknown_options,
+)
 from tensordb_core.errors import InvalidURI
 from tensordb_core.uri import StoreURI
 
 SCHEMES = ("gs", "gcs")
-MiB = 1024 * 1024
 #: GCS requires resumable-upload chunks to be multiples of 256 KiB.
 CHUNK_MULTIPLE = 256 * 1024
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._\-]{1,220}[a-z0-9]$")
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*(|b|k|kb|kib|m|mb|mib|g|gb|gib)\s*$", re.IGNORECASE)
-_SIZE_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1024,
-    "kb": 1000,
-    "kib": 1024,
-    "m": MiB,
-    "mb": 1000**2,
-    "mib": MiB,
-    "g": 1024**3,
-    "gb": 1000**3,
-    "gib": 1024**3,
-}
 
 #: Every option this backend understands, with its default (``None``: unset).
 DEFAULTS: dict[str, Any] = {
@@ -111,19 +106,13 @@ def resolve(uri: StoreURI, options: Mapping[str, Any], environ: Mapping[str, str
         raise InvalidURI(
             f"{where}: {bucket!r} is not a valid GCS bucket name (3-222 characters: lowercase letters, digits, . _ -)"
         )
-    unknown = sorted(set(uri.query) - set(DEFAULTS) | set(options) - set(DEFAULTS))
-    if unknown:  # names only: a mistyped secret option must not echo its value
-        raise InvalidURI(
-            f"unknown GCS option(s) {', '.join(unknown)} for {where}; known: {', '.join(sorted(DEFAULTS))}"
-        )
-
-    merged: dict[str, Any] = dict(DEFAULTS)
+    reject_unknown(unknown_options(uri, options, DEFAULTS), DEFAULTS, what="GCS option(s)", where=where)
+    from_env: dict[str, Any] = {}
     if env.get("STORAGE_EMULATOR_HOST"):
-        merged["emulator_host"] = env["STORAGE_EMULATOR_HOST"]
+        from_env["emulator_host"] = env["STORAGE_EMULATOR_HOST"]
     if env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCLOUD_PROJECT"):
-        merged["project"] = env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCLOUD_PROJECT")
-    merged.update(uri.query)
-    merged.update(options)
+        from_env["project"] = env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCLOUD_PROJECT")
+    merged = layered(DEFAULTS, from_env, uri.query, options)
 
     emulator = merged["emulator_host"] or None
     if emulator is not None:
@@ -153,61 +142,3 @@ def resolve(uri: StoreURI, options: Mapping[str, Any], environ: Mapping[str, str
         retry_timeout=to_float("retry_timeout", merged["retry_timeout"], minimum=0.0),
         page_size=to_int("page_size", merged["page_size"], minimum=1),
     )
-
-
-def normalise_prefix(path: str, uri: StoreURI) -> str:
-    """``/a/b/`` → ``a/b/``; empty stays empty.  The prefix must itself be a valid blob key."""
-    stripped = path.strip("/")
-    if not stripped:
-        return ""
-    try:
-        check_key(stripped)
-    except ValueError:
-        raise InvalidURI(f"{uri.redacted()}: the prefix must be [A-Za-z0-9._-] segments joined by '/'") from None
-    return stripped + "/"
-
-
-def to_size(name: str, value: Any) -> int:
-    """A byte count: an int, or text such as ``8388608``, ``8MiB``, ``256KiB``, ``1GB``."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    else:
-        match = _SIZE_RE.match(str(value))
-        if match is None:
-            raise InvalidURI(f"option {name}={value!r} must be a byte count such as 8388608 or 8MiB")
-        number = int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
-    if number < 1:
-        raise InvalidURI(f"option {name}={number} must be positive")
-    return number
-
-
-def to_bool(name: str, value: Any) -> bool:
-    """Accept real booleans and the usual spellings in URI query strings."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise InvalidURI(f"option {name}={value!r} must be true or false")
-
-
-def to_int(name: str, value: Any, *, minimum: int) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise InvalidURI(f"option {name}={value!r} must be a whole number") from None
-    if number < minimum:
-        raise InvalidURI(f"option {name}={number} must be at least {minimum}")
-    return number
-
-
-def to_float(name: str, value: Any, *, minimum: float) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidURI(f"option {name}={value!r} must be a number of seconds") from None
-    if number < minimum:
-        raise InvalidURI(f"option {name}={number} must be at least {minimum}")
-    return number

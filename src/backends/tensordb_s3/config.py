@@ -24,11 +24,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from tensordb_core.blobkit import check_key
+from tensordb_core.cloudkit import (
+    FALSE_WORDS,
+    TRUE_WORDS,
+    MiB,
+    normalise_prefix,
+    reject_unknown,
+    to_bool,
+    to_float,
+    to_int,
+    to_size,
+)
 from tensordb_core.errors import InvalidURI
 from tensordb_core.uri import StoreURI
 
-MiB = 1024 * 1024
 #: S3's smallest allowed multipart part (all but the last).
 MIN_PART_SIZE = 5 * MiB
 #: S3's largest part count per multipart upload.
@@ -69,22 +78,6 @@ _ADDRESSING = ("auto", "path", "virtual")
 _RETRY_MODES = ("adaptive", "standard", "legacy")
 _CHECKSUM_MODES = ("when_supported", "when_required")
 _BUCKET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{1,254}$")
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*(|b|k|kb|kib|m|mb|mib|g|gb|gib)\s*$", re.IGNORECASE)
-_SIZE_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1024,
-    "kb": 1000,
-    "kib": 1024,
-    "m": MiB,
-    "mb": 1000**2,
-    "mib": MiB,
-    "g": 1024**3,
-    "gb": 1000**3,
-    "gib": 1024**3,
-}
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -167,24 +160,13 @@ def _bucket_and_prefix(uri: StoreURI) -> tuple[str, str]:
     bucket = uri.host
     if not _BUCKET_RE.match(bucket):
         raise InvalidURI(f"{uri.redacted()}: {bucket!r} is not a valid bucket name")
-    prefix = uri.path.strip("/")
-    if prefix:
-        try:
-            check_key(prefix)
-        except ValueError as exc:
-            raise InvalidURI(f"{uri.redacted()}: the prefix must be [A-Za-z0-9._-] segments joined by '/'") from exc
-        prefix += "/"
-    return bucket, prefix
+    return bucket, normalise_prefix(uri.path, uri)
 
 
 def _normalise(raw: dict[str, Any], uri: StoreURI, *, source: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    unknown = sorted(name for name in raw if name.lower() not in _ALIASES)
-    if unknown:  # names only: a mistyped secret option must not echo its value
-        raise InvalidURI(
-            f"unknown s3 {source} {', '.join(map(repr, unknown))} for {uri.redacted()}; "
-            f"known: {', '.join(sorted(set(_ALIASES)))}"
-        )
+    unknown = [name for name in raw if name.lower() not in _ALIASES]
+    reject_unknown(unknown, _ALIASES, what=f"s3 {source}", where=uri.redacted())
     for name, value in raw.items():
         target = _ALIASES[name.lower()]
         if target in out and out[target] != value:
@@ -216,18 +198,22 @@ def _convert(merged: dict[str, Any], uri: StoreURI) -> dict[str, Any]:
             continue
         value = merged[f.name]
         if f.name in ("create_bucket", "check_bucket", "conditional_writes"):
-            value = _to_bool(f.name, value, where)
+            value = to_bool(f.name, value, where=where, blank_is_false=False)
         elif f.name in ("multipart_threshold", "multipart_chunksize"):
-            value = _to_size(f.name, value, where)
+            value = to_size(f.name, value, where=where)
         elif f.name in ("max_workers", "max_attempts"):
-            value = _to_int(f.name, value, where, minimum=1)
+            value = to_int(f.name, value, minimum=1, where=where)
         elif f.name in ("connect_timeout", "read_timeout"):
-            value = _to_float(f.name, value, where)
+            value = to_float(f.name, value, minimum=0, exclusive=True, where=where)
         elif f.name == "verify":
             value = (
                 value
                 if isinstance(value, bool)
-                else (_to_bool(f.name, value, where) if str(value).lower() in _TRUE + _FALSE else str(value))
+                else (
+                    to_bool(f.name, value, where=where)
+                    if str(value).lower() in TRUE_WORDS + FALSE_WORDS
+                    else str(value)
+                )
             )
         elif f.name == "addressing_style":
             value = _choice(f.name, value, _ADDRESSING, where)
@@ -243,50 +229,6 @@ def _convert(merged: dict[str, Any], uri: StoreURI) -> dict[str, Any]:
     if out.get("session") is not None and out.get("profile") is not None:
         raise InvalidURI(f"pass either a boto3 session or a profile, not both, for {where}")
     return out
-
-
-def _to_bool(name: str, value: Any, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise InvalidURI(f"{name} must be true or false, not {value!r}, for {where}")
-
-
-def _to_int(name: str, value: Any, where: str, *, minimum: int) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidURI(f"{name} must be a whole number, not {value!r}, for {where}") from exc
-    if number < minimum:
-        raise InvalidURI(f"{name} must be at least {minimum}, for {where}")
-    return number
-
-
-def _to_float(name: str, value: Any, where: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidURI(f"{name} must be a number of seconds, not {value!r}, for {where}") from exc
-    if not number > 0:
-        raise InvalidURI(f"{name} must be positive, for {where}")
-    return number
-
-
-def _to_size(name: str, value: Any, where: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    else:
-        match = _SIZE_RE.match(str(value))
-        if match is None:
-            raise InvalidURI(f"{name} must be a byte count such as 8388608 or 8MiB, not {value!r}, for {where}")
-        number = int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
-    if number < 1:
-        raise InvalidURI(f"{name} must be positive, for {where}")
-    return number
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...], where: str) -> str:

@@ -1,0 +1,153 @@
+"""The cloud stores' shared pieces (tensordb_core.cloudkit), without any SDK or server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+
+import pytest
+
+from tensordb_core.cloudkit import (
+    as_bytes,
+    check_list_prefix,
+    is_content_address,
+    layered,
+    lazy_exports,
+    normalise_prefix,
+    reject_unknown,
+    require_modules,
+    scrub_secrets,
+    subject,
+    to_bool,
+    to_float,
+    to_int,
+    to_size,
+    unknown_options,
+)
+from tensordb_core.errors import InvalidQuery, InvalidURI, MissingDependency
+from tensordb_core.uri import parse_uri
+
+SHA = "a" * 64
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("8388608", 8388608),
+        ("8MiB", 8 * 1024**2),
+        (" 8 mb ", 8_000_000),
+        ("256KiB", 256 * 1024),
+        ("1G", 1024**3),
+        (7, 7),
+    ],
+)
+def test_sizes_accept_counts_and_units(text: object, expected: int) -> None:
+    assert to_size("chunk", text) == expected
+
+
+@pytest.mark.parametrize("bad", ["8 MiBs", "-1", "0", 0, True, "1.5MiB", ""])
+def test_sizes_refuse_anything_else(bad: object) -> None:
+    with pytest.raises(InvalidURI) as info:
+        to_size("chunk", bad, where="s3://b/p")
+    assert "chunk" in str(info.value) and "s3://b/p" in str(info.value)
+
+
+def test_booleans_and_the_blank_value() -> None:
+    assert [to_bool("f", v) for v in (True, "1", "Yes", " on ", False, "0", "NO", "off", "")] == [True] * 4 + [
+        False
+    ] * 5
+    with pytest.raises(InvalidURI):
+        to_bool("f", "", blank_is_false=False)
+    with pytest.raises(InvalidURI):
+        to_bool("f", "maybe")
+
+
+def test_whole_numbers_and_seconds_have_minimums() -> None:
+    assert to_int("n", "3", minimum=1) == 3
+    for bad in ("0", "x", None, "1.5"):
+        with pytest.raises(InvalidURI):
+            to_int("n", bad, minimum=1)
+    assert to_float("t", "0", minimum=0.0) == 0.0
+    assert to_float("t", "0.5", minimum=0, exclusive=True) == 0.5
+    for bad in ("0", "-1", "nan", "x"):
+        with pytest.raises(InvalidURI):
+            to_float("t", bad, minimum=0, exclusive=True)
+    with pytest.raises(InvalidURI):
+        to_float("t", "0.0001", minimum=0.001)
+
+
+def test_precedence_is_keyword_then_query_then_environment_then_default() -> None:
+    defaults = {"a": 1, "b": 1, "c": 1, "d": 1}
+    merged = layered(defaults, environment={"b": 2, "c": 2, "d": 2}, query={"c": 3, "d": 3}, keyword={"d": 4})
+    assert merged == {"a": 1, "b": 2, "c": 3, "d": 4}
+    assert defaults == {"a": 1, "b": 1, "c": 1, "d": 1}  # inputs are not modified
+
+
+def test_unknown_options_are_named_without_their_values() -> None:
+    uri = parse_uri("gs://bucket/p?project=x&typo=1")
+    unknown = unknown_options(uri, {"secret_thing": "s3cr3t-value", "project": "y"}, {"project"})
+    assert unknown == ["secret_thing", "typo"]
+    with pytest.raises(InvalidURI) as info:
+        reject_unknown(unknown, {"project"}, what="GCS option(s)", where=uri.redacted())
+    text = str(info.value)
+    assert "secret_thing" in text and "typo" in text and "known: project" in text
+    assert "s3cr3t-value" not in text
+    reject_unknown([], {"project"}, what="x", where="y")  # nothing unknown: no error
+
+
+def test_prefixes_are_normalised_and_checked() -> None:
+    uri = parse_uri("gs://bucket/x")
+    assert normalise_prefix("/a/b/", uri) == "a/b/"
+    assert normalise_prefix("/", uri) == ""
+    with pytest.raises(InvalidURI):
+        normalise_prefix("a/../b", uri)
+    assert check_list_prefix("a/b") == "a/b"
+    for bad in ("/a", "a/../b", "a b", 3):
+        with pytest.raises(InvalidQuery):
+            check_list_prefix(bad)  # type: ignore[arg-type]
+
+
+def test_secrets_are_scrubbed_longest_first_above_a_minimum_length() -> None:
+    text = "key=abcdefgh-long and abcdefgh and tok"
+    assert scrub_secrets(text, ["abcdefgh", "abcdefgh-long", "tok"], min_length=8) == "key=*** and *** and tok"
+    assert scrub_secrets("tok token", ["tok"]) == "*** ***en"
+
+
+def test_content_addresses_payloads_and_subjects() -> None:
+    assert is_content_address(SHA) and is_content_address(f"chunks/{SHA}")
+    assert not is_content_address(SHA.upper()) and not is_content_address(SHA[:-1]) and not is_content_address("x")
+    assert as_bytes(bytearray(b"ab")) == b"ab" and as_bytes(memoryview(b"abc")[1:]) == b"bc"
+    data = b"same"
+    assert as_bytes(data) is data
+    assert subject("get", "k", "s3://b") == "get 'k' in s3://b"
+    assert subject("list", None, "s3://b") == "list in s3://b"
+
+
+def test_missing_modules_name_the_extra() -> None:
+    require_modules(["json"], scheme="x", package="y", extra="z")
+    with pytest.raises(MissingDependency) as info:
+        require_modules(["json", "no_such_module_tensordb"], scheme="gs", package="google-cloud-storage", extra="gcs")
+    assert "pip install 'tensordb[gcs]'" in str(info.value) and "no_such_module_tensordb" in str(info.value)
+
+
+def test_lazy_exports_import_on_first_access(monkeypatch: pytest.MonkeyPatch) -> None:
+    package = types.ModuleType("fakepkg")
+    package.__path__ = []  # type: ignore[attr-defined]
+    sub = types.ModuleType("fakepkg.impl")
+    sub.Thing = object()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fakepkg", package)
+    monkeypatch.setitem(sys.modules, "fakepkg.impl", sub)
+    getter = lazy_exports("fakepkg", {"Thing": "impl"})
+    assert getter("Thing") is sub.Thing  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match="fakepkg"):
+        getter("Other")
+
+
+def test_core_imports_no_cloud_sdk() -> None:
+    code = (
+        "import sys, tensordb_core.cloudkit; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'boto3', 'botocore', 'google', 'azure'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "[]"
