@@ -9,6 +9,15 @@ stores the blob, then inserts the documents, then removes the intent
 second and documents last; any blob it listed was either referenced by a
 document it reads or announced by an intent it reads.  Intents older than
 the grace period belong to crashed writers and are ignored (and cleared).
+
+One more race: blobs are content addresses, so a writer storing bytes that
+an orphan already holds writes nothing — its blob can be the very orphan gc
+decided to delete a moment before the writer's intent appeared.  So gc
+deletes in batches of *mark, look again, delete, unmark*: it records a
+deletion marker for each key, re-reads intents and references for those keys,
+deletes the ones still unclaimed and removes the markers; a writer waits
+until no marker for its key is left, then stores the bytes again if they are
+gone (:meth:`StudyScope._settle`).
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from typing import Any
 from .blobkit import verify_content
 from .errors import BlobNotFound, IntegrityError
 from .protocols import BlobStore, IndexStore
-from .scope import INTENTS
+from .scope import DELETION_STALE_S, DELETIONS, INTENTS
 
 #: Where each collection keeps blob keys.
 BLOB_FIELDS: dict[str, tuple[str, ...]] = {
@@ -30,6 +39,8 @@ BLOB_FIELDS: dict[str, tuple[str, ...]] = {
     "models": ("_code_blob",),
 }
 DEFAULT_GRACE_S = 3600.0
+#: Keys gc marks, re-checks and deletes at a time.
+DELETE_BATCH = 500
 
 
 def _get(doc: Mapping[str, Any], path: str) -> Any:
@@ -93,9 +104,37 @@ def check(index: IndexStore, blobs: BlobStore, *, verify: bool = True, grace_s: 
     return report
 
 
-def _live_intents(index: IndexStore, grace_s: float) -> set[str]:
-    cutoff = time.time() - grace_s
-    return {d["key"] for d in index.find(INTENTS, {"at": {"$gte": cutoff}})}
+def _live_intents(index: IndexStore, grace_s: float, keys: list[str] | None = None) -> set[str]:
+    query: dict[str, Any] = {"at": {"$gte": time.time() - grace_s}}
+    if keys is not None:
+        query["key"] = {"$in": keys}
+    return {d["key"] for d in index.find(INTENTS, query)}
+
+
+def _referenced_among(index: IndexStore, keys: list[str]) -> set[str]:
+    """Which of ``keys`` some document references (one query per blob field)."""
+    wanted, found = set(keys), set()
+    for collection, paths in BLOB_FIELDS.items():
+        for path in paths:
+            for doc in index.find(collection, {path: {"$in": keys}}, projection={path.split(".")[0]: 1}):
+                key = _get(doc, path)
+                if key in wanted:
+                    found.add(key)
+    return found
+
+
+def _delete_batch(index: IndexStore, blobs: BlobStore, keys: list[str], grace_s: float) -> list[str]:
+    """Mark, look again, delete what is still unclaimed, unmark (see the module docs)."""
+    now = time.time()
+    markers = index.insert_many(DELETIONS, [{"key": key, "at": now} for key in keys])
+    try:
+        keep = _live_intents(index, grace_s, keys) | _referenced_among(index, keys)
+        gone = [key for key in keys if key not in keep]
+        for key in gone:
+            blobs.delete(key)
+    finally:
+        index.delete_many(DELETIONS, {"_id": {"$in": markers}})
+    return gone
 
 
 def gc(index: IndexStore, blobs: BlobStore, *, grace_s: float = DEFAULT_GRACE_S, dry_run: bool = False) -> list[str]:
@@ -104,8 +143,11 @@ def gc(index: IndexStore, blobs: BlobStore, *, grace_s: float = DEFAULT_GRACE_S,
     announced = _live_intents(index, grace_s)  # 2. intents
     referenced = {key for _, _, key in referenced_keys(index)}  # 3. documents
     doomed = sorted(stored - announced - referenced)
-    if not dry_run:
-        for key in doomed:
-            blobs.delete(key)
-        index.delete_many(INTENTS, {"at": {"$lt": time.time() - grace_s}})
-    return doomed
+    if dry_run:
+        return doomed
+    deleted: list[str] = []
+    for start in range(0, len(doomed), DELETE_BATCH):
+        deleted += _delete_batch(index, blobs, doomed[start : start + DELETE_BATCH], grace_s)
+    index.delete_many(INTENTS, {"at": {"$lt": time.time() - grace_s}})
+    index.delete_many(DELETIONS, {"at": {"$lt": time.time() - DELETION_STALE_S}})  # a crashed gc's markers
+    return deleted

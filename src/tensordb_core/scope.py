@@ -27,6 +27,12 @@ _STUDY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")
 MAX_TAG_DEPTH = 16
 #: Collection of blob write intents (see :meth:`StudyScope.writing_blobs`).
 INTENTS = "blob_intents"
+#: Collection of gc's deletion markers (see :func:`tensordb_core.maintenance.gc`).
+DELETIONS = "blob_deletions"
+#: A deletion marker older than this belongs to a crashed gc and holds no writer back.
+DELETION_STALE_S = 300.0
+#: How often a writer looks again while gc is deleting a key it is writing.
+DELETION_POLL_S = 0.02
 
 
 def check_study(study: str) -> str:
@@ -114,6 +120,9 @@ class StudyScope:
         document inserts) finished, so ``tensordb gc`` never deletes a blob a
         running writer is about to reference.  A crashed writer leaves its
         intents behind; gc ignores intents older than its grace period.
+
+        Content addresses dedupe, so ``put`` of bytes already stored (an orphan
+        gc condemned a moment ago) changes nothing; hence :meth:`_settle`.
         """
         intents: list[str] = []
 
@@ -121,6 +130,7 @@ class StudyScope:
             key = content_key(data)
             intents.extend(self.index.insert_many(INTENTS, [{"key": key, "at": time.time()}]))
             self.blobs.put(key, data)
+            self._settle(key, data)
             return key
 
         try:
@@ -128,6 +138,22 @@ class StudyScope:
         finally:
             if intents:
                 self.index.delete_many(INTENTS, {"_id": {"$in": intents}})
+
+    def _settle(self, key: str, data: bytes | bytearray | memoryview) -> None:
+        """Make sure a gc running beside us has not deleted, and will not delete, ``key``.
+
+        gc marks a key in :data:`DELETIONS` *before* its last look at intents and
+        documents and unmarks it after deleting.  Our intent exists already, so
+        once no fresh marker for ``key`` is left, either gc's last look saw our
+        intent (and kept the blob) or its delete is over; storing the bytes
+        again if they are gone then leaves the blob in place for good.
+        """
+        fresh = {"key": key, "at": {"$gte": time.time() - DELETION_STALE_S}}
+        deadline = time.monotonic() + DELETION_STALE_S
+        while self.index.count(DELETIONS, fresh) and time.monotonic() < deadline:
+            time.sleep(DELETION_POLL_S)
+        if not self.blobs.exists(key):
+            self.blobs.put(key, data)
 
     def get_blob(self, key: str, *, verify: bool = True) -> bytes:
         """A whole blob, checked against its content address."""
