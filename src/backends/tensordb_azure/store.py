@@ -19,9 +19,8 @@ What it guarantees, and how:
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Self, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import requests
 from azure.core import exceptions as az
@@ -29,9 +28,9 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import BlobServiceClient, ContentSettings, ExponentialRetry
 from urllib3.util.retry import Retry
 
-from tensordb_core.blobkit import check_key, ordered_concurrent_map, split_request
-from tensordb_core.errors import InvalidQuery, PermissionDenied, TensorDBError
-from tensordb_core.protocols import BlobRequest
+from tensordb_core.blobkit import check_key, split_request
+from tensordb_core.cloudkit import CloudBlobStore, as_bytes, is_content_address
+from tensordb_core.errors import PermissionDenied, TensorDBError
 from tensordb_core.uri import StoreURI, parse_uri
 
 from .config import AzureConfig
@@ -39,13 +38,6 @@ from .errors import ContainerNotFound, chain_leaks, error_code, install_log_scru
 
 T = TypeVar("T")
 _CONTENT = ContentSettings(content_type="application/octet-stream")
-_CONTENT_ADDRESS = re.compile(r"^[0-9a-f]{64}$")
-_PREFIX_RE = re.compile(r"^[A-Za-z0-9._/\-]*$")
-
-
-def is_content_address(key: str) -> bool:
-    """True when the key's last segment is a sha256 hex digest (its bytes are fixed by its name)."""
-    return bool(_CONTENT_ADDRESS.match(key.rsplit("/", 1)[-1]))
 
 
 def _credential(config: AzureConfig, where: str) -> Any:
@@ -83,7 +75,7 @@ def _session(pool_size: int) -> requests.Session:
     return session
 
 
-class AzureBlobStore:
+class AzureBlobStore(CloudBlobStore):
     """A :class:`~tensordb_core.protocols.BlobStore` over one Azure container and key prefix.
 
     Build it with ``tensordb_core.open_blobs("az://container/prefix", **options)``
@@ -135,17 +127,6 @@ class AzureBlobStore:
         except BaseException:
             self.close()
             raise
-
-    def __repr__(self) -> str:
-        return f"AzureBlobStore({self._where!r})"
-
-    __str__ = __repr__
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     @property
     def endpoint_url(self) -> str:
@@ -204,7 +185,7 @@ class AzureBlobStore:
         blob has the same bytes); other keys are plain overwrites, atomic on Azure.
         """
         name = self._name(key)
-        payload = data if isinstance(data, bytes) else memoryview(data).cast("B").tobytes()
+        payload = as_bytes(data)
         conditional = is_content_address(key)
         if conditional and len(payload) > self.config.max_single_put_size and self.exists(key):
             return  # skip re-uploading a large blob that is already there
@@ -249,14 +230,6 @@ class AzureBlobStore:
 
         return self._call("get", key, download)
 
-    def _get_request(self, request: BlobRequest) -> bytes:
-        key, start, end = split_request(request)
-        return self.get(key, start, end)
-
-    def get_many(self, requests: Iterable[BlobRequest]) -> Iterator[bytes]:
-        """Fetch concurrently on up to ``max_workers`` threads, yielding in request order."""
-        return ordered_concurrent_map(self._get_request, requests, self.config.max_workers)
-
     def _properties(self, key: str) -> Any:
         """The blob's properties, or None when it is absent (a missing container still raises)."""
         blob = self._container.get_blob_client(self._name(key))
@@ -293,17 +266,6 @@ class AzureBlobStore:
                     raise
 
         self._call("delete", key, remove)
-
-    def list(self, prefix: str = "") -> Iterator[str]:
-        """Every key under ``prefix`` (relative to the store's prefix), ``page_size`` names per request."""
-        if (
-            not isinstance(prefix, str)
-            or not _PREFIX_RE.match(prefix)
-            or prefix.startswith("/")
-            or ".." in prefix.split("/")
-        ):
-            raise InvalidQuery(f"invalid blob key prefix {prefix!r}: use [A-Za-z0-9._-] segments joined by '/'")
-        return self._list(prefix)
 
     def _list(self, prefix: str) -> Iterator[str]:
         full = self.config.prefix + prefix

@@ -20,10 +20,9 @@ What it guarantees, and how:
 from __future__ import annotations
 
 import json
-import re
 import threading
-from collections.abc import Iterable, Iterator
-from typing import Any, Self
+from collections.abc import Iterator
+from typing import Any
 
 import google.auth
 import requests
@@ -33,9 +32,9 @@ from google.auth.transport.requests import AuthorizedSession
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from tensordb_core.blobkit import check_key, ordered_concurrent_map, split_request
-from tensordb_core.errors import InvalidQuery, InvalidURI, TensorDBError
-from tensordb_core.protocols import BlobRequest
+from tensordb_core.blobkit import check_key, split_request
+from tensordb_core.cloudkit import CloudBlobStore, as_bytes, is_content_address
+from tensordb_core.errors import InvalidURI, TensorDBError
 from tensordb_core.uri import StoreURI, parse_uri
 
 from .config import GCSConfig
@@ -44,13 +43,6 @@ from .errors import BucketNotFound, status_of, translate, unwrap
 PUBLIC_ENDPOINT = "https://storage.googleapis.com"
 _SCOPES = ("https://www.googleapis.com/auth/devstorage.read_write",)
 _CONTENT_TYPE = "application/octet-stream"
-_CONTENT_ADDRESS = re.compile(r"^[0-9a-f]{64}$")
-_PREFIX_RE = re.compile(r"^[A-Za-z0-9._/\-]*$")
-
-
-def is_content_address(key: str) -> bool:
-    """True when the key's last segment is a sha256 hex digest (its bytes are fixed by its name)."""
-    return bool(_CONTENT_ADDRESS.match(key.rsplit("/", 1)[-1]))
 
 
 def _retry_policy(seconds: float) -> Any:
@@ -101,7 +93,7 @@ def _credentials_from_file(path: str) -> Any:
     )
 
 
-class GCSBlobStore:
+class GCSBlobStore(CloudBlobStore):
     """A :class:`~tensordb_core.protocols.BlobStore` over one GCS bucket and key prefix.
 
     Build it with ``tensordb_core.open_blobs("gs://bucket/prefix?emulator_host=...", **options)``
@@ -148,17 +140,6 @@ class GCSBlobStore:
         except BaseException:
             self.close()
             raise
-
-    def __repr__(self) -> str:
-        return f"GCSBlobStore({self._where!r})"
-
-    __str__ = __repr__
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     @property
     def endpoint_url(self) -> str:
@@ -213,8 +194,7 @@ class GCSBlobStore:
         bytes are there); other keys are plain overwrites, atomic on GCS.
         """
         name = self._name(key)
-        view = memoryview(data).cast("B") if not isinstance(data, bytes) else None
-        payload = data if isinstance(data, bytes) else view.tobytes()  # type: ignore[union-attr]
+        payload = as_bytes(data)
         conditional = is_content_address(key)
         condition = {"if_generation_match": 0} if conditional else {}
         blob = self._bucket.blob(name)
@@ -263,14 +243,6 @@ class GCSBlobStore:
                 return b""
             raise self._fail(exc, "get", key) from exc
 
-    def _get_request(self, request: BlobRequest) -> bytes:
-        key, start, end = split_request(request)
-        return self.get(key, start, end)
-
-    def get_many(self, requests: Iterable[BlobRequest]) -> Iterator[bytes]:
-        """Fetch concurrently on up to ``max_workers`` threads, yielding in request order."""
-        return ordered_concurrent_map(self._get_request, requests, self.config.max_workers)
-
     def exists(self, key: str) -> bool:
         return self._stat(key) is not None
 
@@ -306,17 +278,6 @@ class GCSBlobStore:
                 self._raise_if_bucket_missing(exc)
                 return
             raise self._fail(exc, "delete", key) from exc
-
-    def list(self, prefix: str = "") -> Iterator[str]:
-        """Every key under ``prefix`` (relative to the store's prefix), ``page_size`` names per request."""
-        if (
-            not isinstance(prefix, str)
-            or not _PREFIX_RE.match(prefix)
-            or prefix.startswith("/")
-            or ".." in prefix.split("/")
-        ):
-            raise InvalidQuery(f"invalid blob key prefix {prefix!r}: use [A-Za-z0-9._-] segments joined by '/'")
-        return self._list(prefix)
 
     def _list(self, prefix: str) -> Iterator[str]:
         full = self.config.prefix + prefix

@@ -22,13 +22,13 @@ Why it looks like this:
 from __future__ import annotations
 
 import logging
-import re
 import time
-from collections.abc import Iterable, Iterator
-from typing import Any, NoReturn, Self
+from collections.abc import Iterator
+from typing import Any, NoReturn
 
 from tensordb_core.blobkit import check_key, ordered_concurrent_map, split_request
-from tensordb_core.errors import BackendError, BlobNotFound, InvalidQuery
+from tensordb_core.cloudkit import CloudBlobStore, is_content_address
+from tensordb_core.errors import BackendError, BlobNotFound
 from tensordb_core.protocols import BlobRequest
 from tensordb_core.uri import StoreURI, parse_uri
 
@@ -38,17 +38,10 @@ from .errors import BucketNotFound, error_code, http_status, translate
 
 log = logging.getLogger(__name__)
 
-_CONTENT_ADDRESS = re.compile(r"^[0-9a-f]{64}$")
-_PREFIX_RE = re.compile(r"^[A-Za-z0-9._/\-]*$")
 _CONFLICT_RETRIES = 4
 
 
-def is_content_address(key: str) -> bool:
-    """True when the key's last segment is a sha256 hex digest (its bytes are fixed by its name)."""
-    return bool(_CONTENT_ADDRESS.match(key.rsplit("/", 1)[-1]))
-
-
-class S3BlobStore:
+class S3BlobStore(CloudBlobStore):
     """A :class:`~tensordb_core.protocols.BlobStore` over one S3 bucket and key prefix.
 
     Build it with ``tensordb_core.open_blobs("s3://bucket/prefix?endpoint_url=...", **options)``
@@ -81,17 +74,6 @@ class S3BlobStore:
             raise
 
     # -- helpers -------------------------------------------------------------------------------
-
-    def __repr__(self) -> str:
-        return f"S3BlobStore({self._where!r})"
-
-    __str__ = __repr__
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     @property
     def endpoint_url(self) -> str:
@@ -246,13 +228,8 @@ class S3BlobStore:
                 return b""  # the range starts at or past the end: the blob exists, the slice is empty
             self._fail(exc, "read", key)
 
-    def get_many(self, requests: Iterable[BlobRequest]) -> Iterator[bytes]:
-        """Fetch many blobs or ranges on up to ``max_workers`` threads, yielding in request order."""
-
-        def fetch(request: BlobRequest) -> bytes:
-            return self._get(*split_request(request))
-
-        return ordered_concurrent_map(fetch, requests, self.config.max_workers)
+    def _get_request(self, request: BlobRequest) -> bytes:
+        return self._get(*split_request(request))
 
     def _head(self, full: str, key: str) -> dict[str, Any] | None:
         try:
@@ -273,18 +250,9 @@ class S3BlobStore:
             raise BlobNotFound(f"blob {key!r} in {self._where} not found")
         return int(head["ContentLength"])
 
-    def list(self, prefix: str = "") -> Iterator[str]:
-        """Every key under ``prefix`` (relative to the store's prefix), 1,000 per page."""
-        if (
-            not isinstance(prefix, str)
-            or not _PREFIX_RE.match(prefix)
-            or prefix.startswith("/")
-            or ".." in prefix.split("/")
-        ):
-            raise InvalidQuery(f"invalid blob key prefix {prefix!r}: use [A-Za-z0-9._-] segments joined by '/'")
-        return self._list(self.prefix + prefix)
-
-    def _list(self, full_prefix: str) -> Iterator[str]:
+    def _list(self, prefix: str) -> Iterator[str]:
+        """Every key under ``prefix`` (already checked by ``list``), 1,000 per page."""
+        full_prefix = self.prefix + prefix
         paginator = self._client.get_paginator("list_objects_v2")
         cut = len(self.prefix)
         try:
