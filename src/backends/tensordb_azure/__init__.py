@@ -8,20 +8,11 @@ credentials and Azurite are described in docs/backends/azure.md.
 
 from __future__ import annotations
 
-from typing import Any
+from tensordb_core.cloudkit import lazy_exports
 
 from .errors import ContainerNotFound
 
 __all__ = ["AzureBlobStore", "AzureConfig", "ContainerNotFound"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "AzureBlobStore":
-        from .store import AzureBlobStore
-
-        return AzureBlobStore
-    if name == "AzureConfig":
-        from .config import AzureConfig
-
-        return AzureConfig
-    raise AttributeError(f"module 'tensordb_azure' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {"AzureBlobStore": "store", "AzureConfig": "config"})

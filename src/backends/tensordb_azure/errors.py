@@ -16,6 +16,7 @@ import logging
 import re
 from collections.abc import Iterable
 
+from tensordb_core.cloudkit import TRANSIENT_STATUS, scrub_secrets, subject
 from tensordb_core.errors import (
     BackendError,
     BackendUnavailable,
@@ -26,7 +27,6 @@ from tensordb_core.errors import (
     TransientError,
 )
 
-TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _SIG_RE = re.compile(r"((?:^|[?&;\s])(?:sig|signature|accountkey|sharedaccesssignature)=)[^&;\s\"']+", re.IGNORECASE)
 
 
@@ -36,10 +36,7 @@ class ContainerNotFound(BackendError, LookupError):
 
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with every known secret and any SAS signature or account key value replaced by ``***``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return _SIG_RE.sub(r"\1***", text)
+    return _SIG_RE.sub(r"\1***", scrub_secrets(text, secrets))
 
 
 def chain_leaks(exc: BaseException, secrets: Iterable[str]) -> bool:
@@ -80,7 +77,7 @@ def translate(
 
     if isinstance(exc, TensorDBError):
         return exc
-    subject = f"{op} {key!r} in {where}" if key is not None else f"{op} in {where}"
+    what = subject(op, key, where)
     status, code = status_of(exc), error_code(exc)
     if code == "ContainerNotFound":
         return ContainerNotFound(
@@ -91,24 +88,24 @@ def translate(
         return BlobNotFound(f"no blob {key!r} in {where}")
     if isinstance(exc, az.ClientAuthenticationError) or status in (401, 403):
         return PermissionDenied(
-            f"{subject}: Azure refused the credentials (HTTP {status} {code}); check the account key, the SAS "
+            f"{what}: Azure refused the credentials (HTTP {status} {code}); check the account key, the SAS "
             "token's permissions and expiry, or the identity's role (Storage Blob Data Contributor)"
         )
     if status in TRANSIENT_STATUS:
-        return TransientError(f"{subject}: Azure answered HTTP {status} {code}; retry later")
+        return TransientError(f"{what}: Azure answered HTTP {status} {code}; retry later")
     if isinstance(exc, az.ServiceRequestError):  # the request never got through: DNS, refused, TLS, connect timeout
         return BackendUnavailable(
             f"cannot reach Azure Blob Storage at {endpoint} for {where} ({type(exc).__name__}); check the network, "
             "the endpoint, or proxy settings"
         )
     if isinstance(exc, (az.ServiceResponseError, az.IncompleteReadError, ConnectionError, TimeoutError)):
-        return TransientError(f"{subject}: the connection to Azure failed mid-request ({type(exc).__name__})")
+        return TransientError(f"{what}: the connection to Azure failed mid-request ({type(exc).__name__})")
     if status is not None:
-        return BackendError(f"{subject}: Azure answered HTTP {status} {code}")
+        return BackendError(f"{what}: Azure answered HTTP {status} {code}")
     detail = scrub(str(exc), secrets)
     if isinstance(exc, ValueError) and not isinstance(exc, az.AzureError):
-        return InvalidURI(f"{subject}: azure-storage-blob refused the settings: {detail}")
-    return BackendError(f"{subject}: unexpected {type(exc).__name__}: {detail}")
+        return InvalidURI(f"{what}: azure-storage-blob refused the settings: {detail}")
+    return BackendError(f"{what}: unexpected {type(exc).__name__}: {detail}")
 
 
 class SasLogScrubber(logging.Filter):

@@ -10,10 +10,9 @@ pip extra.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from tensordb_core.errors import MissingDependency
+from tensordb_core.cloudkit import require_modules
 from tensordb_core.hookspecs import hookimpl
 from tensordb_core.registry import SchemeInfo
 from tensordb_core.uri import StoreURI
@@ -21,7 +20,6 @@ from tensordb_core.uri import StoreURI
 from .config import SCHEMES
 
 EXTRA = "azure"
-INSTALL_HINT = f"pip install 'tensordb[{EXTRA}]'"
 _DESCRIPTIONS = {
     "az": "Azure Blob Storage: az://container/prefix",
     "abfs": "Azure Blob Storage: abfs://container@account.dfs.core.windows.net/prefix",
@@ -38,13 +36,9 @@ def tensordb_schemes() -> list[SchemeInfo]:
 
 def require_sdk() -> None:
     """Import the client library or fail with the extra that installs it."""
-    for module in ("azure.storage.blob", "azure.core", "requests"):
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise MissingDependency(
-                f"the az:// blob store needs azure-storage-blob ({module} is missing): {INSTALL_HINT}"
-            ) from exc
+    require_modules(
+        ("azure.storage.blob", "azure.core", "requests"), scheme="az", package="azure-storage-blob", extra=EXTRA
+    )
 
 
 @hookimpl

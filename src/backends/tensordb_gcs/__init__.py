@@ -8,20 +8,11 @@ credentials and the emulator are described in docs/backends/gcs.md.
 
 from __future__ import annotations
 
-from typing import Any
+from tensordb_core.cloudkit import lazy_exports
 
 from .errors import BucketNotFound
 
 __all__ = ["BucketNotFound", "GCSBlobStore", "GCSConfig"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "GCSBlobStore":
-        from .store import GCSBlobStore
-
-        return GCSBlobStore
-    if name == "GCSConfig":
-        from .config import GCSConfig
-
-        return GCSConfig
-    raise AttributeError(f"module 'tensordb_gcs' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {"GCSBlobStore": "store", "GCSConfig": "config"})

@@ -9,6 +9,7 @@ light package ``__init__`` (for :class:`BucketNotFound`).
 
 from __future__ import annotations
 
+from tensordb_core.cloudkit import TRANSIENT_STATUS, BucketNotFound, subject
 from tensordb_core.errors import (
     BackendError,
     BackendUnavailable,
@@ -18,13 +19,7 @@ from tensordb_core.errors import (
     TransientError,
 )
 
-
-class BucketNotFound(BackendError, LookupError):
-    """The store's bucket does not exist: create it, or open the store with ``create_bucket=true``."""
-
-
-#: HTTP statuses worth retrying with backoff (throttling, timeouts, server trouble).
-TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+__all__ = ["TRANSIENT_STATUS", "BucketNotFound", "status_of", "translate", "unwrap"]
 
 
 def status_of(exc: BaseException) -> int | None:
@@ -52,7 +47,7 @@ def translate(exc: BaseException, *, op: str, key: str | None, where: str, endpo
     from google.auth import exceptions as auth_exceptions
 
     inner = unwrap(exc)
-    subject = f"{op} {key!r} in {where}" if key is not None else f"{op} in {where}"
+    what = subject(op, key, where)
     if isinstance(inner, TensorDBError):
         return inner
     status = status_of(inner)
@@ -62,20 +57,20 @@ def translate(exc: BaseException, *, op: str, key: str | None, where: str, endpo
             return BlobNotFound(f"no blob {key!r} in {where}")
         if status in (401, 403):
             return PermissionDenied(
-                f"{subject}: GCS refused the credentials (HTTP {status}: {detail}); check the service account's "
+                f"{what}: GCS refused the credentials (HTTP {status}: {detail}); check the service account's "
                 "roles on the bucket (roles/storage.objectAdmin) or the credentials= option"
             )
         if status in TRANSIENT_STATUS:
-            return TransientError(f"{subject}: GCS answered HTTP {status} ({detail}); retry later")
-        return BackendError(f"{subject}: GCS answered HTTP {status}: {detail}")
+            return TransientError(f"{what}: GCS answered HTTP {status} ({detail}); retry later")
+        return BackendError(f"{what}: GCS answered HTTP {status}: {detail}")
     if isinstance(inner, auth_exceptions.DefaultCredentialsError):
         return PermissionDenied(
-            f"{subject}: no usable Google credentials ({inner}); set GOOGLE_APPLICATION_CREDENTIALS to a key "
+            f"{what}: no usable Google credentials ({inner}); set GOOGLE_APPLICATION_CREDENTIALS to a key "
             "file, pass credentials=PATH, run 'gcloud auth application-default login', or use anonymous=true "
             "for public buckets"
         )
     if isinstance(inner, auth_exceptions.RefreshError):
-        return PermissionDenied(f"{subject}: could not obtain a Google access token ({type(inner).__name__})")
+        return PermissionDenied(f"{what}: could not obtain a Google access token ({type(inner).__name__})")
     if isinstance(inner, auth_exceptions.TransportError):
         return BackendUnavailable(
             f"cannot obtain a Google access token for {where}: the token service is unreachable "
@@ -87,5 +82,5 @@ def translate(exc: BaseException, *, op: str, key: str | None, where: str, endpo
             "STORAGE_EMULATOR_HOST / emulator_host, or proxy settings"
         )
     if isinstance(inner, (requests.Timeout, requests.exceptions.ChunkedEncodingError, ConnectionError, TimeoutError)):
-        return TransientError(f"{subject}: the connection to GCS failed mid-request ({type(inner).__name__})")
-    return BackendError(f"{subject}: unexpected {type(inner).__name__}: {inner}")
+        return TransientError(f"{what}: the connection to GCS failed mid-request ({type(inner).__name__})")
+    return BackendError(f"{what}: unexpected {type(inner).__name__}: {inner}")

@@ -7,10 +7,9 @@ This module stays light on purpose: google-cloud-storage is imported only when a
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from tensordb_core.errors import MissingDependency
+from tensordb_core.cloudkit import require_modules
 from tensordb_core.hookspecs import hookimpl
 from tensordb_core.registry import SchemeInfo
 from tensordb_core.uri import StoreURI
@@ -18,7 +17,6 @@ from tensordb_core.uri import StoreURI
 from .config import SCHEMES
 
 EXTRA = "gcs"
-INSTALL_HINT = f"pip install 'tensordb[{EXTRA}]'"
 
 
 @hookimpl
@@ -31,13 +29,9 @@ def tensordb_schemes() -> list[SchemeInfo]:
 
 def require_sdk() -> None:
     """Import the client library or fail with the extra that installs it."""
-    for module in ("google.cloud.storage", "google.auth", "requests"):
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise MissingDependency(
-                f"the gs:// blob store needs google-cloud-storage ({module} is missing): {INSTALL_HINT}"
-            ) from exc
+    require_modules(
+        ("google.cloud.storage", "google.auth", "requests"), scheme="gs", package="google-cloud-storage", extra=EXTRA
+    )
 
 
 @hookimpl

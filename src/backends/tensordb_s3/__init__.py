@@ -7,20 +7,11 @@ with it boto3) loads on first attribute access.  Open stores with
 
 from __future__ import annotations
 
-from typing import Any
+from tensordb_core.cloudkit import lazy_exports
 
 from .errors import BucketNotFound
 
 __all__ = ["BucketNotFound", "S3BlobStore", "S3Config"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "S3BlobStore":
-        from .store import S3BlobStore
-
-        return S3BlobStore
-    if name == "S3Config":
-        from .config import S3Config
-
-        return S3Config
-    raise AttributeError(f"module 'tensordb_s3' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {"S3BlobStore": "store", "S3Config": "config"})

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from tensordb_core.cloudkit import BucketNotFound, scrub_secrets
 from tensordb_core.errors import (
     BackendError,
     BackendUnavailable,
@@ -21,12 +22,6 @@ from tensordb_core.errors import (
     TensorDBError,
     TransientError,
 )
-from tensordb_core.uri import REDACTED
-
-
-class BucketNotFound(BackendError, LookupError):
-    """The store's bucket does not exist: create it, or open the store with ``create_bucket=true``."""
-
 
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 BUCKET_MISSING_CODES = frozenset({"NoSuchBucket"})
@@ -92,10 +87,7 @@ MIN_SCRUB_LENGTH = 8
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every secret value (of at least ``MIN_SCRUB_LENGTH`` characters) replaced by ``***``."""
-    for secret in sorted(secrets, key=len, reverse=True):  # longest first: a secret may contain another
-        if secret and len(secret) >= MIN_SCRUB_LENGTH:
-            text = text.replace(secret, REDACTED)
-    return text
+    return scrub_secrets(text, secrets, min_length=MIN_SCRUB_LENGTH)
 
 
 def scrub_exception(exc: BaseException, secrets: Iterable[str]) -> None:
