@@ -15,9 +15,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -96,3 +97,35 @@ def require_executable(path: str | os.PathLike, install_hint: str) -> str:
 
 
 PYTHON = sys.executable
+
+
+def serve(server: Server) -> Iterator[Server]:
+    """Yield ``server`` and stop it afterwards: the body of a session fixture (``yield from serve(start())``)."""
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def dead_port() -> int:
+    """A loopback port nothing listens on (for "endpoint unreachable" tests)."""
+    return free_port()
+
+
+def clear_environment(monkeypatch: Any, prefixes: tuple[str, ...], names: tuple[str, ...] = ()) -> None:
+    """Unset every variable starting with one of ``prefixes`` or named in ``names`` (the developer's cloud settings)."""
+    for name in list(os.environ):
+        if name.startswith(prefixes) or name in names:
+            monkeypatch.delenv(name)
+
+
+def exception_texts(exc: BaseException) -> str:
+    """The text of an exception and everything chained to it (what a traceback or a log would show)."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    node: BaseException | None = exc
+    while node is not None and id(node) not in seen:
+        seen.add(id(node))
+        parts += [str(node), repr(node), *map(str, getattr(node, "__notes__", []))]
+        node = node.__cause__ or node.__context__
+    return "\n".join(parts)

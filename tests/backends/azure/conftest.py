@@ -7,7 +7,6 @@ PID; each test works under its own prefix of one container.  A missing
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -21,24 +20,18 @@ if str(TESTS) not in sys.path:
 
 from azurekit import ACCOUNT_KEY, CONTAINER, admin_client, endpoint_of, start_azurite
 
-from serverkit import Server
+from serverkit import Server, clear_environment, serve
 
 
 @pytest.fixture(autouse=True)
 def _isolated_azure_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the developer's Azure settings (connection strings, keys, identities) out of every test."""
-    for name in list(os.environ):
-        if name.startswith(("AZURE_", "MSI_", "IDENTITY_")):
-            monkeypatch.delenv(name)
+    clear_environment(monkeypatch, ("AZURE_", "MSI_", "IDENTITY_"))
 
 
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start_azurite(str(tmp_path_factory.mktemp("azurite")))
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serve(start_azurite(str(tmp_path_factory.mktemp("azurite"))))
 
 
 @pytest.fixture(scope="session")

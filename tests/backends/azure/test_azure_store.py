@@ -20,6 +20,7 @@ from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 from azurekit import ACCOUNT, ACCOUNT_KEY, SMALL_UPLOADS, admin_client, connection_string
 
 import tensordb_core as tdb
+from serverkit import dead_port, exception_texts
 from tensordb_azure import ContainerNotFound
 from tensordb_azure.errors import SasLogScrubber, scrub, translate
 from tensordb_azure.store import AzureBlobStore
@@ -65,22 +66,6 @@ def sas_for(container: str, **permissions: bool) -> str:
 
 def signature_of(sas: str) -> str:
     return next(part[4:] for part in sas.split("&") if part.startswith("sig="))
-
-
-def dead_port() -> int:
-    from serverkit import free_port
-
-    return free_port()
-
-
-def exception_texts(exc: BaseException) -> str:
-    """The text of an exception and everything chained to it (what a traceback or a log would show)."""
-    parts, seen, node = [], set(), exc
-    while node is not None and id(node) not in seen:
-        seen.add(id(node))
-        parts += [str(node), repr(node), *map(str, getattr(node, "__notes__", []))]
-        node = node.__cause__ or node.__context__
-    return "\n".join(parts)
 
 
 # -- opening ---------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ an error with the install command, never a skip.
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -21,28 +20,21 @@ if str(TESTS) not in sys.path:
 
 from gcskit import BUCKET, admin_client, start_fake_gcs
 
-from serverkit import Server
+from serverkit import Server, clear_environment, serve
 
 
 @pytest.fixture(autouse=True)
 def _isolated_google_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the developer's Google settings (emulator host, ADC, project) out of every test."""
-    for name in list(os.environ):
-        if name.startswith(("GOOGLE_", "GCLOUD_", "CLOUDSDK_")) or name in (
-            "STORAGE_EMULATOR_HOST",
-            "API_ENDPOINT_OVERRIDE",
-        ):
-            monkeypatch.delenv(name)
+    clear_environment(
+        monkeypatch, ("GOOGLE_", "GCLOUD_", "CLOUDSDK_"), ("STORAGE_EMULATOR_HOST", "API_ENDPOINT_OVERRIDE")
+    )
     monkeypatch.setenv("NO_GCE_CHECK", "true")  # never probe a metadata server from tests
 
 
 @pytest.fixture(scope="session")
 def fake_gcs() -> Iterator[Server]:
-    server = start_fake_gcs()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serve(start_fake_gcs())
 
 
 @pytest.fixture(scope="session")

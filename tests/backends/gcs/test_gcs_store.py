@@ -22,6 +22,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 import tensordb_core as tdb
+from serverkit import dead_port, exception_texts
 from tensordb_core.blobkit import content_key
 from tensordb_core.errors import (
     BackendError,
@@ -59,23 +60,6 @@ def generation(endpoint: str, bucket: str, name: str) -> int:
         return int(blob.generation)
     finally:
         client.close()
-
-
-def dead_port() -> int:
-    """A loopback port nothing listens on."""
-    from serverkit import free_port
-
-    return free_port()
-
-
-def exception_texts(exc: BaseException) -> str:
-    """The text of an exception and everything chained to it (what a traceback or a log would show)."""
-    parts, seen, node = [], set(), exc
-    while node is not None and id(node) not in seen:
-        seen.add(id(node))
-        parts += [str(node), repr(node), *map(str, getattr(node, "__notes__", []))]
-        node = node.__cause__ or node.__context__
-    return "\n".join(parts)
 
 
 # -- opening ---------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ tests can prove which credentials a store really signs with.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import urllib.request
 import uuid
@@ -24,15 +23,13 @@ if str(TESTS) not in sys.path:
 
 from s3kit import BUCKET, OPEN_CREDENTIALS, REGION, admin_client, start_moto
 
-from serverkit import Server
+from serverkit import Server, clear_environment, serve
 
 
 @pytest.fixture(autouse=True)
 def _isolated_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Keep the developer's AWS settings (env, ~/.aws, instance metadata) out of every test."""
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
+    clear_environment(monkeypatch, ("AWS_",))
     empty = tmp_path_factory.getbasetemp() / "no-aws-config"
     monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
@@ -42,11 +39,7 @@ def _isolated_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory:
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[Server]:
     """moto_server on a free loopback port, accepting any credentials."""
-    server = start_moto("moto-s3")
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serve(start_moto("moto-s3"))
 
 
 @pytest.fixture(scope="session")
