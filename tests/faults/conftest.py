@@ -21,7 +21,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent
-for path in (HERE, TESTS):
+for path in (HERE, TESTS, TESTS / "backends" / "s3"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
@@ -98,6 +98,19 @@ def mongo_warehouse(fault_mongo: Server, mongo_kit: Any) -> Iterator[str]:
 
     with pymongo.MongoClient(f"mongodb://127.0.0.1:{fault_mongo.port}/?directConnection=true") as client:
         client.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def fault_moto() -> Iterator[int]:
+    """A moto S3 server with the S3 tests' bucket; yields its port."""
+    from s3kit import BUCKET, admin_client, start_moto
+
+    server = start_moto("moto-faults")
+    try:
+        admin_client(f"http://127.0.0.1:{server.port}").create_bucket(Bucket=BUCKET)
+        yield server.port
+    finally:
+        server.stop()
 
 
 @pytest.fixture(params=["embedded", "mongo"])

@@ -11,21 +11,17 @@ no document is left behind pointing at nothing.
 from __future__ import annotations
 
 import logging
-import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 from proxy import Proxy
+from s3kit import BUCKET, REGION
 
 import tensordb_core as tdb
 from tensordb_core.errors import BackendUnavailable
 from tensordb_core.maintenance import check
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backends" / "s3"))
-from s3kit import BUCKET, REGION, admin_client, start_moto
 
 pytestmark = pytest.mark.timeout(300)
 S3_SECRET = "outage-Secret-Value-42"
@@ -33,19 +29,9 @@ RETRY = {"attempts": 12, "initial_delay_s": 0.05, "max_delay_s": 0.4, "total_s":
 SHORT_RETRY = {"attempts": 3, "initial_delay_s": 0.01, "max_delay_s": 0.05, "total_s": 5}
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[int]:
-    server = start_moto("moto-faults")
-    try:
-        admin_client(f"http://127.0.0.1:{server.port}").create_bucket(Bucket=BUCKET)
-        yield server.port
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def s3_proxy(moto: int) -> Iterator[Proxy]:
-    proxy = Proxy(moto)
+def s3_proxy(fault_moto: int) -> Iterator[Proxy]:
+    proxy = Proxy(fault_moto)
     yield proxy
     proxy.stop()
 
