@@ -9,7 +9,7 @@ Each role only pulls from the warehouse, so the loop needs no coordinator::
 * **trainer** pops train jobs (atomic claim with a lease) and runs them
   (:func:`roles.finish_job`); a continuous job trains again whenever new data
   arrives.
-* **evaluator** follows the ``params`` collection with ``index.tail`` from
+* **evaluator** follows the ``params`` collection (:class:`~tensordb_core.follow.Follower`) from
   the last ``_seq`` it saw (no rescans), scores each new parameter set on a
   held-out query and records ``test_acc`` (``<prefix>_<metric>``) on it.
 * **deployer** keeps the best parameter set loaded and serves it
@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidQuery, TensorDBError
+from .follow import Follower
 from .jobs import default_worker_name
 from .params import COLLECTION as PARAMS
 from .protocols import new_id
@@ -189,17 +190,16 @@ class HeldOut:
 def _evaluator(db: TensorDB, opts: WorkerOptions, stop: threading.Event, record: WorkerRecord, name: str) -> int:
     held_out = HeldOut(db, opts.test_query)
     metric_prefix = f"{opts.prefix}_"
-    after, scored = 0, 0
-    everything = db.scope.query({})
+    scored = 0
+    follower = Follower(db.index, PARAMS, db.scope.query({}))  # never skips a late-committed save
     while not stop.is_set():
         X, y = held_out.arrays()
         if X is None:
             stop.wait(opts.poll_s)
             continue
-        for doc in db.index.tail(PARAMS, everything, after=after):
+        for doc in follower.poll():
             if stop.is_set():
                 break
-            after = doc["_seq"]
             if any(k.startswith(metric_prefix) for k in doc.get("metrics") or {}):
                 continue
             try:

@@ -34,6 +34,8 @@ _INT_SETTINGS: dict[str, tuple[int | None, int, int]] = {
     "read_batch_size": (None, 1, 1_000_000),
     "chunk_size_bytes": (DEFAULT_CHUNK_SIZE, 1024, MAX_CHUNK_SIZE),
     "max_in_flight": (DEFAULT_MAX_IN_FLIGHT, 1, 256),
+    # Seconds a _seq range may stay allocated but uncommitted; followers lag by this much (tensordb_core.follow).
+    "tail_grace_s": (30, 0, 86_400),
 }
 _STR_SETTINGS: dict[str, str] = {"bucket": DEFAULT_BUCKET}
 #: Every option name TensorDB owns; removed from the URI handed to PyMongo.

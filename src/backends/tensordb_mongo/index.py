@@ -93,6 +93,8 @@ class MongoIndexStore:
         self.database: str = self._config.database
         self.write_batch_size: int = self._config.setting("write_batch_size")
         self.read_batch_size: int | None = self._config.setting("read_batch_size")
+        #: _seq is allocated before commit here, so followers re-read this many seconds (see tensordb_core.follow).
+        self.tail_grace_s: float = float(self._config.setting("tail_grace_s"))
         self._client: MongoClient | None = clients.acquire(self._config)
         self._db = self._client.get_database(self.database, codec_options=codec_options())
         self._seq_indexed: set[str] = set()

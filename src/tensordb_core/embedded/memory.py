@@ -73,6 +73,7 @@ class MemoryIndexStore:
 
     def __init__(self, uri: StoreURI | None = None) -> None:
         self.uri = uri or StoreURI("memory")
+        self.tail_grace_s = 0.0  # _seq is assigned under the same lock that commits: followers need no grace
         self._lock = threading.RLock()
         self._collections: dict[str, _Collection] = {}
 

@@ -128,6 +128,7 @@ class SQLiteIndexStore:
             )
         self.path = os.fspath(path)
         self.uri = uri or StoreURI("sqlite", path="/" + self.path)
+        self.tail_grace_s = 0.0  # seq is assigned inside the committing write transaction: no grace needed
         opt = self.uri.option
         try:
             self.busy_timeout = float(busy_timeout if busy_timeout is not None else opt("busy_timeout", "30"))
