@@ -57,6 +57,9 @@ def _per_sample_tags(tags: Mapping[str, Any] | Sequence[Mapping[str, Any]] | Non
     if tags is None or isinstance(tags, Mapping):
         shared = check_tags(tags, RESERVED)
         return [shared] * n
+    if not isinstance(tags, Sequence) or isinstance(tags, (str, bytes)):
+        raise InvalidDocument(f"tags must be one dict (for every sample) or a list of dicts (one per sample), "
+                              f"not {type(tags).__name__}")
     if len(tags) != n:
         raise InvalidDocument(f"got {len(tags)} tag dicts for {n} samples: pass one dict, or one per sample")
     return [check_tags(t, RESERVED) for t in tags]
