@@ -60,17 +60,22 @@ class Segment:
         try:
             return cls(int(doc["offset"]), int(doc["length"]), str(doc["codec"]), str(doc["dtype"]),
                        tuple(int(x) for x in doc["shape"]), int(doc["crc32"]))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise CodecError(f"malformed segment description {doc!r}: {exc}") from exc
 
 
 def check_array(array: Any) -> np.ndarray:
-    """Return ``array`` as an ndarray of a storable dtype, or raise :class:`CodecError`."""
-    arr = np.asarray(array)
+    """Return ``array`` as an ndarray of a storable dtype and size, or raise :class:`CodecError`."""
+    try:
+        arr = np.asarray(array)
+    except (TypeError, ValueError) as exc:  # ragged nesting, unconvertible objects
+        raise CodecError(f"cannot be stored as an array: {exc}") from exc
     if arr.dtype.hasobject or arr.dtype.fields is not None or not _DTYPE_RE.match(arr.dtype.str):
         raise CodecError(
             f"dtype {arr.dtype} cannot be stored: use a numeric, bool or fixed-width string dtype (no objects)"
         )
+    if arr.nbytes > MAX_ARRAY_BYTES:  # e.g. a broadcast view declaring terabytes it does not hold
+        raise CodecError(f"array of {arr.nbytes} bytes exceeds the {MAX_ARRAY_BYTES}-byte limit of one stored array")
     return arr
 
 
