@@ -65,10 +65,24 @@ def _per_sample_tags(tags: Mapping[str, Any] | Sequence[Mapping[str, Any]] | Non
     return [check_tags(t, RESERVED) for t in tags]
 
 
+def _samples(X: Any) -> list[np.ndarray]:
+    """Every sample of ``X`` checked storable *before* anything is written (no partial import)."""
+    if isinstance(X, np.ndarray) and X.ndim:
+        samples: list[Any] = [X[i] for i in range(X.shape[0])]
+    elif isinstance(X, (np.ndarray, np.generic, str, bytes)) or not hasattr(X, "__iter__"):
+        raise InvalidDocument(f"X must be an array of samples (N, ...) or a sequence of arrays, "
+                              f"not {type(X).__name__}{' (0-d)' if np.ndim(X) == 0 else ''}")
+    else:
+        samples = list(X)
+    return [check_array(x) for x in samples]
+
+
 def _labels(y: Any, n: int) -> tuple[list[Any], list[np.ndarray] | None]:
     """Scalar labels become the ``label`` tag; array labels are stored as segments."""
     if y is None:
         return [None] * n, None
+    if isinstance(y, (str, bytes)) or not hasattr(y, "__len__"):
+        raise InvalidDocument(f"labels must be one per sample (a sequence or array), not {type(y).__name__}")
     if isinstance(y, np.ndarray) and y.ndim > 1 or (not isinstance(y, np.ndarray) and len(y) and np.ndim(y[0]) > 0):
         ys = [check_array(v) for v in y]
         if len(ys) != n:
@@ -91,9 +105,7 @@ def import_data(
 ) -> list[str]:
     """Store samples in chunk blobs and index them; returns the new document ids in order."""
     scope.require_writable()
-    samples = list(X) if not isinstance(X, np.ndarray) else [X[i] for i in range(X.shape[0])] if X.ndim else None
-    if samples is None:
-        raise InvalidDocument("X must be an array of samples (N, ...) or a sequence of arrays, not a 0-d array")
+    samples = _samples(X)
     n = len(samples)
     per_tags = _per_sample_tags(tags, n)
     labels, label_arrays = _labels(y, n)
