@@ -68,7 +68,8 @@ class StoreURI:
         hosts = ",".join(h if p is None else f"{h}:{p}" for h, p in self.hosts)
         opts = [(k, v if secret or not is_secret_option(k) else REDACTED) for k, v in self.options]
         query = ("?" + urlencode(opts, safe="*/:")) if opts else ""
-        return f"{self.scheme}://{auth}{hosts}{self.path}{query}"
+        path = self.path.replace("%", "%25").replace("#", "%23").replace("?", "%3F")  # parse_uri unquotes it
+        return f"{self.scheme}://{auth}{hosts}{path}{query}"
 
     def reveal(self) -> str:
         """The full URI including secrets — only for passing to a driver, never for printing."""
