@@ -403,6 +403,10 @@ def test_stats_report_throughput_and_time_split(db):
     assert s.bytes_decoded == N * 48 and s.bytes_read > 0 and s.requests > 0
     assert s.samples_per_s > 0 and s.decode_s > 0 and s.wait_fetch_s >= 0
     assert json.loads(json.dumps(s.as_dict()))["samples"] == N
+    assert s.decode_workers == 1  # 48-byte samples: one decode thread (see auto_decode_workers)
+    forced = db.data_generator(batch_size=32, decode_workers=3, **SMALL)
+    drain(forced)
+    assert forced.stats.decode_workers == 3
 
 
 # -- the order and shard arithmetic (pure functions) ------------------------------------------------------

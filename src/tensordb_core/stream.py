@@ -35,7 +35,6 @@ What is guaranteed
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import weakref
@@ -93,6 +92,7 @@ class StreamStats:
     index_s: float
     wait_fetch_s: float
     wait_decode_s: float
+    decode_workers: int
     skipped_ids: tuple[str, ...]
 
     def as_dict(self) -> dict[str, Any]:
@@ -128,7 +128,9 @@ def data_stream(
     batching; ``x`` is read-only, return a new array.  ``prefetch`` batches are
     decoded ahead; ``cache_bytes`` (or a shared :class:`~tensordb_core.cache.ChunkCache`)
     keeps recently read chunk bytes across epochs.  ``decode_workers`` defaults
-    to the CPU count (at most 4).  ``verify=False`` skips the crc32 check.
+    to one thread for small samples (under 32 KiB stored) and to the CPU count
+    (at most 4) for larger ones (see :func:`tensordb_core.prefetch.auto_decode_workers`).
+    ``verify=False`` skips the crc32 check.
     See the module docs for the guarantees.
     """
     q = validate_query(query)
@@ -143,8 +145,8 @@ def data_stream(
         raise InvalidStreamArgument(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     if transform is not None and not callable(transform):
         raise InvalidStreamArgument("transform must be a function of one array (or None)")
-    workers = decode_workers if decode_workers is not None else max(1, min(4, os.cpu_count() or 1))
-    _check_int("decode_workers", workers, 1)
+    if decode_workers is not None:
+        _check_int("decode_workers", decode_workers, 1)
     if not isinstance(poll_s, (int, float)) or poll_s <= 0:
         raise InvalidStreamArgument(f"poll_s must be a positive number of seconds, not {poll_s!r}")
     if isinstance(cache_bytes, ChunkCache):
@@ -158,7 +160,7 @@ def data_stream(
         start = state if isinstance(state, StreamState) else StreamState.from_dict(state)
         start.check_matches(q, seed, bool(shuffle), window_bytes)
     cfg = StreamConfig(q, batch_size, bool(shuffle), seed, epochs, bool(follow), rank, world, transform, prefetch,
-                       on_error, bool(drop_last), window_bytes, workers, float(poll_s), bool(verify))
+                       on_error, bool(drop_last), window_bytes, decode_workers, float(poll_s), bool(verify))
     return Stream(scope, cfg, start, cache)
 
 
@@ -291,6 +293,7 @@ class Stream(Iterator[tuple[np.ndarray, "np.ndarray | None"]]):
             index_s=c.get("index_s", 0.0),
             wait_fetch_s=self._wait_fetch,
             wait_decode_s=self._wait_decode,
+            decode_workers=int(c.get("decode_workers", 0)),
             skipped_ids=tuple(self._skipped_ids),
         )
 
