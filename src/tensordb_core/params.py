@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .codec import decode_archive, encode_archive
-from .errors import InvalidDocument, InvalidQuery
+from .errors import DocumentNotFound, InvalidDocument, InvalidQuery
 from .scope import StudyScope, check_json_value, check_tags
 
 COLLECTION = "params"
@@ -48,15 +48,29 @@ def save_parameters(scope: StudyScope, params: Mapping[str, Any] | Sequence[np.n
         return scope.index.insert_many(COLLECTION, [doc])[0]
 
 
-def load(scope: StudyScope, doc: Mapping[str, Any]) -> dict[str, np.ndarray] | list[np.ndarray]:
-    """The arrays a parameter document references, verified against their content address."""
+def load(scope: StudyScope, doc: Mapping[str, Any] | str) -> dict[str, np.ndarray] | list[np.ndarray]:
+    """The arrays of a parameter set of this study (a document or its id), verified against their content address.
+
+    The document is looked up again by ``_id`` *within the study*: a document
+    taken from another study (or edited by the caller) cannot make this handle
+    read a blob its study does not reference.
+    """
+    doc_id = doc.get("_id") if isinstance(doc, Mapping) else doc
+    if not isinstance(doc_id, str):
+        raise InvalidDocument("load_parameters takes a parameter document (with its _id) or its id")
+    for own in scope.index.find(COLLECTION, scope.query({"_id": doc_id}), limit=1):
+        return _decode(scope, own)
+    raise DocumentNotFound(f"no parameter set {doc_id!r} in study {scope.study!r}")
+
+
+def _decode(scope: StudyScope, doc: Mapping[str, Any]) -> dict[str, np.ndarray] | list[np.ndarray]:
     return decode_archive(scope.get_blob(doc["_blob"]["key"]))
 
 
 def find_parameters(scope: StudyScope, query: Mapping[str, Any] | None = None, *, sort: Any = None):
     """``(params, doc)`` of the first match (newest first unless ``sort``), or ``(None, None)``."""
     for doc in scope.index.find(COLLECTION, scope.query(query), sort=sort or NEWEST_FIRST, limit=1):
-        return load(scope, doc), doc
+        return _decode(scope, doc), doc
     return None, None
 
 
@@ -83,6 +97,4 @@ def record_metrics(scope: StudyScope, param_id: str, metrics: Mapping[str, Any])
     n = scope.index.update_many(COLLECTION, scope.query({"_id": param_id}),
                                 {"$set": {f"metrics.{k}": v for k, v in cleaned.items()}})
     if n != 1:
-        from .errors import DocumentNotFound
-
         raise DocumentNotFound(f"no parameter set {param_id!r} in study {scope.study!r}")
