@@ -1,0 +1,223 @@
+"""A handle for study A can neither read nor change study B's documents or blobs through any public method.
+
+The public methods of :class:`TensorDB` are enumerated, and each must have an
+entry in :data:`ATTACKS` — a new method without one fails
+``test_every_public_method_is_exercised`` — that calls it from study A with
+B's ids, documents, names and queries aimed at ``_study`` itself.  B's whole
+state (documents of every collection, and the bytes of every blob it
+references) is snapshotted before and compared after.
+
+By design, and so not attacks: ``use_study(name)`` opens another study on
+purpose, ``all_studies()`` is the explicit read-only cross-study view (its
+writes are refused, tested here), and ``from_stores`` builds a handle from
+stores.  The attributes ``index``/``blobs`` are the raw stores, below study
+scoping.
+"""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+import tensordb_core as tdb
+from tensordb_core.errors import DocumentNotFound, TensorDBError
+from tensordb_core.maintenance import BLOB_FIELDS, _get
+
+COLLECTIONS = ("data", "params", "models", "jobs", "logs", "aliases", "alias_history")
+BY_DESIGN = {"use_study", "all_studies", "from_stores"}
+
+
+class World:
+    """Study B's ids and documents, and study A's handle to attack them with."""
+
+    def __init__(self, a: tdb.TensorDB, b: tdb.TensorDB) -> None:
+        self.a, self.b = a, b
+        X = np.arange(40, dtype=np.float32).reshape(10, 4)
+        self.b_data = b.import_data(X, np.arange(10), {"owner": "B", "split": "train"})
+        b.save_model_architecture('{"builder": "numpy-mlp"}', tags={"name": "net", "owner": "B"})
+        self.b_param = b.save_parameters({"w": X}, metrics={"acc": 0.99}, tags={"owner": "B"})
+        self.b_param_doc = b.find_parameter_docs({"_id": self.b_param})[0]
+        b.set_alias("production", self.b_param)
+        self.b_job = b.push_job({"train": "B"}, tags={"owner": "B"})
+        b.train_log({"loss": 0.1}, step=1, owner="B")
+        b.flush()
+        a.import_data(X[:3] + 100, np.arange(3), {"owner": "A"})
+        self.a_param = a.save_parameters({"w": X[:2]}, metrics={"acc": 0.5})
+
+    def snapshot(self) -> Any:
+        """Every document of study B and the bytes of every blob they reference."""
+        docs = {c: sorted(repr(sorted(d.items())) for d in self.b.index.find(c, {"_study": "B"})) for c in COLLECTIONS}
+        keys = {_get(d, p) for c, paths in BLOB_FIELDS.items() for d in self.b.index.find(c, {"_study": "B"})
+                for p in paths} - {None}
+        return docs, {k: self.b.blobs.get(k) for k in sorted(keys)}
+
+
+SNEAKY = [{"_study": "B"}, {"$or": [{"_study": "B"}, {"owner": "B"}]}, {"owner": "B"}, {"_study": {"$ne": "A"}},
+          {"_study": {"$in": ["A", "B"]}}, {"$nor": [{"_study": "A"}]}]
+
+
+def sees_nothing_of_b(docs: list[dict[str, Any]]) -> None:
+    assert all(d.get("_study") == "A" and d.get("owner") != "B" for d in docs), docs
+
+
+def _import(w: World) -> None:
+    w.a.import_data(np.ones((2, 4), np.float32), tags={"owner": "A"})
+
+
+def _find_data(w: World) -> None:
+    for q in [*SNEAKY, {"_id": {"$in": w.b_data}}]:
+        sees_nothing_of_b(list(w.a.find_data(q)))
+        assert len(w.a.find_data(q)) == len(list(w.a.find_data(q)))
+
+
+def _data_generator(w: World) -> None:
+    for q in SNEAKY:
+        for xb, _ in w.a.data_generator(q, batch_size=4, shuffle=False, epochs=1):
+            assert (xb >= 100).all(), "a sample of B was streamed"
+
+
+def _save_arch(w: World) -> None:
+    w.a.save_model_architecture('{"builder": "numpy-mlp"}', tags={"name": "net"})
+
+
+def _find_arch(w: World) -> None:
+    for q in [*SNEAKY, {"name": "net", "owner": "B"}]:
+        _, doc = w.a.find_model_architecture(q)
+        assert doc is None or doc["_study"] == "A"
+
+
+def _save_params(w: World) -> None:
+    w.a.save_parameters({"w": np.zeros(3)}, metrics={"acc": 0.1})
+
+
+def _save_parameter(w: World) -> None:
+    w.a.save_parameter({"w": np.zeros(3)}, {"acc": 0.2})
+
+
+def _find_params(w: World) -> None:
+    for q in [*SNEAKY, {"_id": w.b_param}]:
+        _, doc = w.a.find_parameters(q)
+        assert doc is None or doc["_study"] == "A"
+
+
+def _best(w: World) -> None:
+    for q in [None, *SNEAKY]:
+        _, doc = w.a.best_parameters("acc", query=q)
+        assert doc is None or doc["_id"] != w.b_param
+
+
+def _record_metrics(w: World) -> None:
+    with pytest.raises(DocumentNotFound):
+        w.a.record_metrics(w.b_param, {"acc": 0.0})
+
+
+def _find_param_docs(w: World) -> None:
+    for q in [*SNEAKY, {"_id": w.b_param}]:
+        sees_nothing_of_b(w.a.find_parameter_docs(q))
+
+
+def _load(w: World) -> None:
+    forged = {**w.b_param_doc, "_study": "A"}
+    for doc in (w.b_param_doc, forged, w.b_param, {**w.a.find_parameter_docs({"_id": w.a_param})[0],
+                                                    "_blob": w.b_param_doc["_blob"]}):
+        try:
+            arrays = w.a.load_parameters(doc)
+        except TensorDBError:
+            continue
+        assert arrays["w"].shape == (2, 4), "B's parameters were loaded through A"
+
+
+def _set_alias(w: World) -> None:
+    w.a.set_alias("production", w.a_param)
+
+
+def _get_alias(w: World) -> None:
+    assert w.a.get_alias("production") in (None, w.a_param)
+
+
+def _alias_history(w: World) -> None:
+    sees_nothing_of_b(w.a.alias_history("production"))
+
+
+def _push(w: World) -> None:
+    w.a.push_job({"train": "A"})
+
+
+def _pop(w: World) -> None:
+    for q in [None, *SNEAKY, {"_id": w.b_job}]:
+        while (job := w.a.pop_job(q, lease_s=60)) is not None:
+            assert job.doc["_study"] == "A"
+            job.complete()
+
+
+def _find_jobs(w: World) -> None:
+    for q in [*SNEAKY, {"_id": w.b_job}]:
+        sees_nothing_of_b(w.a.find_jobs(q))
+
+
+def _logs(w: World) -> None:
+    w.a.log("train", {"loss": 9.0}, 1, owner="B")
+    w.a.train_log({"loss": 9.0}, step=1, owner="B")
+    w.a.valid_log({"acc": 0.0}, step=1)
+    w.a.test_log({"acc": 0.0})
+    w.a.flush()
+    sees_nothing_of_b([{**d, "owner": None} for d in w.a.find_logs()])
+
+
+def _find_logs(w: World) -> None:
+    for kind in (None, "train"):
+        for q in SNEAKY:
+            sees_nothing_of_b(w.a.find_logs(kind, q))
+
+
+def _close(w: World) -> None:
+    pass  # exercised last by the fixture (and closing a handle cannot reach another study's documents)
+
+
+ATTACKS: dict[str, Callable[[World], None]] = {
+    "import_data": _import, "find_data": _find_data, "data_generator": _data_generator,
+    "save_model_architecture": _save_arch, "find_model_architecture": _find_arch,
+    "save_parameters": _save_params, "save_parameter": _save_parameter, "find_parameters": _find_params,
+    "best_parameters": _best, "record_metrics": _record_metrics, "find_parameter_docs": _find_param_docs,
+    "load_parameters": _load, "set_alias": _set_alias, "get_alias": _get_alias, "alias_history": _alias_history,
+    "push_job": _push, "pop_job": _pop, "find_jobs": _find_jobs, "log": _logs, "train_log": _logs,
+    "valid_log": _logs, "test_log": _logs, "find_logs": _find_logs, "flush": _logs, "close": _close,
+}
+
+
+@pytest.fixture(params=["memory", "dir"])
+def world(request: pytest.FixtureRequest, tmp_path) -> Iterator[World]:
+    uri = f"memory://iso-{uuid.uuid4().hex}" if request.param == "memory" else str(tmp_path / "w")
+    with tdb.connect(uri, study="B") as b, tdb.connect(uri, study="A") as a:
+        yield World(a, b)
+
+
+def test_every_public_method_is_exercised() -> None:
+    public = {name for name, _ in inspect.getmembers(tdb.TensorDB) if not name.startswith("_")}
+    missing = sorted(public - set(ATTACKS) - BY_DESIGN)
+    assert missing == [], f"add an isolation check to ATTACKS for: {missing}"
+
+
+@pytest.mark.parametrize("method", sorted(ATTACKS))
+def test_study_a_cannot_read_or_change_study_b(world: World, method: str) -> None:
+    before = world.snapshot()
+    ATTACKS[method](world)
+    assert world.snapshot() == before, f"{method} changed study B"
+
+
+def test_the_cross_study_view_is_read_only(world: World) -> None:
+    view = world.a.all_studies()
+    assert {d["_study"] for d in view.find_data()} == {"A", "B"}
+    before = world.snapshot()
+    for write in (lambda: view.import_data(np.ones((1, 2))), lambda: view.push_job({}), lambda: view.pop_job(),
+                  lambda: view.save_parameters({"w": np.ones(1)}), lambda: view.record_metrics(world.b_param, {"a": 1}),
+                  lambda: view.set_alias("x", world.b_param), lambda: view.train_log({"l": 1.0}),
+                  lambda: view.save_model_architecture("{}")):
+        with pytest.raises(TensorDBError):
+            write()
+    assert world.snapshot() == before
