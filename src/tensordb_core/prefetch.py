@@ -277,7 +277,7 @@ class Engine:
                 if self.stop.is_set():
                     return False
                 window = fetch_window(self.scope.blobs, refs, order.order[positions[a:b]], self.cache, self.counters,
-                                      self.buffers)
+                                      self.buffers, cfg.verify)
                 if not self._put(self.windows, window):
                     return False
         return self._put(self.windows, _Marker("end", phase))
@@ -314,7 +314,8 @@ class Engine:
                                 window_bytes=cfg.window_bytes)
             bounds = [0, *(np.flatnonzero(order.window[1:] != order.window[:-1]) + 1).tolist(), refs.n]
             for a, b in pairwise(bounds):
-                window = fetch_window(self.scope.blobs, refs, rows[a:b], self.cache, self.counters, self.buffers)
+                window = fetch_window(self.scope.blobs, refs, rows[a:b], self.cache, self.counters, self.buffers,
+                                      cfg.verify)
                 if not self._put(self.windows, window):
                     return
 
