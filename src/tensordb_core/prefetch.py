@@ -2,11 +2,11 @@
 
 ::
 
-    fetch thread        index pages -> epoch order -> this rank's windows -> cache / get_many
+    fetch thread        index pages -> epoch order -> this rank's windows -> cache / get_many -> crc32
         | windows queue (2)
     assembly thread     slices windows into batches, submits each to the decode pool
         | out queue (``prefetch``): batch futures, in order, plus phase markers
-    decode pool         crc32 + lz4 + copy into the batch array (threads: the C calls release the GIL)
+    decode pool         lz4 + copy into the batch array (threads: the C calls release the GIL)
         |
     consumer            ``next(stream)`` (the training loop's thread)
 

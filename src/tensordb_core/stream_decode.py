@@ -1,10 +1,14 @@
 """Fetch a window's chunks and decode batches out of them: the stream's per-byte work.
 
 Why separate: this is the hot path, and it is written so the per-sample Python
-work is a handful of calls — slice a memoryview of the chunk, crc32 it,
-lz4-decompress it, copy it once into its slot of a preallocated batch array.
-``zlib.crc32`` and ``lz4.frame.decompress`` release the GIL, so decode threads
-overlap with each other and with the training step.
+work is a handful of calls.  The fetch thread reads a window and crc32s each
+segment right away (the bytes are cache-hot, and it would otherwise wait on
+I/O); a decode thread then slices each segment, lz4-decompresses it and copies
+it once into its slot of a preallocated batch array.  ``zlib.crc32``,
+``lz4.frame.decompress`` and the reads release the GIL, so these overlap with
+each other and with the training step.  Anything unusual (a missing chunk, a
+failed check, mixed shapes, a transform) takes the careful path, which names
+the document in its error.
 """
 
 from __future__ import annotations
