@@ -86,3 +86,20 @@ def test_embedded_stores_need_no_grace(scheme, tmp_path):
 
 def test_unknown_stores_get_the_default_grace():
     assert tail_grace(object()) == DEFAULT_GRACE_S  # type: ignore[arg-type]
+
+
+def test_watermark_settles_only_after_the_grace_and_never_goes_back():
+    from tensordb_core.follow import Watermark
+
+    index, now = LateCommitIndex(), [0.0]
+    mark = Watermark(index, "data", floor=0, clock=lambda: now[0])
+    index.allocate(3)
+    assert mark.settled() == 0            # allocated just now: maybe not committed yet
+    now[0] = 4.9
+    index.allocate(2)
+    assert mark.settled() == 0
+    now[0] = 5.0
+    assert mark.settled() == 3            # what was allocated 5 s ago has had the grace to commit
+    now[0] = 10.0
+    assert mark.settled() == 5
+    assert Watermark(index, "data", grace_s=0).settled() == 5

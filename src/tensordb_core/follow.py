@@ -42,6 +42,35 @@ def tail_grace(index: IndexStore) -> float:
         inner = nested
 
 
+class Watermark:
+    """The highest ``_seq`` known to be settled: every range at or below it was committed (or abandoned).
+
+    It is the store's ``last_seq`` as observed ``grace_s`` ago (``last_seq`` now
+    when the store's grace is 0).  Readers that must agree on an order — stream
+    ranks tailing the same collection — read only up to it.
+    """
+
+    def __init__(self, index: IndexStore, collection: str, *, floor: int = 0, grace_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.index, self.collection = index, collection
+        self.value = int(floor)
+        self.grace_s = tail_grace(index) if grace_s is None else float(grace_s)
+        self._clock = clock
+        self._observed: deque[tuple[float, int]] = deque()  # (when, last_seq then)
+
+    def settled(self) -> int:
+        """Observe the store and return the current watermark (never decreasing)."""
+        latest = self.index.last_seq(self.collection)
+        if self.grace_s <= 0:
+            self.value = max(self.value, latest)
+            return self.value
+        now = self._clock()
+        self._observed.append((now, latest))
+        while self._observed and now - self._observed[0][0] >= self.grace_s:
+            self.value = max(self.value, self._observed.popleft()[1])
+        return self.value
+
+
 class Follower:
     """Yields each document matching ``query`` inserted after ``after``, in ``_seq`` order, exactly once.
 
@@ -56,17 +85,12 @@ class Follower:
         self.index, self.collection, self.query = index, collection, dict(query or {})
         self.position = int(after)
         self.pending_seqs: set[int] = set(delivered or ())
-        self.grace_s = tail_grace(index) if grace_s is None else float(grace_s)
-        self._clock = clock
-        self._observed: deque[tuple[float, int]] = deque()  # (when, last_seq then)
+        self.watermark = Watermark(index, collection, floor=self.position, grace_s=grace_s, clock=clock)
+        self.grace_s = self.watermark.grace_s
 
     def _advance_watermark(self) -> None:
-        now = self._clock()
-        self._observed.append((now, self.index.last_seq(self.collection)))
-        safe = None
-        while self._observed and now - self._observed[0][0] >= self.grace_s:
-            safe = self._observed.popleft()[1]
-        if safe is not None and safe > self.position:
+        safe = self.watermark.settled()
+        if safe > self.position:
             self.position = safe
             self.pending_seqs = {s for s in self.pending_seqs if s > safe}
 

@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import islice, pairwise
+from itertools import islice, pairwise, takewhile
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ import numpy as np
 from .cache import ChunkCache
 from .data import COLLECTION
 from .errors import BackendError
+from .follow import Watermark
 from .scope import StudyScope
 from .stream_decode import BufferPool, Decoder, Window, fetch_window
 from .stream_refs import PROJECTION, FrozenRefs, RefTable
@@ -289,9 +290,15 @@ class Engine:
         if not self._put(self.windows, _Marker("start", phase)):
             return
         scanned, index_of_next = after, 0
+        # Only settled _seq ranges are streamed, so every rank (and a resumed stream) sees one order even
+        # where a backend commits _seq ranges out of allocation order (MongoDB; see follow.Watermark).
+        watermark = Watermark(self.scope.index, COLLECTION, floor=after)
         while not self.stop.is_set():
             began = time.perf_counter()
-            docs = list(islice(self.scope.index.tail(COLLECTION, q, after=scanned, limit=TAIL_PAGE), TAIL_PAGE))
+            settled = watermark.settled()
+            docs = [] if settled <= scanned else list(islice(
+                self.scope.index.tail(COLLECTION, q, after=scanned, limit=TAIL_PAGE), TAIL_PAGE))
+            docs = list(takewhile(lambda d: int(d["_seq"]) <= settled, docs))
             self.counters.add(index_s=time.perf_counter() - began)
             if not docs:
                 self._put(self.windows, _Marker("flush"))

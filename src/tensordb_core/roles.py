@@ -191,7 +191,7 @@ def run_continuous_job(db: TensorDB, job: Any, progress: Progress | None = None,
             _say_epoch(progress, job, epoch, metrics)
             epoch += 1
         # The last epoch read every sample up to this _seq (its population was fixed when it started).
-        seen = int(db.lineage.get("data", {}).get("last_seq") or seen)
+        seen = int(db.current_lineage().get("data", {}).get("last_seq") or seen)
         db.flush()
         lease.beat(force=True)
         rounds += 1

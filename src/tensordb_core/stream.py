@@ -241,6 +241,14 @@ class Stream(Iterator[tuple[np.ndarray, "np.ndarray | None"]]):
                 raise payload
         raise StopIteration
 
+    @property
+    def snapshot(self) -> dict[str, int] | None:
+        """The data this stream's current epoch reads: ``{"last_seq", "count"}`` (None before it starts)."""
+        phase = self._phase
+        if phase is None or phase.epoch is None:
+            return None
+        return {"last_seq": phase.seq, "count": phase.count}
+
     # -- position ----------------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:

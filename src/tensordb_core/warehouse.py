@@ -11,6 +11,7 @@ parameter set).
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -91,6 +92,8 @@ class TensorDB:
         self.run_id = new_id()
         self.lineage: dict[str, Any] = {"run": self.run_id}
         self._log_writer = logs.LogWriter(self.scope) if study is not None else None
+        self._streams: weakref.WeakSet[Any] = weakref.WeakSet()  # closed before the stores on close()
+        self._data_lineage: tuple[dict[str, Any], weakref.ref[Any]] | None = None
         self._owns = _owns
         if _owns:
             for collection, specs in INDEXES.items():
@@ -124,9 +127,22 @@ class TensorDB:
     def data_generator(self, query: Mapping[str, Any] | None = None, batch_size: int = 32, **kwargs: Any):
         """Stream ``(X, y)`` batches of matching samples; see :func:`stream.data_stream`."""
         q = dict(query or {})
-        self.lineage["data"] = {"query": q, "last_seq": self.index.last_seq(data.COLLECTION),
-                                "count": len(self.find_data(q))}
-        return data_stream(self.scope, q, batch_size=batch_size, **kwargs)
+        stream = data_stream(self.scope, q, batch_size=batch_size, **kwargs)
+        self._streams.add(stream)
+        self._data_lineage = (q, weakref.ref(stream))
+        return stream
+
+    def current_lineage(self) -> dict[str, Any]:
+        """What produced the parameters saved now: run, job, architecture and the data snapshot read."""
+        out = dict(self.lineage)
+        if self._data_lineage is not None:
+            query, stream_ref = self._data_lineage
+            stream = stream_ref()
+            snap = stream.snapshot if stream is not None else None
+            if snap is None:  # the stream is gone or never started: describe the data as it is now
+                snap = {"last_seq": self.index.last_seq(data.COLLECTION), "count": len(self.find_data(query))}
+            out["data"] = {"query": query, **snap}
+        return out
 
     # -- architectures ------------------------------------------------------------------------------
     def save_model_architecture(self, code: str, tags: Mapping[str, Any] | None = None) -> str:
@@ -143,7 +159,7 @@ class TensorDB:
     def save_parameters(self, parameters: Any, metrics: Mapping[str, Any] | None = None,
                         tags: Mapping[str, Any] | None = None, *, step: int | None = None) -> str:
         return params.save_parameters(self.scope, parameters, metrics=metrics, tags=tags, step=step,
-                                      lineage=self.lineage)
+                                      lineage=self.current_lineage())
 
     def find_parameters(self, query: Mapping[str, Any] | None = None, *, sort: Any = None):
         return params.find_parameters(self.scope, query, sort=sort)
@@ -218,7 +234,9 @@ class TensorDB:
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def close(self) -> None:
-        """Flush logs and release the stores (only those this handle opened)."""
+        """Stop open streams, flush logs and release the stores (only those this handle opened)."""
+        for stream in list(self._streams):
+            stream.close()
         self.flush()
         if self._owns:
             self.index.close()
