@@ -49,11 +49,7 @@ class Proxy:
         with self._lock:
             doomed, self._sockets = self._sockets, set()
         for sock in doomed:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                sock.close()
-            except OSError:
-                pass
+            _kill(sock)
 
     def restart_after(self, seconds: float) -> threading.Timer:
         timer = threading.Timer(seconds, self.start)
@@ -93,10 +89,23 @@ class Proxy:
             pass
         finally:
             for sock in (src, dst):
-                try:
-                    sock.close()
-                except OSError:
-                    pass
+                _kill(sock)
             with self._lock:
                 self._sockets.discard(src)
                 self._sockets.discard(dst)
+
+
+def _kill(sock: socket.socket) -> None:
+    """Shut a socket down now and close it.
+
+    ``shutdown`` matters: ``close`` alone does not wake a thread blocked in
+    ``recv`` on it, so the peer would never see the connection end.
+    """
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        sock.close()
+    except OSError:
+        pass

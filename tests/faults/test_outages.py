@@ -127,7 +127,7 @@ def mongo_proxy(fault_mongo) -> Iterator[Proxy]:
 
 def proxied(mongo_warehouse: str, fault_mongo, proxy: Proxy) -> str:
     return mongo_warehouse.replace(f":{fault_mongo.port}/", f":{proxy.port}/").replace(
-        "serverSelectionTimeoutMS=5000", "serverSelectionTimeoutMS=800&connectTimeoutMS=800")
+        "serverSelectionTimeoutMS=5000", "serverSelectionTimeoutMS=800&connectTimeoutMS=800&socketTimeoutMS=5000")
 
 
 def test_an_index_server_restart_during_a_stream_costs_a_pause(mongo_warehouse, fault_mongo, mongo_proxy,
