@@ -175,6 +175,14 @@ def _find_logs(w: World) -> None:
             sees_nothing_of_b(w.a.find_logs(kind, q))
 
 
+def _lineage(w: World) -> None:
+    for q in SNEAKY:
+        for _ in w.a.data_generator(q, batch_size=4, shuffle=False, epochs=1):
+            pass
+        lineage = w.a.current_lineage()
+        assert lineage["data"]["count"] == len(w.a.find_data(q)), "the data snapshot counted B's samples"
+
+
 def _close(w: World) -> None:
     pass  # exercised last by the fixture (and closing a handle cannot reach another study's documents)
 
@@ -187,6 +195,7 @@ ATTACKS: dict[str, Callable[[World], None]] = {
     "load_parameters": _load, "set_alias": _set_alias, "get_alias": _get_alias, "alias_history": _alias_history,
     "push_job": _push, "pop_job": _pop, "find_jobs": _find_jobs, "log": _logs, "train_log": _logs,
     "valid_log": _logs, "test_log": _logs, "find_logs": _find_logs, "flush": _logs, "close": _close,
+    "current_lineage": _lineage,
 }
 
 
