@@ -2,12 +2,15 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/stream.py            # full: 20,000 x (3,64,64) + 2,000 x (3,224,224) uint8
-    .venv/bin/python benchmarks/stream.py --quick    # a fifth of that
-    .venv/bin/python benchmarks/stream.py --blobs 's3://bench/p?endpoint_url=http://127.0.0.1:9000'
+    .venv/bin/python benchmarks/stream.py                  # everything, ~4-5 minutes on 2 cores
+    .venv/bin/python benchmarks/stream.py --remote none    # local rows only, ~1 minute
+    .venv/bin/python benchmarks/stream.py --quick --remote s3,gcs
+    .venv/bin/python benchmarks/stream.py --markdown benchmarks/results/stream.json   # the saved table
 
 Rows, all on the same synthetic images (smooth gradients + sparse noise, so
-lz4 compresses them to about half) with int labels:
+lz4 compresses them to about half) with int labels: 20,000 x (3,64,64) and
+2,000 x (3,224,224) uint8 locally, a fifth of each (4,000 and 400) per remote
+backend (``--quick``: a fifth of all of that).
 
 1. ``ceiling``: read each stored chunk file (page cache) and lz4-decode every
    sample with ``np.frombuffer`` in one tight loop: no index, no checks, no
@@ -15,9 +18,16 @@ lz4 compresses them to about half) with int labels:
 2. ``npy``: the naive layout: one ``.npy`` file per sample, ``np.load`` each.
 3. ``stream``: ``db.data_generator`` on the embedded directory store (SQLite
    index + files), shuffled and not, consuming whole batches.
-4. ``--blobs URI`` (repeatable): the stream over that blob store (index in
-   memory) vs. a sequential loop of one ranged GET per sample on the same
-   server; :func:`remote_rows` is the hook a server-starting harness calls.
+4. ``--remote s3,gcs,azure,gridfs`` (default: all; a backend whose server
+   cannot start is reported "not available: <why>"): the benchmark starts the
+   real server on 127.0.0.1 (``benchmarks/servers.py``, through
+   ``tests/serverkit.py``), imports into an embedded SQLite index + that blob
+   store (GridFS: a MongoDB index + GridFS) and measures, on that server: one
+   GET per sample in sequence (``--get-samples`` of them, each stored as its
+   own object), one GET per chunk + decode (the remote ceiling), and the stream.
+   Every server is stopped by PID at the end, on errors, Ctrl-C and SIGTERM.
+   ``--blobs URI`` adds the same rows for a store you run yourself;
+   :func:`remote_rows` is the hook.
 5. WebDataset / MosaicML streaming when installed.
 
 Each measurement is the best of ``--repeat`` runs (this is a shared 2-core
@@ -35,12 +45,14 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,22 +123,31 @@ def best_of(repeat: int, fn: Callable[[], tuple[int, int]]) -> tuple[float, int,
     return best
 
 
-def chunk_layout(db: tdb.TensorDB, spec: Spec) -> list[tuple[str, list[tuple[int, int, str, int]]]]:
-    """Per chunk file (in ``_seq`` order): its path and its samples' (offset, length, codec, crc32)."""
+def chunk_layout(db: tdb.TensorDB, spec: Spec, local: bool = True) -> list[tuple[str, list[tuple[int, int, str, int]]]]:
+    """Per chunk (in ``_seq`` order): its file path (``local``) or blob key, and its samples' (offset, length, codec, crc32)."""
     chunks: dict[str, list[tuple[int, int, str, int]]] = {}
-    for doc in db.index.find("data", db.scope.query({"ds": spec.name})):
+    for doc in db.index.find("data", db.scope.query({"ds": spec.name}), sort=[("_seq", 1)]):
         x = doc["_x"]
         chunks.setdefault(x["key"], []).append((x["offset"], x["length"], x["codec"], x["crc32"]))
-    return [(db.blobs.path_of(key), segs) for key, segs in chunks.items()]
+    return [(db.blobs.path_of(key) if local else key, segs) for key, segs in chunks.items()]
 
 
-def ceiling(layout: list[tuple[str, list[tuple[int, int, str, int]]]], spec: Spec, crc: bool) -> tuple[int, int]:
-    """Read every chunk file and decode every sample: the least work that produces the arrays."""
+def read_file(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def ceiling(layout: list[tuple[str, list[tuple[int, int, str, int]]]], spec: Spec, crc: bool,
+            read: Callable[[str], bytes] = read_file) -> tuple[int, int]:
+    """Read every chunk whole and decode every sample: the least work that produces the arrays.
+
+    ``read`` is ``open().read()`` for the local ceiling, a store's ``get`` (one
+    GET per chunk, in sequence) for a remote one.
+    """
     n = 0
     decompress = lz4.frame.decompress
-    for path, segs in layout:
-        with open(path, "rb") as f:
-            view = memoryview(f.read())
+    for where, segs in layout:
+        view = memoryview(read(where))
         for off, length, codec, checksum in segs:
             seg = view[off : off + length]
             if crc and zlib.crc32(seg) != checksum:
@@ -193,39 +214,117 @@ def import_dataset(db: tdb.TensorDB, spec: Spec, npy_dir: Path | None) -> list[s
     return paths
 
 
-def remote_rows(blobs_uri: str, datasets: list[Spec], repeat: int = 2,
-                ceilings: dict[str, float] | None = None) -> list[dict[str, Any]]:
-    """Hook for remote blob stores: stream vs. one GET per sample, both on the store at ``blobs_uri``.
+def remote_specs(datasets: list[Spec], divisor: int = 5) -> list[Spec]:
+    """The remote rows' subsets: a fifth of each dataset (4,000 and 400 samples in the full run)."""
+    return [Spec(s.name, max(1, s.n // divisor), s.shape, s.batch, s.seed) for s in datasets]
 
-    The index lives in memory; the samples are imported into the remote store
-    first (not timed).  ``ceilings`` (samples/s per dataset name) adds ratios.
+
+def remote_rows(blobs_uri: str | None, datasets: list[Spec], repeat: int = 2,
+                ceilings: dict[str, float] | None = None, *, index_uri: str | None = None,
+                blob_options: dict[str, Any] | None = None, index_options: dict[str, Any] | None = None,
+                label: str | None = None, get_samples: int = 1000, workdir: Path | None = None) -> list[dict[str, Any]]:
+    """Rows for one remote blob store: the stream vs. one GET per sample, both on the same server.
+
+    The index is ``index_uri`` (e.g. MongoDB, whose GridFS then holds the blobs
+    when ``blobs_uri`` is None), else an embedded SQLite index in ``workdir``,
+    else (no ``workdir``) the in-memory index.  The samples are imported first
+    (timed, reported to stderr).  For the GET loop, ``get_samples`` samples of
+    each dataset (shuffled) are also stored as one object each (not timed)
+    and then fetched one request at a time with the store's ``get`` and decoded.
+    ``ceilings`` (samples/s per dataset name) adds the ratio to the local ceiling.
     """
     rows = []
-    label = tdb.parse_uri(blobs_uri).scheme
-    with tdb.connect(f"memory://bench-{uuid.uuid4().hex}", study="bench", blobs=blobs_uri) as db:
+    if index_uri is None:
+        index_uri = str(workdir / f"wh-{uuid.uuid4().hex[:8]}") if workdir else f"memory://bench-{uuid.uuid4().hex}"
+    label = label or tdb.parse_uri(blobs_uri or index_uri).scheme
+    with tdb.connect(index_uri, study="bench", blobs=blobs_uri, blob_options=blob_options,
+                     index_options=index_options) as db:
         for spec in datasets:
+            began = time.perf_counter()
             import_dataset(db, spec, None)
+            print(f"[{spec.name} {label}] imported {spec.n} samples in {time.perf_counter() - began:.1f}s",
+                  file=sys.stderr)
+            c = (ceilings or {}).get(spec.name)
+            layout = chunk_layout(db, spec, local=False)
+            took, n, nb = best_of(repeat, functools.partial(ceiling, layout, spec, True, db.blobs.get))
+            top = row(spec, f"{label}: GET each chunk + crc32 + decode", took, n, nb, c, requests=len(layout))
+            keys = store_one_object_per_sample(db, spec, get_samples)
+            took, n, nb = best_of(1, functools.partial(one_get_per_sample, db.blobs, keys, spec))
+            get_row = row(spec, f"{label}: one GET per sample, sequential", took, n, nb, c)
+            get_sps = get_row["samples_per_s"]
             stats: dict[str, Any] = {}
             took, n, nb = best_of(repeat, functools.partial(stream_run, db, spec, stats, shuffle=True, seed=0))
-            c = (ceilings or {}).get(spec.name)
-            rows.append(row(spec, f"stream {label} 1st epoch (shuffled)", took, n, nb, c,
-                            wait_fetch_s=round(stats["wait_fetch_s"], 3)))
+            first = row(spec, f"{label}: stream 1st epoch (shuffled)", took, n, nb, c,
+                        vs_sequential_get=round(n / took / get_sps, 1), requests=stats["requests"],
+                        index_s=round(stats["index_s"], 3), io_s=round(stats["io_s"], 3),
+                        wait_fetch_s=round(stats["wait_fetch_s"], 3))
             took, stats = stream_epochs(db, spec, repeat, shuffle=True, seed=0)
-            rows.append(row(spec, f"stream {label} next epochs (shuffled)", took, spec.n,
-                            spec.n * spec.sample_bytes, c, wait_fetch_s=round(stats["wait_fetch_s"], 3)))
-            docs = [d["_x"] for d in db.index.find("data", db.scope.query({"ds": spec.name}))]
-            took, n, nb = best_of(1, functools.partial(one_get_per_sample, db.blobs, docs, spec))
-            rows.append(row(spec, f"one GET per sample {label}", took, n, nb, c))
+            later = row(spec, f"{label}: stream next epochs (shuffled)", took, spec.n, spec.n * spec.sample_bytes, c,
+                        vs_sequential_get=round(spec.n / took / get_sps, 1), io_s=round(stats["io_s"], 3),
+                        wait_fetch_s=round(stats["wait_fetch_s"], 3))
+            top["vs_sequential_get"] = round(top["samples_per_s"] / get_sps, 1)
+            for r in (first, later):
+                r["vs_remote_ceiling"] = round(r["samples_per_s"] / top["samples_per_s"], 2)
+            rows += [get_row, top, first, later]
     return rows
 
 
-def one_get_per_sample(blobs: Any, docs: list[dict[str, Any]], spec: Spec) -> tuple[int, int]:
-    """The naive remote loop: one ranged GET per sample, in sequence, then decode."""
-    for x in docs:
-        seg = blobs.get(x["key"], x["offset"], x["offset"] + x["length"])
-        raw = lz4.frame.decompress(seg) if x["codec"] == "lz4" else seg
+def store_one_object_per_sample(db: tdb.TensorDB, spec: Spec, limit: int) -> list[str]:
+    """Store ``limit`` samples of ``spec`` (a shuffled pick) as one object each; their keys, in fetch order.
+
+    Each object holds exactly the sample's stored (lz4) bytes, so the GET loop
+    decodes the same bytes the stream does.  Uploaded on 8 threads, not timed.
+    """
+    docs = [d["_x"] for d in db.index.find("data", db.scope.query({"ds": spec.name}), sort=[("_seq", 1)])]
+    pick = np.random.default_rng(0).permutation(len(docs))[:limit]
+    chunks: dict[str, bytes] = {}
+    items = []
+    for i in pick:
+        x = docs[i]
+        if x["key"] not in chunks:
+            chunks[x["key"]] = db.blobs.get(x["key"])
+        seg = chunks[x["key"]][x["offset"] : x["offset"] + x["length"]]
+        items.append((f"bench-per-sample/{spec.name}/{i}.{x['codec']}", seg))
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda kv: db.blobs.put(*kv), items))
+    return [k for k, _ in items]
+
+
+def one_get_per_sample(blobs: Any, keys: list[str], spec: Spec) -> tuple[int, int]:
+    """The naive remote loop: one GET per sample object, in sequence, then decode."""
+    for key in keys:
+        data = blobs.get(key)
+        raw = lz4.frame.decompress(data) if key.endswith(".lz4") else data
         np.frombuffer(raw, np.uint8).reshape(spec.shape)
-    return len(docs), len(docs) * spec.sample_bytes
+    return len(keys), len(keys) * spec.sample_bytes
+
+
+def backend_rows(names: list[str], datasets: list[Spec], repeat: int, ceilings: dict[str, float],
+                 get_samples: int, work: Path) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Start each named backend's server, measure its rows, stop it by PID; (rows, per-backend status)."""
+    import servers  # benchmarks/servers.py, next to this script
+
+    rows: list[dict[str, Any]] = []
+    status: list[dict[str, str]] = []
+    for name in names:
+        began = time.perf_counter()
+        try:
+            backend = servers.start(name)
+        except Exception as exc:  # noqa: BLE001 - a missing server is reported, the others still run
+            status.append({"backend": name, "status": f"not available: {exc}"})
+            print(f"[{name}] not available: {exc}", file=sys.stderr)
+            continue
+        try:
+            args = backend.connect_args(work)
+            rows += remote_rows(args["blobs"] if backend.index_uri is None else None, datasets, repeat, ceilings,
+                                index_uri=backend.index_uri, blob_options=args["blob_options"],
+                                index_options=args["index_options"], label=name, get_samples=get_samples,
+                                workdir=work)
+        finally:
+            backend.stop()
+        status.append({"backend": name, "status": f"measured on {backend.description}",
+                       "seconds": f"{time.perf_counter() - began:.1f}"})
+    return rows, status
 
 
 def other_loaders() -> list[dict[str, Any]]:
@@ -277,44 +376,110 @@ def machine() -> dict[str, Any]:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    print(f"{'dataset':<10} {'row':<38} {'samples/s':>11} {'MB/s':>8} {'vs ceiling':>10} {'CPU us/sample':>14}")
+    """The table: ratios to the local ceiling, to the sequential GET loop and to the remote chunk ceiling."""
+    print(f"{'dataset':<10} {'row':<44} {'samples':>7} {'samples/s':>11} {'MB/s':>7} {'vs ceiling':>10} "
+          f"{'vs seq GET':>10} {'vs remote ceil':>14} {'CPU us/sample':>13}")
+
+    def ratio(r: dict[str, Any], key: str, digits: int) -> str:
+        return f"{r[key]:.{digits}f}x" if r.get(key) is not None else ""
+
     for r in rows:
-        ratio = f"{r['vs_ceiling']:.2f}x" if r.get("vs_ceiling") is not None else ""
-        print(f"{r['dataset']:<10} {r['row']:<38} {r['samples_per_s']:>11,.0f} {r['MB_per_s']:>8,.0f} {ratio:>10} "
-              f"{r['cpu_us_per_sample']:>14.1f}")
+        print(f"{r['dataset']:<10} {r['row']:<44} {r['samples']:>7} {r['samples_per_s']:>11,.0f} "
+              f"{r['MB_per_s']:>7,.0f} {ratio(r, 'vs_ceiling', 2):>10} {ratio(r, 'vs_sequential_get', 1):>10} "
+              f"{ratio(r, 'vs_remote_ceiling', 2):>14} {r['cpu_us_per_sample']:>13.1f}")
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """A saved result as a Markdown table (what README/docs quote): ``stream.py --markdown results/stream.json``."""
+    def x(r: dict[str, Any], key: str, digits: int) -> str:
+        return f"{r[key]:.{digits}f}x" if r.get(key) is not None else ""
+
+    lines = ["| dataset | row | samples | samples/s | MB/s | vs ceiling | vs seq GET | vs remote ceiling | CPU µs/sample |",
+             "|---|---|--:|--:|--:|--:|--:|--:|--:|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['dataset']} | {r['row']} | {r['samples']:,} | {r['samples_per_s']:,.0f} | "
+                     f"{r['MB_per_s']:,.0f} | {x(r, 'vs_ceiling', 2)} | {x(r, 'vs_sequential_get', 1)} | "
+                     f"{x(r, 'vs_remote_ceiling', 2)} | {r['cpu_us_per_sample']:.1f} |")
+    return "\n".join(lines)
+
+
+def remote_names(text: str) -> list[str]:
+    """``--remote`` value: a comma list of backends, ``all`` or ``none``."""
+    from servers import NAMES
+
+    if text in ("all", ""):
+        return list(NAMES)
+    if text == "none":
+        return []
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in NAMES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(NAMES)}")
+    return names
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks that stop the servers
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a fifth of the samples")
     parser.add_argument("--repeat", type=int, default=5, help="runs (epochs) per measurement; the best is kept")
+    parser.add_argument("--remote", type=remote_names, default="all", metavar="s3,gcs,azure,gridfs",
+                        help="backends whose servers to start and measure (default all; 'none' for local rows only)")
+    parser.add_argument("--remote-repeat", type=int, default=2, help="runs (epochs) per remote stream measurement")
+    parser.add_argument("--get-samples", type=int, default=1000,
+                        help="samples per dataset in the sequential one-GET-per-sample loop")
     parser.add_argument("--blobs", action="append", default=[], help="a remote blob-store URI to add rows for")
     parser.add_argument("--out", default=str(RESULTS), help="where to write the JSON results")
+    parser.add_argument("--markdown", metavar="JSON", help="print a saved result as a Markdown table and exit")
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown_table(json.loads(Path(args.markdown).read_text())))
+        return 0
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     datasets = specs(args.quick)
+    remote = remote_specs(datasets)
     rows: list[dict[str, Any]] = []
     ceilings: dict[str, float] = {}
+    backends: list[dict[str, str]] = []
     began = time.perf_counter()
+    load_before = [round(v, 2) for v in os.getloadavg()]
     work = Path(tempfile.mkdtemp(prefix="tensordb-bench-"))
     try:
         with tdb.connect(str(work / "wh"), study="bench", blob_options={"fsync": False}) as db:
             for spec in datasets:
                 rows += local_rows(db, spec, work, args.repeat, ceilings)
+        more, backends = backend_rows(args.remote, remote, args.remote_repeat, ceilings, args.get_samples, work)
+        rows += more
         for uri in args.blobs:
-            rows += remote_rows(uri, datasets, args.repeat, ceilings)
+            rows += remote_rows(uri, remote, args.remote_repeat, ceilings, get_samples=args.get_samples)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     others = other_loaders()
     print_table(rows)
+    for b in backends:
+        print(f"{b['backend']}: {b['status']}")
     for other in others:
         print(f"{other['row']}: {other['status']}")
-    result = {"benchmark": "stream", "quick": args.quick, "repeat": args.repeat, "machine": machine(),
-              "total_seconds": round(time.perf_counter() - began, 1), "rows": rows, "other_loaders": others}
+    result = {"benchmark": "stream", "quick": args.quick, "repeat": args.repeat,
+              "remote_repeat": args.remote_repeat, "get_samples": args.get_samples,
+              "datasets": {s.name: s.n for s in datasets}, "remote_datasets": {s.name: s.n for s in remote},
+              "machine": {**machine(), "load_average_at_start": load_before},
+              "total_seconds": round(time.perf_counter() - began, 1), "rows": rows, "backends": backends,
+              "other_loaders": others}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out} ({result['total_seconds']}s)", file=sys.stderr)
-    return 0
+    failed = [b for b in backends if b["status"].startswith("not available")]
+    return 1 if failed and argv_named_remote(argv) else 0
+
+
+def argv_named_remote(argv: list[str] | None) -> bool:
+    """Whether ``--remote`` was given explicitly (then an unavailable backend is a failure, not a note)."""
+    return any(a == "--remote" or a.startswith("--remote=") for a in (sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":
