@@ -9,6 +9,11 @@ import pytest
 import tensordb_core as tdb
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--long", action="store_true", default=False,
+                     help="run the fault suite's full trial counts (100+ crash trials) instead of the CI profile")
+
+
 @pytest.fixture(params=["memory", "dir"])
 def warehouse_uri(request, tmp_path) -> str:
     """A fresh warehouse URI on each embedded backend."""

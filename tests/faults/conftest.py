@@ -30,17 +30,9 @@ from serverkit import Server
 LONG_ENV = "TENSORDB_FAULTS_LONG"
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--long", action="store_true", default=False,
-                     help="run the fault suite's full trial counts (e.g. 100+ crash trials) instead of the CI profile")
-
-
 def _long(config: pytest.Config) -> bool:
-    try:
-        flag = bool(config.getoption("--long"))
-    except ValueError:  # the option is registered only when this conftest loads first (pytest tests/faults)
-        flag = False
-    return flag or os.environ.get(LONG_ENV, "") not in ("", "0")
+    # --long is registered in tests/conftest.py so `pytest --long` works from the repository root too.
+    return bool(config.getoption("--long")) or os.environ.get(LONG_ENV, "") not in ("", "0")
 
 
 @pytest.fixture(scope="session")
