@@ -20,7 +20,7 @@ from typing import Any
 
 from .blobkit import content_key, verify_content
 from .errors import InvalidDocument, TensorDBError
-from .protocols import BlobStore, IndexStore
+from .protocols import BlobStore, IndexStore, new_id
 from .query import validate_query
 
 _STUDY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")
@@ -108,8 +108,12 @@ class StudyScope:
         return self.study
 
     def new_doc(self, **fields: Any) -> dict[str, Any]:
-        """A document stamped with this study and a creation time."""
-        return {"_study": self.require_writable(), "_created": time.time(), **fields}
+        """A document stamped with an id, this study and a creation time.
+
+        The id is chosen here, not by the store, so an insert interrupted by an
+        outage can be retried without duplicating documents (retrying.py).
+        """
+        return {"_id": new_id(), "_study": self.require_writable(), "_created": time.time(), **fields}
 
     @contextmanager
     def writing_blobs(self) -> Iterator[Callable[[bytes | bytearray | memoryview], str]]:
