@@ -189,6 +189,17 @@ def test_aliases_keep_history(db):
     history = db.alias_history("production")
     assert [(h["previous"], h["target"], h["who"]) for h in history] == [(None, a, "alice"), (a, b, "bob")]
     assert db.get_alias("missing") is None
+    with pytest.raises(tdb.DocumentNotFound):
+        db.set_alias("production", "no-such-parameters")
+    assert db.get_alias("production") == b
+
+
+def test_aliases_cannot_point_into_another_study(warehouse_uri):
+    with tdb.connect(warehouse_uri, study="a") as a, tdb.connect(warehouse_uri, study="b") as b:
+        theirs = a.save_parameters({"w": np.zeros(1)})
+        with pytest.raises(tdb.DocumentNotFound):
+            b.set_alias("production", theirs)
+        assert b.get_alias("production") is None
 
 
 def test_data_generator_covers_every_sample_once_per_epoch(db):

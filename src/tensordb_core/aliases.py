@@ -11,7 +11,8 @@ import getpass
 import time
 from typing import Any
 
-from .errors import IntegrityError, InvalidDocument
+from .errors import DocumentNotFound, IntegrityError, InvalidDocument
+from .params import COLLECTION as PARAMS
 from .scope import StudyScope
 
 COLLECTION = "aliases"
@@ -30,6 +31,8 @@ def set_alias(scope: StudyScope, name: str, target: str, *, who: str | None = No
     study = scope.require_writable()
     if not isinstance(name, str) or not name or not isinstance(target, str):
         raise InvalidDocument("an alias is a non-empty name pointing at a parameter id")
+    if scope.index.count(PARAMS, scope.query({"_id": target})) != 1:
+        raise DocumentNotFound(f"no parameter set {target!r} in study {study!r} for alias {name!r}")
     now, by = time.time(), who or _who()
     doc_id = f"{study}:{name}"
     for _ in range(5):
