@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/stream.py                  # everything, ~4-5 minutes on 2 cores
-    .venv/bin/python benchmarks/stream.py --remote none    # local rows only, ~1 minute
+    .venv/bin/python benchmarks/stream.py                  # everything, ~4-5 minutes on 2 cores (~7 with WebDataset + MosaicML)
+    .venv/bin/python benchmarks/stream.py --remote none    # local rows only, ~1 minute (~4 with WebDataset + MosaicML)
     .venv/bin/python benchmarks/stream.py --quick --remote s3,gcs
     .venv/bin/python benchmarks/stream.py --markdown benchmarks/results/stream.json   # the saved table
 
