@@ -9,7 +9,7 @@ training loop needs no warehouse code of its own.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -56,8 +56,12 @@ class DBLogger:
 
 
 def fit_generator(model: Model, batches: Iterable[tuple[np.ndarray, np.ndarray]], logger: DBLogger | None = None,
-                  ) -> dict[str, float]:
-    """Train ``model`` on every batch of one epoch; returns the mean of each step metric."""
+                  after_batch: Callable[[], None] | None = None) -> dict[str, float]:
+    """Train ``model`` on every batch of one epoch; returns the mean of each step metric (and ``seconds``).
+
+    ``after_batch`` runs after each step (a worker renews its job lease there,
+    or raises to stop between batches).
+    """
     sums: dict[str, float] = {}
     n = 0
     start = time.perf_counter()
@@ -68,6 +72,8 @@ def fit_generator(model: Model, batches: Iterable[tuple[np.ndarray, np.ndarray]]
         n += 1
         if logger is not None:
             logger.on_batch_end(metrics)
+        if after_batch is not None:
+            after_batch()
     means = {k: v / max(n, 1) for k, v in sums.items()}
     means["seconds"] = time.perf_counter() - start
     return means

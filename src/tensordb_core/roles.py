@@ -29,7 +29,7 @@ from typing import Any
 
 from .builders import build_model
 from .errors import DocumentNotFound, InvalidDocument, LeaseLost, TensorDBError
-from .framework import DBLogger
+from .framework import DBLogger, fit_generator
 from .protocols import new_id
 from .warehouse import TensorDB
 
@@ -83,20 +83,15 @@ def _stopped(stop: threading.Event | None) -> bool:
 def _train_epoch(db: TensorDB, model: Any, logger: DBLogger, spec: Mapping[str, Any], seed: int,
                  lease: _Lease, stop: threading.Event | None) -> dict[str, float]:
     """One pass over the job's data; raises :class:`Interrupted` when ``stop`` is set between batches."""
-    sums: dict[str, float] = {}
-    n = 0
+
+    def between_batches() -> None:
+        lease.beat()
+        if _stopped(stop):
+            raise Interrupted("stop requested")
+
     with db.data_generator(spec.get("data", {}), batch_size=int(spec.get("batch_size", 32)), shuffle=True,
                            seed=seed, epochs=1) as batches:
-        for X, y in batches:
-            metrics = model.fit_batch(X, y)
-            for k, v in metrics.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            n += 1
-            logger.on_batch_end(metrics)
-            lease.beat()
-            if _stopped(stop):
-                raise Interrupted("stop requested")
-    return {k: v / max(n, 1) for k, v in sums.items()}
+        return fit_generator(model, batches, logger, after_batch=between_batches)
 
 
 def _end_epoch(db: TensorDB, model: Any, logger: DBLogger, epoch: int, train: Mapping[str, float],
