@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import InvalidQuery, TensorDBError
 from .registry import list_schemes
+from .tables import align
 from .uri import redact
 
 
@@ -27,11 +28,7 @@ def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
             return json.dumps(v, separators=(",", ":"))[:60]
         return "-" if v is None else str(v)
 
-    cells = [[cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    out = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
-    out += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
-    return "\n".join(out)
+    return align(columns, [[cell(r.get(c)) for c in columns] for r in rows])
 
 
 def _flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -24,6 +24,7 @@ from typing import Any
 from . import jobs as jobs_mod
 from .errors import InvalidQuery, MissingDependency
 from .params import COLLECTION as PARAMS
+from .tables import align, number
 from .warehouse import TensorDB
 
 #: Parameter fields compare reads (never the archive itself).
@@ -148,19 +149,13 @@ def format_rows(metric: str, rows: Sequence[Mapping[str, Any]]) -> str:
     others = sorted({k for r in rows for k in r["best_metrics"]})
     head = ["run", "status", "hyper", f"best {metric}", *others, "steps", "saved", "wall s", "worker"]
 
-    def num(v: Any, spec: str) -> str:
-        return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "-"
-
     cells = []
     for r in rows:
         hyper = " ".join(f"{k}={v}" for k, v in sorted(r["hyper"].items())) or "-"
-        cells.append([r["run"][-8:], str(r["status"] or "-"), hyper, num(r[f"best_{metric}"], ".4f"),
-                      *(num(r["best_metrics"].get(o), ".4f") for o in others),
-                      num(r["steps"], "d"), str(r["saved"]), num(r["wall_s"], ".1f"), str(r["worker"] or "-")])
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
-    return "\n".join(lines)
+        cells.append([r["run"][-8:], str(r["status"] or "-"), hyper, number(r[f"best_{metric}"], ".4f"),
+                      *(number(r["best_metrics"].get(o), ".4f") for o in others),
+                      number(r["steps"], "d"), str(r["saved"]), number(r["wall_s"], ".1f"), str(r["worker"] or "-")])
+    return align(head, cells)
 
 
 def learning_curves(db: TensorDB, runs: Sequence[Run], metric: str) -> dict[str, dict[str, list[tuple[int, float]]]]:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .roles import evaluate_new_parameters, train_worker
+from .tables import align, number
 from .warehouse import TensorDB, connect
 
 STUDY = "digits-mlp"
@@ -81,14 +82,11 @@ def comparison(db: TensorDB, job_ids: list[str]) -> list[dict[str, Any]]:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    head = f"{'job':>8} {'status':>7} {'hidden':>10} {'lr':>5} {'valid_acc':>9} {'test_acc':>8} {'steps':>6} {'sec':>6}"
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        f = lambda v, spec: format(v, spec) if isinstance(v, (int, float)) else "-"  # noqa: E731
-        lines.append(f"{r['job'][-8:]:>8} {r['status']:>7} {str(r['hyper']['hidden']):>10} {r['hyper']['lr']:>5} "
-                     f"{f(r['best_valid_acc'], '.3f'):>9} {f(r['test_acc_of_best'], '.3f'):>8} {f(r['steps'], 'd'):>6} "
-                     f"{f(r['seconds'], '.1f'):>6}")
-    return "\n".join(lines)
+    head = ["job", "status", "hidden", "lr", "valid_acc", "test_acc", "steps", "sec"]
+    cells = [[r["job"][-8:], r["status"], str(r["hyper"]["hidden"]), str(r["hyper"]["lr"]),
+              number(r["best_valid_acc"], ".3f"), number(r["test_acc_of_best"], ".3f"), number(r["steps"], "d"),
+              number(r["seconds"], ".1f")] for r in rows]
+    return align(head, cells)
 
 
 def run_demo(uri: str = "./tensordb-demo", blobs: str | None = None, *, study: str = STUDY, workers: int = 2,
