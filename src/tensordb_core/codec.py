@@ -83,7 +83,13 @@ def dtype_from_str(text: str) -> np.dtype:
     """Parse a stored dtype string, refusing anything but plain storable dtypes."""
     if not isinstance(text, str) or not _DTYPE_RE.match(text):
         raise CodecError(f"unsupported or malformed dtype {text!r} in stored header")
-    return np.dtype(text)
+    try:  # the pattern admits spellings numpy rejects, such as '<i0', '<f3' or '<M8[zz]'
+        dtype = np.dtype(text)
+    except (TypeError, ValueError) as exc:
+        raise CodecError(f"unsupported or malformed dtype {text!r} in stored header: {exc}") from exc
+    if dtype.itemsize == 0:  # '|S0' would make every element zero bytes and the shape unverifiable
+        raise CodecError(f"dtype {text!r} in stored header has no width")
+    return dtype
 
 
 def expected_nbytes(dtype: np.dtype, shape: Sequence[int]) -> int:
