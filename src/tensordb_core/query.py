@@ -233,7 +233,49 @@ def compile_query(query: Query | None) -> Callable[[Mapping[str, Any]], bool]:
     checked = validate_query(query)
     if not checked:
         return lambda doc: True
-    return lambda doc: _match_filter(doc, checked)
+    clauses = _flat_clauses(checked)
+    if clauses is None:
+        return lambda doc: _match_filter(doc, checked)
+    tests = [_compile_clause(key, cond) for key, cond in clauses]
+    if len(tests) == 1:
+        return tests[0]
+    return lambda doc: all(test(doc) for test in tests)
+
+
+def _flat_clauses(query: Mapping[str, Any]) -> list[tuple[str, Any]] | None:
+    """The field clauses of a query that is only an AND of them (``$and`` flattened), else None."""
+    out: list[tuple[str, Any]] = []
+    for key, cond in query.items():
+        if key == "$and":
+            for sub in cond:
+                inner = _flat_clauses(sub)
+                if inner is None:
+                    return None
+                out.extend(inner)
+        elif key.startswith("$"):
+            return None
+        else:
+            out.append((key, cond))
+    return out
+
+
+def _compile_clause(key: str, cond: Any) -> Callable[[Mapping[str, Any]], bool]:
+    """One field clause as a predicate, with a shortcut for the commonest: a top-level tag equal to a
+    string or integer (``{"split": "train"}``, the study filter).  The shortcut answers only when the
+    stored value has that exact type; anything else (arrays, floats, bools, missing) takes the general
+    evaluator, so the semantics are the reference's by construction."""
+    general = {key: cond}
+    kind = type(cond)
+    if "." in key or kind not in (str, int) or (kind is int and abs(cond) > 2**53):
+        return lambda doc: _match_filter(doc, general)
+
+    def equal(doc: Mapping[str, Any]) -> bool:
+        value = doc.get(key, MISSING)
+        if type(value) is kind:
+            return value == cond
+        return _match_filter(doc, general)
+
+    return equal
 
 
 def _match_filter(doc: Any, query: Mapping[str, Any]) -> bool:
