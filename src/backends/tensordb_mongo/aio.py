@@ -25,7 +25,7 @@ from tensordb_core.errors import IntegrityError, MissingDependency
 from tensordb_core.protocols import Document, Query, SortSpec
 from tensordb_core.uri import StoreURI, parse_uri
 
-from .clients import check_driver_uri, client_kwargs
+from .clients import check_driver_uri, new_client
 from .common import (
     COUNTERS,
     ID_CHECK_BATCH,
@@ -115,10 +115,7 @@ class AsyncIndexStore:
         self.write_batch_size: int = self._config.setting("write_batch_size")
         self.read_batch_size: int | None = self._config.setting("read_batch_size")
         check_driver_uri(self._config)
-        with driver_errors(self.uri, "connect"):
-            self._client: AsyncMongoClient | None = AsyncMongoClient(
-                self._config.driver_uri.reveal(), **client_kwargs(self._config)
-            )
+        self._client: AsyncMongoClient | None = new_client(AsyncMongoClient, self._config)
         self._db = self._client.get_database(self.database, codec_options=codec_options())
         self._seq_indexed: set[str] = set()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,20 @@ def check_driver_uri(config: MongoConfig) -> None:
         raise InvalidURI(f"{config.uri.redacted()}: {scrub(str(exc), config.uri)}") from None
 
 
+def new_client(factory: Callable[..., Any], config: MongoConfig) -> Any:
+    """``factory(uri, **kwargs)`` (``MongoClient`` or ``AsyncMongoClient``), any refusal typed.
+
+    The driver checks keyword options with bare ``TypeError``/``ValueError``
+    (``event_listeners=5``, ``maxPoolSize="abc"``): those are the caller's
+    configuration, so they become :class:`InvalidURI` naming the redacted URI.
+    """
+    with driver_errors(config.uri, "connect"):
+        try:
+            return factory(config.driver_uri.reveal(), **client_kwargs(config))
+        except (TypeError, ValueError) as exc:
+            raise InvalidURI(f"{config.uri.redacted()}: invalid client option: {scrub(str(exc), config.uri)}") from None
+
+
 def acquire(config: MongoConfig) -> MongoClient:
     """The shared client for ``config`` (created on first use); pair with :func:`release`."""
     from pymongo import MongoClient
@@ -76,8 +91,7 @@ def acquire(config: MongoConfig) -> MongoClient:
         entry = _clients.get(key)
         if entry is None:
             check_driver_uri(config)
-            with driver_errors(config.uri, "connect"):
-                client: MongoClient = MongoClient(config.driver_uri.reveal(), **client_kwargs(config))
+            client: MongoClient = new_client(MongoClient, config)
             entry = _clients[key] = [client, 0]
         entry[1] += 1
         return entry[0]

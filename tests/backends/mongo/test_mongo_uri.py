@@ -147,3 +147,12 @@ def test_valid_srv_options_pass_the_check():
 
     check_driver_uri(config("mongodb+srv://u:p@cluster0.example.net/lab?srvMaxHosts=2&srvServiceName=mongodb&w=majority"))
     check_driver_uri(config("mongodb://u:p@h1,h2/lab?replicaSet=rs0&readPreference=secondaryPreferred&tls=true"))
+
+
+@pytest.mark.parametrize("options", [{"event_listeners": 5}, {"maxPoolSize": "abc"}, {"connectTimeoutMS": -1}])
+def test_bad_client_keyword_options_are_invalid_uris(options):
+    """The driver checks keyword options with bare TypeError/ValueError; the stores name the URI instead."""
+    for make in (MongoIndexStore, GridFSBlobStore, AsyncIndexStore):
+        with pytest.raises(InvalidURI, match="invalid client option") as info:
+            make(f"mongodb://bob:{SECRET.replace('/', '%2F').replace('@', '%40')}@127.0.0.1:1/lab", **options)
+        assert SECRET not in str(info.value) and "bob:***@" in str(info.value)
