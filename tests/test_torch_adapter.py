@@ -49,3 +49,20 @@ def test_without_workers_the_dataset_is_one_shard(warehouse):
     batches = list(ds)
     assert [len(y) for _, y in batches] == [50, 50, 20]
     assert torch.cat([y for _, y in batches]).tolist() == list(range(N))
+
+
+@pytest.mark.timeout(120)
+def test_workers_agree_on_the_epoch_population_while_data_arrives(warehouse):
+    """set_epoch fixes the population in the loader's process: samples imported after it (before the
+    workers start their streams) belong to the next epoch, never to one worker's shard of this one."""
+    ds = TensorDBIterableDataset(warehouse, study="torch", batch_size=8, seed=5, window_bytes=1000)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
+    ds.set_epoch(0)
+    with tdb.connect(warehouse, study="torch") as db:
+        late = np.arange(N, N + 30)
+        db.import_data((late[:, None] + np.zeros(6)).astype(np.float32).reshape(-1, 2, 3), late, chunk_bytes=512)
+    assert sorted(y for _, ys in loader for y in ys.tolist()) == list(range(N))
+    ds.set_epoch(1)
+    assert sorted(y for _, ys in loader for y in ys.tolist()) == list(range(N + 30))
+    ds.set_epoch(2, as_of=ds.as_of - 30)  # an explicit bound (DDP: rank 0's db.data_snapshot(), broadcast)
+    assert sorted(y for _, ys in loader for y in ys.tolist()) == list(range(N))

@@ -44,6 +44,14 @@ def check_warehouse_and_stream(tmp_path, blobs: str | None, *, index: str | None
         for a, b in zip(remote_batches, reference_batches):
             np.testing.assert_array_equal(a, b)  # same order for a seed, whatever the backend
 
+        as_of = remote.data_snapshot(settle_s=0.05)  # a store's own grace may be 30 s (MongoDB)
+        remote.import_data(X[:20], y[:20], tags={"split": "train"})  # arrives between two ranks' starts
+        ranks = []
+        for rank in range(2):
+            with remote.data_generator({"split": "train"}, batch_size=16, seed=3, shard=(rank, 2), as_of=as_of) as s:
+                ranks.append(np.concatenate([yb for _, yb in s]))
+        assert sorted(np.concatenate(ranks).tolist()) == sorted(y[:200].tolist())  # the snapshot, once
+
         pid = remote.save_parameters({"w": X[0].astype(np.float32)}, metrics={"acc": 0.5})
         params, doc = remote.best_parameters("acc")
         assert doc["_id"] == pid

@@ -17,6 +17,7 @@ import numpy as np
 
 from .codec import check_array, pack_segments
 from .errors import InvalidDocument
+from .follow import tail_grace
 from .samples import SampleRef, read_in_order, stack
 from .scope import StudyScope, check_json_value, check_tags
 
@@ -145,3 +146,21 @@ def _sample_docs(scope: StudyScope, key: str, size: int, segments: list[Any], la
             doc["label"] = labels[i]
         docs.append(doc)
     return docs
+
+
+def data_snapshot(scope: StudyScope, settle_s: float | None = None) -> int:
+    """The ``_seq`` bound of the data inserted so far: ``data_generator(as_of=...)`` for every rank.
+
+    On a store that commits ``_seq`` ranges out of allocation order (MongoDB,
+    several importers), a range allocated before this call may still be in
+    flight; the call then waits the store's tail grace (or ``settle_s``) so
+    that every rank scanning afterwards sees the same documents at or below
+    the bound.  Stores that commit in order (SQLite, memory) return at once.
+    """
+    if settle_s is not None and not (isinstance(settle_s, (int, float)) and settle_s >= 0):
+        raise InvalidDocument(f"settle_s must be a number of seconds >= 0, not {settle_s!r}")
+    bound = scope.index.last_seq(COLLECTION)
+    wait = tail_grace(scope.index) if settle_s is None else float(settle_s)
+    if wait > 0:
+        time.sleep(wait)
+    return bound

@@ -14,6 +14,9 @@ What is guaranteed
   (chunks are permuted, then samples within a window of ``window_bytes`` of
   chunks: see :mod:`tensordb_core.stream_state`), never on a backend's result
   order or timing: the same seed gives the same batches on every store.
+* **Population**: an epoch reads the samples with ``_seq`` up to a bound taken
+  when it starts; ``as_of=db.data_snapshot()`` (computed once, passed to every
+  rank) fixes it, so ranks that start apart while data arrives agree.
 * **Shards**: ``shard=(rank, world)`` splits each epoch into ``world``
   disjoint contiguous pieces that together cover it exactly.
 * **Resume**: ``state_dict()`` reflects the batches *returned so far* (not
@@ -121,6 +124,7 @@ def data_stream(
     decode_workers: int | None = None,
     poll_s: float = 1.0,
     verify: bool = True,
+    as_of: int | None = None,
 ) -> Stream:
     """Start streaming ``(X, y)`` batches of the samples matching ``query`` in ``scope``'s study.
 
@@ -130,7 +134,10 @@ def data_stream(
     keeps recently read chunk bytes across epochs.  ``decode_workers`` defaults
     to one thread for small samples (under 32 KiB stored) and to the CPU count
     (at most 4) for larger ones (see :func:`tensordb_core.prefetch.auto_decode_workers`).
-    ``verify=False`` skips the crc32 check.
+    ``verify=False`` skips the crc32 check.  ``as_of`` fixes the population to
+    samples with ``_seq <= as_of`` (from :meth:`TensorDB.data_snapshot`): DDP
+    ranks started at different moments while data is being imported must pass
+    the same value, or each would shard a different population.
     See the module docs for the guarantees.
     """
     q = validate_query(query)
@@ -147,6 +154,8 @@ def data_stream(
         raise InvalidStreamArgument("transform must be a function of one array (or None)")
     if decode_workers is not None:
         _check_int("decode_workers", decode_workers, 1)
+    if as_of is not None:
+        _check_int("as_of", as_of, 0)
     if not isinstance(poll_s, (int, float)) or poll_s <= 0:
         raise InvalidStreamArgument(f"poll_s must be a positive number of seconds, not {poll_s!r}")
     if isinstance(cache_bytes, ChunkCache):
@@ -155,10 +164,15 @@ def data_stream(
         _check_int("cache_bytes", cache_bytes, 0)
         cache = ChunkCache(cache_bytes) if cache_bytes else None
     if state is None:
-        start = StreamState(q, seed, bool(shuffle), window_bytes)
+        start = StreamState(q, seed, bool(shuffle), window_bytes, epoch_seq=None if as_of is None else int(as_of))
     else:
         start = state if isinstance(state, StreamState) else StreamState.from_dict(state)
         start.check_matches(q, seed, bool(shuffle), window_bytes)
+        if as_of is not None and start.epoch_seq is None:
+            start = start.with_position(epoch_seq=int(as_of))
+        elif as_of is not None and start.epoch_seq != as_of:
+            raise InvalidStreamArgument(f"as_of={as_of} contradicts the state's epoch population (_seq <= "
+                                        f"{start.epoch_seq}): resume from the state alone")
     cfg = StreamConfig(q, batch_size, bool(shuffle), seed, epochs, bool(follow), rank, world, transform, prefetch,
                        on_error, bool(drop_last), window_bytes, decode_workers, float(poll_s), bool(verify))
     return Stream(scope, cfg, start, cache)

@@ -65,8 +65,9 @@ class TensorDBIterableDataset(IterableDataset):
     ``None`` without labels.  Other keyword arguments go to
     :func:`tensordb_core.stream.data_stream` (``transform``, ``cache_bytes``,
     ``on_error``, ``drop_last``, ``prefetch``, ``decode_workers`` ...).
-    Call :meth:`set_epoch` before each epoch for a new order (with the
-    loader's default ``persistent_workers=False``, so workers see the new epoch).
+    Call :meth:`set_epoch` before each epoch for a new order and a population
+    every worker agrees on (with the loader's default ``persistent_workers=False``,
+    so workers see the new epoch); ``as_of`` fixes the population for all epochs.
     Resuming mid-epoch is the stream's job (``state=``, without loader
     workers): a loader cannot tell which worker's batches it has consumed.
     """
@@ -83,6 +84,7 @@ class TensorDBIterableDataset(IterableDataset):
         seed: int = 0,
         transform: Callable[[np.ndarray], Any] | None = None,
         window_bytes: int = DEFAULT_WINDOW_BYTES,
+        as_of: int | None = None,
         **stream_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -93,10 +95,23 @@ class TensorDBIterableDataset(IterableDataset):
         self.transform, self.window_bytes = transform, window_bytes
         self.stream_kwargs = stream_kwargs
         self.epoch = 0
+        self.as_of = as_of
 
-    def set_epoch(self, epoch: int) -> None:
-        """Which epoch the next iteration streams (its order depends on it)."""
+    def set_epoch(self, epoch: int, as_of: int | None = None) -> None:
+        """Which epoch the next iteration streams (its order depends on it), and its population.
+
+        The population is fixed here, in the process that owns the loader, so
+        that its workers (each starting its stream a little later) shard the
+        same samples even while an importer adds more: ``as_of`` when given
+        (DDP: rank 0's ``db.data_snapshot()``, broadcast), else the data's last
+        ``_seq`` now.  Without ``set_epoch`` the first iteration's workers each
+        take their own bound.
+        """
         self.epoch = int(epoch)
+        if as_of is None:
+            with connect(self.uri, self.study, blobs=self.blobs) as db:
+                as_of = db.data_snapshot(settle_s=0)
+        self.as_of = int(as_of)
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         rank, world = loader_shard()
@@ -105,7 +120,8 @@ class TensorDBIterableDataset(IterableDataset):
         try:
             stream = data_stream(db.scope, self.query, batch_size=self.batch_size, shuffle=self.shuffle,
                                  seed=self.seed, epochs=self.epoch + 1, shard=(rank, world), transform=self.transform,
-                                 window_bytes=self.window_bytes, state=state, **self.stream_kwargs)
+                                 window_bytes=self.window_bytes, state=state, as_of=self.as_of,
+                                 **self.stream_kwargs)
             with stream:
                 for X, y in stream:
                     yield torch.from_numpy(X), _label_tensor(y)

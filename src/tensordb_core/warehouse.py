@@ -132,6 +132,10 @@ class TensorDB:
         self._data_lineage = (q, weakref.ref(stream))
         return stream
 
+    def data_snapshot(self, *, settle_s: float | None = None) -> int:
+        """A ``_seq`` bound for ``data_generator(as_of=...)``: compute once, pass to every DDP rank."""
+        return data.data_snapshot(self.scope, settle_s)
+
     def current_lineage(self) -> dict[str, Any]:
         """What produced the parameters saved now: run, job, architecture and the data snapshot read."""
         out = dict(self.lineage)
