@@ -8,7 +8,7 @@ Start with :func:`connect`::
 
 from __future__ import annotations
 
-from .errors import *  # noqa: F403  (the error hierarchy is part of the public API)
+from .errors import *  # the error hierarchy is part of the public API
 from .errors import TensorDBError
 from .hookspecs import hookimpl
 from .protocols import BlobStore, Cursor, IndexStore, new_id
@@ -37,7 +37,6 @@ __all__ = [
     "TensorDB",
     "TensorDBError",
     "connect",
-    "seed_uri",
     "default_blobs",
     "hookimpl",
     "list_schemes",
@@ -47,5 +46,6 @@ __all__ = [
     "parse_uri",
     "redact",
     "register",
+    "seed_uri",
     "unregister",
 ]

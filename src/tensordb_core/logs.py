@@ -11,6 +11,7 @@ run never approaches a document-size limit.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import threading
 import time
 import weakref
@@ -31,10 +32,8 @@ _writers: weakref.WeakSet[LogWriter] = weakref.WeakSet()
 @atexit.register
 def _flush_all() -> None:
     for writer in list(_writers):
-        try:
+        with contextlib.suppress(Exception):  # best effort at exit: the store may already be gone
             writer.flush()
-        except Exception:  # noqa: BLE001 - best effort at exit; the store may already be gone
-            pass
 
 
 class LogWriter:

@@ -8,6 +8,7 @@ into a model without executing stored code.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ class NumpyMLP:
         rng = np.random.default_rng(seed)
         self.sizes, self.lr, self.momentum = list(sizes), float(lr), float(momentum)
         self.params: dict[str, np.ndarray] = {}
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (a, b) in enumerate(pairwise(sizes)):
             self.params[f"w{i}"] = (rng.standard_normal((a, b)) * np.sqrt(2.0 / a)).astype(np.float32)
             self.params[f"b{i}"] = np.zeros(b, np.float32)
         self._velocity = {k: np.zeros_like(v) for k, v in self.params.items()}

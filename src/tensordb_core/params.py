@@ -7,6 +7,7 @@ architecture, data query and the data snapshot it read).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,7 +28,7 @@ def clean_metrics(metrics: Mapping[str, Any] | None) -> dict[str, Any]:
     for name, value in (metrics or {}).items():
         if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
             value = value.item()
-        if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
+        if isinstance(value, float) and not math.isfinite(value):
             value = str(value)
         out[str(name)] = check_json_value(value, f"metrics.{name}")
     return out

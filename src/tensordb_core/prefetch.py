@@ -298,7 +298,7 @@ class Engine:
             settled = watermark.settled()
             docs = [] if settled <= scanned else list(islice(
                 self.scope.index.tail(COLLECTION, q, after=scanned, limit=TAIL_PAGE), TAIL_PAGE))
-            docs = list(takewhile(lambda d: int(d["_seq"]) <= settled, docs))
+            docs = list(takewhile(lambda d, bound=settled: int(d["_seq"]) <= bound, docs))
             self.counters.add(index_s=time.perf_counter() - began)
             if not docs:
                 self._put(self.windows, _Marker("flush"))

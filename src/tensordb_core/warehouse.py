@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote
 
 from . import aliases, data, jobs, logs, models, params
@@ -246,9 +246,9 @@ class TensorDB:
             self.index.close()
             self.blobs.close()
 
-    def __enter__(self) -> TensorDB:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 

@@ -73,7 +73,7 @@ def tensordb_default_blobs(index_uri: StoreURI) -> StoreURI | None:
 
 def _sqlite_path(uri: StoreURI) -> str:
     # sqlite:///relative.db -> path "/relative.db"? Follow SQLAlchemy: three slashes = relative, four = absolute.
-    path = uri.path[1:] if uri.path.startswith("/") else uri.path
+    path = uri.path.removeprefix("/")
     if uri.host:
         path = os.path.join(uri.host, path)
     if not path:
