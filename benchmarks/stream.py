@@ -58,7 +58,6 @@ import sys
 import tempfile
 import time
 import uuid
-import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -70,6 +69,8 @@ import lz4.frame
 import numpy as np
 
 import tensordb_core as tdb
+from tensordb_core.checksums import IMPLEMENTATION as CRC32_IMPLEMENTATION
+from tensordb_core.checksums import crc32
 
 RESULTS = Path(__file__).resolve().parent / "results" / "stream.json"
 
@@ -158,7 +159,7 @@ def ceiling(layout: list[tuple[str, list[tuple[int, int, str, int]]]], spec: Spe
         view = memoryview(read(where))
         for off, length, codec, checksum in segs:
             seg = view[off : off + length]
-            if crc and zlib.crc32(seg) != checksum:
+            if crc and crc32(seg) != checksum:  # the stream's own CRC-32 (zlib-ng when installed)
                 raise RuntimeError("checksum mismatch")
             raw = decompress(seg) if codec == "lz4" else seg
             np.frombuffer(raw, np.uint8).reshape(spec.shape)
@@ -514,7 +515,8 @@ def local_rows(db: tdb.TensorDB, spec: Spec, work: Path, repeat: int, ceilings: 
 
 def machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "load_average": [round(v, 2) for v in os.getloadavg()], "platform": platform.platform(), "python": platform.python_version(),
-            "numpy": np.__version__, "lz4": lz4.__version__, "processor": platform.processor() or platform.machine()}
+            "numpy": np.__version__, "lz4": lz4.__version__, "crc32": CRC32_IMPLEMENTATION,
+            "processor": platform.processor() or platform.machine()}
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:

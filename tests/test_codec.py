@@ -85,3 +85,17 @@ def test_no_pickle_anywhere_in_the_package():
     for path in root.rglob("*.py"):
         text = path.read_text()
         assert "import pickle" not in text and "allow_pickle=True" not in text, path
+
+
+def test_the_fast_crc32_is_zlibs_crc32():
+    """checksums.crc32 may be zlib-ng's (extra [fast]); stored checksums must not depend on which."""
+    import zlib
+
+    from tensordb_core import checksums
+
+    rng = np.random.default_rng(0)
+    for size in (0, 1, 7, 64, 4095, 12_288, 1 << 20):
+        data = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+        assert checksums.crc32(data) == zlib.crc32(data)
+        assert checksums.crc32(memoryview(data)[1:]) == zlib.crc32(data[1:])
+    assert checksums.IMPLEMENTATION in ("zlib-ng", "zlib")

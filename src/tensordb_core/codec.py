@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import re
 import struct
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 import lz4.frame
 import numpy as np
 
+from .checksums import crc32
 from .errors import CodecError, IntegrityError
 
 ARRAY_MAGIC = b"TDBA"
@@ -146,7 +146,7 @@ def decode_segment(payload: bytes | memoryview, dtype: str, shape: Sequence[int]
 
 def checksum(payload: bytes | memoryview) -> int:
     """The per-segment checksum recorded in documents (CRC-32: cheap enough for every read)."""
-    return zlib.crc32(payload)
+    return crc32(payload)
 
 
 def pack_segments(arrays: Sequence[Any], codec: str = "auto") -> tuple[bytes, list[Segment]]:

@@ -4,9 +4,9 @@ Why separate: this is the hot path, and it is written so the per-sample Python
 work is a handful of calls.  The fetch thread reads a window and crc32s each
 segment right away (the bytes are cache-hot, and it would otherwise wait on
 I/O); a decode thread then slices each segment, lz4-decompresses it and copies
-it once into its slot of a preallocated batch array.  ``zlib.crc32``,
-``lz4.frame.decompress`` and the reads release the GIL, so these overlap with
-each other and with the training step.  Anything unusual (a missing chunk, a
+it once into its slot of a preallocated batch array.  The CRC-32
+(:mod:`tensordb_core.checksums`), ``lz4.frame.decompress`` and the reads
+release the GIL, so these overlap with each other and with the training step.  Anything unusual (a missing chunk, a
 failed check, mixed shapes, a transform) takes the careful path, which names
 the document in its error.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ import lz4.frame
 import numpy as np
 
 from .cache import ChunkCache
+from .checksums import crc32
 from .errors import BlobNotFound, IntegrityError, TensorDBError
 from .protocols import BlobStore
 from .samples import SampleError
@@ -139,7 +139,6 @@ def _precheck(window: Window) -> None:
     ends = starts + refs.x_len[rows]
     checked = np.ones(len(rows), dtype=bool)
     views = [memoryview(b) for b in window.bufs]
-    crc32 = zlib.crc32
     for j, r, a, b, c in zip(order.tolist(), window.req_of[order].tolist(), starts[order].tolist(),
                              ends[order].tolist(), refs.x_crc[rows[order]].tolist()):
         if crc32(views[r][a:b]) != c:
@@ -363,7 +362,7 @@ def _fast_part(window: Window, lo: int, hi: int, out: memoryview, at: int, slot:
     ends = (starts + refs.x_len[rows]).tolist()
     views = [memoryview(b) for b in window.bufs]
     size = slot.to_bytes(8, "little")
-    crc32, decompress = zlib.crc32, lz4.frame.decompress
+    decompress = lz4.frame.decompress
     for view, start, end, crc, lz4ed in zip([views[r] for r in req.tolist()], starts.tolist(), ends,
                                             refs.x_crc[rows].tolist(), refs.x_codec[rows].tolist()):
         seg = view[start:end]
@@ -392,7 +391,7 @@ def _segment(view: memoryview, start: int, length: int, crc: int, codec: int, nb
     seg = view[start : start + length]
     if len(seg) != length:
         raise IntegrityError(f"segment truncated: expected {length} bytes, the chunk holds {len(seg)}")
-    if verify and zlib.crc32(seg) != crc:
+    if verify and crc32(seg) != crc:
         raise IntegrityError("segment checksum mismatch (the stored bytes were altered)")
     if codec:
         if length < 7 or seg[:4] != _LZ4_MAGIC:
