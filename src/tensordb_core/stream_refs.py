@@ -155,7 +155,10 @@ class RefTable:
         off, length = int(seg["offset"]), int(seg["length"])
         if off < 0 or length < 0:
             raise CodecError(f"negative offset or length ({off}, {length})")
-        fmt = self._format(str(seg["dtype"]), tuple(int(d) for d in seg["shape"]))
+        dtype, shape = seg["dtype"], seg["shape"]
+        fmt = self._format_index.get((dtype, tuple(shape)))  # as stored: one dict probe per sample
+        if fmt is None:
+            fmt = self._format(str(dtype), tuple(int(d) for d in shape))
         cols.add(off, length, int(seg["crc32"]), codec, fmt)
 
     def _format(self, dtype: str, shape: tuple[int, ...]) -> int:

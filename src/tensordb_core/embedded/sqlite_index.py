@@ -50,6 +50,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Self
 
+from .. import jsontext
 from ..errors import (
     BackendError,
     BackendUnavailable,
@@ -274,7 +275,7 @@ class SQLiteIndexStore:
     # reading rows ---------------------------------------------------------------------------
     @staticmethod
     def _load(seq: int, doc_id: str, text: str) -> Document:
-        return {"_id": doc_id, "_seq": seq, **json.loads(text)}
+        return {"_id": doc_id, "_seq": seq, **jsontext.loads(text)}
 
     @staticmethod
     def _dump(doc: Mapping[str, Any]) -> str:
