@@ -99,3 +99,20 @@ def test_the_fast_crc32_is_zlibs_crc32():
         assert checksums.crc32(data) == zlib.crc32(data)
         assert checksums.crc32(memoryview(data)[1:]) == zlib.crc32(data[1:])
     assert checksums.IMPLEMENTATION in ("zlib-ng", "zlib")
+
+
+def test_the_fast_json_parser_reads_documents_as_json_does():
+    """jsontext.loads may be orjson's (extra [fast]); what the embedded index returns must not depend on it."""
+    import json
+
+    from tensordb_core import jsontext
+    from tensordb_core.testing import QueryGen
+
+    docs = QueryGen(3).documents(200) + [
+        {"i": 2**63 - 1, "j": -(2**63), "f": 1e308, "z": -0.0, "u": "é\u2028\U0001f600", "e": {}, "l": [[]]},
+    ]
+    for doc in docs:
+        text = json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        assert jsontext.loads(text) == json.loads(text) == doc
+    lone = '{"k":"\\ud800x"}'  # refused by orjson: json's reading wins
+    assert jsontext.loads(lone) == json.loads(lone)
