@@ -30,7 +30,9 @@ from typing import Any
 from .builders import build_model
 from .errors import DocumentNotFound, InvalidDocument, LeaseLost, TensorDBError
 from .framework import DBLogger, fit_generator
+from .jobs import default_worker_name
 from .protocols import new_id
+from .scoring import DEFAULT_LEASE_S, SCORED, ScoringClaims
 from .warehouse import TensorDB
 
 Progress = Callable[[str], None]
@@ -253,11 +255,11 @@ def finish_job(db: TensorDB, job: Any, progress: Progress | None = None, *, stop
     return True
 
 
-def score_parameters(db: TensorDB, doc: Mapping[str, Any], X: Any, y: Any, *, prefix: str = "test",
-                     policy: BuildPolicy = DEFAULT_POLICY) -> dict[str, float] | None:
-    """Evaluate one saved parameter set on ``(X, y)`` and record ``<prefix>_<metric>`` on it.
+def evaluate_parameters(db: TensorDB, doc: Mapping[str, Any], X: Any, y: Any, *, prefix: str = "test",
+                        policy: BuildPolicy = DEFAULT_POLICY) -> dict[str, float] | None:
+    """``<prefix>_<metric>`` scores of one saved parameter set on ``(X, y)``, without recording them.
 
-    Returns the recorded metrics, or None when its architecture is unknown.
+    Returns None when its architecture is unknown.
     """
     arch = doc.get("arch") or (doc.get("lineage") or {}).get("arch")
     if arch is None:
@@ -267,19 +269,36 @@ def score_parameters(db: TensorDB, doc: Mapping[str, Any], X: Any, y: Any, *, pr
     except DocumentNotFound:
         return None
     model.load_parameters(db.load_parameters(doc))
-    scores = {f"{prefix}_{k}": float(v) for k, v in model.evaluate(X, y).items()}
-    db.record_metrics(doc["_id"], scores)
+    return {f"{prefix}_{k}": float(v) for k, v in model.evaluate(X, y).items()}
+
+
+def score_parameters(db: TensorDB, doc: Mapping[str, Any], X: Any, y: Any, *, prefix: str = "test",
+                     policy: BuildPolicy = DEFAULT_POLICY) -> dict[str, float] | None:
+    """Evaluate one saved parameter set on ``(X, y)`` and record ``<prefix>_<metric>`` on it (no claim taken).
+
+    Returns the recorded metrics, or None when its architecture is unknown.
+    """
+    scores = evaluate_parameters(db, doc, X, y, prefix=prefix, policy=policy)
+    if scores is not None:
+        db.record_metrics(doc["_id"], scores)
     return scores
 
 
 def evaluate_new_parameters(db: TensorDB, test_query: dict[str, Any], *, metric: str = "test_acc",
-                            progress: Progress | None = None, policy: BuildPolicy = DEFAULT_POLICY) -> int:
-    """Score every parameter set that lacks ``metric`` on the test split; returns how many were scored."""
+                            progress: Progress | None = None, policy: BuildPolicy = DEFAULT_POLICY,
+                            worker: str | None = None, lease_s: float = DEFAULT_LEASE_S) -> int:
+    """Score every parameter set that lacks ``metric`` on the test split; returns how many *this call* scored.
+
+    Each one is claimed first (:mod:`tensordb_core.scoring`), so evaluators
+    running side by side never score the same parameter set twice.
+    """
     X, y = db.find_data(test_query).arrays()
     prefix = metric.rsplit("_", 1)[0] if "_" in metric else "test"
+    claims = ScoringClaims(db.scope, prefix, worker=worker or default_worker_name(), lease_s=lease_s, metric=metric)
     scored = 0
     for doc in db.find_parameter_docs({f"metrics.{metric}": {"$exists": False}}, sort=[("_seq", 1)]):
-        if score_parameters(db, doc, X, y, prefix=prefix, policy=policy) is not None:
+        outcome, _ = claims.score(doc, lambda d: evaluate_parameters(db, d, X, y, prefix=prefix, policy=policy))
+        if outcome == SCORED:
             scored += 1
     if progress:
         progress(f"evaluator scored {scored} parameter sets on {len(X)} test samples")

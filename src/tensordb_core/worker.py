@@ -11,7 +11,9 @@ Each role only pulls from the warehouse, so the loop needs no coordinator::
   arrives.
 * **evaluator** follows the ``params`` collection (:class:`~tensordb_core.follow.Follower`) from
   the last ``_seq`` it saw (no rescans), scores each new parameter set on a
-  held-out query and records ``test_acc`` (``<prefix>_<metric>``) on it.
+  held-out query and records ``test_acc`` (``<prefix>_<metric>``) on it.  It
+  claims each one first (:mod:`tensordb_core.scoring`), so several evaluators
+  share the work: each parameter set is scored once per prefix.
 * **deployer** keeps the best parameter set loaded and serves it
   (:mod:`tensordb_core.deployer`).
 
@@ -40,7 +42,8 @@ from .follow import Follower
 from .jobs import default_worker_name
 from .params import COLLECTION as PARAMS
 from .protocols import new_id
-from .roles import DEFAULT_POLICY, BuildPolicy, Progress, finish_job, score_parameters
+from .roles import DEFAULT_POLICY, BuildPolicy, Progress, evaluate_parameters, finish_job
+from .scoring import DEFAULT_LEASE_S, SCORED, ScoringClaims
 from .warehouse import TensorDB
 
 ROLES = ("trainer", "evaluator", "deployer")
@@ -64,6 +67,7 @@ class WorkerOptions:
     # evaluator
     test_query: dict[str, Any] = field(default_factory=lambda: {"split": "test"})
     prefix: str = "test"
+    score_lease_s: float = DEFAULT_LEASE_S  # a scoring claim older than this may be taken over (scoring.py)
     # deployer
     metric: str = "test_acc"
     mode: str = "max"
@@ -192,25 +196,30 @@ def _evaluator(db: TensorDB, opts: WorkerOptions, stop: threading.Event, record:
     metric_prefix = f"{opts.prefix}_"
     scored = 0
     follower = Follower(db.index, PARAMS, db.scope.query({}))  # never skips a late-committed save
+    claims = ScoringClaims(db.scope, opts.prefix, worker=name, lease_s=opts.score_lease_s)
     while not stop.is_set():
         X, y = held_out.arrays()
         if X is None:
             stop.wait(opts.poll_s)
             continue
-        for doc in follower.poll():
+        skipped = claims.skipped
+        for doc in claims.due() + follower.poll():  # due: claimed elsewhere, but that lease ran out
             if stop.is_set():
                 break
             if any(k.startswith(metric_prefix) for k in doc.get("metrics") or {}):
                 continue
             try:
-                scores = score_parameters(db, doc, X, y, prefix=opts.prefix, policy=opts.policy)
+                outcome, scores = claims.score(
+                    doc, lambda d, X=X, y=y: evaluate_parameters(db, d, X, y, prefix=opts.prefix, policy=opts.policy))
             except Exception as exc:  # noqa: BLE001 - a model that cannot load or evaluate must not stop the loop
                 _say(opts, f"cannot score {doc['_id']}: {type(exc).__name__}: {exc}")
                 continue
-            if scores is not None:
+            if outcome == SCORED and scores is not None:
                 scored += 1
                 _say(opts, f"scored {doc['_id']}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
                 record.update(scored=scored, last_scored=doc["_id"])
+        if claims.skipped != skipped:
+            record.update(claimed_elsewhere=claims.skipped)
         stop.wait(opts.poll_s)
     return scored
 

@@ -55,3 +55,42 @@ def test_seed_constructor_on_an_authenticating_server(mongo_auth_server):
         assert Xs.shape == (3, 4) and list(ys) == [0, 1, 2]
     finally:
         db.close()
+
+
+def test_racing_evaluators_claim_each_parameter_set_once_on_mongo(mongo_uri):
+    import threading
+
+    from tensordb_core.scoring import CLAIMED_ELSEWHERE, SCORED, ScoringClaims, claim_of
+
+    with tdb.connect(mongo_uri, study="s") as db:
+        ids = [db.save_parameters([np.full(2, i)]) for i in range(12)]
+        evaluated: list[str] = []
+        outcomes: list[str] = []
+        contested = threading.Event()
+        start = threading.Barrier(3)
+
+        def evaluate(doc: dict) -> dict:
+            evaluated.append(doc["_id"])
+            if doc["_id"] == ids[0]:
+                contested.wait(30)  # hold the first claim until another evaluator has met it
+            return {"test_acc": 0.5}
+
+        def claimer(k: int) -> None:
+            with tdb.connect(mongo_uri, study="s") as mine:
+                claims = ScoringClaims(mine.scope, "test", worker=f"w{k}")
+                start.wait(30)
+                for pid in ids:
+                    outcome, _ = claims.score(mine.find_parameter_docs({"_id": pid})[0], evaluate)
+                    outcomes.append(outcome)
+                    if outcome == CLAIMED_ELSEWHERE:
+                        contested.set()
+
+        threads = [threading.Thread(target=claimer, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(evaluated) == sorted(ids) and outcomes.count(SCORED) == len(ids)
+        assert contested.is_set()
+        for doc in db.find_parameter_docs():
+            assert claim_of(doc, "test")["state"] == "done" and doc["metrics"] == {"test_acc": 0.5}
