@@ -294,3 +294,10 @@ def test_copy_carries_the_claims_as_they_are(warehouse_uri, tmp_path):
         (copied,) = copy.find_parameter_docs()
         assert copied["_id"] == pid and copied[FIELD] == source[FIELD] and copied["metrics"] == {"test_acc": 0.5}
         assert take_claim(copy.scope, pid, "test", worker="b", lease_s=60, now=time.time()) is None  # still done
+
+
+def test_a_scoring_tag_is_refused_so_it_cannot_break_the_claims(tmp_path):
+    with tdb.connect(str(tmp_path / "wh"), study="s") as db:
+        with pytest.raises(InvalidDocument, match="reserved"):
+            db.save_parameters({"w": np.zeros(2)}, tags={"scoring": 1})
+        assert len(list(db.find_parameter_docs({}))) == 0

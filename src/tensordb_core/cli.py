@@ -139,7 +139,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         policy=BuildPolicy(allow_import=args.allow_import, trusted=args.trusted),
         progress=lambda m: print(f"[{args.role}] {m}", flush=True),
         job_query=_query(args.jobs), lease_s=args.lease, until_idle=args.until_idle,
-        test_query=_query(args.test_query) or {"split": "test"}, prefix=args.prefix,
+        test_query=_query(args.test_query) or {"split": "test"}, prefix=args.prefix, score_lease_s=args.score_lease,
         metric=args.metric, mode=args.mode, min_improvement=args.min_improvement,
         http_port=args.http_port, http_host=args.http_host, probe_query=_query(args.probe_query))
     with _connect(args) as db:
@@ -249,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until-idle", action="store_true", help="trainer: exit when no job is queued")
     p.add_argument("--test-query", help='evaluator: held-out data (default \'{"split": "test"}\')')
     p.add_argument("--prefix", default="test", help="evaluator: metric name prefix (test -> test_acc)")
+    p.add_argument("--score-lease", type=float, default=600.0,
+                   help="evaluator: seconds another evaluator waits before taking over a claim whose holder died")
     p.add_argument("--metric", default="test_acc", help="deployer: metric that picks the best model")
     p.add_argument("--mode", choices=["max", "min"], default="max")
     p.add_argument("--min-improvement", type=float, default=0.0, help="deployer: swap only when this much better")

@@ -18,7 +18,7 @@ from .errors import DocumentNotFound, InvalidDocument, InvalidQuery
 from .scope import StudyScope, check_json_value, check_tags
 
 COLLECTION = "params"
-RESERVED = frozenset({"metrics", "lineage", "step"})
+RESERVED = frozenset({"metrics", "lineage", "step", "scoring"})  # scoring: evaluator claims
 NEWEST_FIRST = [("_seq", -1)]
 
 

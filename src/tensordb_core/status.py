@@ -58,7 +58,7 @@ def format_status(status: dict[str, Any]) -> str:
     lines.append(f"workers:   {sum(w['alive'] for w in workers)} alive"
                  + (f", {sum(not w['alive'] for w in workers)} silent" if any(not w["alive"] for w in workers) else ""))
     for w in workers:
-        extra = " ".join(f"{k}={w[k]}" for k in ("job", "serving", "scored") if w.get(k))
+        extra = " ".join(f"{k}={w[k]}" for k in ("job", "serving", "scored", "claimed_elsewhere") if w.get(k))
         http = (w.get("info") or {}).get("http")
         lines.append(f"  {w['role']:<9} {w['name']:<32} {'alive' if w['alive'] else 'SILENT'}"
                      f"  last heartbeat {w['age_s']:.1f}s ago" + (f"  {extra}" if extra else "")
