@@ -183,6 +183,14 @@ def _lineage(w: World) -> None:
         assert lineage["data"]["count"] == len(w.a.find_data(q)), "the data snapshot counted B's samples"
 
 
+def _data_snapshot(w: World) -> None:
+    before = w.a.data_snapshot()
+    w.a.use_study("C").import_data(np.zeros((3, 4), np.float32))  # another study's imports must not show through
+    assert w.a.data_snapshot() == before == max(d["_seq"] for d in w.a.find_data({}))
+    for xb, _ in w.a.data_generator({}, batch_size=4, shuffle=False, as_of=before):
+        assert (xb >= 100).all(), "a sample of B was streamed"
+
+
 def _close(w: World) -> None:
     pass  # exercised last by the fixture (and closing a handle cannot reach another study's documents)
 
@@ -195,7 +203,7 @@ ATTACKS: dict[str, Callable[[World], None]] = {
     "load_parameters": _load, "set_alias": _set_alias, "get_alias": _get_alias, "alias_history": _alias_history,
     "push_job": _push, "pop_job": _pop, "find_jobs": _find_jobs, "log": _logs, "train_log": _logs,
     "valid_log": _logs, "test_log": _logs, "find_logs": _find_logs, "flush": _logs, "close": _close,
-    "current_lineage": _lineage,
+    "current_lineage": _lineage, "data_snapshot": _data_snapshot,
 }
 
 

@@ -149,7 +149,10 @@ def _sample_docs(scope: StudyScope, key: str, size: int, segments: list[Any], la
 
 
 def data_snapshot(scope: StudyScope, settle_s: float | None = None) -> int:
-    """The ``_seq`` bound of the data inserted so far: ``data_generator(as_of=...)`` for every rank.
+    """The ``_seq`` bound of the study's data inserted so far: ``data_generator(as_of=...)`` for every rank.
+
+    It is the newest ``_seq`` among the study's own samples (another study's
+    imports neither move it nor show through it).
 
     On a store that commits ``_seq`` ranges out of allocation order (MongoDB,
     several importers), a range allocated before this call may still be in
@@ -159,7 +162,8 @@ def data_snapshot(scope: StudyScope, settle_s: float | None = None) -> int:
     """
     if settle_s is not None and not (isinstance(settle_s, (int, float)) and settle_s >= 0):
         raise InvalidDocument(f"settle_s must be a number of seconds >= 0, not {settle_s!r}")
-    bound = scope.index.last_seq(COLLECTION)
+    newest = scope.index.find(COLLECTION, scope.query({}), sort=[("_seq", -1)], limit=1, projection={"_seq": 1})
+    bound = next((int(doc["_seq"]) for doc in newest), 0)
     wait = tail_grace(scope.index) if settle_s is None else float(settle_s)
     if wait > 0:
         time.sleep(wait)
