@@ -27,7 +27,8 @@ backend (``--quick``: a fifth of all of that).
    own object), one GET per chunk + decode (the remote ceiling), and the stream.
    Every server is stopped by PID at the end, on errors, Ctrl-C and SIGTERM.
    ``--blobs URI`` adds the same rows for a store you run yourself;
-   :func:`remote_rows` is the hook.
+   ``remote_rows.remote_rows`` is the hook (modules: ``benchkit`` the datasets and
+   measurements, ``remote_rows``, ``other_loaders``, ``report`` the output).
 5. WebDataset / MosaicML streaming, when installed (``pip install webdataset
    mosaicml-streaming``): the same samples written as 64 MiB WebDataset tar
    shards (``.npy`` + ``.cls`` per sample, read back with ``np.load``) and as
@@ -48,434 +49,36 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.util
 import json
 import os
-import platform
 import shutil
 import signal
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import lz4
-import lz4.frame
 import numpy as np
+from benchkit import (
+    Spec,
+    best_of,
+    ceiling,
+    chunk_layout,
+    import_dataset,
+    naive_npy,
+    row,
+    specs,
+    stream_epochs,
+    stream_run,
+)
+from other_loaders import other_loader_rows, other_loaders, versus_others
+from remote_rows import backend_rows, remote_rows, remote_specs
+from report import machine, markdown_table, print_table
 
 import tensordb_core as tdb
-from tensordb_core.checksums import IMPLEMENTATION as CRC32_IMPLEMENTATION
-from tensordb_core.checksums import crc32
 
 RESULTS = Path(__file__).resolve().parent / "results" / "stream.json"
-
-
-@dataclass(frozen=True)
-class Spec:
-    """One synthetic dataset: ``n`` uint8 images of ``shape``, streamed in batches of ``batch``."""
-
-    name: str
-    n: int
-    shape: tuple[int, int, int]
-    batch: int
-    seed: int
-
-    @property
-    def sample_bytes(self) -> int:
-        return int(np.prod(self.shape))
-
-
-def specs(quick: bool) -> list[Spec]:
-    scale = 5 if quick else 1
-    return [Spec("3x64x64", 20_000 // scale, (3, 64, 64), 64, 1), Spec("3x224x224", 2_000 // scale, (3, 224, 224), 32, 2)]
-
-
-def images(spec: Spec, block: int = 500) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Deterministic image-like blocks ``(X, labels)``: a random colour gradient, quantised, plus 10% noise pixels."""
-    rng = np.random.default_rng(spec.seed)
-    c, h, w = spec.shape
-    yy = np.arange(h, dtype=np.float32)[None, None, :, None]
-    xx = np.arange(w, dtype=np.float32)[None, None, None, :]
-    for start in range(0, spec.n, block):
-        m = min(block, spec.n - start)
-        slope = rng.uniform(-1, 1, size=(m, c, 2, 1, 1)).astype(np.float32) * (128 / h)
-        base = rng.uniform(0, 255, size=(m, c, 1, 1)).astype(np.float32)
-        img = ((base + slope[:, :, 0] * yy + slope[:, :, 1] * xx) / 4).astype(np.int16) * 4
-        noise = (rng.random((m, c, h, w)) < 0.1) * rng.integers(-8, 8, size=(m, c, h, w), dtype=np.int16)
-        yield np.clip(img + noise, 0, 255).astype(np.uint8), np.arange(start, start + m) % 1000
-
-
-# -- the rows ---------------------------------------------------------------------------------------------
-
-
-#: CPU seconds (all threads of this process) of the last run :func:`best_of` kept.
-LAST_CPU: list[float] = [0.0]
-
-
-def best_of(repeat: int, fn: Callable[[], tuple[int, int]]) -> tuple[float, int, int]:
-    """Run ``fn`` (returns samples, decoded bytes) ``repeat`` times; the fastest run's (seconds, samples, bytes)."""
-    best = None
-    for _ in range(repeat):
-        cpu = time.process_time()
-        began = time.perf_counter()
-        samples, nbytes = fn()
-        took = time.perf_counter() - began
-        if best is None or took < best[0]:
-            best = (took, samples, nbytes)
-            LAST_CPU[0] = time.process_time() - cpu
-    assert best is not None
-    return best
-
-
-def chunk_layout(db: tdb.TensorDB, spec: Spec, local: bool = True) -> list[tuple[str, list[tuple[int, int, str, int]]]]:
-    """Per chunk (in ``_seq`` order): its file path (``local``) or blob key, and its samples' (offset, length, codec, crc32)."""
-    chunks: dict[str, list[tuple[int, int, str, int]]] = {}
-    for doc in db.index.find("data", db.scope.query({"ds": spec.name}), sort=[("_seq", 1)]):
-        x = doc["_x"]
-        chunks.setdefault(x["key"], []).append((x["offset"], x["length"], x["codec"], x["crc32"]))
-    return [(db.blobs.path_of(key) if local else key, segs) for key, segs in chunks.items()]
-
-
-def read_file(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def ceiling(layout: list[tuple[str, list[tuple[int, int, str, int]]]], spec: Spec, crc: bool,
-            read: Callable[[str], bytes] = read_file) -> tuple[int, int]:
-    """Read every chunk whole and decode every sample: the least work that produces the arrays.
-
-    ``read`` is ``open().read()`` for the local ceiling, a store's ``get`` (one
-    GET per chunk, in sequence) for a remote one.
-    """
-    n = 0
-    decompress = lz4.frame.decompress
-    for where, segs in layout:
-        view = memoryview(read(where))
-        for off, length, codec, checksum in segs:
-            seg = view[off : off + length]
-            if crc and crc32(seg) != checksum:  # the stream's own CRC-32 (zlib-ng when installed)
-                raise RuntimeError("checksum mismatch")
-            raw = decompress(seg) if codec == "lz4" else seg
-            np.frombuffer(raw, np.uint8).reshape(spec.shape)
-            n += 1
-    return n, n * spec.sample_bytes
-
-
-def naive_npy(paths: list[str], spec: Spec) -> tuple[int, int]:
-    for p in paths:
-        np.load(p)
-    return len(paths), len(paths) * spec.sample_bytes
-
-
-def stream_run(db: tdb.TensorDB, spec: Spec, stats_out: dict[str, Any], **kwargs: Any) -> tuple[int, int]:
-    n = 0
-    with db.data_generator({"ds": spec.name}, batch_size=spec.batch, **kwargs) as stream:
-        for X, _y in stream:
-            n += len(X)
-        stats_out.update(stream.stats.as_dict())
-    return n, n * spec.sample_bytes
-
-
-def stream_epochs(db: tdb.TensorDB, spec: Spec, epochs: int, **kwargs: Any) -> tuple[float, dict[str, Any]]:
-    """Seconds of the fastest epoch after the first (index read, lineage count and warm-up paid once)."""
-    times: list[tuple[float, float]] = []
-    n = 0
-    with db.data_generator({"ds": spec.name}, batch_size=spec.batch, epochs=1 + epochs, **kwargs) as stream:
-        mark = None
-        for X, _y in stream:
-            n += len(X)
-            if n % spec.n == 0:  # batches never span epochs: an epoch ends exactly here
-                now = (time.perf_counter(), time.process_time())
-                if mark is not None:
-                    times.append((now[0] - mark[0], now[1] - mark[1]))
-                mark = now
-        stats = stream.stats.as_dict()
-    assert n == (1 + epochs) * spec.n, n
-    took, LAST_CPU[0] = min(times)
-    return took, stats
-
-
-def row(dataset: Spec, name: str, took: float, samples: int, nbytes: int, ceiling_sps: float | None,
-        **extra: Any) -> dict[str, Any]:
-    sps = samples / took
-    return {"dataset": dataset.name, "row": name, "samples": samples, "seconds": round(took, 4),
-            "samples_per_s": round(sps, 1), "MB_per_s": round(nbytes / took / 1e6, 1),
-            "vs_ceiling": round(sps / ceiling_sps, 3) if ceiling_sps else None,
-            "cpu_us_per_sample": round(LAST_CPU[0] / samples * 1e6, 2), **extra}
-
-
-def import_dataset(db: tdb.TensorDB, spec: Spec, npy_dir: Path | None) -> list[str]:
-    """Import ``spec`` into ``db`` (tag ``ds``); also write one ``.npy`` per sample when ``npy_dir`` is given."""
-    paths: list[str] = []
-    for X, labels in images(spec):
-        db.import_data(X, labels, {"ds": spec.name})
-        if npy_dir is not None:
-            for x, i in zip(X, range(len(paths), len(paths) + len(X))):
-                path = str(npy_dir / f"{i}.npy")
-                np.save(path, x)
-                paths.append(path)
-    return paths
-
-
-def remote_specs(datasets: list[Spec], divisor: int = 5) -> list[Spec]:
-    """The remote rows' subsets: a fifth of each dataset (4,000 and 400 samples in the full run)."""
-    return [Spec(s.name, max(1, s.n // divisor), s.shape, s.batch, s.seed) for s in datasets]
-
-
-def remote_rows(blobs_uri: str | None, datasets: list[Spec], repeat: int = 2,
-                ceilings: dict[str, float] | None = None, *, index_uri: str | None = None,
-                blob_options: dict[str, Any] | None = None, index_options: dict[str, Any] | None = None,
-                label: str | None = None, get_samples: int = 1000, workdir: Path | None = None) -> list[dict[str, Any]]:
-    """Rows for one remote blob store: the stream vs. one GET per sample, both on the same server.
-
-    The index is ``index_uri`` (e.g. MongoDB, whose GridFS then holds the blobs
-    when ``blobs_uri`` is None), else an embedded SQLite index in ``workdir``,
-    else (no ``workdir``) the in-memory index.  The samples are imported first
-    (timed, reported to stderr).  For the GET loop, ``get_samples`` samples of
-    each dataset (shuffled) are also stored as one object each (not timed)
-    and then fetched one request at a time with the store's ``get`` and decoded.
-    ``ceilings`` (samples/s per dataset name) adds the ratio to the local ceiling.
-    """
-    rows = []
-    if index_uri is None:
-        index_uri = str(workdir / f"wh-{uuid.uuid4().hex[:8]}") if workdir else f"memory://bench-{uuid.uuid4().hex}"
-    label = label or tdb.parse_uri(blobs_uri or index_uri).scheme
-    with tdb.connect(index_uri, study="bench", blobs=blobs_uri, blob_options=blob_options,
-                     index_options=index_options) as db:
-        for spec in datasets:
-            began = time.perf_counter()
-            import_dataset(db, spec, None)
-            print(f"[{spec.name} {label}] imported {spec.n} samples in {time.perf_counter() - began:.1f}s",
-                  file=sys.stderr)
-            c = (ceilings or {}).get(spec.name)
-            layout = chunk_layout(db, spec, local=False)
-            took, n, nb = best_of(repeat, functools.partial(ceiling, layout, spec, True, db.blobs.get))
-            top = row(spec, f"{label}: GET each chunk + crc32 + decode", took, n, nb, c, requests=len(layout))
-            keys = store_one_object_per_sample(db, spec, get_samples)
-            took, n, nb = best_of(1, functools.partial(one_get_per_sample, db.blobs, keys, spec))
-            get_row = row(spec, f"{label}: one GET per sample, sequential", took, n, nb, c)
-            get_sps = get_row["samples_per_s"]
-            stats: dict[str, Any] = {}
-            took, n, nb = best_of(repeat, functools.partial(stream_run, db, spec, stats, shuffle=True, seed=0))
-            first = row(spec, f"{label}: stream 1st epoch (shuffled)", took, n, nb, c,
-                        vs_sequential_get=round(n / took / get_sps, 1), requests=stats["requests"],
-                        index_s=round(stats["index_s"], 3), io_s=round(stats["io_s"], 3),
-                        wait_fetch_s=round(stats["wait_fetch_s"], 3))
-            took, stats = stream_epochs(db, spec, repeat, shuffle=True, seed=0)
-            later = row(spec, f"{label}: stream next epochs (shuffled)", took, spec.n, spec.n * spec.sample_bytes, c,
-                        vs_sequential_get=round(spec.n / took / get_sps, 1), io_s=round(stats["io_s"], 3),
-                        wait_fetch_s=round(stats["wait_fetch_s"], 3))
-            top["vs_sequential_get"] = round(top["samples_per_s"] / get_sps, 1)
-            for r in (first, later):
-                r["vs_remote_ceiling"] = round(r["samples_per_s"] / top["samples_per_s"], 2)
-            rows += [get_row, top, first, later]
-    return rows
-
-
-def store_one_object_per_sample(db: tdb.TensorDB, spec: Spec, limit: int) -> list[str]:
-    """Store ``limit`` samples of ``spec`` (a shuffled pick) as one object each; their keys, in fetch order.
-
-    Each object holds exactly the sample's stored (lz4) bytes, so the GET loop
-    decodes the same bytes the stream does.  Uploaded on 8 threads, not timed.
-    """
-    docs = [d["_x"] for d in db.index.find("data", db.scope.query({"ds": spec.name}), sort=[("_seq", 1)])]
-    pick = np.random.default_rng(0).permutation(len(docs))[:limit]
-    chunks: dict[str, bytes] = {}
-    items = []
-    for i in pick:
-        x = docs[i]
-        if x["key"] not in chunks:
-            chunks[x["key"]] = db.blobs.get(x["key"])
-        seg = chunks[x["key"]][x["offset"] : x["offset"] + x["length"]]
-        items.append((f"bench-per-sample/{spec.name}/{i}.{x['codec']}", seg))
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda kv: db.blobs.put(*kv), items))
-    return [k for k, _ in items]
-
-
-def one_get_per_sample(blobs: Any, keys: list[str], spec: Spec) -> tuple[int, int]:
-    """The naive remote loop: one GET per sample object, in sequence, then decode."""
-    for key in keys:
-        data = blobs.get(key)
-        raw = lz4.frame.decompress(data) if key.endswith(".lz4") else data
-        np.frombuffer(raw, np.uint8).reshape(spec.shape)
-    return len(keys), len(keys) * spec.sample_bytes
-
-
-def backend_rows(names: list[str], datasets: list[Spec], repeat: int, ceilings: dict[str, float],
-                 get_samples: int, work: Path) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """Start each named backend's server, measure its rows, stop it by PID; (rows, per-backend status)."""
-    import servers  # benchmarks/servers.py, next to this script
-
-    rows: list[dict[str, Any]] = []
-    status: list[dict[str, str]] = []
-    for name in names:
-        began = time.perf_counter()
-        try:
-            backend = servers.start(name)
-        except Exception as exc:  # noqa: BLE001 - a missing server is reported, the others still run
-            status.append({"backend": name, "status": f"not available: {exc}"})
-            print(f"[{name}] not available: {exc}", file=sys.stderr)
-            continue
-        try:
-            args = backend.connect_args(work)
-            rows += remote_rows(args["blobs"] if backend.index_uri is None else None, datasets, repeat, ceilings,
-                                index_uri=backend.index_uri, blob_options=args["blob_options"],
-                                index_options=args["index_options"], label=name, get_samples=get_samples,
-                                workdir=work)
-        finally:
-            backend.stop()
-        status.append({"backend": name, "status": f"measured on {backend.description}",
-                       "seconds": f"{time.perf_counter() - began:.1f}"})
-    return rows, status
-
-
-#: Shard size for the WebDataset tars and MDS shards (MDSWriter's default, a common WebDataset choice).
-SHARD_BYTES = 64 << 20
-
-
-@functools.cache
-def import_mosaic() -> tuple[Any, Any]:
-    """``(MDSWriter, StreamingDataset)`` from MosaicML streaming.
-
-    ``import streaming`` also imports its example vision datasets, hence
-    torchvision; where torchvision cannot load (a CPU-only torch with no
-    matching torchvision wheel), the package's ``__init__`` is bypassed and
-    ``streaming.base``, which holds the writer and the dataset, is imported alone.
-    """
-    try:
-        from streaming import MDSWriter, StreamingDataset
-    except (ImportError, RuntimeError):
-        import types
-
-        found = importlib.util.find_spec("streaming")
-        assert found is not None and found.submodule_search_locations is not None
-        for name in [m for m in sys.modules if m == "streaming" or m.startswith("streaming.")]:
-            del sys.modules[name]
-        shell = types.ModuleType("streaming")
-        shell.__path__ = list(found.submodule_search_locations)
-        shell.__spec__ = found
-        sys.modules["streaming"] = shell
-        from streaming.base import MDSWriter, StreamingDataset
-    return MDSWriter, StreamingDataset
-
-
-def batches(samples: Iterator[tuple[np.ndarray, int]], spec: Spec) -> tuple[int, int]:
-    """Collate ``samples`` into ``spec.batch``-sized ``(X, y)`` arrays, as the stream hands them out; (samples, bytes)."""
-    n = 0
-    xs: list[np.ndarray] = []
-    ys: list[int] = []
-    for x, y in samples:
-        xs.append(x)
-        ys.append(y)
-        if len(xs) == spec.batch:
-            np.stack(xs), np.asarray(ys)
-            n += len(xs)
-            xs, ys = [], []
-    if xs:
-        np.stack(xs), np.asarray(ys)
-        n += len(xs)
-    return n, n * spec.sample_bytes
-
-
-def webdataset_rows(spec: Spec, work: Path, repeat: int, top: float) -> list[dict[str, Any]]:
-    """WebDataset: tar shards of ``.npy`` + ``.cls`` per sample, read back and ``np.load``-ed, in order and shuffled."""
-    import io
-
-    import webdataset as wds
-
-    out = work / "wds" / spec.name
-    out.mkdir(parents=True)
-    with wds.ShardWriter(str(out / "shard-%05d.tar"), maxsize=SHARD_BYTES, verbose=0) as sink:
-        i = 0
-        for X, labels in images(spec):
-            for x, y in zip(X, labels):
-                sink.write({"__key__": f"{i:08d}", "npy": x, "cls": int(y)})
-                i += 1
-    urls = sorted(str(f) for f in out.glob("*.tar"))
-
-    def run(shuffle: bool) -> tuple[int, int]:
-        ds = wds.WebDataset(urls, shardshuffle=len(urls) if shuffle else False, empty_check=False, seed=0)
-        if shuffle:
-            ds = ds.shuffle(1000)
-        return batches(((np.load(io.BytesIO(s["npy"])), int(s["cls"])) for s in ds), spec)
-
-    rows = []
-    for shuffle in (False, True):
-        run(shuffle)  # warm-up pass: page cache, imports
-        took, n, nb = best_of(repeat, functools.partial(run, shuffle))
-        how = "shuffled" if shuffle else "in order"  # shuffled: shard order + a 1,000-sample buffer
-        rows.append(row(spec, f"WebDataset tar + np.load ({how})", took, n, nb, top, shards=len(urls)))
-    return rows
-
-
-def mosaic_rows(spec: Spec, work: Path, repeat: int, top: float) -> list[dict[str, Any]]:
-    """MosaicML streaming: MDS shards (fixed-shape uint8 ndarray + int), read with ``StreamingDataset(local=...)``."""
-    MDSWriter, StreamingDataset = import_mosaic()
-    out = work / "mds" / spec.name
-    shape = ",".join(map(str, spec.shape))
-    with MDSWriter(out=str(out), columns={"x": f"ndarray:uint8:{shape}", "y": "int"}, size_limit=SHARD_BYTES) as sink:
-        for X, labels in images(spec):
-            for x, y in zip(X, labels):
-                sink.write({"x": x, "y": int(y)})
-    rows = []
-    for shuffle in (False, True):
-        ds = StreamingDataset(local=str(out), shuffle=shuffle, shuffle_seed=0, batch_size=spec.batch)
-
-        def run(ds: Any = ds) -> tuple[int, int]:
-            return batches(((s["x"], s["y"]) for s in ds), spec)
-
-        run()  # warm-up pass: page cache, shared-memory setup
-        took, n, nb = best_of(repeat, run)
-        how = "shuffled" if shuffle else "in order"
-        rows.append(row(spec, f"MosaicML MDS StreamingDataset ({how})", took, n, nb, top,
-                        shards=len(list(out.glob("*.mds")))))
-        del ds, run  # frees its shared memory before the next one opens the same directory
-    return rows
-
-
-def other_loaders() -> list[dict[str, Any]]:
-    """Which of WebDataset / MosaicML streaming this run could measure."""
-    out = []
-    for module, name in (("webdataset", "WebDataset"), ("streaming", "MosaicML streaming")):
-        installed = importlib.util.find_spec(module) is not None
-        out.append({"row": name, "module": module, "status": "measured" if installed else
-                    "not installed (pip install webdataset mosaicml-streaming)"})
-    return out
-
-
-def other_loader_rows(spec: Spec, work: Path, repeat: int, top: float) -> list[dict[str, Any]]:
-    """The WebDataset and MosaicML rows for ``spec``, for whichever of them is installed."""
-    rows: list[dict[str, Any]] = []
-    for other, fn in zip(other_loaders(), (webdataset_rows, mosaic_rows)):
-        if other["status"] == "measured":
-            began = time.perf_counter()
-            rows += fn(spec, work, repeat, top)
-            print(f"[{spec.name}] {other['row']}: written and measured in {time.perf_counter() - began:.1f}s",
-                  file=sys.stderr)
-    return rows
-
-
-def versus_others(rows: list[dict[str, Any]], target: float = 1.5) -> list[dict[str, Any]]:
-    """Per dataset: TensorDB's shuffled next-epoch stream / the fastest shuffled WebDataset or MosaicML row."""
-    out = []
-    for name in dict.fromkeys(r["dataset"] for r in rows if "vs_ceiling" in r):
-        mine = [r for r in rows if r["dataset"] == name and r["row"] == "stream next epochs (shuffled)"]
-        theirs = [r for r in rows if r["dataset"] == name and r["row"].startswith(("WebDataset", "MosaicML"))
-                  and "shuffled" in r["row"]]
-        if mine and theirs:
-            best = max(theirs, key=lambda r: r["samples_per_s"])
-            ratio = mine[0]["samples_per_s"] / best["samples_per_s"]
-            out.append({"dataset": name, "tensordb_samples_per_s": mine[0]["samples_per_s"], "best_other": best["row"],
-                        "best_other_samples_per_s": best["samples_per_s"], "ratio": round(ratio, 2),
-                        "target": target, "met": ratio >= target})
-    return out
 
 
 def local_rows(db: tdb.TensorDB, spec: Spec, work: Path, repeat: int, ceilings: dict[str, float]) -> list[dict]:
@@ -511,42 +114,6 @@ def local_rows(db: tdb.TensorDB, spec: Spec, work: Path, repeat: int, ceilings: 
 
 
 # -- main -------------------------------------------------------------------------------------------------
-
-
-def machine() -> dict[str, Any]:
-    return {"cpus": os.cpu_count(), "load_average": [round(v, 2) for v in os.getloadavg()], "platform": platform.platform(), "python": platform.python_version(),
-            "numpy": np.__version__, "lz4": lz4.__version__, "crc32": CRC32_IMPLEMENTATION,
-            "processor": platform.processor() or platform.machine()}
-
-
-def print_table(rows: list[dict[str, Any]]) -> None:
-    """The table: ratios to the local ceiling, to the sequential GET loop and to the remote chunk ceiling."""
-    print(f"{'dataset':<10} {'row':<44} {'samples':>7} {'samples/s':>11} {'MB/s':>7} {'vs ceiling':>10} "
-          f"{'vs seq GET':>10} {'vs remote ceil':>14} {'CPU us/sample':>13}")
-
-    def ratio(r: dict[str, Any], key: str, digits: int) -> str:
-        return f"{r[key]:.{digits}f}x" if r.get(key) is not None else ""
-
-    for r in rows:
-        print(f"{r['dataset']:<10} {r['row']:<44} {r['samples']:>7} {r['samples_per_s']:>11,.0f} "
-              f"{r['MB_per_s']:>7,.0f} {ratio(r, 'vs_ceiling', 2):>10} {ratio(r, 'vs_sequential_get', 1):>10} "
-              f"{ratio(r, 'vs_remote_ceiling', 2):>14} {r['cpu_us_per_sample']:>13.1f}")
-
-
-def markdown_table(result: dict[str, Any]) -> str:
-    """A saved result as a Markdown table (what README/docs quote): ``stream.py --markdown results/stream.json``."""
-    def x(r: dict[str, Any], key: str, digits: int) -> str:
-        return f"{r[key]:.{digits}f}x" if r.get(key) is not None else ""
-
-    lines = ["| dataset | row | samples | samples/s | MB/s | vs ceiling | vs seq GET | vs remote ceiling | CPU µs/sample |",
-             "|---|---|--:|--:|--:|--:|--:|--:|--:|"]
-    for r in result["rows"]:
-        lines.append(f"| {r['dataset']} | {r['row']} | {r['samples']:,} | {r['samples_per_s']:,.0f} | "
-                     f"{r['MB_per_s']:,.0f} | {x(r, 'vs_ceiling', 2)} | {x(r, 'vs_sequential_get', 1)} | "
-                     f"{x(r, 'vs_remote_ceiling', 2)} | {r['cpu_us_per_sample']:.1f} |")
-    return "\n".join(lines)
-
-
 def remote_names(text: str) -> list[str]:
     """``--remote`` value: a comma list of backends, ``all`` or ``none``."""
     from servers import NAMES

@@ -1,0 +1,46 @@
+"""The benchmark's output: the machine it ran on, the printed table, and the Markdown the docs quote."""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import Any
+
+import lz4
+import numpy as np
+
+from tensordb_core.checksums import IMPLEMENTATION as CRC32_IMPLEMENTATION
+
+
+def machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "load_average": [round(v, 2) for v in os.getloadavg()], "platform": platform.platform(), "python": platform.python_version(),
+            "numpy": np.__version__, "lz4": lz4.__version__, "crc32": CRC32_IMPLEMENTATION,
+            "processor": platform.processor() or platform.machine()}
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """The table: ratios to the local ceiling, to the sequential GET loop and to the remote chunk ceiling."""
+    print(f"{'dataset':<10} {'row':<44} {'samples':>7} {'samples/s':>11} {'MB/s':>7} {'vs ceiling':>10} "
+          f"{'vs seq GET':>10} {'vs remote ceil':>14} {'CPU us/sample':>13}")
+
+    def ratio(r: dict[str, Any], key: str, digits: int) -> str:
+        return f"{r[key]:.{digits}f}x" if r.get(key) is not None else ""
+
+    for r in rows:
+        print(f"{r['dataset']:<10} {r['row']:<44} {r['samples']:>7} {r['samples_per_s']:>11,.0f} "
+              f"{r['MB_per_s']:>7,.0f} {ratio(r, 'vs_ceiling', 2):>10} {ratio(r, 'vs_sequential_get', 1):>10} "
+              f"{ratio(r, 'vs_remote_ceiling', 2):>14} {r['cpu_us_per_sample']:>13.1f}")
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """A saved result as a Markdown table (what README/docs quote): ``stream.py --markdown results/stream.json``."""
+    def x(r: dict[str, Any], key: str, digits: int) -> str:
+        return f"{r[key]:.{digits}f}x" if r.get(key) is not None else ""
+
+    lines = ["| dataset | row | samples | samples/s | MB/s | vs ceiling | vs seq GET | vs remote ceiling | CPU µs/sample |",
+             "|---|---|--:|--:|--:|--:|--:|--:|--:|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['dataset']} | {r['row']} | {r['samples']:,} | {r['samples_per_s']:,.0f} | "
+                     f"{r['MB_per_s']:,.0f} | {x(r, 'vs_ceiling', 2)} | {x(r, 'vs_sequential_get', 1)} | "
+                     f"{x(r, 'vs_remote_ceiling', 2)} | {r['cpu_us_per_sample']:.1f} |")
+    return "\n".join(lines)
