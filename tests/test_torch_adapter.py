@@ -66,3 +66,19 @@ def test_workers_agree_on_the_epoch_population_while_data_arrives(warehouse):
     assert sorted(y for _, ys in loader for y in ys.tolist()) == list(range(N + 30))
     ds.set_epoch(2, as_of=ds.as_of - 30)  # an explicit bound (DDP: rank 0's db.data_snapshot(), broadcast)
     assert sorted(y for _, ys in loader for y in ys.tolist()) == list(range(N))
+
+
+@pytest.mark.timeout(120)
+def test_a_grouped_dataset_lets_the_warehouse_fix_each_epoch(warehouse):
+    ds = TensorDBIterableDataset(warehouse, study="torch", batch_size=8, seed=5, window_bytes=1000, group="run-9")
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
+    ds.set_epoch(0)
+    assert ds.as_of is None  # left to the group
+    first = sorted(y for _, ys in loader for y in ys.tolist())
+    with tdb.connect(warehouse, study="torch") as db:
+        late = np.arange(N, N + 30)
+        db.import_data((late[:, None] + np.zeros(6)).astype(np.float32).reshape(-1, 2, 3), late, chunk_bytes=512)
+    again = sorted(y for _, ys in loader for y in ys.tolist())  # epoch 0 again: its recorded bound
+    assert first == again == list(range(N))
+    ds.set_epoch(1)
+    assert sorted(y for _, ys in loader for y in ys.tolist()) == list(range(N + 30))

@@ -148,6 +148,12 @@ def _sample_docs(scope: StudyScope, key: str, size: int, segments: list[Any], la
     return docs
 
 
+def newest_seq(scope: StudyScope) -> int:
+    """The ``_seq`` of the study's newest sample (0 when it has none)."""
+    newest = scope.index.find(COLLECTION, scope.query({}), sort=[("_seq", -1)], limit=1, projection={"_seq": 1})
+    return next((int(doc["_seq"]) for doc in newest), 0)
+
+
 def data_snapshot(scope: StudyScope, settle_s: float | None = None) -> int:
     """The ``_seq`` bound of the study's data inserted so far: ``data_generator(as_of=...)`` for every rank.
 
@@ -162,8 +168,7 @@ def data_snapshot(scope: StudyScope, settle_s: float | None = None) -> int:
     """
     if settle_s is not None and not (isinstance(settle_s, (int, float)) and settle_s >= 0):
         raise InvalidDocument(f"settle_s must be a number of seconds >= 0, not {settle_s!r}")
-    newest = scope.index.find(COLLECTION, scope.query({}), sort=[("_seq", -1)], limit=1, projection={"_seq": 1})
-    bound = next((int(doc["_seq"]) for doc in newest), 0)
+    bound = newest_seq(scope)
     wait = tail_grace(scope.index) if settle_s is None else float(settle_s)
     if wait > 0:
         time.sleep(wait)

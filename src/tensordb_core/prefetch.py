@@ -36,6 +36,7 @@ import numpy as np
 
 from .cache import ChunkCache
 from .data import COLLECTION
+from .epoch_bounds import EpochBounds
 from .errors import BackendError
 from .follow import Watermark
 from .scope import StudyScope
@@ -73,6 +74,7 @@ class StreamConfig:
     decode_workers: int | None  # None: chosen from the sample size (see :func:`auto_decode_workers`)
     poll_s: float
     verify: bool
+    group: str | None = None  # ranks passing the same name agree on each epoch's population (epoch_bounds.py)
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,7 @@ class Engine:
         self.scope, self.cfg, self.state, self.cache = scope, cfg, state, cache
         self.counters = Counters()
         self.stop = threading.Event()
+        self.bounds = EpochBounds(scope, cfg.group, stop=self.stop)
         self.windows: queue.Queue[Any] = queue.Queue(maxsize=WINDOWS_AHEAD)
         self.out: queue.Queue[tuple[str, Any, int]] = queue.Queue(maxsize=cfg.prefetch)
         self.pool: ThreadPoolExecutor | None = None  # made on the first batch, when sample sizes are known
@@ -221,7 +224,7 @@ class Engine:
         if st.tail_after is None:
             while (cfg.epochs is None or epoch < cfg.epochs) and not self.stop.is_set():
                 if seq is None or (cfg.follow and not first):
-                    seq = self.scope.index.last_seq(COLLECTION)  # the epoch's population: _seq <= seq
+                    seq = self.bounds.bound(epoch)  # the epoch's population: _seq <= seq
                 first = False
                 scanned = self._load(table, q, scanned, seq)
                 refs = table.freeze()

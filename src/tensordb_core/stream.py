@@ -16,7 +16,9 @@ What is guaranteed
   order or timing: the same seed gives the same batches on every store.
 * **Population**: an epoch reads the samples with ``_seq`` up to a bound taken
   when it starts; ``as_of=db.data_snapshot()`` (computed once, passed to every
-  rank) fixes it, so ranks that start apart while data arrives agree.
+  rank) fixes it, so ranks that start apart while data arrives agree, and
+  ``group="<run id>"`` has the ranks agree through the warehouse on every
+  epoch's bound (follow mode included).
 * **Shards**: ``shard=(rank, world)`` splits each epoch into ``world``
   disjoint contiguous pieces that together cover it exactly.
 * **Resume**: ``state_dict()`` reflects the batches *returned so far* (not
@@ -48,6 +50,7 @@ from typing import Any, Self
 import numpy as np
 
 from .cache import ChunkCache
+from .epoch_bounds import check_group
 from .errors import TensorDBError
 from .prefetch import Engine, Phase, StreamConfig
 from .query import validate_query
@@ -125,6 +128,7 @@ def data_stream(
     poll_s: float = 1.0,
     verify: bool = True,
     as_of: int | None = None,
+    group: str | None = None,
 ) -> Stream:
     """Start streaming ``(X, y)`` batches of the samples matching ``query`` in ``scope``'s study.
 
@@ -137,7 +141,10 @@ def data_stream(
     ``verify=False`` skips the crc32 check.  ``as_of`` fixes the population to
     samples with ``_seq <= as_of`` (from :meth:`TensorDB.data_snapshot`): DDP
     ranks started at different moments while data is being imported must pass
-    the same value, or each would shard a different population.
+    the same value, or each would shard a different population.  ``group``
+    (a name every rank passes, e.g. the run id) makes them agree through the
+    warehouse instead, for every epoch, follow mode included
+    (:mod:`tensordb_core.epoch_bounds`).
     See the module docs for the guarantees.
     """
     q = validate_query(query)
@@ -156,6 +163,8 @@ def data_stream(
         _check_int("decode_workers", decode_workers, 1)
     if as_of is not None:
         _check_int("as_of", as_of, 0)
+    if group is not None:
+        check_group(group)
     if not isinstance(poll_s, (int, float)) or poll_s <= 0:
         raise InvalidStreamArgument(f"poll_s must be a positive number of seconds, not {poll_s!r}")
     if isinstance(cache_bytes, ChunkCache):
@@ -174,7 +183,8 @@ def data_stream(
             raise InvalidStreamArgument(f"as_of={as_of} contradicts the state's epoch population (_seq <= "
                                         f"{start.epoch_seq}): resume from the state alone")
     cfg = StreamConfig(q, batch_size, bool(shuffle), seed, epochs, bool(follow), rank, world, transform, prefetch,
-                       on_error, bool(drop_last), window_bytes, decode_workers, float(poll_s), bool(verify))
+                       on_error, bool(drop_last), window_bytes, decode_workers, float(poll_s), bool(verify),
+                       group=group)
     return Stream(scope, cfg, start, cache)
 
 

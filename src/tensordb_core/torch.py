@@ -105,9 +105,14 @@ class TensorDBIterableDataset(IterableDataset):
         same samples even while an importer adds more: ``as_of`` when given
         (DDP: rank 0's ``db.data_snapshot()``, broadcast), else the data's last
         ``_seq`` now.  Without ``set_epoch`` the first iteration's workers each
-        take their own bound.
+        take their own bound.  A dataset made with ``group=`` (a stream
+        argument) leaves the bound to the group: every worker of every rank
+        reads the one recorded in the warehouse for this epoch.
         """
         self.epoch = int(epoch)
+        if as_of is None and self.stream_kwargs.get("group") is not None:
+            self.as_of = None
+            return
         if as_of is None:
             with connect(self.uri, self.study, blobs=self.blobs) as db:
                 as_of = db.data_snapshot(settle_s=0)

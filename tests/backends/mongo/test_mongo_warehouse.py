@@ -94,3 +94,22 @@ def test_racing_evaluators_claim_each_parameter_set_once_on_mongo(mongo_uri):
         assert contested.is_set()
         for doc in db.find_parameter_docs():
             assert claim_of(doc, "test")["state"] == "done" and doc["metrics"] == {"test_acc": 0.5}
+
+
+def test_stream_groups_agree_and_wait_for_the_commit_grace_on_mongo(mongo_uri):
+    """MongoDB commits _seq ranges out of order: a group's recorded bound settles for tail_grace_s first."""
+    import time
+
+    uri = f"{mongo_uri}&tail_grace_s=1"
+    with tdb.connect(uri, study="s") as db:
+        X = np.arange(120 * 4, dtype=np.float32).reshape(120, 4)
+        db.import_data(X, np.arange(120), chunk_bytes=256)
+        began = time.monotonic()
+        with db.data_generator(batch_size=16, seed=1, shard=(0, 2), group="job-7") as stream:
+            rank0 = [int(v) for _, y in stream for v in y]
+        assert time.monotonic() - began >= 1  # the proposer waited for its bound to settle
+        db.import_data(X[:30] + 1000, np.arange(120, 150), chunk_bytes=256)
+    with tdb.connect(uri, study="s") as db:
+        with db.data_generator(batch_size=16, seed=1, shard=(1, 2), group="job-7") as stream:
+            rank1 = [int(v) for _, y in stream for v in y]
+    assert sorted(rank0 + rank1) == list(range(120))
