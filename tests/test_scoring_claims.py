@@ -301,3 +301,22 @@ def test_a_scoring_tag_is_refused_so_it_cannot_break_the_claims(tmp_path):
         with pytest.raises(InvalidDocument, match="reserved"):
             db.save_parameters({"w": np.zeros(2)}, tags={"scoring": 1})
         assert len(list(db.find_parameter_docs({}))) == 0
+
+
+def test_a_slow_evaluation_keeps_its_claim_by_renewing_it(db):
+    """A model that takes longer than the lease to score is not taken over while its evaluator lives."""
+    pid = save_plain(db, 1)[0]
+    clock = Clock()
+    slow = ScoringClaims(db.scope, "test", worker="slow", lease_s=10, clock=clock, renew_every_s=0.02)
+    outcomes: list[Any] = []
+
+    def evaluate(doc: dict[str, Any]) -> dict[str, float]:
+        clock.now += 25  # far past the first lease (until = 10)
+        wait_for(lambda: claim_of(db.find_parameter_docs()[0], "test")["until"] >= clock.now + 10)
+        outcomes.append(take_claim(db.scope, pid, "test", worker="thief", lease_s=10, now=clock()))
+        return {"test_acc": 0.5}
+
+    assert slow.score(db.find_parameter_docs()[0], evaluate) == (SCORED, {"test_acc": 0.5})
+    assert outcomes == [None]  # renewed: the other evaluator could not take it
+    claim = claim_of(db.find_parameter_docs()[0], "test")
+    assert claim["worker"] == "slow" and claim["state"] == "done"

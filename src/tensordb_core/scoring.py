@@ -26,7 +26,9 @@ is unchanged), under ``scoring.<prefix>``::
   passed, so a fix (a later architecture, an installed builder) is picked up,
   at most once per lease across all evaluators.
 
-Leases compare wall clocks, as job leases do: keep evaluator clocks in sync
+While an evaluator scores, a helper thread extends its claim every third of
+the lease, so a slow model keeps its claim and a killed evaluator's claim
+lapses within one lease.  Leases compare wall clocks, as job leases do: keep evaluator clocks in sync
 (NTP) to well within the lease.  A parameter document copied to another
 warehouse (``tensordb copy``) carries its claim as it is: a ``done`` claim
 stays done, a live one expires there like anywhere else.
@@ -34,12 +36,14 @@ stays done, a live one expires there like anywhere else.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InvalidDocument
+from .errors import InvalidDocument, TensorDBError
 from .params import COLLECTION, clean_metrics
 from .protocols import new_id
 from .scope import StudyScope, check_key
@@ -92,6 +96,10 @@ class Claim:
         return self._fenced({"$set": {f"{self.path}.state": "failed", f"{self.path}.finished": now,
                                       f"{self.path}.error": str(reason)[:2000]}})
 
+    def extend(self, until: float) -> bool:
+        """Push the lease out to ``until`` (a scorer still at work); False if the claim was taken over."""
+        return self._fenced({"$set": {f"{self.path}.until": until}})
+
     def release(self) -> bool:
         """Drop the claim (an interrupted scorer): anyone may claim the document at once."""
         return self._fenced({"$unset": {self.path: ""}})
@@ -122,9 +130,13 @@ class ScoringClaims:
     """
 
     def __init__(self, scope: StudyScope, prefix: str, *, worker: str, lease_s: float = DEFAULT_LEASE_S,
-                 metric: str | None = None, clock: Callable[[], float] = time.time) -> None:
+                 metric: str | None = None, clock: Callable[[], float] = time.time,
+                 renew_every_s: float | None = None) -> None:
         if not lease_s > 0:
             raise InvalidDocument(f"the scoring lease must be positive, not {lease_s!r}")
+        #: While a model is being scored its claim is extended this often (a third of the lease by
+        #: default), so a slow evaluation keeps its claim and a dead evaluator's lapses within one lease.
+        self.renew_every_s = float(renew_every_s) if renew_every_s is not None else lease_s / 3
         self.scope, self.prefix, self.worker, self.lease_s = scope, check_key(prefix, "prefix"), worker, float(lease_s)
         self.metric, self.clock = metric, clock
         self.waiting: dict[str, float] = {}  # document id -> when its claim elsewhere may be stale
@@ -153,7 +165,8 @@ class ScoringClaims:
             claim.finish({}, self.clock())
             return ALREADY_SCORED, None
         try:
-            scores = evaluate(claim.doc)
+            with self._renewing(claim):
+                scores = evaluate(claim.doc)
         except Exception as exc:
             claim.fail(f"{type(exc).__name__}: {exc}", self.clock())
             raise
@@ -167,6 +180,27 @@ class ScoringClaims:
             self.skipped += 1
             return LOST, None
         return SCORED, scores
+
+    @contextmanager
+    def _renewing(self, claim: Claim) -> Iterator[None]:
+        """Extend ``claim`` every :attr:`renew_every_s` on a helper thread while the block runs."""
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(self.renew_every_s):
+                try:
+                    if not claim.extend(self.clock() + self.lease_s):
+                        return  # taken over (we were too slow once): the fenced finish will say so
+                except TensorDBError:
+                    continue  # the store is away for a moment: try again at the next tick
+
+        thread = threading.Thread(target=renew, name="tensordb-scoring-claim", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
 
     def _claimed_elsewhere(self, param_id: str) -> str:
         self.skipped += 1
