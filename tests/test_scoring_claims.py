@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import tensordb_core as tdb
+from polling import wait_for
 from tensordb_core import roles, worker
 from tensordb_core.copying import copy_warehouse
 from tensordb_core.errors import InvalidDocument
@@ -208,15 +209,6 @@ def seed_trained(db: tdb.TensorDB, jobs: int) -> None:
         db.push_job({"arch": {"name": "net"}, "data": {"split": "train"}, "batch_size": 16, "epochs": 2,
                      "hyper": {"hidden": [4], "lr": 0.1, "seed": seed}}, tags={"type": "train"})
     run_worker(db, "trainer", quiet(until_idle=True))
-
-
-def wait_for(check: Any, bound_s: float = 60.0) -> None:
-    pause = threading.Event()
-    for _ in range(int(bound_s / 0.02)):
-        if check():
-            return
-        pause.wait(0.02)
-    raise AssertionError("condition not reached")
 
 
 def test_one_shot_evaluators_side_by_side_score_each_set_once(warehouse_uri):

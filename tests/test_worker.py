@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import tensordb_core as tdb
+from polling import wait_for
 from tensordb_core.builders import build_model, register_builder
 from tensordb_core.errors import InvalidDocument, NotFound, UnsafeOperation
 from tensordb_core.numpy_mlp import NumpyMLP, build
@@ -140,10 +141,10 @@ def test_a_continuous_job_waits_for_enough_new_data(db):
     stop = threading.Event()
 
     def feed() -> None:
-        _wait(lambda: db.find_parameter_docs({"job": jid}) != [])  # round 0 is saved
+        wait_for(lambda: db.find_parameter_docs({"job": jid}) != [])  # round 0 is saved
         db.import_data(*blobs(19, 3), tags={"split": "train"})
         polls = len(counting.afters["data"])
-        _wait(lambda: len(counting.afters["data"]) >= polls + 3)  # it looked three times and kept waiting
+        wait_for(lambda: len(counting.afters["data"]) >= polls + 3)  # it looked three times and kept waiting
         db.import_data(*blobs(1, 4), tags={"split": "train"})
 
     feeder = threading.Thread(target=feed)
@@ -187,12 +188,12 @@ def test_the_evaluator_scores_each_new_parameter_set_once(warehouse_uri):
         evaluator.start()
         afters = counting.afters["params"]
         try:
-            _wait(lambda: len(db.find_parameter_docs({"metrics.test_acc": {"$exists": True}})) == 2)
+            wait_for(lambda: len(db.find_parameter_docs({"metrics.test_acc": {"$exists": True}})) == 2)
             db.push_job(db.find_jobs()[0]["spec"], tags={"type": "train"})
             run_worker(db, "trainer", quiet(until_idle=True))
-            _wait(lambda: len(db.find_parameter_docs({"metrics.test_acc": {"$exists": True}})) == 4)
+            wait_for(lambda: len(db.find_parameter_docs({"metrics.test_acc": {"$exists": True}})) == 4)
             polls = len(afters)
-            _wait(lambda: len(afters) >= polls + 3)  # a few idle polls
+            wait_for(lambda: len(afters) >= polls + 3)  # a few idle polls
         finally:
             stop.set()
             evaluator.join()
@@ -206,15 +207,6 @@ def test_the_evaluator_scores_each_new_parameter_set_once(warehouse_uri):
         assert afters[-1] == db.index.last_seq("params")  # it follows from the last seq it saw, never from 0 again
 
 
-def _wait(check: Any, bound_s: float = 60.0) -> None:
-    done = threading.Event()
-    for _ in range(int(bound_s / 0.02)):
-        if check():
-            return
-        done.wait(0.02)
-    raise AssertionError("condition not reached")
-
-
 def test_sigterm_stops_a_worker_run_from_python(db):
     import os
     import signal
@@ -222,7 +214,7 @@ def test_sigterm_stops_a_worker_run_from_python(db):
     jid = seed_study(db, continuous={"min_new": 1000})
 
     def terminate_once_waiting() -> None:
-        _wait(lambda: len(db.find_parameter_docs({"job": jid})) == 2)  # round 0 saved: waiting for data
+        wait_for(lambda: len(db.find_parameter_docs({"job": jid})) == 2)  # round 0 saved: waiting for data
         os.kill(os.getpid(), signal.SIGTERM)
 
     sender = threading.Thread(target=terminate_once_waiting)

@@ -22,20 +22,11 @@ import pytest
 from faultkit import STUDY, audit, drain, steady_writer
 
 import tensordb_core as tdb
+from polling import wait_for
 from tensordb_core.errors import LeaseLost
 
 pytestmark = pytest.mark.timeout(300)
 QUEUE = "q"
-
-
-def _wait_for(predicate: Any, timeout: float, poll: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    return predicate()
 
 
 # -- one worker at a time, on MongoDB ------------------------------------------------------------
@@ -60,7 +51,7 @@ def test_a_killed_workers_job_is_claimed_again_once_its_lease_expires(mongo_ware
         proc.join(10)
         assert proc.exitcode == -signal.SIGKILL
         assert db.find_jobs({"_id": jid})[0]["status"] == "running"  # the dead worker still holds the lease
-        job = _wait_for(lambda: db.pop_job(worker="rescuer", lease_s=30), timeout=30)
+        job = wait_for(lambda: db.pop_job(worker="rescuer", lease_s=30), bound_s=30, poll_s=0.05)
         assert job is not None and job.id == jid and job.doc["attempts"] == 2 and job.token == 2
         job.complete({"ok": True})
         doc = db.find_jobs({"_id": jid})[0]
@@ -71,7 +62,7 @@ def test_a_worker_whose_lease_was_taken_over_is_fenced(mongo_warehouse: str) -> 
     with tdb.connect(mongo_warehouse, study=QUEUE) as db:
         jid = db.push_job({"x": 1})
         slow = db.pop_job(lease_s=0.2, worker="slow")
-        fast = _wait_for(lambda: db.pop_job(lease_s=30, worker="fast"), timeout=30)
+        fast = wait_for(lambda: db.pop_job(lease_s=30, worker="fast"), bound_s=30, poll_s=0.05)
         assert fast.id == jid and fast.token > slow.token
         for stale in (slow.heartbeat, lambda: slow.complete({"stale": True}), lambda: slow.fail("stale"),
                       slow.release):
