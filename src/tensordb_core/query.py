@@ -423,6 +423,15 @@ def check_collection(name: Any) -> str:
     return name
 
 
+def check_window(limit: Any, skip: Any, batch_size: Any = None) -> None:
+    """``find``'s ``limit``/``skip`` (ints >= 0) and ``batch_size`` (None or an int > 0), for every store."""
+    for name, value in (("limit", limit), ("skip", skip)):
+        if type(value) is not int or value < 0:
+            raise InvalidQuery(f"{name} must be a non-negative int, got {value!r}")
+    if batch_size is not None and (type(batch_size) is not int or batch_size <= 0):
+        raise InvalidQuery(f"batch_size must be a positive int, got {batch_size!r}")
+
+
 # ---------------------------------------------------------------------------------------------
 # Sorting
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from tensordb_core.errors import IntegrityError, MissingDependency
 from tensordb_core.protocols import Document, Query, SortSpec
+from tensordb_core.query import check_window
 from tensordb_core.uri import StoreURI, parse_uri
 
 from .clients import check_driver_uri, new_client
@@ -33,7 +34,6 @@ from .common import (
     SEQ_INDEX,
     after_filter,
     check_collection,
-    check_limits,
     codec_options,
     duplicate_message,
     index_keys,
@@ -198,7 +198,7 @@ class AsyncIndexStore:
     ) -> AsyncMongoCursor:
         """An async iterator over matches (``_seq`` order unless ``sort``); nothing is sent until iterated."""
         coll, flt, order, proj = self._coll(collection), mongo_query(query), mongo_sort(sort), mongo_projection(projection)
-        check_limits(limit, skip)
+        check_window(limit, skip)
         cursor = coll.find(flt, proj, sort=order, limit=limit, skip=skip)
         if batch_size or self.read_batch_size:
             cursor = cursor.batch_size(batch_size or self.read_batch_size or 0)
@@ -237,7 +237,7 @@ class AsyncIndexStore:
     def tail(self, collection: str, query: Query | None = None, *, after: int = 0, limit: int = 0) -> AsyncMongoCursor:
         """Matches with ``_seq > after`` in ``_seq`` order, as an async iterator."""
         coll, flt = self._coll(collection), after_filter(query, after)
-        check_limits(limit, 0)
+        check_window(limit, 0)
         return AsyncMongoCursor(coll.find(flt, sort=[(SEQ, 1)], limit=limit), self.uri, f"tail {collection}")
 
     async def last_seq(self, collection: str) -> int:

@@ -92,12 +92,6 @@ def after_filter(query: Query | None, after: int) -> dict[str, Any]:
     return {"$and": [base, seq]} if base else seq
 
 
-def check_limits(limit: int, skip: int) -> None:
-    for name, value in (("limit", limit), ("skip", skip)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise InvalidQuery(f"{name} must be an int >= 0, not {value!r}")
-
-
 def prepare_docs(docs: Sequence[Mapping[str, Any]]) -> tuple[list[Document], list[str]]:
     """Copies of ``docs`` with ``_id`` assigned where missing and any caller ``_seq`` dropped.
 

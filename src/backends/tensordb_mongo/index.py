@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from tensordb_core.errors import IntegrityError
 from tensordb_core.protocols import Document, Query, SortSpec
+from tensordb_core.query import check_window
 from tensordb_core.uri import StoreURI, parse_uri
 
 from . import clients
@@ -30,7 +31,6 @@ from .common import (
     SEQ_INDEX,
     after_filter,
     check_collection,
-    check_limits,
     codec_options,
     duplicate_message,
     index_keys,
@@ -219,7 +219,7 @@ class MongoIndexStore:
     ) -> MongoCursor:
         """A server-side cursor in ``_seq`` order (or ``sort`` then ``_seq``), fetched ``batch_size`` at a time."""
         coll, flt, order, proj = self._coll(collection), mongo_query(query), mongo_sort(sort), mongo_projection(projection)
-        check_limits(limit, skip)
+        check_window(limit, skip)
         with driver_errors(self.uri, f"find in {collection}"):
             cursor = coll.find(flt, proj, sort=order, limit=limit, skip=skip)
             if batch_size or self.read_batch_size:
@@ -234,7 +234,7 @@ class MongoIndexStore:
     def tail(self, collection: str, query: Query | None = None, *, after: int = 0, limit: int = 0) -> Iterator[Document]:
         """Matches with ``_seq > after`` in ``_seq`` order (an index range scan on ``_seq``)."""
         coll, flt = self._coll(collection), after_filter(query, after)
-        check_limits(limit, 0)
+        check_window(limit, 0)
         with driver_errors(self.uri, f"tail {collection}"):
             cursor = coll.find(flt, sort=[(SEQ, 1)], limit=limit)
         return MongoCursor(cursor, self.uri, f"tail {collection}")

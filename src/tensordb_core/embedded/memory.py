@@ -26,6 +26,7 @@ from ..jsonvalues import MISSING, check_document, copy_value, value_key
 from ..protocols import Document, new_id
 from ..query import (
     check_collection,
+    check_window,
     compile_projection,
     compile_query,
     compile_update,
@@ -193,7 +194,7 @@ class MemoryIndexStore:
         batch_size: int | None = None,
     ) -> ListCursor:
         pred, spec, project = compile_query(query), validate_sort(sort), compile_projection(projection)
-        _check_window(limit, skip, batch_size)
+        check_window(limit, skip, batch_size)
         with self._lock:
             hits = [d for d in self._coll(collection).docs.values() if pred(d)]
         if spec:
@@ -212,7 +213,7 @@ class MemoryIndexStore:
         self, collection: str, query: Mapping[str, Any] | None = None, *, after: int = 0, limit: int = 0
     ) -> Iterator[Document]:
         pred = compile_query(query)
-        _check_window(limit, 0, None)
+        check_window(limit, 0, None)
         if type(after) is not int or after < 0:
             raise InvalidQuery(f"tail(after=...) takes the last _seq seen (an int >= 0), got {after!r}")
         with self._lock:
@@ -234,9 +235,3 @@ def _unique_key(doc: Document, paths: list[str]) -> tuple:
     return tuple(tuple(value_key(None if v is MISSING else v) for v in resolve(doc, p.split("."))) for p in paths)
 
 
-def _check_window(limit: Any, skip: Any, batch_size: Any) -> None:
-    for name, value in (("limit", limit), ("skip", skip)):
-        if type(value) is not int or value < 0:
-            raise InvalidQuery(f"{name} must be a non-negative int, got {value!r}")
-    if batch_size is not None and (type(batch_size) is not int or batch_size <= 0):
-        raise InvalidQuery(f"batch_size must be a positive int, got {batch_size!r}")

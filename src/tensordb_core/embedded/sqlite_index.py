@@ -65,6 +65,7 @@ from ..jsonvalues import check_document
 from ..protocols import Document, new_id
 from ..query import (
     check_collection,
+    check_window,
     compile_projection,
     compile_query,
     compile_update,
@@ -384,7 +385,7 @@ class SQLiteIndexStore:
     ) -> SQLiteCursor:
         check_collection(collection)
         checked, spec, project = validate_query(query), validate_sort(sort), compile_projection(projection)
-        _check_window(limit, skip, batch_size)
+        check_window(limit, skip, batch_size)
 
         def rows() -> Iterator[Document]:
             n = 0
@@ -415,7 +416,7 @@ class SQLiteIndexStore:
     ) -> Iterator[Document]:
         check_collection(collection)
         checked = validate_query(query)
-        _check_window(limit, 0, None)
+        check_window(limit, 0, None)
         if type(after) is not int or after < 0:
             raise InvalidQuery(f"tail(after=...) takes the last _seq seen (an int >= 0), got {after!r}")
 
@@ -577,9 +578,3 @@ class SQLiteIndexStore:
             handle.conn.close()
 
 
-def _check_window(limit: Any, skip: Any, batch_size: Any) -> None:
-    for name, value in (("limit", limit), ("skip", skip)):
-        if type(value) is not int or value < 0:
-            raise InvalidQuery(f"{name} must be a non-negative int, got {value!r}")
-    if batch_size is not None and (type(batch_size) is not int or batch_size <= 0):
-        raise InvalidQuery(f"batch_size must be a positive int, got {batch_size!r}")
