@@ -60,11 +60,11 @@ class EpochBounds:
             doc["_id"] = key
             try:
                 self.scope.index.insert_many(COLLECTION, [doc])
-            except IntegrityError:
-                pass  # another rank proposed first: its record is the group's
-            record = self._read(key)
-            if record is None:
-                raise InvalidDocument(f"the stream group record {key!r} vanished right after it was written")
+                record = doc
+            except IntegrityError:  # another rank proposed first (or a retried insert of ours landed)
+                record = self._read(key)
+                if record is None:
+                    raise InvalidDocument(f"the stream group record {key!r} vanished right after it was written")
         self._wait_until(float(record.get("settled_at", 0.0)))
         return int(record["bound"])
 
