@@ -173,15 +173,15 @@ def data_stream(
         _check_int("cache_bytes", cache_bytes, 0)
         cache = ChunkCache(cache_bytes) if cache_bytes else None
     if state is None:
-        start = StreamState(q, seed, bool(shuffle), window_bytes, epoch_seq=None if as_of is None else int(as_of))
+        start = StreamState(q, seed, bool(shuffle), window_bytes)
     else:
         start = state if isinstance(state, StreamState) else StreamState.from_dict(state)
         start.check_matches(q, seed, bool(shuffle), window_bytes)
-        if as_of is not None and start.epoch_seq is None:
-            start = start.with_position(epoch_seq=int(as_of))
-        elif as_of is not None and start.epoch_seq != as_of:
-            raise InvalidStreamArgument(f"as_of={as_of} contradicts the state's epoch population (_seq <= "
-                                        f"{start.epoch_seq}): resume from the state alone")
+    if as_of is not None and start.epoch_seq is None:
+        start = start.with_position(epoch_seq=int(as_of))
+    elif as_of is not None and start.epoch_seq != as_of:
+        raise InvalidStreamArgument(f"as_of={as_of} contradicts the state's epoch population (_seq <= "
+                                    f"{start.epoch_seq}): resume from the state alone")
     cfg = StreamConfig(q, batch_size, bool(shuffle), seed, epochs, bool(follow), rank, world, transform, prefetch,
                        on_error, bool(drop_last), window_bytes, decode_workers, float(poll_s), bool(verify),
                        group=group)

@@ -67,7 +67,8 @@ class TensorDBIterableDataset(IterableDataset):
     ``on_error``, ``drop_last``, ``prefetch``, ``decode_workers`` ...).
     Call :meth:`set_epoch` before each epoch for a new order and a population
     every worker agrees on (with the loader's default ``persistent_workers=False``,
-    so workers see the new epoch); ``as_of`` fixes the population for all epochs.
+    so workers see the new epoch); ``as_of`` fixes the population of the
+    iterations before the first :meth:`set_epoch`, which takes a new one.
     Resuming mid-epoch is the stream's job (``state=``, without loader
     workers): a loader cannot tell which worker's batches it has consumed.
     """
