@@ -272,18 +272,6 @@ def evaluate_parameters(db: TensorDB, doc: Mapping[str, Any], X: Any, y: Any, *,
     return {f"{prefix}_{k}": float(v) for k, v in model.evaluate(X, y).items()}
 
 
-def score_parameters(db: TensorDB, doc: Mapping[str, Any], X: Any, y: Any, *, prefix: str = "test",
-                     policy: BuildPolicy = DEFAULT_POLICY) -> dict[str, float] | None:
-    """Evaluate one saved parameter set on ``(X, y)`` and record ``<prefix>_<metric>`` on it (no claim taken).
-
-    Returns the recorded metrics, or None when its architecture is unknown.
-    """
-    scores = evaluate_parameters(db, doc, X, y, prefix=prefix, policy=policy)
-    if scores is not None:
-        db.record_metrics(doc["_id"], scores)
-    return scores
-
-
 def evaluate_new_parameters(db: TensorDB, test_query: dict[str, Any], *, metric: str = "test_acc",
                             progress: Progress | None = None, policy: BuildPolicy = DEFAULT_POLICY,
                             worker: str | None = None, lease_s: float = DEFAULT_LEASE_S) -> int:

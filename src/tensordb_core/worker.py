@@ -193,7 +193,6 @@ class HeldOut:
 
 def _evaluator(db: TensorDB, opts: WorkerOptions, stop: threading.Event, record: WorkerRecord, name: str) -> int:
     held_out = HeldOut(db, opts.test_query)
-    metric_prefix = f"{opts.prefix}_"
     scored = 0
     follower = Follower(db.index, PARAMS, db.scope.query({}))  # never skips a late-committed save
     claims = ScoringClaims(db.scope, opts.prefix, worker=name, lease_s=opts.score_lease_s)
@@ -206,7 +205,7 @@ def _evaluator(db: TensorDB, opts: WorkerOptions, stop: threading.Event, record:
         for doc in claims.due() + follower.poll():  # due: claimed elsewhere, but that lease ran out
             if stop.is_set():
                 break
-            if any(k.startswith(metric_prefix) for k in doc.get("metrics") or {}):
+            if claims.has_scores(doc):
                 continue
             try:
                 outcome, scores = claims.score(
