@@ -18,7 +18,7 @@ import lz4.frame
 import numpy as np
 
 import tensordb_core as tdb
-from tensordb_core.checksums import crc32
+from tensordb_core.format.checksums import crc32
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 import lz4
 import numpy as np
 
-from tensordb_core.checksums import IMPLEMENTATION as CRC32_IMPLEMENTATION
+from tensordb_core.format.checksums import IMPLEMENTATION as CRC32_IMPLEMENTATION
 
 
 def machine() -> dict[str, Any]:

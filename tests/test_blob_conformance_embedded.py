@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from tensordb_core.blobkit import InvalidBlobKey, content_key, verify_content
 from tensordb_core.embedded.file_blobs import TEMP_PREFIX, FileBlobStore
 from tensordb_core.embedded.memory_blobs import MemoryBlobStore
 from tensordb_core.errors import BackendError, BlobNotFound, IntegrityError, InvalidURI, PermissionDenied
+from tensordb_core.store.blobkit import InvalidBlobKey, content_key, verify_content
+from tensordb_core.store.uri import StoreURI, parse_uri
 from tensordb_core.testing.blob_suite import BlobStoreSuite, payload
-from tensordb_core.uri import StoreURI, parse_uri
 
 
 class TestFileBlobStoreConformance(BlobStoreSuite):

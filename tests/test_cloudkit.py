@@ -1,4 +1,4 @@
-"""The cloud stores' shared pieces (tensordb_core.cloudkit), without any SDK or server."""
+"""The cloud stores' shared pieces (tensordb_core.store.cloudkit), without any SDK or server."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import types
 
 import pytest
 
-from tensordb_core.cloudkit import (
+from tensordb_core.errors import InvalidQuery, InvalidURI, MissingDependency
+from tensordb_core.store.cloudkit import (
     as_bytes,
     check_list_prefix,
     is_content_address,
@@ -25,8 +26,7 @@ from tensordb_core.cloudkit import (
     to_size,
     unknown_options,
 )
-from tensordb_core.errors import InvalidQuery, InvalidURI, MissingDependency
-from tensordb_core.uri import parse_uri
+from tensordb_core.store.uri import parse_uri
 
 SHA = "a" * 64
 
@@ -146,7 +146,7 @@ def test_lazy_exports_import_on_first_access(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_core_imports_no_cloud_sdk() -> None:
     code = (
-        "import sys, tensordb_core.cloudkit; "
+        "import sys, tensordb_core.store.cloudkit; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'boto3', 'botocore', 'google', 'azure'}))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tensordb_core import codec
 from tensordb_core.errors import CodecError, IntegrityError
+from tensordb_core.format import codec
 
 DTYPES = ["u1", "i2", "<i4", ">i8", "f2", "f4", "f8", "c8", "?", "U5", "S3", "M8[s]"]
 
@@ -91,7 +91,7 @@ def test_the_fast_crc32_is_zlibs_crc32():
     """checksums.crc32 may be zlib-ng's (extra [fast]); stored checksums must not depend on which."""
     import zlib
 
-    from tensordb_core import checksums
+    from tensordb_core.format import checksums
 
     rng = np.random.default_rng(0)
     for size in (0, 1, 7, 64, 4095, 12_288, 1 << 20):
@@ -105,7 +105,7 @@ def test_the_fast_json_parser_reads_documents_as_json_does():
     """jsontext.loads may be orjson's (extra [fast]); what the embedded index returns must not depend on it."""
     import json
 
-    from tensordb_core import jsontext
+    from tensordb_core.format import jsontext
     from tensordb_core.testing import QueryGen
 
     docs = QueryGen(3).documents(200) + [

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import tensordb_core as tdb
-from tensordb_core.cli import main
-from tensordb_core.compare import collect_runs, compare_runs, format_rows, learning_curves, plot_runs
+from tensordb_core.cli.compare import collect_runs, compare_runs, format_rows, learning_curves, plot_runs
+from tensordb_core.cli.main import main
 from tensordb_core.errors import InvalidQuery, MissingDependency
-from tensordb_core.roles import evaluate_new_parameters, train_worker
+from tensordb_core.loop.roles import evaluate_new_parameters, train_worker
 
 SETTINGS = [{"hidden": [4], "lr": 0.01, "seed": 1}, {"hidden": [16], "lr": 0.2, "seed": 2}]
 
@@ -109,7 +109,7 @@ def test_compare_command(trained, tmp_path, capsys):
 
 
 def test_round_starts_mark_where_new_data_began_a_round():
-    from tensordb_core.compare import Run
+    from tensordb_core.cli.compare import Run
 
     run = Run("j", params=[{"round": r, "step": s} for r, s in ((0, 10), (0, 20), (1, 30), (1, 40), (2, 50))])
     assert run.round_starts() == [20, 40]

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import tensordb_core as tdb
-from tensordb_core.cli import main
-from tensordb_core.copying import COLLECTIONS, blob_keys, copy_stores, copy_warehouse
+from tensordb_core.cli.main import main
 from tensordb_core.errors import IntegrityError
+from tensordb_core.warehouse.copying import COLLECTIONS, blob_keys, copy_stores, copy_warehouse
 
 #: Queries a user would ask after moving a study; each must answer the same on both sides.
 QUERIES: list[tuple[str, dict[str, Any], list[tuple[str, int]] | None]] = [

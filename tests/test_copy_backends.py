@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 import tensordb_core as tdb
-from tensordb_core.cli import main
-from tensordb_core.copying import copy_warehouse
+from tensordb_core.cli.main import main
+from tensordb_core.warehouse.copying import copy_warehouse
 from test_copy import assert_same_study, make_study
 
 HERE = Path(__file__).resolve().parent

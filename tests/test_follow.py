@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import tensordb_core as tdb
-from tensordb_core.follow import DEFAULT_GRACE_S, Follower, tail_grace
+from tensordb_core.stream.follow import DEFAULT_GRACE_S, Follower, tail_grace
 
 
 class LateCommitIndex:
@@ -89,7 +89,7 @@ def test_unknown_stores_get_the_default_grace():
 
 
 def test_watermark_settles_only_after_the_grace_and_never_goes_back():
-    from tensordb_core.follow import Watermark
+    from tensordb_core.stream.follow import Watermark
 
     index, now = LateCommitIndex(), [0.0]
     mark = Watermark(index, "data", floor=0, clock=lambda: now[0])

@@ -27,7 +27,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import tensordb_core as tdb
-from tensordb_core.codec import (
+from tensordb_core.errors import CodecError, InvalidURI, TensorDBError, UnknownScheme
+from tensordb_core.format.codec import (
     ARCHIVE_MAGIC,
     ARRAY_MAGIC,
     MAX_ARRAY_BYTES,
@@ -36,9 +37,8 @@ from tensordb_core.codec import (
     encode_archive,
     encode_array,
 )
-from tensordb_core.errors import CodecError, InvalidURI, TensorDBError, UnknownScheme
-from tensordb_core.registry import list_schemes
-from tensordb_core.uri import parse_uri
+from tensordb_core.store.registry import list_schemes
+from tensordb_core.store.uri import parse_uri
 
 CASES = {"tried": 0, "rejected": 0}
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

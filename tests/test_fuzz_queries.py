@@ -28,7 +28,7 @@ import tensordb_core as tdb
 from tensordb_core.embedded.memory import MemoryIndexStore
 from tensordb_core.embedded.sqlite_index import SQLiteIndexStore
 from tensordb_core.errors import TensorDBError
-from tensordb_core.query import validate_query
+from tensordb_core.query.filters import validate_query
 
 TESTS = Path(__file__).resolve().parent
 OPERATORS = ["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$and", "$or", "$nor", "$not",
@@ -216,7 +216,7 @@ def warehouse(request: pytest.FixtureRequest) -> Iterator[tdb.TensorDB]:
     db = tdb.connect(uri, study="fuzz")
     yield db
     if request.param == "mongo":
-        from tensordb_core.retrying import unwrap
+        from tensordb_core.store.retrying import unwrap
 
         unwrap(db.index)._client.drop_database(unwrap(db.index).database)
     db.close()

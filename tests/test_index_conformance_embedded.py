@@ -14,8 +14,8 @@ import pytest
 from tensordb_core.embedded.memory import MemoryIndexStore
 from tensordb_core.embedded.sqlite_index import SQLiteIndexStore
 from tensordb_core.errors import BackendUnavailable, IntegrityError, InvalidURI, TransientError
-from tensordb_core.query import sort_key
-from tensordb_core.registry import open_index
+from tensordb_core.query.filters import sort_key
+from tensordb_core.store.registry import open_index
 from tensordb_core.testing import IndexStoreSuite
 from tensordb_core.testing.index_suite import C
 

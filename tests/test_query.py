@@ -14,8 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tensordb_core.errors import InvalidDocument, InvalidQuery
-from tensordb_core.jsonvalues import check_document, check_value, compare, value_key, values_equal
-from tensordb_core.query import (
+from tensordb_core.query.filters import (
     MAX_QUERY_DEPTH,
     apply_projection,
     apply_update,
@@ -28,6 +27,7 @@ from tensordb_core.query import (
     validate_sort,
     validate_update,
 )
+from tensordb_core.query.values import check_document, check_value, compare, value_key, values_equal
 from tensordb_core.testing import IndexStoreSuite, QueryGen
 
 # --- validation ---------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 import tensordb_core as tdb
-from tensordb_core.blobkit import content_key
 from tensordb_core.embedded.memory import MemoryIndexStore
 from tensordb_core.embedded.memory_blobs import MemoryBlobStore
 from tensordb_core.errors import (
@@ -27,7 +26,8 @@ from tensordb_core.errors import (
     InvalidURI,
     TransientError,
 )
-from tensordb_core.retrying import (
+from tensordb_core.store.blobkit import content_key
+from tensordb_core.store.retrying import (
     Retrier,
     RetryingBlobStore,
     RetryingIndexStore,
@@ -35,9 +35,9 @@ from tensordb_core.retrying import (
     is_content_address,
     unwrap,
 )
+from tensordb_core.store.uri import parse_uri
 from tensordb_core.testing import IndexStoreSuite
 from tensordb_core.testing.blob_suite import BlobStoreSuite
-from tensordb_core.uri import parse_uri
 
 FAST = RetryPolicy(attempts=6, initial_delay_s=0.0, max_delay_s=0.0)
 SECRET = "s3cr3t-Pa55"
@@ -454,7 +454,7 @@ def test_retries_are_logged_at_debug_without_secrets(caplog: pytest.LogCaptureFi
     faults = Faults(2)
     mem = MemoryIndexStore(parse_uri(f"mongodb://bob:{SECRET}@h/db?password={SECRET}"))
     store = RetryingIndexStore(FlakyIndex(mem, faults), FAST)
-    with caplog.at_level(logging.DEBUG, logger="tensordb_core.retrying"):
+    with caplog.at_level(logging.DEBUG, logger="tensordb_core.store.retrying"):
         store.count("c")
         store.count("c")
     assert any("retrying" in r.getMessage() for r in caplog.records)

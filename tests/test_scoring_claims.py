@@ -20,11 +20,11 @@ import pytest
 
 import tensordb_core as tdb
 from polling import wait_for
-from tensordb_core import roles, worker
-from tensordb_core.copying import copy_warehouse
+from tensordb_core.cli.status import format_status, study_status
 from tensordb_core.errors import InvalidDocument
-from tensordb_core.roles import evaluate_new_parameters
-from tensordb_core.scoring import (
+from tensordb_core.loop import roles, worker
+from tensordb_core.loop.roles import evaluate_new_parameters
+from tensordb_core.loop.scoring import (
     ALREADY_SCORED,
     CLAIMED_ELSEWHERE,
     FIELD,
@@ -34,8 +34,8 @@ from tensordb_core.scoring import (
     claim_of,
     take_claim,
 )
-from tensordb_core.status import format_status, study_status
-from tensordb_core.worker import WorkerOptions, find_workers, run_worker
+from tensordb_core.loop.worker import WorkerOptions, find_workers, run_worker
+from tensordb_core.warehouse.copying import copy_warehouse
 
 ARCH = {"builder": "numpy-mlp", "inputs": 4, "outputs": 3}
 THREADS = 4

@@ -26,12 +26,12 @@ import numpy as np
 import pytest
 
 import tensordb_core as tdb
-from tensordb_core.blobkit import content_key
-from tensordb_core.builders import build_model
-from tensordb_core.codec import ARCHIVE_MAGIC, ARRAY_MAGIC
 from tensordb_core.errors import CodecError, IntegrityError, InvalidDocument, UnsafeOperation
-from tensordb_core.models import exec_architecture
-from tensordb_core.roles import BuildPolicy
+from tensordb_core.format.codec import ARCHIVE_MAGIC, ARRAY_MAGIC
+from tensordb_core.loop.builders import build_model
+from tensordb_core.loop.roles import BuildPolicy
+from tensordb_core.store.blobkit import content_key
+from tensordb_core.warehouse.models import exec_architecture
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 FORBIDDEN_MODULES = {"pickle", "cPickle", "_pickle", "marshal", "shelve", "dill", "cloudpickle", "joblib"}

@@ -28,9 +28,9 @@ import numpy as np
 import pytest
 
 import tensordb_core as tdb
-from tensordb_core.cli import main as cli_main
+from tensordb_core.cli.main import main as cli_main
 from tensordb_core.errors import TensorDBError
-from tensordb_core.maintenance import check, gc
+from tensordb_core.warehouse.maintenance import check, gc
 
 TESTS = Path(__file__).resolve().parent
 for sub in ("", "backends/s3", "backends/azure"):

@@ -26,7 +26,7 @@ import pytest
 
 import tensordb_core as tdb
 from tensordb_core.errors import DocumentNotFound, TensorDBError
-from tensordb_core.maintenance import BLOB_FIELDS, _get
+from tensordb_core.warehouse.maintenance import BLOB_FIELDS, _get
 
 COLLECTIONS = ("data", "params", "models", "jobs", "logs", "aliases", "alias_history")
 BY_DESIGN = {"use_study", "all_studies", "from_stores"}

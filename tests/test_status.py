@@ -9,10 +9,10 @@ import time
 import numpy as np
 
 import tensordb_core as tdb
-from tensordb_core.cli import main
-from tensordb_core.deployer import Deployer
-from tensordb_core.status import format_status, study_status
-from tensordb_core.worker import WORKERS, WorkerOptions, run_worker
+from tensordb_core.cli.main import main
+from tensordb_core.cli.status import format_status, study_status
+from tensordb_core.loop.deployer import Deployer
+from tensordb_core.loop.worker import WORKERS, WorkerOptions, run_worker
 
 
 def test_status_of_a_study(tmp_path, capsys):

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tensordb_core.errors import InvalidDocument
-from tensordb_core.stream import InvalidStreamArgument
+from tensordb_core.stream.batches import InvalidStreamArgument
 from test_stream import SMALL, N, drain, make_data
 
 

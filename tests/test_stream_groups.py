@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import tensordb_core as tdb
-from tensordb_core.epoch_bounds import COLLECTION, EpochBounds
 from tensordb_core.errors import InvalidDocument
-from tensordb_core.stream_state import piece_bounds
+from tensordb_core.stream.groups import COLLECTION, EpochBounds
+from tensordb_core.stream.order import piece_bounds
 from test_stream import SMALL, N, drain, make_data
 
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from tensordb_core.errors import InvalidURI
-from tensordb_core.uri import StoreURI, parse_uri, redact
+from tensordb_core.store.uri import StoreURI, parse_uri, redact
 
 
 def test_plain_paths_mean_the_embedded_store(tmp_path):

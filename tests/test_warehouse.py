@@ -53,7 +53,7 @@ def test_variable_shape_samples_round_trip(db):
     db.import_data(samples, None, tags={"kind": "ragged"})
     docs = list(db.find_data({"kind": "ragged"}))
     assert [d["_x"]["shape"] for d in docs] == [[i + 1, 2] for i in range(5)]
-    from tensordb_core.samples import SampleRef, read_in_order
+    from tensordb_core.stream.samples import SampleRef, read_in_order
 
     got = read_in_order(db.blobs, [SampleRef.from_doc(d) for d in docs])
     for (x, label), want in zip(got, samples):
@@ -131,7 +131,7 @@ def test_architectures_are_data_not_code(db, tmp_path):
     aid = db.save_model_architecture(code, tags={"name": "evil"})
     found, doc = db.find_model_architecture({"name": "evil"})
     assert found == code and doc["_id"] == aid and not marker.exists()
-    from tensordb_core.models import exec_architecture
+    from tensordb_core.warehouse.models import exec_architecture
 
     with pytest.raises(UnsafeOperation):
         exec_architecture(found)
@@ -216,7 +216,7 @@ def test_seed_uri_matches_the_seed_constructor():
 
 
 def test_numpy_mlp_reports_training_accuracy():
-    from tensordb_core.numpy_mlp import NumpyMLP
+    from tensordb_core.loop.numpy_mlp import NumpyMLP
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((64, 4)).astype(np.float32)

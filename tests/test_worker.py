@@ -11,11 +11,11 @@ import pytest
 
 import tensordb_core as tdb
 from polling import wait_for
-from tensordb_core.builders import build_model, register_builder
 from tensordb_core.errors import InvalidDocument, NotFound, UnsafeOperation
-from tensordb_core.numpy_mlp import NumpyMLP, build
-from tensordb_core.roles import BuildPolicy
-from tensordb_core.worker import WorkerOptions, find_workers, run_worker
+from tensordb_core.loop.builders import build_model, register_builder
+from tensordb_core.loop.numpy_mlp import NumpyMLP, build
+from tensordb_core.loop.roles import BuildPolicy
+from tensordb_core.loop.worker import WorkerOptions, find_workers, run_worker
 
 ARCH = {"builder": "numpy-mlp", "inputs": 4, "outputs": 3}
 
@@ -43,11 +43,11 @@ def quiet(**kwargs: Any) -> WorkerOptions:
 
 # -- architectures are referenced, not executed ------------------------------------------------------------
 def test_module_function_builders_need_an_explicit_allow():
-    code = json.dumps({**ARCH, "builder": "tensordb_core.numpy_mlp:build"})
+    code = json.dumps({**ARCH, "builder": "tensordb_core.loop.numpy_mlp:build"})
     with pytest.raises(UnsafeOperation, match="allow_import"):
         build_model(code, {"hidden": [2]})
     assert isinstance(build_model(code, {"hidden": [2]}, allow_import=True), NumpyMLP)
-    for bad, error in (("os:system;rm", InvalidDocument), ("tensordb_core.numpy_mlp:np", InvalidDocument),
+    for bad, error in (("os:system;rm", InvalidDocument), ("tensordb_core.loop.numpy_mlp:np", InvalidDocument),
                        ("no_such_module_x:build", NotFound)):
         with pytest.raises(error):
             build_model(json.dumps({**ARCH, "builder": bad}), allow_import=True)
@@ -65,7 +65,7 @@ def test_stored_code_runs_only_when_trusted():
 
 
 def test_a_trainer_refuses_an_import_builder_unless_allowed(db):
-    seed_study(db, {**ARCH, "builder": "tensordb_core.numpy_mlp:build"}, max_attempts=1)
+    seed_study(db, {**ARCH, "builder": "tensordb_core.loop.numpy_mlp:build"}, max_attempts=1)
     assert run_worker(db, "trainer", quiet(until_idle=True)) == 0
     job = db.find_jobs()[0]
     assert job["status"] == "dead" and "allow_import" in job["errors"][0]["error"]

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import tensordb_core as tdb
-from tensordb_core.deployer import Deployer, NoModel, serve_http
-from tensordb_core.worker import WorkerOptions, find_workers, run_worker
+from tensordb_core.loop.deployer import Deployer, NoModel, serve_http
+from tensordb_core.loop.worker import WorkerOptions, find_workers, run_worker
 
 ARCH = {"builder": "numpy-mlp", "inputs": 4, "outputs": 3}
 

@@ -8,12 +8,20 @@ Start with :func:`connect`::
 
 from __future__ import annotations
 
-from .errors import *  # the error hierarchy is part of the public API
-from .errors import TensorDBError
-from .hookspecs import hookimpl
-from .protocols import BlobStore, Cursor, IndexStore, new_id
-from .registry import SchemeInfo, default_blobs, list_schemes, open_blobs, open_index, register, unregister
-from .uri import StoreURI, parse_uri, redact
+from tensordb_core.errors import *  # the error hierarchy is part of the public API
+from tensordb_core.errors import TensorDBError
+from tensordb_core.store.hookspecs import hookimpl
+from tensordb_core.store.protocols import BlobStore, Cursor, IndexStore, new_id
+from tensordb_core.store.registry import (
+    SchemeInfo,
+    default_blobs,
+    list_schemes,
+    open_blobs,
+    open_index,
+    register,
+    unregister,
+)
+from tensordb_core.store.uri import StoreURI, parse_uri, redact
 
 __version__ = "0.1.0"
 
@@ -22,7 +30,7 @@ def __getattr__(name: str):
     # The warehouse layer is imported on first use so that `import tensordb_core`
     # (e.g. by a plugin's entry point) stays cheap.
     if name in ("TensorDB", "connect", "seed_uri"):
-        from . import warehouse
+        from tensordb_core.warehouse import handle as warehouse
 
         return getattr(warehouse, name)
     raise AttributeError(f"module 'tensordb_core' has no attribute {name!r}")

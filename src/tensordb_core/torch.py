@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import MissingDependency
+from tensordb_core.errors import MissingDependency
 
 try:
     import torch
@@ -35,10 +35,10 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without torch
     raise MissingDependency("tensordb_core.torch needs PyTorch: pip install 'tensordb[torch]'") from exc
 
-from .query import validate_query
-from .stream import DEFAULT_WINDOW_BYTES, data_stream
-from .stream_state import StreamState
-from .warehouse import connect
+from tensordb_core.query.filters import validate_query
+from tensordb_core.stream.batches import DEFAULT_WINDOW_BYTES, data_stream
+from tensordb_core.stream.order import StreamState
+from tensordb_core.warehouse.handle import connect
 
 
 def distributed_shard() -> tuple[int, int]:
@@ -63,7 +63,7 @@ class TensorDBIterableDataset(IterableDataset):
 
     ``y`` is a tensor for numeric labels, a numpy array for string labels and
     ``None`` without labels.  Other keyword arguments go to
-    :func:`tensordb_core.stream.data_stream` (``transform``, ``cache_bytes``,
+    :func:`tensordb_core.stream.batches.data_stream` (``transform``, ``cache_bytes``,
     ``on_error``, ``drop_last``, ``prefetch``, ``decode_workers`` ...).
     Call :meth:`set_epoch` before each epoch for a new order and a population
     every worker agrees on (with the loader's default ``persistent_workers=False``,

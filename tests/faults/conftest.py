@@ -51,7 +51,7 @@ def trials(long_run: bool):
 def procs() -> Any:
     """A multiprocessing context whose children start fast and clean (a forkserver with our modules preloaded)."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["numpy", "tensordb_core.warehouse", "tensordb_core.embedded.sqlite_index",
+    ctx.set_forkserver_preload(["numpy", "tensordb_core.warehouse.handle", "tensordb_core.embedded.sqlite_index",
                                 "tensordb_core.embedded.file_blobs", "faultkit"])
     return ctx
 

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 import tensordb_core as tdb
-from tensordb_core.maintenance import check
-from tensordb_core.retrying import unwrap
+from tensordb_core.store.retrying import unwrap
+from tensordb_core.warehouse.maintenance import check
 
 STUDY = "faults"
 SAMPLE_SHAPE = (6, 5)

@@ -18,8 +18,8 @@ from s3kit import BUCKET, REGION, admin_client
 
 import tensordb_core as tdb
 from tensordb_core.errors import IntegrityError
-from tensordb_core.maintenance import check
-from tensordb_core.retrying import unwrap
+from tensordb_core.store.retrying import unwrap
+from tensordb_core.warehouse.maintenance import check
 
 pytestmark = pytest.mark.timeout(120)
 Corrupt = Callable[[str, int], None]

@@ -18,8 +18,8 @@ import pytest
 from faultkit import STUDY, audit, run_until_killed
 
 import tensordb_core as tdb
-from tensordb_core.cli import main as cli_main
-from tensordb_core.maintenance import check
+from tensordb_core.cli.main import main as cli_main
+from tensordb_core.warehouse.maintenance import check
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -33,13 +33,14 @@ import pytest
 from faultkit import STUDY, audit, drain, steady_writer
 
 import tensordb_core as tdb
-from tensordb_core import data, scope
-from tensordb_core.blobkit import content_key
-from tensordb_core.codec import pack_segments
 from tensordb_core.embedded.memory import MemoryIndexStore
 from tensordb_core.embedded.memory_blobs import MemoryBlobStore
-from tensordb_core.maintenance import check, gc
-from tensordb_core.scope import StudyScope
+from tensordb_core.format.codec import pack_segments
+from tensordb_core.store import scope
+from tensordb_core.store.blobkit import content_key
+from tensordb_core.store.scope import StudyScope
+from tensordb_core.warehouse import data
+from tensordb_core.warehouse.maintenance import check, gc
 
 pytestmark = pytest.mark.timeout(600)
 GRACE_S = 60.0

@@ -21,7 +21,7 @@ from s3kit import BUCKET, REGION
 
 import tensordb_core as tdb
 from tensordb_core.errors import BackendUnavailable
-from tensordb_core.maintenance import check
+from tensordb_core.warehouse.maintenance import check
 
 pytestmark = pytest.mark.timeout(300)
 S3_SECRET = "outage-Secret-Value-42"
@@ -48,7 +48,7 @@ def samples(n: int = 120) -> tuple[np.ndarray, np.ndarray]:
 
 
 def retried(caplog: pytest.LogCaptureFixture) -> int:
-    return sum("retrying" in r.getMessage() for r in caplog.records if r.name == "tensordb_core.retrying")
+    return sum("retrying" in r.getMessage() for r in caplog.records if r.name == "tensordb_core.store.retrying")
 
 
 def secrets_in_chain(exc: BaseException | None, secret: str) -> list[str]:
@@ -78,7 +78,7 @@ def stream_all(db: tdb.TensorDB, proxy: Proxy, restart_after: float | None) -> n
 
 def test_a_blob_server_restart_during_a_stream_and_an_import_costs_a_pause(tmp_path, s3_proxy, caplog) -> None:
     X, y = samples()
-    caplog.set_level(logging.DEBUG, logger="tensordb_core.retrying")
+    caplog.set_level(logging.DEBUG, logger="tensordb_core.store.retrying")
     with tdb.connect(f"sqlite:///{tmp_path}/idx.sqlite", "s", blobs=s3_blobs(s3_proxy), retry=RETRY) as db:
         db.import_data(X, y, chunk_bytes=640)
         np.testing.assert_array_equal(stream_all(db, s3_proxy, restart_after=0.6), X)
@@ -133,7 +133,7 @@ def proxied(mongo_warehouse: str, fault_mongo, proxy: Proxy) -> str:
 def test_an_index_server_restart_during_a_stream_costs_a_pause(mongo_warehouse, fault_mongo, mongo_proxy,
                                                                caplog) -> None:
     X, y = samples()
-    caplog.set_level(logging.DEBUG, logger="tensordb_core.retrying")
+    caplog.set_level(logging.DEBUG, logger="tensordb_core.store.retrying")
     with tdb.connect(proxied(mongo_warehouse, fault_mongo, mongo_proxy), "s", retry=RETRY) as db:
         db.import_data(X, y, chunk_bytes=640)
         np.testing.assert_array_equal(stream_all(db, mongo_proxy, restart_after=0.6), X)

@@ -32,7 +32,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tensordb_core.cloudkit import (
+from tensordb_core.errors import InvalidURI
+from tensordb_core.store.cloudkit import (
     MiB,
     layered,
     normalise_prefix,
@@ -43,8 +44,7 @@ from tensordb_core.cloudkit import (
     to_size,
     unknown_options,
 )
-from tensordb_core.errors import InvalidURI
-from tensordb_core.uri import StoreURI
+from tensordb_core.store.uri import StoreURI
 
 SCHEMES = ("az", "abfs", "abfss", "wasb", "wasbs")
 DEFAULT_SUFFIX = "core.windows.net"

@@ -16,7 +16,6 @@ import logging
 import re
 from collections.abc import Iterable
 
-from tensordb_core.cloudkit import TRANSIENT_STATUS, scrub_secrets, subject
 from tensordb_core.errors import (
     BackendError,
     BackendUnavailable,
@@ -26,6 +25,7 @@ from tensordb_core.errors import (
     TensorDBError,
     TransientError,
 )
+from tensordb_core.store.cloudkit import TRANSIENT_STATUS, scrub_secrets, subject
 
 _SIG_RE = re.compile(r"((?:^|[?&;\s])(?:sig|signature|accountkey|sharedaccesssignature)=)[^&;\s\"']+", re.IGNORECASE)
 

@@ -1,4 +1,4 @@
-"""A :class:`~tensordb_core.protocols.BlobStore` on Azure Blob Storage (or Azurite).
+"""A :class:`~tensordb_core.store.protocols.BlobStore` on Azure Blob Storage (or Azurite).
 
 What it guarantees, and how:
 
@@ -10,7 +10,7 @@ What it guarantees, and how:
   sees a partial blob.
 * **Ranged reads** map ``[start, end)`` onto ``offset``/``length``.
 * **Concurrent reads**: ``get_many`` runs single reads on
-  :func:`~tensordb_core.blobkit.ordered_concurrent_map` over one shared client
+  :func:`~tensordb_core.store.blobkit.ordered_concurrent_map` over one shared client
   whose HTTP connection pool is sized to ``max_workers``.
 * **Typed errors without secrets** (:mod:`tensordb_azure.errors`): account
   keys, SAS tokens and connection strings appear in no repr, message, chained
@@ -28,10 +28,10 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import BlobServiceClient, ContentSettings, ExponentialRetry
 from urllib3.util.retry import Retry
 
-from tensordb_core.blobkit import check_key, split_request
-from tensordb_core.cloudkit import CloudBlobStore, as_bytes, is_content_address
 from tensordb_core.errors import PermissionDenied, TensorDBError
-from tensordb_core.uri import StoreURI, parse_uri
+from tensordb_core.store.blobkit import check_key, split_request
+from tensordb_core.store.cloudkit import CloudBlobStore, as_bytes, is_content_address
+from tensordb_core.store.uri import StoreURI, parse_uri
 
 from .config import AzureConfig
 from .errors import ContainerNotFound, chain_leaks, error_code, install_log_scrubber, status_of, translate
@@ -76,7 +76,7 @@ def _session(pool_size: int) -> requests.Session:
 
 
 class AzureBlobStore(CloudBlobStore):
-    """A :class:`~tensordb_core.protocols.BlobStore` over one Azure container and key prefix.
+    """A :class:`~tensordb_core.store.protocols.BlobStore` over one Azure container and key prefix.
 
     Build it with ``tensordb_core.open_blobs("az://container/prefix", **options)``
     or directly as ``AzureBlobStore(uri, **options)``; options are described in

@@ -22,7 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tensordb_core.cloudkit import (
+from tensordb_core.errors import InvalidURI
+from tensordb_core.store.cloudkit import (
     MiB,
     layered,
     normalise_prefix,
@@ -33,8 +34,7 @@ from tensordb_core.cloudkit import (
     to_size,
     unknown_options,
 )
-from tensordb_core.errors import InvalidURI
-from tensordb_core.uri import StoreURI
+from tensordb_core.store.uri import StoreURI
 
 SCHEMES = ("gs", "gcs")
 #: GCS requires resumable-upload chunks to be multiples of 256 KiB.

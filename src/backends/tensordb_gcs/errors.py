@@ -9,7 +9,6 @@ light package ``__init__`` (for :class:`BucketNotFound`).
 
 from __future__ import annotations
 
-from tensordb_core.cloudkit import TRANSIENT_STATUS, BucketNotFound, subject
 from tensordb_core.errors import (
     BackendError,
     BackendUnavailable,
@@ -18,6 +17,7 @@ from tensordb_core.errors import (
     TensorDBError,
     TransientError,
 )
+from tensordb_core.store.cloudkit import TRANSIENT_STATUS, BucketNotFound, subject
 
 __all__ = ["TRANSIENT_STATUS", "BucketNotFound", "status_of", "translate", "unwrap"]
 

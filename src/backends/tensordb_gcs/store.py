@@ -1,4 +1,4 @@
-"""A :class:`~tensordb_core.protocols.BlobStore` on Google Cloud Storage (or an emulator speaking its JSON API).
+"""A :class:`~tensordb_core.store.protocols.BlobStore` on Google Cloud Storage (or an emulator speaking its JSON API).
 
 What it guarantees, and how:
 
@@ -10,7 +10,7 @@ What it guarantees, and how:
   costs one chunk, not the whole blob.
 * **Ranged reads** map ``[start, end)`` onto GCS's inclusive ``end``.
 * **Concurrent reads**: ``get_many`` runs single reads on
-  :func:`~tensordb_core.blobkit.ordered_concurrent_map` over one shared client
+  :func:`~tensordb_core.store.blobkit.ordered_concurrent_map` over one shared client
   whose HTTP connection pool is sized to ``max_workers`` (requests' default of
   10 would otherwise throttle and warn).
 * **Typed errors** (:mod:`tensordb_gcs.errors`); a 404 is told apart from a
@@ -32,10 +32,10 @@ from google.auth.transport.requests import AuthorizedSession
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from tensordb_core.blobkit import check_key, split_request
-from tensordb_core.cloudkit import CloudBlobStore, as_bytes, is_content_address
 from tensordb_core.errors import InvalidURI, TensorDBError
-from tensordb_core.uri import StoreURI, parse_uri
+from tensordb_core.store.blobkit import check_key, split_request
+from tensordb_core.store.cloudkit import CloudBlobStore, as_bytes, is_content_address
+from tensordb_core.store.uri import StoreURI, parse_uri
 
 from .config import GCSConfig
 from .errors import BucketNotFound, status_of, translate, unwrap
@@ -94,7 +94,7 @@ def _credentials_from_file(path: str) -> Any:
 
 
 class GCSBlobStore(CloudBlobStore):
-    """A :class:`~tensordb_core.protocols.BlobStore` over one GCS bucket and key prefix.
+    """A :class:`~tensordb_core.store.protocols.BlobStore` over one GCS bucket and key prefix.
 
     Build it with ``tensordb_core.open_blobs("gs://bucket/prefix?emulator_host=...", **options)``
     or directly as ``GCSBlobStore(uri, **options)``; options are described in

@@ -22,9 +22,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from tensordb_core.errors import IntegrityError, MissingDependency
-from tensordb_core.protocols import Document, Query, SortSpec
-from tensordb_core.query import check_window
-from tensordb_core.uri import StoreURI, parse_uri
+from tensordb_core.query.filters import check_window
+from tensordb_core.store.protocols import Document, Query, SortSpec
+from tensordb_core.store.uri import StoreURI, parse_uri
 
 from .clients import check_driver_uri, new_client
 from .common import (

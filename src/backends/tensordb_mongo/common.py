@@ -10,8 +10,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tensordb_core.errors import IntegrityError, InvalidDocument, InvalidQuery
-from tensordb_core.protocols import Document, Query, SortSpec, new_id
-from tensordb_core.query import check_document, validate_projection, validate_query, validate_sort, validate_update
+from tensordb_core.query.filters import (
+    check_document,
+    validate_projection,
+    validate_query,
+    validate_sort,
+    validate_update,
+)
+from tensordb_core.store.protocols import Document, Query, SortSpec, new_id
 
 #: The collection holding one ``{_id: <collection>, seq: <last allocated>}`` counter per collection.
 COUNTERS = "tensordb.counters"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tensordb_core.errors import InvalidURI
-from tensordb_core.uri import StoreURI
+from tensordb_core.store.uri import StoreURI
 
 SCHEMES = ("mongodb", "mongodb+srv")
 DEFAULT_DATABASE = "tensordb"
@@ -34,7 +34,7 @@ _INT_SETTINGS: dict[str, tuple[int | None, int, int]] = {
     "read_batch_size": (None, 1, 1_000_000),
     "chunk_size_bytes": (DEFAULT_CHUNK_SIZE, 1024, MAX_CHUNK_SIZE),
     "max_in_flight": (DEFAULT_MAX_IN_FLIGHT, 1, 256),
-    # Seconds a _seq range may stay allocated but uncommitted; followers lag by this much (tensordb_core.follow).
+    # Seconds a _seq range may stay allocated but uncommitted; followers lag by this much (tensordb_core.stream.follow).
     "tail_grace_s": (30, 0, 86_400),
 }
 _STR_SETTINGS: dict[str, str] = {"bucket": DEFAULT_BUCKET}

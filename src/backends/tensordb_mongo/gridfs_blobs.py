@@ -26,10 +26,10 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from tensordb_core.blobkit import check_key, content_key, ordered_concurrent_map, split_request
 from tensordb_core.errors import BackendError, BlobNotFound
-from tensordb_core.protocols import BlobRequest
-from tensordb_core.uri import StoreURI
+from tensordb_core.store.blobkit import check_key, content_key, ordered_concurrent_map, split_request
+from tensordb_core.store.protocols import BlobRequest
+from tensordb_core.store.uri import StoreURI
 
 from . import clients
 from .config import MongoConfig, parse_config
@@ -47,7 +47,7 @@ _REPLY_BYTES = 8 * 1024 * 1024
 
 
 class GridFSBlobStore:
-    """A :class:`~tensordb_core.protocols.BlobStore` on a GridFS bucket (default bucket name ``blobs``).
+    """A :class:`~tensordb_core.store.protocols.BlobStore` on a GridFS bucket (default bucket name ``blobs``).
 
     Settings (URI options or keyword arguments): ``bucket``, ``chunk_size_bytes``
     (default 1 MiB), ``max_in_flight`` (concurrent reads in ``get_many``, default 8).
@@ -56,7 +56,7 @@ class GridFSBlobStore:
     def __init__(self, uri: StoreURI | str, **options: Any) -> None:
         from gridfs import GridFSBucket
 
-        from tensordb_core.uri import parse_uri
+        from tensordb_core.store.uri import parse_uri
 
         self.uri: StoreURI = parse_uri(uri)
         self._config: MongoConfig = parse_config(self.uri, options)

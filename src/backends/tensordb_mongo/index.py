@@ -1,7 +1,7 @@
 """The MongoDB index store: one collection per kind, the portable query passed through.
 
 Why MongoDB is a natural index: TensorDB's query language *is* a MongoDB
-filter subset, so after :func:`tensordb_core.query.validate_query` has refused
+filter subset, so after :func:`tensordb_core.query.filters.validate_query` has refused
 anything outside it (server-side code above all), queries, sorts, projections
 and updates go to the server unchanged and use its indexes.
 
@@ -19,9 +19,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from tensordb_core.errors import IntegrityError
-from tensordb_core.protocols import Document, Query, SortSpec
-from tensordb_core.query import check_window
-from tensordb_core.uri import StoreURI, parse_uri
+from tensordb_core.query.filters import check_window
+from tensordb_core.store.protocols import Document, Query, SortSpec
+from tensordb_core.store.uri import StoreURI, parse_uri
 
 from . import clients
 from .common import (
@@ -79,7 +79,7 @@ class MongoCursor:
 
 
 class MongoIndexStore:
-    """A :class:`~tensordb_core.protocols.IndexStore` on a MongoDB database (standalone, replica set or Atlas).
+    """A :class:`~tensordb_core.store.protocols.IndexStore` on a MongoDB database (standalone, replica set or Atlas).
 
     Settings (URI options or keyword arguments): ``write_batch_size`` (documents
     per ``insert_many`` call, default 1000), ``read_batch_size`` (documents per
@@ -93,7 +93,7 @@ class MongoIndexStore:
         self.database: str = self._config.database
         self.write_batch_size: int = self._config.setting("write_batch_size")
         self.read_batch_size: int | None = self._config.setting("read_batch_size")
-        #: _seq is allocated before commit here, so followers re-read this many seconds (see tensordb_core.follow).
+        #: _seq is allocated before commit here, so followers re-read this many seconds (see tensordb_core.stream.follow).
         self.tail_grace_s: float = float(self._config.setting("tail_grace_s"))
         self._client: MongoClient | None = clients.acquire(self._config)
         self._db = self._client.get_database(self.database, codec_options=codec_options())

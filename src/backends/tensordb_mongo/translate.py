@@ -24,7 +24,7 @@ from tensordb_core.errors import (
     TensorDBError,
     TransientError,
 )
-from tensordb_core.uri import REDACTED, StoreURI
+from tensordb_core.store.uri import REDACTED, StoreURI
 
 #: Server codes meaning "who you are or what you may do": Unauthorized,
 #: AuthenticationFailed, Atlas's "bad auth" (8000), UserNotFound.

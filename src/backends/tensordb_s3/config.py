@@ -24,7 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from tensordb_core.cloudkit import (
+from tensordb_core.errors import InvalidURI
+from tensordb_core.store.cloudkit import (
     FALSE_WORDS,
     TRUE_WORDS,
     MiB,
@@ -35,8 +36,7 @@ from tensordb_core.cloudkit import (
     to_int,
     to_size,
 )
-from tensordb_core.errors import InvalidURI
-from tensordb_core.uri import StoreURI
+from tensordb_core.store.uri import StoreURI
 
 #: S3's smallest allowed multipart part (all but the last).
 MIN_PART_SIZE = 5 * MiB

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from tensordb_core.cloudkit import BucketNotFound, scrub_secrets
 from tensordb_core.errors import (
     BackendError,
     BackendUnavailable,
@@ -22,6 +21,7 @@ from tensordb_core.errors import (
     TensorDBError,
     TransientError,
 )
+from tensordb_core.store.cloudkit import BucketNotFound, scrub_secrets
 
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 BUCKET_MISSING_CODES = frozenset({"NoSuchBucket"})

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tensordb_core.hookspecs import hookimpl
-from tensordb_core.registry import SchemeInfo
-from tensordb_core.uri import StoreURI
+from tensordb_core.store.hookspecs import hookimpl
+from tensordb_core.store.registry import SchemeInfo
+from tensordb_core.store.uri import StoreURI
 
 SCHEME = "s3"
 

@@ -11,7 +11,7 @@ Why it looks like this:
   concurrently and committed by one ``CompleteMultipartUpload``, which carries
   the same condition; a failed upload is aborted so no parts linger.
 * **One client, many threads.**  botocore clients are thread-safe; ``get_many``
-  runs ranged GETs on a bounded pool (:func:`~tensordb_core.blobkit.ordered_concurrent_map`)
+  runs ranged GETs on a bounded pool (:func:`~tensordb_core.store.blobkit.ordered_concurrent_map`)
   over one client whose connection pool is at least as large as the pool.
   Throttling and 5xx are retried by botocore's adaptive mode before they surface
   as :class:`~tensordb_core.errors.TransientError`.
@@ -26,11 +26,11 @@ import time
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
-from tensordb_core.blobkit import check_key, ordered_concurrent_map, split_request
-from tensordb_core.cloudkit import CloudBlobStore, is_content_address
 from tensordb_core.errors import BackendError, BlobNotFound
-from tensordb_core.protocols import BlobRequest
-from tensordb_core.uri import StoreURI, parse_uri
+from tensordb_core.store.blobkit import check_key, ordered_concurrent_map, split_request
+from tensordb_core.store.cloudkit import CloudBlobStore, is_content_address
+from tensordb_core.store.protocols import BlobRequest
+from tensordb_core.store.uri import StoreURI, parse_uri
 
 from .client import build_client
 from .config import MAX_PARTS, S3Config
@@ -42,7 +42,7 @@ _CONFLICT_RETRIES = 4
 
 
 class S3BlobStore(CloudBlobStore):
-    """A :class:`~tensordb_core.protocols.BlobStore` over one S3 bucket and key prefix.
+    """A :class:`~tensordb_core.store.protocols.BlobStore` over one S3 bucket and key prefix.
 
     Build it with ``tensordb_core.open_blobs("s3://bucket/prefix?endpoint_url=...", **options)``
     or directly as ``S3BlobStore(uri, **options)``; options are described in

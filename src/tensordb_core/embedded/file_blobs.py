@@ -16,7 +16,7 @@ Layout (public: other tools may read it)
 
 Because a path cannot be both a file and a directory, ``a/b`` and ``a/b/c``
 cannot both be keys here: the second ``put`` raises
-:class:`~tensordb_core.blobkit.InvalidBlobKey` and the first stays intact
+:class:`~tensordb_core.store.blobkit.InvalidBlobKey` and the first stays intact
 (the conformance suite's ``allows_key_as_prefix = False``).
 
 Durability (``fsync``, on by default)
@@ -43,10 +43,10 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import NoReturn
 
-from ..blobkit import InvalidBlobKey, check_key, ordered_concurrent_map, split_request
-from ..errors import BackendError, BlobNotFound, InvalidURI, PermissionDenied, TensorDBError
-from ..protocols import BlobRequest
-from ..uri import StoreURI
+from tensordb_core.errors import BackendError, BlobNotFound, InvalidURI, PermissionDenied, TensorDBError
+from tensordb_core.store.blobkit import InvalidBlobKey, check_key, ordered_concurrent_map, split_request
+from tensordb_core.store.protocols import BlobRequest
+from tensordb_core.store.uri import StoreURI
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _FANOUT_DIR = re.compile(r"@[0-9a-f]{2}")
@@ -67,7 +67,7 @@ def _flag(value: bool | str | None, default: bool) -> bool:
 
 
 class FileBlobStore:
-    """Blobs as files under ``root``; satisfies :class:`~tensordb_core.protocols.BlobStore`.
+    """Blobs as files under ``root``; satisfies :class:`~tensordb_core.store.protocols.BlobStore`.
 
     Options (keyword arguments, else the URI's query options of the same name):
 

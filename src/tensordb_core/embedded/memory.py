@@ -2,7 +2,7 @@
 
 Why it exists: unit tests of the layers above (collections, stream, jobs)
 need an index store that costs nothing to build and behaves exactly like the
-portable contract; this one *is* the reference (:func:`tensordb_core.query.matches`),
+portable contract; this one *is* the reference (:func:`tensordb_core.query.filters.matches`),
 so it is also the baseline the conformance suite is read against.
 
 Sharing: ``MemoryIndexStore.named("lab")`` (``memory://lab``) returns the same
@@ -21,10 +21,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
-from ..errors import IntegrityError, InvalidQuery
-from ..jsonvalues import MISSING, check_document, copy_value, value_key
-from ..protocols import Document, new_id
-from ..query import (
+from tensordb_core.errors import IntegrityError, InvalidQuery
+from tensordb_core.query.filters import (
     check_collection,
     check_window,
     compile_projection,
@@ -34,7 +32,9 @@ from ..query import (
     sort_key,
     validate_sort,
 )
-from ..uri import StoreURI
+from tensordb_core.query.values import MISSING, check_document, copy_value, value_key
+from tensordb_core.store.protocols import Document, new_id
+from tensordb_core.store.uri import StoreURI
 
 
 @dataclass

@@ -11,16 +11,16 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import ClassVar
 
-from ..blobkit import check_key, split_request
-from ..errors import BlobNotFound
-from ..protocols import BlobRequest
-from ..uri import StoreURI
+from tensordb_core.errors import BlobNotFound
+from tensordb_core.store.blobkit import check_key, split_request
+from tensordb_core.store.protocols import BlobRequest
+from tensordb_core.store.uri import StoreURI
 
 
 class MemoryBlobStore:
     """Blobs in a dict guarded by a lock; every stored value is an immutable ``bytes`` copy.
 
-    Satisfies :class:`~tensordb_core.protocols.BlobStore` and passes the
+    Satisfies :class:`~tensordb_core.store.protocols.BlobStore` and passes the
     conformance suite.  Values are replaced whole under the lock, so a reader
     never sees a partial blob.  Nothing survives the process.
     """

@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..hookspecs import hookimpl
-from ..registry import SchemeInfo
-from ..uri import StoreURI
+from tensordb_core.store.hookspecs import hookimpl
+from tensordb_core.store.registry import SchemeInfo
+from tensordb_core.store.uri import StoreURI
 
 INDEX_FILE = "index.sqlite"
 BLOB_DIR = "blobs"
@@ -33,16 +33,16 @@ def tensordb_schemes() -> list[SchemeInfo]:
 @hookimpl
 def tensordb_open_index(uri: StoreURI, options: dict[str, Any]) -> Any:
     if uri.scheme == "file":
-        from .sqlite_index import SQLiteIndexStore
+        from tensordb_core.embedded.sqlite_index import SQLiteIndexStore
 
         os.makedirs(uri.path, exist_ok=True)
         return SQLiteIndexStore(os.path.join(uri.path, INDEX_FILE), uri=uri, **options)
     if uri.scheme == "sqlite":
-        from .sqlite_index import SQLiteIndexStore
+        from tensordb_core.embedded.sqlite_index import SQLiteIndexStore
 
         return SQLiteIndexStore(_sqlite_path(uri), uri=uri, **options)
     if uri.scheme == "memory":
-        from .memory import MemoryIndexStore
+        from tensordb_core.embedded.memory import MemoryIndexStore
 
         return MemoryIndexStore.named(_memory_name(uri), uri=uri)
     return None
@@ -51,11 +51,11 @@ def tensordb_open_index(uri: StoreURI, options: dict[str, Any]) -> Any:
 @hookimpl
 def tensordb_open_blobs(uri: StoreURI, options: dict[str, Any]) -> Any:
     if uri.scheme == "file":
-        from .file_blobs import FileBlobStore
+        from tensordb_core.embedded.file_blobs import FileBlobStore
 
         return FileBlobStore(os.path.join(uri.path, BLOB_DIR), uri=uri, **options)
     if uri.scheme == "memory":
-        from .memory_blobs import MemoryBlobStore
+        from tensordb_core.embedded.memory_blobs import MemoryBlobStore
 
         return MemoryBlobStore.named(_memory_name(uri), uri=uri)
     return None
@@ -77,7 +77,7 @@ def _sqlite_path(uri: StoreURI) -> str:
     if uri.host:
         path = os.path.join(uri.host, path)
     if not path:
-        from ..errors import InvalidURI
+        from tensordb_core.errors import InvalidURI
 
         raise InvalidURI("sqlite URI without a file: write sqlite:///relative.db or sqlite:////abs/path.db")
     return os.path.abspath(os.path.expanduser(path))

@@ -5,7 +5,7 @@ arrays of subdocuments, null versus missing, type brackets) have no faithful
 SQL spelling, and a second implementation of them in SQL would drift from the
 reference.  So every condition built here is a *superset* of the documents
 the query matches — cheap, index-friendly tests on ``json_extract`` /
-``json_type`` / ``json_each`` — and :func:`tensordb_core.query.matches`
+``json_type`` / ``json_each`` — and :func:`tensordb_core.query.filters.matches`
 decides on each candidate.  Wherever a condition could wrongly exclude a match
 (negations, null, a path through an array) it widens to ``1`` (true).
 

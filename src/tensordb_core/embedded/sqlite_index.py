@@ -8,11 +8,11 @@ deletes), ``id`` its ``_id`` and ``doc`` the JSON of its other fields.
 
 Queries: "SQL narrows, the reference evaluator decides".
 :mod:`.sql_filter` turns the portable query into a JSON1 condition that keeps
-every possible match, and :func:`tensordb_core.query.matches` decides on each
+every possible match, and :func:`tensordb_core.query.filters.matches` decides on each
 candidate, so results are exactly MongoDB's.  Sorting is done in SQL (MongoDB's
 type brackets, then values, then ``seq``) unless some candidate holds an object
 or array in a sort field, in which case the matches are sorted in Python with
-:func:`tensordb_core.query.sort_key`.  Skip and limit count exact matches.
+:func:`tensordb_core.query.filters.sort_key`.  Skip and limit count exact matches.
 A cursor is lazy: it runs one statement on a pooled read connection of its
 own and fetches ``batch_size`` rows at a time, so it reads one consistent
 snapshot (WAL) however long it lives, costs one query plan however many pages
@@ -50,8 +50,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Self
 
-from .. import jsontext
-from ..errors import (
+from tensordb_core.embedded import sql_filter as sf
+from tensordb_core.errors import (
     BackendError,
     BackendUnavailable,
     IntegrityError,
@@ -61,9 +61,8 @@ from ..errors import (
     PermissionDenied,
     TransientError,
 )
-from ..jsonvalues import check_document
-from ..protocols import Document, new_id
-from ..query import (
+from tensordb_core.format import jsontext
+from tensordb_core.query.filters import (
     check_collection,
     check_window,
     compile_projection,
@@ -73,8 +72,9 @@ from ..query import (
     validate_query,
     validate_sort,
 )
-from ..uri import StoreURI
-from . import sql_filter as sf
+from tensordb_core.query.values import check_document
+from tensordb_core.store.protocols import Document, new_id
+from tensordb_core.store.uri import StoreURI
 
 DEFAULT_PAGE = 256
 

@@ -7,8 +7,8 @@ provides one fixture that builds a fresh store (see each suite's docstring):
 and queries the index suite uses, for backends that want more of them.
 """
 
-from .blob_suite import BlobStoreSuite
-from .index_suite import IndexStoreSuite
-from .querygen import QueryGen
+from tensordb_core.testing.blob_suite import BlobStoreSuite
+from tensordb_core.testing.index_suite import IndexStoreSuite
+from tensordb_core.testing.querygen import QueryGen
 
 __all__ = ["BlobStoreSuite", "IndexStoreSuite", "QueryGen"]

@@ -1,4 +1,4 @@
-"""The blob-store conformance suite: the definition of done for every :class:`~tensordb_core.protocols.BlobStore`.
+"""The blob-store conformance suite: the definition of done for every :class:`~tensordb_core.store.protocols.BlobStore`.
 
 A backend (ours or a third party's) runs it by subclassing and providing a
 function-scoped ``blob_store`` fixture that yields a fresh, *empty* store::
@@ -16,14 +16,14 @@ function-scoped ``blob_store`` fixture that yields a fresh, *empty* store::
 
 Semantics the suite pins down (the protocol's docstrings leave them open)
 --------------------------------------------------------------------------
-* **Keys** are checked with :func:`tensordb_core.blobkit.check_key` before the
-  store is touched: an invalid key raises :class:`~tensordb_core.blobkit.InvalidBlobKey`
+* **Keys** are checked with :func:`tensordb_core.store.blobkit.check_key` before the
+  store is touched: an invalid key raises :class:`~tensordb_core.store.blobkit.InvalidBlobKey`
   (an :class:`~tensordb_core.errors.InvalidQuery`) from every method taking a key.
 * **Ranges** follow Python slicing for ``0 <= start <= end``: ``get(k, s, e)``
   returns ``data[s:e]``, so an ``end`` past the size is clamped and a ``start``
   at or past the size gives ``b""`` (unlike HTTP, where that is a 416).
   A negative ``start`` or ``end < start`` raises ``InvalidQuery``
-  (:func:`~tensordb_core.blobkit.split_request` does both).
+  (:func:`~tensordb_core.store.blobkit.split_request` does both).
 * A **missing key** raises :class:`~tensordb_core.errors.BlobNotFound` from
   ``get`` (whatever the range, empty ones included), ``size`` and, when its turn
   comes, ``get_many``.
@@ -51,10 +51,10 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from ..blobkit import InvalidBlobKey, content_key
-from ..errors import BlobNotFound, InvalidQuery, NotFound
-from ..protocols import BlobStore
-from ..uri import StoreURI
+from tensordb_core.errors import BlobNotFound, InvalidQuery, NotFound
+from tensordb_core.store.blobkit import InvalidBlobKey, content_key
+from tensordb_core.store.protocols import BlobStore
+from tensordb_core.store.uri import StoreURI
 
 MiB = 2**20
 

@@ -9,7 +9,7 @@ Use it by subclassing and providing one function-scoped fixture::
             yield store
             store.close()
 
-Why it checks against :func:`tensordb_core.query.matches`: the portable query
+Why it checks against :func:`tensordb_core.query.filters.matches`: the portable query
 language is defined as MongoDB's semantics, and the reference evaluator is its
 executable statement (verified against MongoDB's own ``null_query_semantics``
 tests).  Hundreds of seeded random queries over mixed-type documents compare
@@ -30,16 +30,16 @@ from typing import Any, ClassVar
 
 import pytest
 
-from ..errors import IntegrityError, InvalidDocument, InvalidQuery
-from ..protocols import IndexStore
-from ..query import matches, sort_key
-from .querygen import QueryGen
+from tensordb_core.errors import IntegrityError, InvalidDocument, InvalidQuery
+from tensordb_core.query.filters import matches, sort_key
+from tensordb_core.store.protocols import IndexStore
+from tensordb_core.testing.querygen import QueryGen
 
 C = "things"
 
 
 class IndexStoreSuite:
-    """Conformance tests every :class:`~tensordb_core.protocols.IndexStore` must pass."""
+    """Conformance tests every :class:`~tensordb_core.store.protocols.IndexStore` must pass."""
 
     #: ``insert_many`` is all-or-nothing.  MongoDB without transactions keeps the
     #: documents written before a duplicate ``_id``; such a backend sets False and

@@ -8,7 +8,7 @@ import pytest
 
 from tensordb_azure.config import DEV_KEY, AzureConfig, connection_string_settings, parse_connection_string
 from tensordb_core.errors import InvalidURI
-from tensordb_core.uri import parse_uri
+from tensordb_core.store.uri import parse_uri
 
 KEY = "c2VjcmV0LWtleS12YWx1ZS0xMjM0NTY3ODkw" + "=="
 OTHER_KEY = "b3RoZXIta2V5LXZhbHVlLTk4NzY1NDMyMTA=" + "="

@@ -8,7 +8,7 @@ import pytest
 from azurekit import SMALL_UPLOADS
 
 import tensordb_core as tdb
-from tensordb_core.protocols import BlobStore
+from tensordb_core.store.protocols import BlobStore
 from tensordb_core.testing.blob_suite import BlobStoreSuite
 
 pytestmark = pytest.mark.azure

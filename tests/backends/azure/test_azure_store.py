@@ -24,7 +24,6 @@ from serverkit import dead_port, exception_texts
 from tensordb_azure import ContainerNotFound
 from tensordb_azure.errors import SasLogScrubber, scrub, translate
 from tensordb_azure.store import AzureBlobStore
-from tensordb_core.blobkit import content_key
 from tensordb_core.errors import (
     BackendError,
     BackendUnavailable,
@@ -34,6 +33,7 @@ from tensordb_core.errors import (
     PermissionDenied,
     TransientError,
 )
+from tensordb_core.store.blobkit import content_key
 from tensordb_core.testing.blob_suite import payload
 
 pytestmark = pytest.mark.azure

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from azurekit import ACCOUNT_KEY
+
 from warehouse_checks import check_warehouse_and_stream, run_cli_demo
 
 

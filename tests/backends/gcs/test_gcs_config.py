@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tensordb_core.errors import InvalidURI
-from tensordb_core.uri import parse_uri
+from tensordb_core.store.uri import parse_uri
 from tensordb_gcs.config import DEFAULTS, GCSConfig
 
 

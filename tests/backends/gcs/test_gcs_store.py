@@ -23,7 +23,6 @@ from google.cloud import storage
 
 import tensordb_core as tdb
 from serverkit import dead_port, exception_texts
-from tensordb_core.blobkit import content_key
 from tensordb_core.errors import (
     BackendError,
     BackendUnavailable,
@@ -33,6 +32,7 @@ from tensordb_core.errors import (
     PermissionDenied,
     TransientError,
 )
+from tensordb_core.store.blobkit import content_key
 from tensordb_core.testing.blob_suite import payload
 from tensordb_gcs import BucketNotFound
 from tensordb_gcs.config import GCSConfig

@@ -14,8 +14,8 @@ from urllib.parse import quote
 import pytest
 
 from conftest import AUTH_DB, AUTH_OPTIONS, AUTH_PASSWORD, AUTH_USER
-from tensordb_core import registry
 from tensordb_core.errors import PermissionDenied
+from tensordb_core.store import registry
 from tensordb_mongo import GridFSBlobStore, MongoIndexStore
 
 pytestmark = pytest.mark.mongo

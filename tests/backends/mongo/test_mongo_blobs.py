@@ -12,8 +12,8 @@ import threading
 import gridfs
 import pytest
 
-from tensordb_core.blobkit import content_key
 from tensordb_core.errors import BackendError, BackendUnavailable, BlobNotFound
+from tensordb_core.store.blobkit import content_key
 from tensordb_core.testing import BlobStoreSuite
 from tensordb_core.testing.blob_suite import payload
 from tensordb_mongo import GridFSBlobStore

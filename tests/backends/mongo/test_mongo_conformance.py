@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tensordb_core.query import matches, sort_key, validate_query
+from tensordb_core.query.filters import matches, sort_key, validate_query
 from tensordb_core.testing.index_suite import C, IndexStoreSuite
 from tensordb_core.testing.querygen import QueryGen
 from tensordb_mongo import MongoIndexStore

@@ -7,9 +7,9 @@ import traceback
 import pytest
 
 from serverkit import free_port
-from tensordb_core import registry
 from tensordb_core.errors import BackendUnavailable, InvalidURI
-from tensordb_core.uri import parse_uri
+from tensordb_core.store import registry
+from tensordb_core.store.uri import parse_uri
 from tensordb_mongo import GridFSBlobStore, MongoIndexStore, clients
 from tensordb_mongo.aio import AsyncIndexStore
 from tensordb_mongo.config import DEFAULT_CHUNK_SIZE, DEFAULT_DATABASE, DEFAULT_WRITE_BATCH, parse_config

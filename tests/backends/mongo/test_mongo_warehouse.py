@@ -12,8 +12,8 @@ import pytest
 
 import tensordb_core as tdb
 from conftest import AUTH_PASSWORD, AUTH_USER, TEST_WRITE_BATCH
+from tensordb_core.store.retrying import unwrap
 from tensordb_mongo import GridFSBlobStore, MongoIndexStore
-from tensordb_core.retrying import unwrap
 
 pytestmark = pytest.mark.mongo
 
@@ -60,7 +60,7 @@ def test_seed_constructor_on_an_authenticating_server(mongo_auth_server):
 def test_racing_evaluators_claim_each_parameter_set_once_on_mongo(mongo_uri):
     import threading
 
-    from tensordb_core.scoring import CLAIMED_ELSEWHERE, SCORED, ScoringClaims, claim_of
+    from tensordb_core.loop.scoring import CLAIMED_ELSEWHERE, SCORED, ScoringClaims, claim_of
 
     with tdb.connect(mongo_uri, study="s") as db:
         ids = [db.save_parameters([np.full(2, i)]) for i in range(12)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tensordb_core.errors import InvalidURI
-from tensordb_core.uri import parse_uri
+from tensordb_core.store.uri import parse_uri
 from tensordb_s3.config import MiB, S3Config
 
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 import tensordb_core as tdb
-from tensordb_core.protocols import BlobStore
+from tensordb_core.store.protocols import BlobStore
 from tensordb_core.testing.blob_suite import BlobStoreSuite
 
 pytestmark = pytest.mark.s3

@@ -11,8 +11,8 @@ import pytest
 from s3kit import REGION, admin_client
 
 import tensordb_core as tdb
-from tensordb_core.blobkit import content_key
 from tensordb_core.errors import BackendUnavailable, BlobNotFound
+from tensordb_core.store.blobkit import content_key
 from tensordb_s3 import BucketNotFound
 from tensordb_s3.config import MiB
 from tensordb_s3.store import S3BlobStore, is_content_address

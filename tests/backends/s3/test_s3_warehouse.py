@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from s3kit import OPEN_CREDENTIALS
+
 from warehouse_checks import check_warehouse_and_stream, run_cli_demo
 
 

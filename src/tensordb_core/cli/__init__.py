@@ -1,0 +1,1 @@
+"""The ``tensordb`` command and the programs behind its subcommands."""

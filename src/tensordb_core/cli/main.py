@@ -1,0 +1,303 @@
+"""The ``tensordb`` command: demo, plugins, find, logs, jobs, check, gc, worker, compare, copy, status.
+
+Every command takes ``--uri`` (default ``$TENSORDB_URI`` or ``./warehouse``),
+``--blobs`` and ``--study``; URIs are printed redacted, errors are one line
+naming what to fix (exit status 2), never a traceback for a ``TensorDBError``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from tensordb_core.cli.tables import align
+from tensordb_core.errors import InvalidQuery, TensorDBError
+from tensordb_core.store.registry import list_schemes
+from tensordb_core.store.uri import redact
+
+
+def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        if isinstance(v, (dict, list)):
+            return json.dumps(v, separators=(",", ":"))[:60]
+        return "-" if v is None else str(v)
+
+    return align(columns, [[cell(r.get(c)) for c in columns] for r in rows])
+
+
+def _flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in doc.items():
+        if isinstance(v, dict) and k in ("metrics",):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def _query(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidQuery(f"the query must be JSON, e.g. '{{\"split\": \"train\"}}': {exc}") from exc
+    if not isinstance(value, dict):
+        raise InvalidQuery("the query must be a JSON object")
+    return value
+
+
+def _connect(args: argparse.Namespace):
+    from tensordb_core.warehouse.handle import connect
+
+    return connect(args.uri, args.study, blobs=args.blobs)
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    rows = [{"scheme": s.scheme, "index": "yes" if s.index else "", "blobs": "yes" if s.blobs else "",
+             "plugin": s.source, "install": s.install_hint, "description": s.description} for s in list_schemes()]
+    print(_table(rows, ["scheme", "index", "blobs", "plugin", "description"]))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tensordb_core.cli.demo import run_demo
+
+    result = run_demo(args.uri_pos or args.uri or "./tensordb-demo", args.blobs, workers=args.workers,
+                      epochs=args.epochs)
+    return 0 if result["best_test_acc"] is not None else 1
+
+
+def cmd_find(args: argparse.Namespace) -> int:
+    from tensordb_core.warehouse.handle import connect
+
+    with connect(args.uri, args.study, blobs=args.blobs) as db:
+        scope_db = db.all_studies() if args.all_studies else db
+        docs = list(scope_db.index.find(args.collection, scope_db.scope.query(_query(args.query)),
+                                        limit=args.limit, sort=[("_seq", -1)] if args.newest else None))
+        rows = [_flatten({k: v for k, v in d.items() if k not in ("_x", "_y", "_blob")}) for d in docs]
+        columns = sorted({c for r in rows for c in r}, key=lambda c: (c.startswith("_") and c != "_id", c))
+        print(_table(rows, columns[:12]) if rows else "no documents match")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    with _connect(args) as db:
+        docs = db.find_logs(args.kind, _query(args.query), limit=args.limit)
+        print(_table([_flatten(d) for d in docs], ["kind", "step", "run", *sorted(
+            {k for d in docs for k in _flatten(d) if k.startswith("metrics.")})]) if docs else "no logs")
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    with _connect(args) as db:
+        docs = db.find_jobs(_query(args.query), limit=args.limit)
+        rows = [{**d, "errors": len(d.get("errors") or []), "result": d.get("result")} for d in docs]
+        print(_table(rows, ["_id", "status", "attempts", "worker", "spec", "result", "errors"]) if rows else "no jobs")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from tensordb_core.warehouse.maintenance import check
+
+    with _connect(args) as db:
+        report = check(db.index, db.blobs, verify=not args.no_verify, grace_s=args.grace)
+    print(f"documents referencing blobs: {report.documents}; blobs stored: {report.blobs}")
+    for collection, doc_id, key in report.dangling:
+        print(f"DANGLING  {collection} {doc_id} -> missing blob {key}")
+    for key in report.corrupted:
+        print(f"CORRUPTED {key} (bytes do not match the content address)")
+    print(f"orphan blobs (no document references them): {len(report.orphans)}"
+          + ("  — run `tensordb gc` to remove them" if report.orphans else ""))
+    if report.pending:
+        print(f"blobs of writes still in progress: {len(report.pending)}")
+    print("OK" if report.ok else "PROBLEMS FOUND")
+    return 0 if report.ok else 1
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from tensordb_core.warehouse.maintenance import gc
+
+    with _connect(args) as db:
+        doomed = gc(db.index, db.blobs, grace_s=args.grace, dry_run=args.dry_run)
+    print(f"{'would delete' if args.dry_run else 'deleted'} {len(doomed)} orphan blob(s)")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from tensordb_core.loop.roles import BuildPolicy
+    from tensordb_core.loop.worker import WorkerOptions, run_worker
+
+    opts = WorkerOptions(
+        poll_s=args.poll, heartbeat_s=args.heartbeat, name=args.name,
+        policy=BuildPolicy(allow_import=args.allow_import, trusted=args.trusted),
+        progress=lambda m: print(f"[{args.role}] {m}", flush=True),
+        job_query=_query(args.jobs), lease_s=args.lease, until_idle=args.until_idle,
+        test_query=_query(args.test_query) or {"split": "test"}, prefix=args.prefix, score_lease_s=args.score_lease,
+        metric=args.metric, mode=args.mode, min_improvement=args.min_improvement,
+        http_port=args.http_port, http_host=args.http_host, probe_query=_query(args.probe_query))
+    with _connect(args) as db:
+        print(f"[{args.role}] {db!r}", flush=True)
+        handled = run_worker(db, args.role, opts)
+    print(f"[{args.role}] stopped cleanly ({handled} handled)", flush=True)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from tensordb_core.cli.compare import compare_runs, format_rows, plot_runs
+
+    with _connect(args) as db:
+        metric, rows = compare_runs(db, metric=args.metric, mode=args.mode)
+        print(format_rows(metric, rows))
+        if args.plot:
+            plot_runs(db, args.plot, metric=metric, mode=args.mode)
+            print(f"learning curves of {len(rows)} run(s) written to {args.plot}")
+    return 0
+
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    from tensordb_core.warehouse.copying import copy_warehouse
+
+    report = copy_warehouse(args.src, args.dst, study=None if args.all_studies else args.study,
+                            src_blobs=args.src_blobs, dst_blobs=args.dst_blobs, verify=not args.no_verify,
+                            page=args.page, progress=(lambda m: print(m, flush=True)) if args.verbose else None)
+    print(report.summary())
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from tensordb_core.cli.status import format_status, study_status
+
+    with _connect(args) as db:
+        status = study_status(db, metric=args.metric, mode=args.mode)
+    print(json.dumps(status, indent=1, default=str) if args.json else format_status(status))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tensordb", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--uri", default=os.environ.get("TENSORDB_URI"),
+                       help="warehouse URI or directory (default $TENSORDB_URI or ./warehouse)")
+        p.add_argument("--blobs", default=os.environ.get("TENSORDB_BLOBS"), help="blob store URI (optional)")
+        p.add_argument("--study", default=os.environ.get("TENSORDB_STUDY", "digits-mlp"))
+
+    p = sub.add_parser("plugins", help="list installed backend schemes and the plugins serving them")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("demo", help="run the whole lifecycle on scikit-learn's digits")
+    common(p)
+    p.add_argument("uri_pos", nargs="?", metavar="URI", help="warehouse (default ./tensordb-demo)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=12)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("find", help="list documents matching a JSON query")
+    common(p)
+    p.add_argument("query", nargs="?", help='JSON query, e.g. \'{"split": "train"}\'')
+    p.add_argument("--collection", default="data", choices=["data", "models", "params", "jobs", "logs"])
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--newest", action="store_true", help="newest first")
+    p.add_argument("--all-studies", action="store_true", help="search every study (read-only)")
+    p.set_defaults(func=cmd_find)
+
+    p = sub.add_parser("logs", help="show train/valid/test logs")
+    common(p)
+    p.add_argument("kind", nargs="?", choices=["train", "valid", "test"])
+    p.add_argument("--query")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_logs)
+
+    p = sub.add_parser("jobs", help="show the job queue")
+    common(p)
+    p.add_argument("query", nargs="?")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_jobs)
+
+    p = sub.add_parser("check", help="find dangling references, orphan and corrupted blobs (whole warehouse)")
+    common(p)
+    p.add_argument("--no-verify", action="store_true", help="skip re-hashing every referenced blob")
+    p.add_argument("--grace", type=float, default=3600.0, help="seconds a write intent protects its blob")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("gc", help="delete orphan blobs (never one a document or a running writer references)")
+    common(p)
+    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--grace", type=float, default=3600.0, help="seconds a write intent protects its blob")
+    p.set_defaults(func=cmd_gc)
+
+    p = sub.add_parser("worker", help="run a trainer, evaluator or deployer until SIGTERM")
+    common(p)
+    p.add_argument("--role", required=True, choices=["trainer", "evaluator", "deployer"])
+    p.add_argument("--name", help="worker name shown in jobs and status (default role@host:pid)")
+    p.add_argument("--poll", type=float, default=1.0, help="seconds between polls when idle")
+    p.add_argument("--heartbeat", type=float, default=5.0, help="seconds between worker heartbeats")
+    p.add_argument("--allow-import", action="store_true",
+                   help="let architectures name builders as 'package.module:function' (imports that module)")
+    p.add_argument("--trusted", action="store_true",
+                   help="execute architectures stored as Python code (only for code you wrote or reviewed)")
+    p.add_argument("--jobs", help="trainer: extra JSON query on the jobs it takes")
+    p.add_argument("--lease", type=float, default=120.0, help="trainer: job lease in seconds")
+    p.add_argument("--until-idle", action="store_true", help="trainer: exit when no job is queued")
+    p.add_argument("--test-query", help='evaluator: held-out data (default \'{"split": "test"}\')')
+    p.add_argument("--prefix", default="test", help="evaluator: metric name prefix (test -> test_acc)")
+    p.add_argument("--score-lease", type=float, default=600.0,
+                   help="evaluator: seconds another evaluator waits before taking over a claim whose holder died")
+    p.add_argument("--metric", default="test_acc", help="deployer: metric that picks the best model")
+    p.add_argument("--mode", choices=["max", "min"], default="max")
+    p.add_argument("--min-improvement", type=float, default=0.0, help="deployer: swap only when this much better")
+    p.add_argument("--http-port", type=int, help="deployer: serve POST /predict on this port (0: any free port)")
+    p.add_argument("--http-host", default="127.0.0.1")
+    p.add_argument("--probe-query", help="deployer: data a new model must predict before it is served "
+                   "(default: any sample of the study)")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("compare", help="compare the runs of a study (table, and learning curves with --plot)")
+    common(p)
+    p.add_argument("--metric", default="valid_acc", help="ranking metric ('acc' matches valid_acc, test_acc)")
+    p.add_argument("--mode", choices=["max", "min"], default="max")
+    p.add_argument("--plot", metavar="OUT.png", help="write every run's learning curves (needs tensordb[plot])")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("copy", help="copy a study (documents and blobs) between any two backends")
+    p.add_argument("src", metavar="SRC_URI")
+    p.add_argument("dst", metavar="DST_URI")
+    p.add_argument("--study", default=os.environ.get("TENSORDB_STUDY"), help="the study (default: every study)")
+    p.add_argument("--all-studies", action="store_true", help="copy every study even if TENSORDB_STUDY is set")
+    p.add_argument("--src-blobs", help="source blob store URI (default: the source's own)")
+    p.add_argument("--dst-blobs", help="destination blob store URI (default: the destination's own)")
+    p.add_argument("--no-verify", action="store_true", help="do not read blobs back from the destination")
+    p.add_argument("--page", type=int, default=200, help="documents per batch")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_copy)
+
+    p = sub.add_parser("status", help="a study at a glance: counts, queue, workers, best and deployed model")
+    common(p)
+    p.add_argument("--metric", default="test_acc")
+    p.add_argument("--mode", choices=["max", "min"], default="max")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except TensorDBError as exc:
+        print(f"tensordb: error: {redact(str(exc)) if '://' in str(exc) else exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

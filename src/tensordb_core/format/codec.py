@@ -1,0 +1,234 @@
+"""numpy arrays ↔ bytes: a tiny public format with lz4 frames and no pickle.
+
+Three layouts, all specified in docs/FORMAT.md so other tools can read them:
+
+* **segment** — one array's payload: an lz4 frame (``codec="lz4"``) or the raw
+  C-order bytes (``codec="none"``).  Its dtype/shape/codec/crc32 live in the
+  index document, so samples inside a chunk carry no per-sample header.
+* **array blob** — ``b"TDBA"`` + u32 header length + JSON header + segment.
+* **archive** — ``b"TDBP"`` + u32 header length + JSON header listing named
+  segments + the segments: model parameters in one blob.
+
+Why not ``np.save``/pickle: a crafted blob must never execute code, and the
+header must be readable from any language.  Only plain numeric, bool and
+fixed-width string dtypes are accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import lz4.frame
+import numpy as np
+
+from tensordb_core.errors import CodecError, IntegrityError
+from tensordb_core.format.checksums import crc32
+
+ARRAY_MAGIC = b"TDBA"
+ARCHIVE_MAGIC = b"TDBP"
+CODECS = ("lz4", "none")
+#: Store raw when lz4 saves less than this fraction (incompressible data decodes faster raw).
+AUTO_MIN_SAVING = 0.1
+#: Refuse to materialise anything declared larger than this (a crafted header must not exhaust memory).
+MAX_ARRAY_BYTES = 1 << 36
+_DTYPE_RE = re.compile(r"^[<>|=]?(?:[biufc]\d{1,2}|b1|\?|[SU]\d{1,6}|[Mm]8(?:\[[A-Za-z0-9]+\])?)$")
+_LEN = struct.Struct("<I")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Where one encoded array sits and how to decode it (mirrors the index document's ``_blob``)."""
+
+    offset: int
+    length: int
+    codec: str
+    dtype: str
+    shape: tuple[int, ...]
+    crc32: int
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"offset": self.offset, "length": self.length, "codec": self.codec, "dtype": self.dtype,
+                "shape": list(self.shape), "crc32": self.crc32}
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Segment:
+        try:
+            return cls(int(doc["offset"]), int(doc["length"]), str(doc["codec"]), str(doc["dtype"]),
+                       tuple(int(x) for x in doc["shape"]), int(doc["crc32"]))
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise CodecError(f"malformed segment description {doc!r}: {exc}") from exc
+
+
+def check_array(array: Any) -> np.ndarray:
+    """Return ``array`` as an ndarray of a storable dtype and size, or raise :class:`CodecError`."""
+    try:
+        arr = np.asarray(array)
+    except (TypeError, ValueError) as exc:  # ragged nesting, unconvertible objects
+        raise CodecError(f"cannot be stored as an array: {exc}") from exc
+    if arr.dtype.hasobject or arr.dtype.fields is not None or not _DTYPE_RE.match(arr.dtype.str):
+        raise CodecError(
+            f"dtype {arr.dtype} cannot be stored: use a numeric, bool or fixed-width string dtype (no objects)"
+        )
+    if arr.nbytes > MAX_ARRAY_BYTES:  # e.g. a broadcast view declaring terabytes it does not hold
+        raise CodecError(f"array of {arr.nbytes} bytes exceeds the {MAX_ARRAY_BYTES}-byte limit of one stored array")
+    return arr
+
+
+def dtype_from_str(text: str) -> np.dtype:
+    """Parse a stored dtype string, refusing anything but plain storable dtypes."""
+    if not isinstance(text, str) or not _DTYPE_RE.match(text):
+        raise CodecError(f"unsupported or malformed dtype {text!r} in stored header")
+    try:  # the pattern admits spellings numpy rejects, such as '<i0', '<f3' or '<M8[zz]'
+        dtype = np.dtype(text)
+    except (TypeError, ValueError) as exc:
+        raise CodecError(f"unsupported or malformed dtype {text!r} in stored header: {exc}") from exc
+    if dtype.itemsize == 0:  # '|S0' would make every element zero bytes and the shape unverifiable
+        raise CodecError(f"dtype {text!r} in stored header has no width")
+    return dtype
+
+
+def expected_nbytes(dtype: np.dtype, shape: Sequence[int]) -> int:
+    """Bytes an array of ``dtype``/``shape`` occupies; raises on negative or absurd declarations."""
+    n = dtype.itemsize
+    for dim in shape:
+        if not isinstance(dim, int) or dim < 0:
+            raise CodecError(f"invalid shape {list(shape)!r}: dimensions are non-negative integers")
+        n *= dim
+    if n > MAX_ARRAY_BYTES:
+        raise CodecError(f"declared array of {n} bytes exceeds the {MAX_ARRAY_BYTES}-byte safety limit")
+    return n
+
+
+def encode_segment(array: Any, codec: str = "auto") -> tuple[bytes, str, np.ndarray]:
+    """Encode one array; returns ``(payload, codec_used, array_as_stored)``.
+
+    ``codec="auto"`` compresses with lz4 and keeps the raw bytes instead when
+    compression saves less than :data:`AUTO_MIN_SAVING` (raw decodes faster).
+    """
+    arr = check_array(array)
+    raw = arr if arr.flags.c_contiguous else arr.copy(order="C")  # (ascontiguousarray turns 0-d into 1-d)
+    view = memoryview(raw.reshape(-1).view(np.uint8))  # a byte view works for every dtype, 0-d included
+    if codec == "none":
+        return bytes(view), "none", raw
+    if codec not in ("lz4", "auto"):
+        raise CodecError(f"unknown codec {codec!r}: choose one of {CODECS + ('auto',)}")
+    packed = lz4.frame.compress(view, store_size=True)
+    if codec == "auto" and len(packed) > (1 - AUTO_MIN_SAVING) * raw.nbytes:
+        return bytes(view), "none", raw
+    return packed, "lz4", raw
+
+
+def decode_segment(payload: bytes | memoryview, dtype: str, shape: Sequence[int], codec: str) -> np.ndarray:
+    """Decode one segment into an array (zero-copy for ``codec="none"``: the array is read-only)."""
+    dt = dtype_from_str(dtype)
+    nbytes = expected_nbytes(dt, shape)
+    if codec == "lz4":
+        try:
+            info = lz4.frame.get_frame_info(payload)
+            if info.get("content_size") not in (0, nbytes):
+                raise CodecError(f"lz4 frame declares {info['content_size']} bytes, header says {nbytes}")
+            raw = lz4.frame.decompress(payload)
+        except RuntimeError as exc:
+            raise IntegrityError(f"lz4 frame failed to decode: {exc}") from exc
+    elif codec == "none":
+        raw = payload
+    else:
+        raise CodecError(f"unknown codec {codec!r} in stored header")
+    if len(raw) != nbytes:
+        raise IntegrityError(f"decoded {len(raw)} bytes, header says {nbytes} for {dtype}{list(shape)}")
+    return np.frombuffer(raw, dtype=dt).reshape(tuple(shape))
+
+
+def checksum(payload: bytes | memoryview) -> int:
+    """The per-segment checksum recorded in documents (CRC-32: cheap enough for every read)."""
+    return crc32(payload)
+
+
+def pack_segments(arrays: Sequence[Any], codec: str = "auto") -> tuple[bytes, list[Segment]]:
+    """Concatenate encoded arrays into one chunk; return the bytes and each array's segment."""
+    parts: list[bytes] = []
+    segments: list[Segment] = []
+    offset = 0
+    for array in arrays:
+        payload, used, raw = encode_segment(array, codec)
+        segments.append(Segment(offset, len(payload), used, raw.dtype.str, tuple(raw.shape), checksum(payload)))
+        parts.append(payload)
+        offset += len(payload)
+    return b"".join(parts), segments
+
+
+def unpack_segment(chunk: bytes | memoryview, segment: Segment, *, relative: bool = False, verify: bool = True) -> np.ndarray:
+    """Decode ``segment`` out of ``chunk`` (``relative=True``: ``chunk`` holds only that segment's bytes)."""
+    start = 0 if relative else segment.offset
+    payload = memoryview(chunk)[start : start + segment.length]
+    if len(payload) != segment.length:
+        raise IntegrityError(f"segment truncated: expected {segment.length} bytes, found {len(payload)}")
+    if verify and checksum(payload) != segment.crc32:
+        raise IntegrityError("segment checksum mismatch (the stored bytes were altered)")
+    return decode_segment(payload, segment.dtype, segment.shape, segment.codec)
+
+
+def _with_header(magic: bytes, header: dict[str, Any], body: bytes) -> bytes:
+    head = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    return magic + _LEN.pack(len(head)) + head + body
+
+
+def _split_header(blob: bytes | memoryview, magic: bytes) -> tuple[dict[str, Any], memoryview]:
+    view = memoryview(blob)
+    if len(view) < 8 or bytes(view[:4]) != magic:
+        raise CodecError(f"not a TensorDB {magic.decode()} blob (bad magic bytes)")
+    (hlen,) = _LEN.unpack(view[4:8])
+    if hlen > len(view) - 8:
+        raise CodecError("blob header length exceeds the blob: truncated or corrupted")
+    try:
+        header = json.loads(bytes(view[8 : 8 + hlen]))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CodecError(f"blob header is not valid JSON: {exc}") from exc
+    if not isinstance(header, dict):
+        raise CodecError("blob header must be a JSON object")
+    return header, view[8 + hlen :]
+
+
+def encode_array(array: Any, codec: str = "auto") -> bytes:
+    """One self-describing array blob."""
+    (body, [seg]) = pack_segments([array], codec)
+    return _with_header(ARRAY_MAGIC, {"version": 1, **seg.to_doc()}, body)
+
+
+def decode_array(blob: bytes | memoryview, *, verify: bool = True) -> np.ndarray:
+    header, body = _split_header(blob, ARRAY_MAGIC)
+    return unpack_segment(body, Segment.from_doc(header), verify=verify)
+
+
+def encode_archive(arrays: Mapping[str, Any] | Sequence[Any], codec: str = "auto") -> bytes:
+    """Named arrays (a dict) or an ordered list of arrays in one blob, in order."""
+    if isinstance(arrays, Mapping):
+        kind, names, values = "dict", [str(k) for k in arrays], list(arrays.values())
+        if not all(isinstance(k, str) for k in arrays):
+            raise CodecError("parameter names must be strings")
+    elif isinstance(arrays, Sequence) and not isinstance(arrays, (str, bytes, np.ndarray)):
+        kind, names, values = "list", [str(i) for i in range(len(arrays))], list(arrays)
+    else:
+        raise CodecError("parameters must be a dict of name -> array or a list of arrays")
+    body, segments = pack_segments(values, codec)
+    entries = [{"name": n, **s.to_doc()} for n, s in zip(names, segments)]
+    return _with_header(ARCHIVE_MAGIC, {"version": 1, "kind": kind, "arrays": entries}, body)
+
+
+def decode_archive(blob: bytes | memoryview, *, verify: bool = True) -> dict[str, np.ndarray] | list[np.ndarray]:
+    """Inverse of :func:`encode_archive` (a dict or a list, as it was saved)."""
+    header, body = _split_header(blob, ARCHIVE_MAGIC)
+    entries = header.get("arrays")
+    if not isinstance(entries, list):
+        raise CodecError("archive header lacks its 'arrays' list")
+    out = {}
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise CodecError(f"malformed archive entry {entry!r}")
+        out[entry["name"]] = unpack_segment(body, Segment.from_doc(entry), verify=verify)
+    return list(out.values()) if header.get("kind") == "list" else out

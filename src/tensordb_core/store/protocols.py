@@ -1,0 +1,164 @@
+"""The two storage protocols every backend implements, declared once.
+
+* :class:`IndexStore` keeps small JSON-like documents in named collections
+  (``data``, ``models``, ``params``, ``jobs``, ``logs``...) and answers the
+  portable query language (:mod:`tensordb_core.query.filters`).
+* :class:`BlobStore` keeps bytes by key.
+
+A backend needn't inherit anything: it is done when it passes the
+conformance suites in :mod:`tensordb_core.testing`.
+
+Document conventions every index store honours
+----------------------------------------------
+* ``_id`` (str): given by the caller or assigned by the store on insert
+  (:func:`new_id`); unique per collection.
+* ``_seq`` (int): assigned by the store on insert, strictly increasing per
+  collection in insertion order.  ``tail`` and the default result order use it;
+  any sort is tie-broken by ``_seq`` ascending so results are identical on every
+  backend.
+* Values are JSON-like: ``None``, ``bool``, ``int``, ``float``, ``str``, lists
+  and dicts with ``str`` keys.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from tensordb_core.store.uri import StoreURI
+
+Document = dict[str, Any]
+Query = Mapping[str, Any]
+SortSpec = Sequence[tuple[str, int]]
+#: A blob read request: a key (whole blob) or ``(key, start, end)`` for bytes ``[start, end)``.
+BlobRequest = str | tuple[str, int, int]
+
+
+def new_id() -> str:
+    """A 24-hex-digit id, ordered by creation time (like a Mongo ObjectId), unique without coordination."""
+    return f"{time.time_ns() // 1000:014x}{os.urandom(5).hex()}"
+
+
+@runtime_checkable
+class Cursor(Protocol):
+    """A lazy, single-pass iterator over query results, fetched in pages."""
+
+    def __iter__(self) -> Iterator[Document]: ...
+
+    def close(self) -> None:
+        """Release server-side resources early (idempotent)."""
+
+
+@runtime_checkable
+class IndexStore(Protocol):
+    """Documents with tags, queried by the portable query language."""
+
+    uri: StoreURI
+
+    def insert_many(self, collection: str, docs: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Insert documents (all or nothing where the backend allows) and return their ``_id`` s.
+
+        Assigns ``_id`` where missing and ``_seq`` always (a caller's ``_seq`` is ignored).
+        A duplicate ``_id`` raises :class:`~tensordb_core.errors.IntegrityError`.
+        """
+        ...
+
+    def find(
+        self,
+        collection: str,
+        query: Query | None = None,
+        *,
+        sort: SortSpec | None = None,
+        limit: int = 0,
+        skip: int = 0,
+        projection: Mapping[str, int] | None = None,
+        batch_size: int | None = None,
+    ) -> Cursor:
+        """A lazy cursor over matching documents; ``_seq`` order unless ``sort`` is given.
+
+        ``limit=0`` means no limit.  ``projection`` is Mongo-style inclusion
+        (``{"a": 1}``) or exclusion (``{"a": 0}``); ``_id`` is kept unless excluded.
+        """
+        ...
+
+    def count(self, collection: str, query: Query | None = None) -> int:
+        """How many documents match."""
+        ...
+
+    def update_many(self, collection: str, query: Query, update: Mapping[str, Any]) -> int:
+        """Apply ``$set/$unset/$inc/$push/$max/$min`` to every match; return how many matched."""
+        ...
+
+    def find_one_and_update(
+        self,
+        collection: str,
+        query: Query,
+        update: Mapping[str, Any],
+        *,
+        sort: SortSpec | None = None,
+    ) -> Document | None:
+        """Atomically update the first match (by ``sort``, then ``_seq``) and return it *after* the update.
+
+        Atomic across threads and processes: two concurrent calls never both
+        update the same document out of a state the query matched.
+        """
+        ...
+
+    def delete_many(self, collection: str, query: Query) -> int:
+        """Delete every match; return how many were deleted."""
+        ...
+
+    def create_index(self, collection: str, keys: SortSpec, *, unique: bool = False) -> None:
+        """Ensure an index exists (idempotent).  A hint: stores may ignore it."""
+        ...
+
+    def tail(self, collection: str, query: Query | None = None, *, after: int = 0, limit: int = 0) -> Iterator[Document]:
+        """Matching documents with ``_seq > after`` in ``_seq`` order, for follow mode (no rescans)."""
+        ...
+
+    def last_seq(self, collection: str) -> int:
+        """The largest ``_seq`` ever assigned in ``collection`` (0 when empty)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """Bytes by key.  Keys are ``[A-Za-z0-9._/-]+`` without ``..`` or a leading ``/``."""
+
+    uri: StoreURI
+
+    def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
+        """Store ``data`` under ``key``.  Writing an existing key with the same bytes is a no-op
+        (keys are content addresses), and a reader never sees a partial blob."""
+        ...
+
+    def get(self, key: str, start: int = 0, end: int | None = None) -> bytes:
+        """Bytes ``[start, end)`` of the blob (``end=None``: to the end); ``BlobNotFound`` if absent."""
+        ...
+
+    def get_many(self, requests: Iterable[BlobRequest]) -> Iterator[bytes]:
+        """Fetch many blobs or ranges concurrently (bounded in-flight), yielding in request order.
+
+        A missing key raises ``BlobNotFound`` when its turn comes.
+        """
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def delete(self, key: str) -> None:
+        """Remove a blob; deleting a missing key is not an error."""
+        ...
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Every key starting with ``prefix``, in any order, paging as needed."""
+        ...
+
+    def size(self, key: str) -> int:
+        """Length in bytes; ``BlobNotFound`` if absent."""
+        ...
+
+    def close(self) -> None: ...

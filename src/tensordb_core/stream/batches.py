@@ -1,0 +1,361 @@
+"""The training stream: ``(X, y)`` batches of the samples a query selects, fast, resumable and shardable.
+
+::
+
+    stream = db.data_generator({"split": "train"}, batch_size=64, seed=1, epochs=None)
+    for X, y in stream:            # numpy arrays; y is None when samples carry no label
+        ...
+        checkpoint["data"] = stream.state_dict()   # small JSON: resume exactly here later
+    stream.close()
+
+What is guaranteed
+------------------
+* **Order** depends only on the samples' ``_seq`` order, the seed and the epoch
+  (chunks are permuted, then samples within a window of ``window_bytes`` of
+  chunks: see :mod:`tensordb_core.stream.order`), never on a backend's result
+  order or timing: the same seed gives the same batches on every store.
+* **Population**: an epoch reads the samples with ``_seq`` up to a bound taken
+  when it starts; ``as_of=db.data_snapshot()`` (computed once, passed to every
+  rank) fixes it, so ranks that start apart while data arrives agree, and
+  ``group="<run id>"`` has the ranks agree through the warehouse on every
+  epoch's bound (follow mode included).
+* **Shards**: ``shard=(rank, world)`` splits each epoch into ``world``
+  disjoint contiguous pieces that together cover it exactly.
+* **Resume**: ``state_dict()`` reflects the batches *returned so far* (not
+  what was prefetched); passing it back as ``state=`` continues with the next
+  sample, also with another ``world`` (pass the state a rank saved; ranks are
+  assumed to advance in lockstep, as under DDP).
+* **Epochs**: ``epochs=None`` repeats forever.  An epoch's population is fixed
+  when it starts; with ``follow=True`` each epoch takes in the samples inserted
+  before it started, and after the last epoch the stream keeps yielding new
+  samples in insertion order (polling the index every ``poll_s``; a partial
+  batch is emitted when the index has nothing new).
+* **Errors**: a sample whose chunk is missing or whose bytes fail their crc32
+  raises :class:`~tensordb_core.stream.samples.SampleError` naming the document, in
+  stream order; with ``on_error="skip"`` it is left out (its batch is shorter)
+  and counted in :attr:`Stream.stats`.
+* **Threads** stop on ``close()``, at the end of the stream, on an error, or
+  when the stream is garbage-collected.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Self
+
+import numpy as np
+
+from tensordb_core.errors import TensorDBError
+from tensordb_core.query.filters import validate_query
+from tensordb_core.store.scope import StudyScope
+from tensordb_core.stream.cache import ChunkCache
+from tensordb_core.stream.engine import Engine, Phase, StreamConfig
+from tensordb_core.stream.groups import check_group
+from tensordb_core.stream.order import StreamState, advance
+from tensordb_core.stream.samples import SampleError
+
+#: Stored bytes per shuffle window (chunks read together and mixed): the shuffle buffer's size.
+DEFAULT_WINDOW_BYTES = 32 << 20
+DEFAULT_PREFETCH = 8
+#: Skipped document ids kept in the stats (the count is exact beyond it).
+MAX_SKIPPED_IDS = 100
+
+
+class InvalidStreamArgument(TensorDBError, ValueError):
+    """A ``data_generator`` argument is out of range or of the wrong type."""
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    """A snapshot of a stream's counters (``stream.stats``).
+
+    ``wait_fetch_s``: time ``next()`` waited for the fetch/assembly stages;
+    ``wait_decode_s``: time it waited for a batch still being decoded.  A fast
+    consumer mostly waiting on fetch is I/O-bound; on decode, CPU-bound.
+    ``io_s``/``decode_s``/``index_s`` are busy times summed over threads.
+    """
+
+    samples: int
+    batches: int
+    skipped: int
+    dropped: int
+    elapsed_s: float
+    samples_per_s: float
+    bytes_read: int
+    read_bytes_per_s: float
+    bytes_decoded: int
+    decoded_bytes_per_s: float
+    requests: int
+    cache_hits: int
+    cache_misses: int
+    cache_bytes: int
+    io_s: float
+    decode_s: float
+    index_s: float
+    wait_fetch_s: float
+    wait_decode_s: float
+    decode_workers: int
+    skipped_ids: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["skipped_ids"] = list(self.skipped_ids)
+        return out
+
+
+def data_stream(
+    scope: StudyScope,
+    query: Mapping[str, Any] | None = None,
+    *,
+    batch_size: int = 32,
+    shuffle: bool = True,
+    seed: int = 0,
+    epochs: int | None = 1,
+    follow: bool = False,
+    shard: tuple[int, int] = (0, 1),
+    transform: Callable[[np.ndarray], Any] | None = None,
+    prefetch: int = DEFAULT_PREFETCH,
+    cache_bytes: int | ChunkCache = 0,
+    on_error: str = "raise",
+    drop_last: bool = False,
+    state: Mapping[str, Any] | StreamState | None = None,
+    window_bytes: int = DEFAULT_WINDOW_BYTES,
+    decode_workers: int | None = None,
+    poll_s: float = 1.0,
+    verify: bool = True,
+    as_of: int | None = None,
+    group: str | None = None,
+) -> Stream:
+    """Start streaming ``(X, y)`` batches of the samples matching ``query`` in ``scope``'s study.
+
+    ``transform(x)`` runs on each decoded sample (on a decode thread) before
+    batching; ``x`` is read-only, return a new array.  ``prefetch`` batches are
+    decoded ahead; ``cache_bytes`` (or a shared :class:`~tensordb_core.stream.cache.ChunkCache`)
+    keeps recently read chunk bytes across epochs.  ``decode_workers`` defaults
+    to one thread for small samples (under 32 KiB stored) and to the CPU count
+    (at most 4) for larger ones (see :func:`tensordb_core.stream.engine.auto_decode_workers`).
+    ``verify=False`` skips the crc32 check.  ``as_of`` fixes the population to
+    samples with ``_seq <= as_of`` (from :meth:`TensorDB.data_snapshot`): DDP
+    ranks started at different moments while data is being imported must pass
+    the same value, or each would shard a different population.  ``group``
+    (a name every rank passes, e.g. the run id) makes them agree through the
+    warehouse instead, for every epoch, follow mode included
+    (:mod:`tensordb_core.stream.groups`).
+    See the module docs for the guarantees.
+    """
+    q = validate_query(query)
+    rank, world = _check_shard(shard)
+    _check_int("batch_size", batch_size, 1)
+    _check_int("seed", seed, 0)
+    _check_int("prefetch", prefetch, 1)
+    _check_int("window_bytes", window_bytes, 1)
+    if epochs is not None:
+        _check_int("epochs", epochs, 1)
+    if on_error not in ("raise", "skip"):
+        raise InvalidStreamArgument(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    if transform is not None and not callable(transform):
+        raise InvalidStreamArgument("transform must be a function of one array (or None)")
+    if decode_workers is not None:
+        _check_int("decode_workers", decode_workers, 1)
+    if as_of is not None:
+        _check_int("as_of", as_of, 0)
+    if group is not None:
+        check_group(group)
+    if not isinstance(poll_s, (int, float)) or poll_s <= 0:
+        raise InvalidStreamArgument(f"poll_s must be a positive number of seconds, not {poll_s!r}")
+    if isinstance(cache_bytes, ChunkCache):
+        cache: ChunkCache | None = cache_bytes
+    else:
+        _check_int("cache_bytes", cache_bytes, 0)
+        cache = ChunkCache(cache_bytes) if cache_bytes else None
+    if state is None:
+        start = StreamState(q, seed, bool(shuffle), window_bytes)
+    else:
+        start = state if isinstance(state, StreamState) else StreamState.from_dict(state)
+        start.check_matches(q, seed, bool(shuffle), window_bytes)
+    if as_of is not None and start.epoch_seq is None:
+        start = start.with_position(epoch_seq=int(as_of))
+    elif as_of is not None and start.epoch_seq != as_of:
+        raise InvalidStreamArgument(f"as_of={as_of} contradicts the state's epoch population (_seq <= "
+                                    f"{start.epoch_seq}): resume from the state alone")
+    cfg = StreamConfig(q, batch_size, bool(shuffle), seed, epochs, bool(follow), rank, world, transform, prefetch,
+                       on_error, bool(drop_last), window_bytes, decode_workers, float(poll_s), bool(verify),
+                       group=group)
+    return Stream(scope, cfg, start, cache)
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+        raise InvalidStreamArgument(f"{name} must be an integer >= {minimum}, not {value!r}")
+
+
+def _check_shard(shard: Any) -> tuple[int, int]:
+    try:
+        rank, world = (int(v) for v in shard)
+    except (TypeError, ValueError):
+        raise InvalidStreamArgument(f"shard must be (rank, world), not {shard!r}") from None
+    if world < 1 or not 0 <= rank < world:
+        raise InvalidStreamArgument(f"shard (rank={rank}, world={world}) needs 0 <= rank < world")
+    return rank, world
+
+
+class Stream(Iterator[tuple[np.ndarray, "np.ndarray | None"]]):
+    """An iterator of ``(X, y)`` numpy batches with :meth:`state_dict`, :attr:`stats` and :meth:`close`.
+
+    Use one stream from one thread (the training loop's); its stages run on
+    their own threads.  A context manager: ``with db.data_generator(...) as s:``.
+    """
+
+    def __init__(self, scope: StudyScope, cfg: StreamConfig, state: StreamState, cache: ChunkCache | None) -> None:
+        self.config = cfg
+        self._start = state
+        self._cache = cache
+        self._phase: Phase | None = None
+        self._consumed = 0
+        self._samples = self._batches = self._skipped = 0
+        self._skipped_ids: list[str] = []
+        self._wait_fetch = self._wait_decode = 0.0
+        self._began = time.perf_counter()
+        self._ended: float | None = None
+        self._closed = False
+        self._engine = Engine(scope, cfg, state, cache)
+        self._finalizer = weakref.finalize(self, self._engine.shutdown, False)
+
+    def __iter__(self) -> Stream:
+        return self
+
+    def __next__(self) -> tuple[np.ndarray, np.ndarray | None]:
+        engine = self._engine
+        while not self._closed:
+            began = time.perf_counter()
+            item = engine.get(engine.out)
+            self._wait_fetch += time.perf_counter() - began
+            if item is None:
+                break
+            kind, payload, consumed = item
+            if kind == "batch":
+                began = time.perf_counter()
+                try:
+                    batch = payload.result()
+                except BaseException:
+                    self.close()
+                    raise
+                finally:
+                    self._wait_decode += time.perf_counter() - began
+                self._consumed = consumed
+                self._skipped += batch.skipped
+                self._skipped_ids.extend(e.doc_id for e in batch.errors[: MAX_SKIPPED_IDS - len(self._skipped_ids)])
+                if len(batch.X) == 0:
+                    continue  # every sample of this batch was skipped
+                self._samples += len(batch.X)
+                self._batches += 1
+                return batch.X, batch.Y
+            if kind == "start":
+                self._phase, self._consumed = payload, 0
+            elif kind == "end":
+                self._consumed = consumed
+            elif kind == "done":
+                self.close()
+            elif kind == "error":
+                self.close()
+                raise payload
+        raise StopIteration
+
+    @property
+    def snapshot(self) -> dict[str, int] | None:
+        """The data this stream's current epoch reads: ``{"last_seq", "count"}`` (None before it starts)."""
+        phase = self._phase
+        if phase is None or phase.epoch is None:
+            return None
+        return {"last_seq": phase.seq, "count": phase.count}
+
+    # -- position ----------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where this stream is, as a small JSON-serializable dict (pass it back as ``state=``)."""
+        return self._state().to_dict()
+
+    def _state(self) -> StreamState:
+        start, cfg, phase = self._start, self.config, self._phase
+        if phase is None:
+            return start
+        if phase.epoch is None:
+            return start.with_position(epoch=start.epoch, epoch_seq=None, remaining=None, tail_after=phase.seq,
+                                       tail_position=phase.tail_base + self._consumed * cfg.world)
+        left = advance(phase.ranges, cfg.world, self._consumed)
+        if left:
+            return start.with_position(epoch=phase.epoch, epoch_seq=phase.seq, remaining=tuple(left),
+                                       tail_after=None, tail_position=0)
+        following = phase.epoch + 1
+        if cfg.epochs is not None and following >= cfg.epochs and cfg.follow:
+            return start.with_position(epoch=following, epoch_seq=None, remaining=None, tail_after=phase.seq,
+                                       tail_position=0)
+        return start.with_position(epoch=following, epoch_seq=None if cfg.follow else phase.seq, remaining=None,
+                                   tail_after=None, tail_position=0)
+
+    # -- observability -----------------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> StreamStats:
+        c = self._engine.counters.snapshot()
+        elapsed = (self._ended or time.perf_counter()) - self._began
+        cache = self._cache.stats() if self._cache is not None else None
+        rate = (lambda v: v / elapsed if elapsed > 0 else 0.0)
+        return StreamStats(
+            samples=self._samples,
+            batches=self._batches,
+            skipped=self._skipped,
+            dropped=int(c.get("dropped", 0)),
+            elapsed_s=elapsed,
+            samples_per_s=rate(self._samples),
+            bytes_read=int(c.get("bytes_read", 0)),
+            read_bytes_per_s=rate(c.get("bytes_read", 0)),
+            bytes_decoded=int(c.get("bytes_decoded", 0)),
+            decoded_bytes_per_s=rate(c.get("bytes_decoded", 0)),
+            requests=int(c.get("requests", 0)),
+            cache_hits=cache.hits if cache else 0,
+            cache_misses=cache.misses if cache else 0,
+            cache_bytes=cache.bytes if cache else 0,
+            io_s=c.get("io_s", 0.0),
+            decode_s=c.get("decode_s", 0.0),
+            index_s=c.get("index_s", 0.0),
+            wait_fetch_s=self._wait_fetch,
+            wait_decode_s=self._wait_decode,
+            decode_workers=int(c.get("decode_workers", 0)),
+            skipped_ids=tuple(self._skipped_ids),
+        )
+
+    @property
+    def cache(self) -> ChunkCache | None:
+        return self._cache
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the background threads and wait for them (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self._ended = time.perf_counter()
+        self._finalizer.detach()
+        if threading.current_thread() not in self._engine.threads:
+            self._engine.shutdown(wait=True)
+        else:  # pragma: no cover - close() from a stage's own thread
+            self._engine.shutdown(wait=False)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        cfg = self.config
+        return (f"Stream(query={cfg.query!r}, batch_size={cfg.batch_size}, shard=({cfg.rank}, {cfg.world}), "
+                f"{'closed' if self._closed else 'open'})")
+
+
+__all__ = ["DEFAULT_WINDOW_BYTES", "InvalidStreamArgument", "SampleError", "Stream", "StreamStats", "data_stream"]

@@ -1,0 +1,413 @@
+"""The stream's background stages: plan + fetch, batch assembly, decode, joined by bounded queues.
+
+::
+
+    fetch thread        index pages -> epoch order -> this rank's windows -> cache / get_many -> crc32
+        | windows queue (2)
+    assembly thread     slices windows into batches, submits each to the decode pool
+        | out queue (``prefetch``): batch futures, in order, plus phase markers
+    decode pool         lz4 + copy into the batch array (threads: the C calls release the GIL)
+        |
+    consumer            ``next(stream)`` (the training loop's thread)
+
+Why threads and bounded queues: I/O (network or page cache), decompression and
+the training step overlap, while each queue's bound stops a stage from running
+ahead of the consumer (back-pressure) and bounds memory to a few windows and
+``prefetch`` batches.  Every blocking call wakes up at least every
+:data:`TICK_S` to check the stop event, so ``close()`` (or garbage-collecting the
+stream) ends every thread promptly.  Threads reference this engine, never
+the user's stream object, so an abandoned stream can be collected.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import islice, pairwise, takewhile
+from typing import Any
+
+import numpy as np
+
+from tensordb_core.errors import BackendError
+from tensordb_core.store.scope import StudyScope
+from tensordb_core.stream.cache import ChunkCache
+from tensordb_core.stream.decode import BufferPool, Decoder, Window, fetch_window
+from tensordb_core.stream.follow import Watermark
+from tensordb_core.stream.groups import EpochBounds
+from tensordb_core.stream.order import Ranges, StreamState, epoch_order, normalize, shard_positions
+from tensordb_core.stream.plan import PROJECTION, FrozenRefs, RefTable
+from tensordb_core.warehouse.data import COLLECTION
+
+#: How often a blocked stage re-checks the stop event (seconds).
+TICK_S = 0.05
+#: Windows the fetch thread may hold ready ahead of batch assembly.
+WINDOWS_AHEAD = 2
+#: Documents read per page when following new inserts.
+TAIL_PAGE = 4096
+#: Documents per index page when loading an epoch (large pages: the embedded index is ~2x faster than at 256).
+INDEX_PAGE = 4096
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Everything that shapes a stream (validated by :func:`tensordb_core.stream.batches.data_stream`)."""
+
+    query: dict[str, Any]
+    batch_size: int
+    shuffle: bool
+    seed: int
+    epochs: int | None
+    follow: bool
+    rank: int
+    world: int
+    transform: Callable[[np.ndarray], Any] | None
+    prefetch: int
+    on_error: str
+    drop_last: bool
+    window_bytes: int
+    decode_workers: int | None  # None: chosen from the sample size (see :func:`auto_decode_workers`)
+    poll_s: float
+    verify: bool
+    group: str | None = None  # ranks passing the same name agree on each epoch's population (epoch_bounds.py)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """An epoch (``epoch`` set) or the follow tail (``epoch`` None), as this rank streams it.
+
+    ``ranges``/``count``: the epoch's remaining positions at the start and its
+    population; ``size``: how many positions this rank reads.  In the tail,
+    ``seq`` is ``tail_after`` and ``tail_base`` the global tail position it started at.
+    """
+
+    epoch: int | None
+    seq: int
+    ranges: Ranges
+    count: int
+    size: int
+    tail_base: int = 0
+
+
+#: Below this many stored bytes per sample, one decode thread beats several (see auto_decode_workers).
+SMALL_SAMPLE_BYTES = 32 << 10
+
+
+def auto_decode_workers(stored_bytes: np.ndarray) -> int:
+    """Decode threads for samples of these stored sizes.
+
+    Each sample costs a few microseconds of Python (holding the GIL) around its
+    crc32 and lz4 calls (which release it).  For small samples that GIL-held
+    part dominates, and a second decode thread mostly adds GIL hand-offs:
+    measured on 2 cores with 12 KiB images, one thread streamed ~15% faster at
+    40% less CPU than two; with 150 KiB images two threads were ~10-50% faster.
+    """
+    mean = float(stored_bytes.mean()) if len(stored_bytes) else 0.0
+    return 1 if mean < SMALL_SAMPLE_BYTES else max(1, min(4, os.cpu_count() or 1))
+
+
+class Counters:
+    """Thread-safe sums the stages add to; read as a snapshot."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: defaultdict[str, float] = defaultdict(float)
+
+    def add(self, **amounts: float) -> None:
+        with self._lock:
+            for name, amount in amounts.items():
+                self._values[name] += amount
+
+    def snapshot(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._values)
+
+
+class _Marker:
+    def __init__(self, kind: str, payload: Any = None) -> None:
+        self.kind, self.payload = kind, payload
+
+
+class Engine:
+    """Owns the stream's threads and queues; the user-facing stream reads :attr:`out`."""
+
+    def __init__(self, scope: StudyScope, cfg: StreamConfig, state: StreamState, cache: ChunkCache | None) -> None:
+        self.scope, self.cfg, self.state, self.cache = scope, cfg, state, cache
+        self.counters = Counters()
+        self.stop = threading.Event()
+        self.bounds = EpochBounds(scope, cfg.group, stop=self.stop)
+        self.windows: queue.Queue[Any] = queue.Queue(maxsize=WINDOWS_AHEAD)
+        self.out: queue.Queue[tuple[str, Any, int]] = queue.Queue(maxsize=cfg.prefetch)
+        self.pool: ThreadPoolExecutor | None = None  # made on the first batch, when sample sizes are known
+        self._pool_lock = threading.Lock()
+        self.buffers = BufferPool(max_bytes=(WINDOWS_AHEAD + 2) * cfg.window_bytes)
+        self.decoder = Decoder(transform=cfg.transform, on_error=cfg.on_error, verify=cfg.verify,
+                               stats=self.counters)
+        self.threads = [
+            threading.Thread(target=self._run_fetch, name="tensordb-stream-fetch", daemon=True),
+            threading.Thread(target=self._run_assembly, name="tensordb-stream-batch", daemon=True),
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    def shutdown(self, wait: bool = True, timeout: float = 10.0) -> None:
+        """Stop every stage; with ``wait``, join the threads (each notices within :data:`TICK_S`)."""
+        self.stop.set()
+        with self._pool_lock:
+            pool = self.pool
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        if wait:
+            deadline = time.monotonic() + timeout
+            for thread in self.threads:
+                if thread is not threading.current_thread():
+                    thread.join(max(0.0, deadline - time.monotonic()))
+            if pool is not None:
+                pool.shutdown(wait=True)
+
+    def _decode_pool(self, window: Window) -> ThreadPoolExecutor | None:
+        """The decode pool, sized on first use from the first window's samples (None once stopping)."""
+        with self._pool_lock:
+            if self.pool is None and not self.stop.is_set():
+                workers = self.cfg.decode_workers or auto_decode_workers(window.refs.x_len[window.rows])
+                self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tensordb-decode")
+                self.counters.add(decode_workers=workers)
+            return None if self.stop.is_set() else self.pool
+
+    def alive(self) -> bool:
+        return any(t.is_alive() for t in self.threads)
+
+    def _put(self, q: queue.Queue[Any], item: Any) -> bool:
+        """Put with back-pressure; False once the stream is stopping."""
+        while not self.stop.is_set():
+            try:
+                q.put(item, timeout=TICK_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def get(self, q: queue.Queue[Any]) -> Any:
+        """Get, waking up to check the stop event; None once the stream is stopping."""
+        while not self.stop.is_set():
+            try:
+                return q.get(timeout=TICK_S)
+            except queue.Empty:
+                continue
+        return None
+
+    # -- fetch thread ----------------------------------------------------------------------------------
+
+    def _run_fetch(self) -> None:
+        try:
+            self._produce()
+            self._put(self.windows, _Marker("done"))
+        except BaseException as exc:  # noqa: BLE001 - delivered to the consumer, who re-raises it
+            self._put(self.windows, _Marker("error", exc))
+
+    def _produce(self) -> None:
+        cfg, st = self.cfg, self.state
+        q = self.scope.query(cfg.query)
+        table = RefTable()
+        scanned = 0
+        seq = st.epoch_seq
+        resume_ranges = st.remaining
+        epoch = st.epoch
+        first = True
+        if st.tail_after is None:
+            while (cfg.epochs is None or epoch < cfg.epochs) and not self.stop.is_set():
+                if seq is None or (cfg.follow and not first):
+                    seq = self.bounds.bound(epoch)  # the epoch's population: _seq <= seq
+                first = False
+                scanned = self._load(table, q, scanned, seq)
+                refs = table.freeze()
+                n = int(np.searchsorted(refs.seq, seq, side="right"))
+                if n == 0 and cfg.follow and cfg.epochs is None:
+                    self.stop.wait(cfg.poll_s)  # nothing yet: an empty epoch would spin
+                    continue
+                if n == 0 and not cfg.follow:
+                    return
+                ranges = normalize(resume_ranges, n) if resume_ranges is not None else [(0, n)]
+                resume_ranges = None
+                if not self._stream_epoch(epoch, seq, refs, n, ranges):
+                    return
+                epoch += 1
+            if not cfg.follow or self.stop.is_set():
+                return
+            tail_after = seq if seq is not None else self.scope.index.last_seq(COLLECTION)
+            position = 0
+        else:
+            tail_after, position = st.tail_after, st.tail_position
+        self._stream_tail(q, tail_after, position)
+
+    def _load(self, table: RefTable, q: Mapping[str, Any], scanned: int, seq: int) -> int:
+        """Add the matching documents with ``scanned < _seq <= seq`` to ``table``; return ``seq``."""
+        if seq <= scanned:
+            return scanned
+        began = time.perf_counter()
+        if scanned == 0:  # _seq order: stop at the first document past ``seq`` (a bound in the query is slower)
+            docs = self.scope.index.find(COLLECTION, q, projection=PROJECTION, batch_size=INDEX_PAGE)
+        else:
+            docs = self.scope.index.tail(COLLECTION, q, after=scanned)
+        try:
+            _extend_checked(table, docs, seq)
+        finally:
+            close = getattr(docs, "close", None)
+            if close is not None:
+                close()
+        self.counters.add(index_s=time.perf_counter() - began)
+        return seq
+
+    def _stream_epoch(self, epoch: int, seq: int, refs: FrozenRefs, n: int, ranges: Ranges) -> bool:
+        cfg = self.cfg
+        rows_all = np.arange(n, dtype=np.int64)
+        order = epoch_order(refs.chunk[:n], refs.span_bytes(rows_all), seed=cfg.seed, epoch=epoch,
+                            shuffle=cfg.shuffle, window_bytes=cfg.window_bytes)
+        positions = shard_positions(ranges, cfg.world, cfg.rank)
+        phase = Phase(epoch, seq, ranges, n, len(positions))
+        if not self._put(self.windows, _Marker("start", phase)):
+            return False
+        if len(positions):
+            win = order.window[positions]
+            bounds = [0, *(np.flatnonzero(win[1:] != win[:-1]) + 1).tolist(), len(positions)]
+            for a, b in pairwise(bounds):
+                if self.stop.is_set():
+                    return False
+                window = fetch_window(self.scope.blobs, refs, order.order[positions[a:b]], self.cache, self.counters,
+                                      self.buffers, cfg.verify)
+                if not self._put(self.windows, window):
+                    return False
+        return self._put(self.windows, _Marker("end", phase))
+
+    def _stream_tail(self, q: Mapping[str, Any], after: int, position: int) -> None:
+        """Follow mode past the last epoch: new samples in insertion order, strided over the ranks."""
+        cfg = self.cfg
+        phase = Phase(None, after, [], 0, 0, position)
+        if not self._put(self.windows, _Marker("start", phase)):
+            return
+        scanned, index_of_next = after, 0
+        # Only settled _seq ranges are streamed, so every rank (and a resumed stream) sees one order even
+        # where a backend commits _seq ranges out of allocation order (MongoDB; see follow.Watermark).
+        watermark = Watermark(self.scope.index, COLLECTION, floor=after)
+        while not self.stop.is_set():
+            began = time.perf_counter()
+            settled = watermark.settled()
+            docs = [] if settled <= scanned else list(islice(
+                self.scope.index.tail(COLLECTION, q, after=scanned, limit=TAIL_PAGE), TAIL_PAGE))
+            docs = list(takewhile(lambda d, bound=settled: int(d["_seq"]) <= bound, docs))
+            self.counters.add(index_s=time.perf_counter() - began)
+            if not docs:
+                self._put(self.windows, _Marker("flush"))
+                self.stop.wait(cfg.poll_s)
+                continue
+            scanned = int(docs[-1]["_seq"])
+            mine = []
+            for doc in docs:
+                t = index_of_next
+                index_of_next += 1
+                if t >= position and (t - position) % cfg.world == cfg.rank:
+                    mine.append(doc)
+            if not mine:
+                continue
+            table = RefTable()
+            _extend_checked(table, mine, None)
+            refs = table.freeze()
+            rows = np.arange(refs.n, dtype=np.int64)
+            order = epoch_order(refs.chunk, refs.span_bytes(rows), seed=0, epoch=0, shuffle=False,
+                                window_bytes=cfg.window_bytes)
+            bounds = [0, *(np.flatnonzero(order.window[1:] != order.window[:-1]) + 1).tolist(), refs.n]
+            for a, b in pairwise(bounds):
+                window = fetch_window(self.scope.blobs, refs, rows[a:b], self.cache, self.counters, self.buffers,
+                                      cfg.verify)
+                if not self._put(self.windows, window):
+                    return
+
+    # -- assembly thread -------------------------------------------------------------------------------
+
+    def _run_assembly(self) -> None:
+        try:
+            self._assemble()
+        except BaseException as exc:  # noqa: BLE001 - delivered to the consumer
+            self._put(self.out, ("error", exc, 0))
+
+    def _assemble(self) -> None:
+        cfg = self.cfg
+        parts: list[tuple[Any, int, int]] = []
+        count = consumed = 0
+
+        def submit() -> bool:
+            nonlocal parts, count
+            pool = self._decode_pool(parts[0][0])
+            try:
+                if pool is None:
+                    return False
+                future: Future[Any] = pool.submit(self.decoder.decode, parts)
+            except RuntimeError:  # the pool was shut down: we are stopping
+                return False
+            parts, count = [], 0
+            return self._put(self.out, ("batch", future, consumed))
+
+        while True:
+            began = time.perf_counter()
+            item = self.get(self.windows)
+            self.counters.add(assembly_wait_s=time.perf_counter() - began)
+            if item is None:
+                return
+            if isinstance(item, _Marker):
+                if item.kind in ("end", "flush") and count:
+                    if item.kind == "end" and cfg.drop_last:
+                        self.counters.add(dropped=count)
+                        for window, _, _ in parts:
+                            window.drop()
+                        parts, count = [], 0
+                    elif not submit():
+                        return
+                if item.kind == "start":
+                    consumed = 0
+                if item.kind in ("start", "end"):
+                    ok = self._put(self.out, (item.kind, item.payload, consumed))
+                elif item.kind in ("done", "error"):
+                    self._put(self.out, (item.kind, item.payload, consumed))
+                    return
+                else:
+                    ok = True
+                if not ok:
+                    return
+                continue
+            n = len(item.rows)
+            lo = 0
+            while lo < n:
+                take = min(cfg.batch_size - count, n - lo)
+                item.hold()  # released by the decode task (or the drop) of this part
+                parts.append((item, lo, lo + take))
+                count += take
+                consumed += take
+                lo += take
+                if count == cfg.batch_size and not submit():
+                    return
+            item.drop()  # the hold fetch_window gave us
+
+
+def _extend_checked(table: RefTable, docs: Any, max_seq: int | None) -> None:
+    """Append documents that must arrive in increasing ``_seq`` (the protocol's default order)."""
+    last = table.last_seq
+    page: list[Mapping[str, Any]] = []
+    for doc in docs:
+        seq = int(doc["_seq"])
+        if max_seq is not None and seq > max_seq:
+            break  # in _seq order: nothing further belongs to this snapshot
+        if seq <= last:
+            raise BackendError(f"the index returned _seq {seq} after {last}: results must be in _seq order")
+        last = seq
+        page.append(doc)
+        if len(page) >= 8192:
+            table.extend(page)
+            page = []
+    table.extend(page)

@@ -1,0 +1,113 @@
+"""Follow a collection in insertion order: every new document once, none skipped, no rescans.
+
+Why not just ``tail(after=max seen)``: on a server with concurrent writers
+(MongoDB), ``_seq`` is *allocated* before the documents are *committed*.
+Writer A may take ``_seq`` 1–100, writer B 101–200, and B commit first; a
+follower that saw 101–200 and moved its position to 200 would never see A's
+documents.  The :class:`Follower` therefore advances its durable position
+only to a *watermark*: the store's ``last_seq`` as observed ``grace_s``
+seconds ago — every range allocated before then has had ``grace_s`` to
+commit.  Documents above the watermark are re-read on each poll (a short
+window) and de-duplicated by ``_seq``.
+
+Stores whose commit order equals allocation order (SQLite, memory) declare
+``tail_grace_s = 0`` and pay nothing; others default to
+:data:`DEFAULT_GRACE_S`.  A writer stalled longer than the grace between
+allocating and committing can still be missed — set the grace above your
+worst write latency.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from tensordb_core.store.protocols import Document, IndexStore
+
+DEFAULT_GRACE_S = 30.0
+
+
+def tail_grace(index: IndexStore) -> float:
+    """How long this store may take between allocating a ``_seq`` and committing it."""
+    inner = index
+    while True:
+        value = getattr(inner, "tail_grace_s", None)
+        if value is not None:
+            return float(value)
+        nested = getattr(inner, "inner", None)  # look through wrappers (retrying)
+        if nested is None:
+            return DEFAULT_GRACE_S
+        inner = nested
+
+
+class Watermark:
+    """The highest ``_seq`` known to be settled: every range at or below it was committed (or abandoned).
+
+    It is the store's ``last_seq`` as observed ``grace_s`` ago (``last_seq`` now
+    when the store's grace is 0).  Readers that must agree on an order — stream
+    ranks tailing the same collection — read only up to it.
+    """
+
+    def __init__(self, index: IndexStore, collection: str, *, floor: int = 0, grace_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.index, self.collection = index, collection
+        self.value = int(floor)
+        self.grace_s = tail_grace(index) if grace_s is None else float(grace_s)
+        self._clock = clock
+        self._observed: deque[tuple[float, int]] = deque()  # (when, last_seq then)
+
+    def settled(self) -> int:
+        """Observe the store and return the current watermark (never decreasing)."""
+        latest = self.index.last_seq(self.collection)
+        if self.grace_s <= 0:
+            self.value = max(self.value, latest)
+            return self.value
+        now = self._clock()
+        self._observed.append((now, latest))
+        while self._observed and now - self._observed[0][0] >= self.grace_s:
+            self.value = max(self.value, self._observed.popleft()[1])
+        return self.value
+
+
+class Follower:
+    """Yields each document matching ``query`` inserted after ``after``, in ``_seq`` order, exactly once.
+
+    ``position`` is the safe resume point (everything at or below it was
+    delivered); ``pending_seqs`` are the deliveries above it — together they
+    are the whole resumable state.
+    """
+
+    def __init__(self, index: IndexStore, collection: str, query: Mapping[str, Any] | None = None, *,
+                 after: int = 0, delivered: set[int] | None = None, grace_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.index, self.collection, self.query = index, collection, dict(query or {})
+        self.position = int(after)
+        self.pending_seqs: set[int] = set(delivered or ())
+        self.watermark = Watermark(index, collection, floor=self.position, grace_s=grace_s, clock=clock)
+        self.grace_s = self.watermark.grace_s
+
+    def _advance_watermark(self) -> None:
+        safe = self.watermark.settled()
+        if safe > self.position:
+            self.position = safe
+            self.pending_seqs = {s for s in self.pending_seqs if s > safe}
+
+    def poll(self, limit: int = 0) -> list[Document]:
+        """New matching documents since the last poll (possibly none)."""
+        if self.grace_s <= 0:
+            docs = list(self.index.tail(self.collection, self.query, after=self.position, limit=limit))
+            if docs:
+                self.position = docs[-1]["_seq"]
+            return docs
+        self._advance_watermark()
+        fresh = [d for d in self.index.tail(self.collection, self.query, after=self.position)
+                 if d["_seq"] not in self.pending_seqs]
+        if limit:
+            fresh = fresh[:limit]
+        self.pending_seqs.update(d["_seq"] for d in fresh)
+        return fresh
+
+    def state(self) -> dict[str, Any]:
+        return {"after": self.position, "delivered": sorted(self.pending_seqs)}

@@ -1,0 +1,240 @@
+"""The stream's order, shards and resumable position: pure functions over small integers.
+
+Why this shape: a training run must be able to stop anywhere and continue on a
+different number of GPUs or loader workers.  So nothing here depends on a
+worker: each epoch has one *global order* (a permutation of the epoch's
+samples, defined by ``_seq`` order, the seed and the epoch), the position is
+the set of global positions not yet consumed (``remaining``: a few sorted
+``[start, end)`` ranges), and a shard is a contiguous slice of what remains.
+
+Global order with shuffling: chunks are permuted, grouped into *windows* of
+about ``window_bytes`` of stored data, and the samples inside a window are
+permuted.  A window is the shuffle buffer: reading it costs each chunk once,
+while batches still mix samples of many chunks.  Without shuffling the order
+is ``_seq`` order, cut into windows the same way.
+
+Shards: ``remaining`` concatenated is split into ``world`` contiguous pieces
+(sizes differing by at most one); rank ``r`` reads piece ``r``.  Contiguous
+pieces keep each rank on its own chunks (no rank reads another's bytes).
+When rank ``r`` has consumed ``k`` samples of its piece, the saved position
+assumes every rank consumed ``min(k, len(piece))`` of its own (ranks advance in
+lockstep under DDP), which is exact for equal steps and at epoch boundaries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from tensordb_core.errors import TensorDBError
+
+STATE_VERSION = 1
+Ranges = list[tuple[int, int]]
+
+
+class StreamStateError(TensorDBError, ValueError):
+    """A saved stream state is malformed or was saved for another query, seed or ordering."""
+
+
+@dataclass(frozen=True)
+class EpochOrder:
+    """One epoch's global order: ``order[p]`` is the table row at position ``p``; ``window[p]`` its window."""
+
+    order: np.ndarray
+    window: np.ndarray
+
+
+def epoch_order(chunk: np.ndarray, span: np.ndarray, *, seed: int, epoch: int, shuffle: bool,
+                window_bytes: int) -> EpochOrder:
+    """The global order of an epoch whose population is the first ``len(chunk)`` rows.
+
+    ``chunk`` is each row's chunk index (-1 for an unreadable row, which is
+    ordered like a chunk of its own), ``span`` its stored bytes.  Depends only
+    on these arrays, ``seed``, ``epoch``, ``shuffle`` and ``window_bytes``.
+    """
+    n = len(chunk)
+    if n == 0:
+        return EpochOrder(np.empty(0, np.int64), np.empty(0, np.int64))
+    # Group id per row: its chunk; unreadable rows become singleton groups placed after the chunks.
+    group = chunk.copy()
+    bad = np.flatnonzero(group < 0)
+    if len(bad):
+        group[bad] = group.max(initial=-1) + 1 + np.arange(len(bad))
+    if not shuffle:
+        order = np.arange(n, dtype=np.int64)
+        run_start = np.r_[True, group[1:] != group[:-1]]
+        run_id = np.cumsum(run_start) - 1
+        run_bytes = np.bincount(run_id, weights=span)
+        run_window = _windows(run_bytes, window_bytes)
+        return EpochOrder(order, run_window[run_id])
+    rng = np.random.default_rng([seed, epoch])
+    groups, inverse = np.unique(group, return_inverse=True)
+    perm = rng.permutation(len(groups))
+    rank_of_group = np.empty(len(groups), dtype=np.int64)
+    rank_of_group[perm] = np.arange(len(groups))
+    group_bytes = np.bincount(inverse, weights=span, minlength=len(groups))
+    window_of_rank = _windows(group_bytes[perm], window_bytes)
+    row_window = window_of_rank[rank_of_group[inverse]]
+    order = np.lexsort((rng.random(n), row_window)).astype(np.int64)
+    return EpochOrder(order, row_window[order])
+
+
+def _windows(sizes: np.ndarray, window_bytes: int) -> np.ndarray:
+    """Window index of each item of ``sizes`` (in order): a new window once ``window_bytes`` are filled."""
+    before = np.cumsum(sizes) - sizes
+    return (before // max(1, window_bytes)).astype(np.int64)
+
+
+# -- ranges and shards ------------------------------------------------------------------------------
+
+
+def normalize(ranges: Sequence[Sequence[int]], n: int) -> Ranges:
+    """Sorted, merged, non-empty ranges clipped to ``[0, n)``; raises on overlap or bad bounds."""
+    out: Ranges = []
+    for item in ranges:
+        if len(item) != 2:
+            raise StreamStateError(f"a remaining range is [start, end], got {item!r}")
+        a, b = int(item[0]), int(item[1])
+        if a < 0 or b < a:
+            raise StreamStateError(f"invalid remaining range [{a}, {b})")
+        if b > n:
+            raise StreamStateError(f"remaining range [{a}, {b}) is beyond the epoch's {n} samples "
+                                   "(were matching documents deleted since the state was saved?)")
+        if a == b:
+            continue
+        if out and a < out[-1][1]:
+            raise StreamStateError("remaining ranges must be sorted and disjoint")
+        if out and a == out[-1][1]:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
+def total(ranges: Ranges) -> int:
+    return sum(b - a for a, b in ranges)
+
+
+def piece_bounds(count: int, world: int, rank: int) -> tuple[int, int]:
+    """``[start, end)`` of rank's contiguous piece of ``count`` items split ``world`` ways (sizes differ by <= 1)."""
+    base, extra = divmod(count, world)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
+
+
+def slice_ranges(ranges: Ranges, start: int, end: int) -> Ranges:
+    """Items ``[start, end)`` of the concatenation of ``ranges``, as position ranges."""
+    out: Ranges = []
+    offset = 0
+    for a, b in ranges:
+        length = b - a
+        lo, hi = max(start - offset, 0), min(end - offset, length)
+        if lo < hi:
+            out.append((a + lo, a + hi))
+        offset += length
+        if offset >= end:
+            break
+    return out
+
+
+def shard_positions(ranges: Ranges, world: int, rank: int) -> np.ndarray:
+    """The global positions rank ``rank`` reads, in order."""
+    lo, hi = piece_bounds(total(ranges), world, rank)
+    parts = [np.arange(a, b, dtype=np.int64) for a, b in slice_ranges(ranges, lo, hi)]
+    return np.concatenate(parts) if parts else np.empty(0, np.int64)
+
+
+def advance(ranges: Ranges, world: int, consumed: int) -> Ranges:
+    """What remains after every rank consumed ``min(consumed, len(its piece))`` of its piece."""
+    count = total(ranges)
+    out: Ranges = []
+    for r in range(world):
+        lo, hi = piece_bounds(count, world, r)
+        for a, b in slice_ranges(ranges, min(lo + consumed, hi), hi):
+            if out and out[-1][1] == a:
+                out[-1] = (out[-1][0], b)
+            else:
+                out.append((a, b))
+    return out
+
+
+# -- the saved state -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """Where a stream is: small, JSON-serializable, independent of the number of ranks or workers.
+
+    * ``epoch`` / ``epoch_seq``: the epoch in progress and the largest ``_seq``
+      its population includes (``None``: not started yet; taken when it starts).
+    * ``remaining``: global positions of that epoch not yet consumed (``None``: all).
+    * ``tail_after`` / ``tail_position``: in follow mode after the last epoch,
+      samples with ``_seq > tail_after`` are streamed in insertion order and
+      ``tail_position`` of them are consumed (``tail_after`` None: not tailing).
+    * ``query``, ``seed``, ``shuffle``, ``window_bytes`` define the order; a
+      resumed stream must use the same ones.
+    """
+
+    query: dict[str, Any]
+    seed: int
+    shuffle: bool
+    window_bytes: int
+    epoch: int = 0
+    epoch_seq: int | None = None
+    remaining: tuple[tuple[int, int], ...] | None = None
+    tail_after: int | None = None
+    tail_position: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "query": self.query,
+            "seed": self.seed,
+            "shuffle": self.shuffle,
+            "window_bytes": self.window_bytes,
+            "epoch": self.epoch,
+            "epoch_seq": self.epoch_seq,
+            "remaining": None if self.remaining is None else [list(r) for r in self.remaining],
+            "tail_after": self.tail_after,
+            "tail_position": self.tail_position,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StreamState:
+        if not isinstance(data, Mapping) or data.get("version") != STATE_VERSION:
+            raise StreamStateError(f"not a version-{STATE_VERSION} stream state: {data!r:.200}")
+        try:
+            remaining = data.get("remaining")
+            state = cls(
+                query=dict(data["query"] or {}),
+                seed=int(data["seed"]),
+                shuffle=bool(data["shuffle"]),
+                window_bytes=int(data["window_bytes"]),
+                epoch=int(data.get("epoch", 0)),
+                epoch_seq=None if data.get("epoch_seq") is None else int(data["epoch_seq"]),
+                remaining=None if remaining is None else tuple((int(a), int(b)) for a, b in remaining),
+                tail_after=None if data.get("tail_after") is None else int(data["tail_after"]),
+                tail_position=int(data.get("tail_position", 0)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StreamStateError(f"malformed stream state: {exc}") from exc
+        if state.epoch < 0 or state.tail_position < 0 or state.window_bytes < 1:
+            raise StreamStateError("malformed stream state: negative epoch/position or window_bytes < 1")
+        return state
+
+    def check_matches(self, query: Mapping[str, Any], seed: int, shuffle: bool, window_bytes: int) -> None:
+        """Refuse to resume with a different order definition (it would silently repeat or skip samples)."""
+        mine = (self.query, self.seed, self.shuffle, self.window_bytes)
+        theirs = (dict(query), seed, shuffle, window_bytes)
+        names = ("query", "seed", "shuffle", "window_bytes")
+        for name, a, b in zip(names, mine, theirs):
+            if a != b:
+                raise StreamStateError(f"the state was saved with {name}={a!r} but this stream uses {name}={b!r}: "
+                                       "resume with the same settings")
+
+    def with_position(self, **changes: Any) -> StreamState:
+        return replace(self, **changes)

@@ -1,0 +1,289 @@
+"""Sample references as columns, and the fetch plan for a group of them.
+
+Why columns: a stream over millions of samples must permute, shard and plan
+reads without a Python object per sample.  :class:`RefTable` keeps what each
+sample's document says about its bytes (chunk, offset, length, codec, crc32,
+dtype/shape) in numpy arrays, parsed once from the index.  Rows are in
+``_seq`` order, which (with the seed) is all the stream's order depends on, so
+every backend yields the same order.
+
+A *plan* turns a set of rows into blob requests: a whole chunk where the rows
+cover a good part of it, else byte ranges of nearby rows merged into one
+request (the same rule as :mod:`tensordb_core.stream.samples`).
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+
+from tensordb_core.errors import CodecError
+from tensordb_core.format.codec import dtype_from_str, expected_nbytes
+from tensordb_core.stream.samples import COALESCE_GAP, DENSE_FRACTION
+
+#: Codec names by the small integer the table stores.
+CODEC_IDS = {"none": 0, "lz4": 1}
+
+#: The document fields a stream reads (the projection it asks the index for).
+PROJECTION = {"_id": 1, "_seq": 1, "_x": 1, "_y": 1, "label": 1}
+
+
+@dataclass(frozen=True)
+class Format:
+    """The dtype and shape shared by many samples (stored once per table)."""
+
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    nbytes: int
+
+
+def _ints(code: str = "q") -> array:
+    return array(code)
+
+
+@dataclass
+class _Columns:
+    """One segment description per row, in compact ``array`` s (8 bytes an int, not a Python object)."""
+
+    off: array = field(default_factory=_ints)
+    length: array = field(default_factory=_ints)
+    crc: array = field(default_factory=_ints)
+    codec: array = field(default_factory=lambda: _ints("b"))
+    fmt: array = field(default_factory=_ints)
+
+    def add(self, off: int, length: int, crc: int, codec: int, fmt: int) -> None:
+        self.off.append(off)
+        self.length.append(length)
+        self.crc.append(crc)
+        self.codec.append(codec)
+        self.fmt.append(fmt)
+
+    def truncate(self, n: int) -> None:
+        for column in (self.off, self.length, self.crc, self.codec, self.fmt):
+            del column[n:]
+
+
+class RefTable:
+    """Columnar references of samples in ``_seq`` order; appendable (follow mode), read through :meth:`freeze`.
+
+    ``bad`` maps a row to the reason its document cannot be read (malformed
+    ``_x``): the row stays, so positions and shards do not depend on whether a
+    document is readable; reading it raises or skips like a missing chunk.
+    """
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.seq = _ints()
+        self.chunk = _ints()
+        self.chunk_keys: list[str] = []
+        self.chunk_sizes = _ints()
+        self._chunk_index: dict[str, int] = {}
+        self.formats: list[Format] = []
+        self._format_index: dict[tuple[str, tuple[int, ...]], int] = {}
+        self.x = _Columns()
+        self.y = _Columns()
+        self.has_y = _ints("b")
+        self.labels: list[Any] = []
+        self.bad: dict[int, str] = {}
+        self._frozen: FrozenRefs | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def last_seq(self) -> int:
+        return self.seq[-1] if self.seq else 0
+
+    def extend(self, docs: Iterable[Mapping[str, Any]], *, max_seq: int | None = None) -> int:
+        """Append documents (in ``_seq`` order, above :attr:`last_seq`, at most ``max_seq``); return how many."""
+        added = 0
+        for doc in docs:
+            seq = int(doc["_seq"])
+            if seq <= self.last_seq or (max_seq is not None and seq > max_seq):
+                continue
+            self._append(doc, seq)
+            added += 1
+        if added:
+            self._frozen = None
+        return added
+
+    def _append(self, doc: Mapping[str, Any], seq: int) -> None:
+        row = len(self.ids)
+        self.ids.append(str(doc.get("_id")))
+        self.seq.append(seq)
+        self.labels.append(doc.get("label"))
+        x, y = doc.get("_x"), doc.get("_y")
+        try:
+            if not isinstance(x, Mapping):
+                raise CodecError("it is not a data sample (no _x blob reference)")
+            key = str(x["key"])
+            chunk = self._chunk_index.get(key)
+            if chunk is None:
+                chunk = self._chunk_index[key] = len(self.chunk_keys)
+                self.chunk_keys.append(key)
+                size = x.get("chunk_size")
+                self.chunk_sizes.append(int(size) if size is not None else -1)
+            self._add_segment(self.x, x)
+            if y:
+                if not isinstance(y, Mapping) or str(y.get("key")) != key:
+                    raise CodecError("its _y label lives in another blob than _x (the stream reads one chunk per sample)")
+                self._add_segment(self.y, y)
+            else:
+                self._add_segment(self.y, None)
+            self.chunk.append(chunk)
+            self.has_y.append(bool(y))
+        except (KeyError, TypeError, ValueError, OverflowError, CodecError) as exc:
+            self.bad[row] = f"malformed sample reference: {exc}"
+            for cols in (self.x, self.y):
+                cols.truncate(row)
+                self._add_segment(cols, None)
+            self.chunk.append(-1)
+            self.has_y.append(False)
+
+    def _add_segment(self, cols: _Columns, seg: Mapping[str, Any] | None) -> None:
+        if seg is None:
+            cols.add(0, 0, 0, 0, -1)
+            return
+        codec = CODEC_IDS.get(seg["codec"])
+        if codec is None:
+            raise CodecError(f"unknown codec {seg['codec']!r}")
+        off, length = int(seg["offset"]), int(seg["length"])
+        if off < 0 or length < 0:
+            raise CodecError(f"negative offset or length ({off}, {length})")
+        dtype, shape = seg["dtype"], seg["shape"]
+        fmt = self._format_index.get((dtype, tuple(shape)))  # as stored: one dict probe per sample
+        if fmt is None:
+            fmt = self._format(str(dtype), tuple(int(d) for d in shape))
+        cols.add(off, length, int(seg["crc32"]), codec, fmt)
+
+    def _format(self, dtype: str, shape: tuple[int, ...]) -> int:
+        key = (dtype, shape)
+        index = self._format_index.get(key)
+        if index is None:
+            dt = dtype_from_str(dtype)
+            index = self._format_index[key] = len(self.formats)
+            self.formats.append(Format(dt, shape, expected_nbytes(dt, shape)))
+        return index
+
+    def freeze(self) -> FrozenRefs:
+        """Numpy columns of every row so far (cached until the next :meth:`extend`)."""
+        if self._frozen is None:
+            self._frozen = FrozenRefs(self)
+        return self._frozen
+
+
+class FrozenRefs:
+    """An immutable numpy snapshot of a :class:`RefTable` (what threads read)."""
+
+    def __init__(self, table: RefTable) -> None:
+        n = len(table)
+        self.n = n
+        self.ids = list(table.ids)
+        self.seq = np.array(table.seq, dtype=np.int64)  # copies: the table's arrays keep growing
+        self.chunk = np.array(table.chunk, dtype=np.int64)
+        self.chunk_keys = list(table.chunk_keys)
+        self.chunk_sizes = np.array(table.chunk_sizes, dtype=np.int64)
+        self.formats = list(table.formats)
+        self.bad = dict(table.bad)
+        self.x_off, self.x_len, self.x_crc, self.x_codec, self.x_fmt = _arrays(table.x)
+        self.y_off, self.y_len, self.y_crc, self.y_codec, self.y_fmt = _arrays(table.y)
+        self.has_y = np.array(table.has_y, dtype=bool)
+        self.any_y = bool(self.has_y.any()) if n else False
+        x_end = self.x_off + self.x_len
+        y_end = self.y_off + self.y_len
+        self.span_start = np.where(self.has_y, np.minimum(self.x_off, self.y_off), self.x_off)
+        self.span_end = np.where(self.has_y, np.maximum(x_end, y_end), x_end)
+        self.labels = _label_array(table.labels)
+        #: The one input format of every row, when there is one (the common case: no per-batch check needed).
+        self.x_format = self.formats[int(self.x_fmt[0])] if n and not self.bad and len(
+            {int(f) for f in np.unique(self.x_fmt)}) == 1 else None
+
+    def span_bytes(self, rows: np.ndarray) -> np.ndarray:
+        return self.span_end[rows] - self.span_start[rows]
+
+
+def _arrays(cols: _Columns) -> tuple[np.ndarray, ...]:
+    return (np.array(cols.off, dtype=np.int64), np.array(cols.length, dtype=np.int64),
+            np.array(cols.crc, dtype=np.int64), np.array(cols.codec, dtype=np.int8),
+            np.array(cols.fmt, dtype=np.int64))
+
+
+def _label_array(labels: list[Any]) -> np.ndarray | None:
+    """Scalar labels as one array (numeric when they all are); ``None`` when no sample has one."""
+    if all(v is None for v in labels):
+        return None
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in labels) or all(
+        isinstance(v, bool) for v in labels
+    ):
+        return np.asarray(labels)
+    if all(isinstance(v, str) for v in labels):
+        return np.asarray(labels)
+    out = np.empty(len(labels), dtype=object)
+    out[:] = labels
+    return out
+
+
+@dataclass(frozen=True)
+class FetchPlan:
+    """Blob requests for some rows, and for each row which request holds it and that request's start offset."""
+
+    requests: list[tuple[str, int, int | None]]  # (chunk key, start, end); end None = whole chunk
+    req_of: np.ndarray  # per row (in the caller's order): index into ``requests``, -1 for a bad row
+    base_of: np.ndarray  # per row: the byte offset in the chunk where its request starts
+    lengths: list[int]  # expected bytes per request (-1 when unknown: whole chunk without a recorded size)
+
+
+def plan_fetch(refs: FrozenRefs, rows: np.ndarray) -> FetchPlan:
+    """Group ``rows`` by chunk; whole chunks where dense, else coalesced byte ranges."""
+    n = len(rows)
+    req_of = np.full(n, -1, dtype=np.int64)
+    base_of = np.zeros(n, dtype=np.int64)
+    chunks = refs.chunk[rows]
+    good = np.flatnonzero(chunks >= 0)
+    if not len(good):
+        return FetchPlan([], req_of, base_of, [])
+    starts = refs.span_start[rows[good]]
+    ends = refs.span_end[rows[good]]
+    gchunks = chunks[good]
+    order = np.lexsort((starts, gchunks))
+    s, e, c = starts[order], ends[order], gchunks[order]
+    # Per chunk: selected bytes vs the chunk's size decides whole-chunk vs ranges.
+    uniq, first = np.unique(c, return_index=True)
+    selected = np.add.reduceat(e - s, first)
+    sizes = refs.chunk_sizes[uniq]
+    dense_chunk = (sizes >= 0) & (selected >= DENSE_FRACTION * sizes)
+    dense = np.repeat(dense_chunk, np.diff(np.append(first, len(c))))
+    new_group = np.ones(len(c), dtype=bool)
+    if len(c) > 1:
+        # Running end within each chunk (spans overlap when labels sit after the inputs).
+        bounds = np.append(first, len(c))
+        run_end = np.concatenate([np.maximum.accumulate(e[a:b]) for a, b in pairwise(bounds)])
+        same_chunk = c[1:] == c[:-1]
+        near = s[1:] - run_end[:-1] <= COALESCE_GAP
+        new_group[1:] = ~(same_chunk & (dense[1:] | near))
+    group_id = np.cumsum(new_group) - 1
+    heads = np.flatnonzero(new_group)
+    g_start = np.minimum.reduceat(s, heads)
+    g_end = np.maximum.reduceat(e, heads)
+    requests: list[tuple[str, int, int | None]] = []
+    lengths: list[int] = []
+    g_base = np.empty(len(heads), dtype=np.int64)
+    for g, head in enumerate(heads.tolist()):
+        key = refs.chunk_keys[int(c[head])]
+        if dense[head]:
+            requests.append((key, 0, None))
+            lengths.append(int(refs.chunk_sizes[int(c[head])]))
+            g_base[g] = 0
+        else:
+            requests.append((key, int(g_start[g]), int(g_end[g])))
+            lengths.append(int(g_end[g] - g_start[g]))
+            g_base[g] = g_start[g]
+    placed = good[order]
+    req_of[placed] = group_id
+    base_of[placed] = g_base[group_id]
+    return FetchPlan(requests, req_of, base_of, lengths)

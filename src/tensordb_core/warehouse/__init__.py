@@ -1,0 +1,1 @@
+"""The public handle and one module per collection: data, architectures, parameters, jobs, logs, aliases."""

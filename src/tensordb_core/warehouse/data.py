@@ -1,0 +1,175 @@
+"""Data and labels: import samples into chunk blobs, find them by tags, load them as arrays.
+
+Each sample is one index document (``_x`` locates its bytes in a chunk blob;
+``label`` holds a scalar label as a queryable tag, or ``_y`` locates an array
+label).  A chunk is written before the documents that reference it, so a crash
+in between leaves at most an orphan chunk (``tensordb gc`` removes it), never a
+document without its bytes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from tensordb_core.errors import InvalidDocument
+from tensordb_core.format.codec import check_array, pack_segments
+from tensordb_core.store.scope import StudyScope, check_json_value, check_tags
+from tensordb_core.stream.follow import tail_grace
+from tensordb_core.stream.samples import SampleRef, read_in_order, stack
+
+COLLECTION = "data"
+RESERVED = frozenset({"label"})
+DEFAULT_CHUNK_BYTES = 4 << 20
+
+
+class DataCursor:
+    """A lazy query over samples: ``len()`` counts, iteration yields documents, ``arrays()`` loads."""
+
+    def __init__(self, scope: StudyScope, query: Mapping[str, Any] | None, sort: Any = None,
+                 limit: int = 0, skip: int = 0) -> None:
+        self._scope = scope
+        self.query = dict(query or {})
+        self._scoped = scope.query(query)
+        self._sort, self._limit, self._skip = sort, limit, skip
+
+    def __len__(self) -> int:
+        n = max(0, self._scope.index.count(COLLECTION, self._scoped) - self._skip)
+        return min(n, self._limit) if self._limit else n
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._scope.index.find(COLLECTION, self._scoped, sort=self._sort, limit=self._limit, skip=self._skip))
+
+    def ids(self) -> list[str]:
+        return [d["_id"] for d in self._scope.index.find(
+            COLLECTION, self._scoped, sort=self._sort, limit=self._limit, skip=self._skip, projection={"_id": 1})]
+
+    def arrays(self, *, on_error: str = "raise") -> tuple[np.ndarray, np.ndarray | None]:
+        """Load every matching sample: ``(X, y)`` stacked in result order (y None without labels)."""
+        refs = [SampleRef.from_doc(d) for d in self]
+        pairs = read_in_order(self._scope.blobs, refs, on_error=on_error)
+        return stack(p for p in pairs if p is not None)
+
+
+def _per_sample_tags(tags: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None, n: int) -> list[dict[str, Any]]:
+    if tags is None or isinstance(tags, Mapping):
+        shared = check_tags(tags, RESERVED)
+        return [shared] * n
+    if not isinstance(tags, Sequence) or isinstance(tags, (str, bytes)):
+        raise InvalidDocument(f"tags must be one dict (for every sample) or a list of dicts (one per sample), "
+                              f"not {type(tags).__name__}")
+    if len(tags) != n:
+        raise InvalidDocument(f"got {len(tags)} tag dicts for {n} samples: pass one dict, or one per sample")
+    return [check_tags(t, RESERVED) for t in tags]
+
+
+def _samples(X: Any) -> list[np.ndarray]:
+    """Every sample of ``X`` checked storable *before* anything is written (no partial import)."""
+    if isinstance(X, np.ndarray) and X.ndim:
+        samples: list[Any] = [X[i] for i in range(X.shape[0])]
+    elif isinstance(X, (np.ndarray, np.generic, str, bytes)) or not hasattr(X, "__iter__"):
+        raise InvalidDocument(f"X must be an array of samples (N, ...) or a sequence of arrays, "
+                              f"not {type(X).__name__}{' (0-d)' if np.ndim(X) == 0 else ''}")
+    else:
+        samples = list(X)
+    return [check_array(x) for x in samples]
+
+
+def _labels(y: Any, n: int) -> tuple[list[Any], list[np.ndarray] | None]:
+    """Scalar labels become the ``label`` tag; array labels are stored as segments."""
+    if y is None:
+        return [None] * n, None
+    if isinstance(y, (str, bytes)) or not hasattr(y, "__len__"):
+        raise InvalidDocument(f"labels must be one per sample (a sequence or array), not {type(y).__name__}")
+    if isinstance(y, np.ndarray) and y.ndim > 1 or (not isinstance(y, np.ndarray) and len(y) and np.ndim(y[0]) > 0):
+        ys = [check_array(v) for v in y]
+        if len(ys) != n:
+            raise InvalidDocument(f"{len(ys)} labels for {n} samples")
+        return [None] * n, ys
+    arr = np.asarray(y)
+    if arr.shape != (n,):
+        raise InvalidDocument(f"labels have shape {arr.shape}; expected ({n},) to match the samples")
+    return [check_json_value(v, "label") for v in arr.tolist()], None
+
+
+def import_data(
+    scope: StudyScope,
+    X: Any,
+    y: Any = None,
+    tags: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+    *,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    codec: str = "auto",
+) -> list[str]:
+    """Store samples in chunk blobs and index them; returns the new document ids in order."""
+    scope.require_writable()
+    samples = _samples(X)
+    n = len(samples)
+    per_tags = _per_sample_tags(tags, n)
+    labels, label_arrays = _labels(y, n)
+    ids: list[str] = []
+    start = 0
+    while start < n:
+        end, budget = start, 0
+        while end < n and (end == start or budget < chunk_bytes):
+            budget += np.asarray(samples[end]).nbytes + (label_arrays[end].nbytes if label_arrays else 0)
+            end += 1
+        ids += _write_chunk(scope, samples[start:end], labels[start:end],
+                            label_arrays[start:end] if label_arrays else None, per_tags[start:end], codec)
+        start = end
+    return ids
+
+
+def _write_chunk(scope: StudyScope, xs: list[Any], labels: list[Any], ys: list[np.ndarray] | None,
+                 tags: list[dict[str, Any]], codec: str) -> list[str]:
+    arrays = xs + (ys or [])
+    body, segments = pack_segments(arrays, codec)
+    with scope.writing_blobs() as put:
+        key = put(body)  # the chunk exists before any document points at it
+        return scope.index.insert_many(COLLECTION, _sample_docs(scope, key, len(body), segments, labels, ys, tags))
+
+
+def _sample_docs(scope: StudyScope, key: str, size: int, segments: list[Any], labels: list[Any],
+                 ys: list[np.ndarray] | None, tags: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    n = len(tags)
+    now = time.time()
+    docs = []
+    for i, x_seg in enumerate(segments[:n]):
+        doc = scope.new_doc(_x={"key": key, "chunk_size": size, **x_seg.to_doc()}, **tags[i])
+        doc["_created"] = now
+        if ys is not None:
+            doc["_y"] = {"key": key, "chunk_size": size, **segments[n + i].to_doc()}
+        elif labels[i] is not None:
+            doc["label"] = labels[i]
+        docs.append(doc)
+    return docs
+
+
+def newest_seq(scope: StudyScope) -> int:
+    """The ``_seq`` of the study's newest sample (0 when it has none)."""
+    newest = scope.index.find(COLLECTION, scope.query({}), sort=[("_seq", -1)], limit=1, projection={"_seq": 1})
+    return next((int(doc["_seq"]) for doc in newest), 0)
+
+
+def data_snapshot(scope: StudyScope, settle_s: float | None = None) -> int:
+    """The ``_seq`` bound of the study's data inserted so far: ``data_generator(as_of=...)`` for every rank.
+
+    It is the newest ``_seq`` among the study's own samples (another study's
+    imports neither move it nor show through it).
+
+    On a store that commits ``_seq`` ranges out of allocation order (MongoDB,
+    several importers), a range allocated before this call may still be in
+    flight; the call then waits the store's tail grace (or ``settle_s``) so
+    that every rank scanning afterwards sees the same documents at or below
+    the bound.  Stores that commit in order (SQLite, memory) return at once.
+    """
+    if settle_s is not None and not (isinstance(settle_s, (int, float)) and settle_s >= 0):
+        raise InvalidDocument(f"settle_s must be a number of seconds >= 0, not {settle_s!r}")
+    bound = newest_seq(scope)
+    wait = tail_grace(scope.index) if settle_s is None else float(settle_s)
+    if wait > 0:
+        time.sleep(wait)
+    return bound

@@ -1,0 +1,254 @@
+"""The public handle: one study of one warehouse (an index store + a blob store).
+
+``connect()`` picks the stores from a URI (or ``TENSORDB_URI`` /
+``TENSORDB_BLOBS``) through the plugin registry; :class:`TensorDB` exposes the
+seed's API — data, architectures, parameters, jobs, logs — scoped to one study.
+Each concern lives in its own module; this class only wires them together and
+records lineage (which run, job, architecture and data snapshot produced a
+parameter set).
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import Any, Self
+from urllib.parse import quote
+
+from tensordb_core.store.protocols import BlobStore, IndexStore, new_id
+from tensordb_core.store.registry import default_blobs, open_blobs, open_index
+from tensordb_core.store.retrying import RetryPolicy
+from tensordb_core.store.retrying import wrap as wrap_retrying
+from tensordb_core.store.scope import StudyScope, check_study
+from tensordb_core.store.uri import StoreURI, parse_uri
+from tensordb_core.stream.batches import data_stream
+from tensordb_core.warehouse import aliases, data, jobs, logs, models, params
+
+ENV_URI = "TENSORDB_URI"
+ENV_BLOBS = "TENSORDB_BLOBS"
+ENV_STUDY = "TENSORDB_STUDY"
+DEFAULT_STUDY = "default"
+#: Collections and the indexes the warehouse's own queries use.
+INDEXES: dict[str, list[list[tuple[str, int]]]] = {
+    data.COLLECTION: [[("_study", 1), ("_seq", 1)], [("_study", 1), ("label", 1)]],
+    params.COLLECTION: [[("_study", 1), ("_seq", 1)]],
+    models.COLLECTION: [[("_study", 1), ("_seq", 1)]],
+    jobs.COLLECTION: [[("_study", 1), ("status", 1), ("priority", -1), ("_seq", 1)], [("_study", 1), ("lease_until", 1)]],
+    logs.COLLECTION: [[("_study", 1), ("kind", 1), ("step", 1)]],
+    aliases.HISTORY: [[("_study", 1), ("name", 1), ("at", 1)]],
+}
+
+
+def connect(uri: str | os.PathLike[str] | StoreURI | None = None, study: str | None = None, *,
+            blobs: str | StoreURI | None = None, index_options: Mapping[str, Any] | None = None,
+            blob_options: Mapping[str, Any] | None = None,
+            retry: RetryPolicy | Mapping[str, Any] | bool | None = None) -> TensorDB:
+    """Open a warehouse.  ``uri`` defaults to ``$TENSORDB_URI`` then ``./warehouse``;
+    ``blobs`` to ``$TENSORDB_BLOBS`` then the index's own default (GridFS for Mongo,
+    the directory's ``blobs/`` for the embedded store).  ``retry`` (a dict of
+    :class:`~tensordb_core.store.retrying.RetryPolicy` settings, or False for none) bounds
+    the retries of safe operations on transient backend failures."""
+    policy = RetryPolicy.from_option(retry)
+    uri = uri if uri is not None else os.environ.get(ENV_URI, "./warehouse")
+    blobs = blobs if blobs is not None else os.environ.get(ENV_BLOBS) or None
+    index_uri = parse_uri(uri)
+    index = open_index(index_uri, **dict(index_options or {}))
+    try:
+        blob_uri = parse_uri(blobs) if blobs is not None else default_blobs(index_uri)
+        blob_store = open_blobs(blob_uri, **dict(blob_options or {}))
+    except BaseException:
+        index.close()
+        raise
+    index, blob_store = wrap_retrying(index, blob_store, policy)
+    return TensorDB.from_stores(index, blob_store, study or os.environ.get(ENV_STUDY) or DEFAULT_STUDY)
+
+
+def seed_uri(ip: str = "127.0.0.1", port: int = 27017, db_name: str = "tensordb", user_name: str | None = None,
+             password: str | None = None) -> str:
+    """The MongoDB URI the original TensorDB's ``TensorDB(ip, port, db_name, ...)`` implied."""
+    auth = ""
+    if user_name:
+        auth = quote(user_name, safe="") + (":" + quote(password, safe="") if password else "") + "@"
+    return f"mongodb://{auth}{ip}:{int(port)}/{db_name}"
+
+
+class TensorDB:
+    """One study in one warehouse.  Build it with :func:`connect` (or the seed-style constructor)."""
+
+    def __init__(self, ip: str = "127.0.0.1", port: int = 27017, db_name: str = "tensordb",
+                 user_name: str | None = None, password: str | None = None, studyID: str | None = None,
+                 **connect_kwargs: Any) -> None:
+        """Seed-compatible constructor: connects to MongoDB at ``ip:port/db_name``."""
+        other = connect(seed_uri(ip, port, db_name, user_name, password), studyID, **connect_kwargs)
+        self.__dict__.update(other.__dict__)
+
+    @classmethod
+    def from_stores(cls, index: IndexStore, blobs: BlobStore, study: str | None, *, _owns: bool = True) -> TensorDB:
+        self = cls.__new__(cls)
+        self.index, self.blobs = index, blobs
+        self.study = None if study is None else check_study(study)
+        self.scope = StudyScope(index, blobs, self.study)
+        self.run_id = new_id()
+        self.lineage: dict[str, Any] = {"run": self.run_id}
+        self._log_writer = logs.LogWriter(self.scope) if study is not None else None
+        self._streams: weakref.WeakSet[Any] = weakref.WeakSet()  # closed before the stores on close()
+        self._data_lineage: tuple[dict[str, Any], weakref.ref[Any]] | None = None
+        self._owns = _owns
+        if _owns:
+            for collection, specs in INDEXES.items():
+                for keys in specs:
+                    index.create_index(collection, keys)
+        return self
+
+    # -- studies -----------------------------------------------------------------------------------
+    def use_study(self, study: str) -> TensorDB:
+        """Another study on the same stores (cheap; shares connections)."""
+        return TensorDB.from_stores(self.index, self.blobs, study, _owns=False)
+
+    def all_studies(self) -> TensorDB:
+        """The explicit, read-only cross-study view (for comparing studies)."""
+        return TensorDB.from_stores(self.index, self.blobs, None, _owns=False)
+
+    def __repr__(self) -> str:
+        return f"TensorDB(index={self.index.uri.redacted()!r}, blobs={self.blobs.uri.redacted()!r}, study={self.study!r})"
+
+    # -- data ---------------------------------------------------------------------------------------
+    def import_data(self, X: Any, y: Any = None, tags: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+                    **kwargs: Any) -> list[str]:
+        """Store samples ``X`` (N, ...) with labels ``y`` and tags; returns their ids."""
+        return data.import_data(self.scope, X, y, tags, **kwargs)
+
+    def find_data(self, query: Mapping[str, Any] | None = None, *, sort: Any = None, limit: int = 0,
+                  skip: int = 0) -> data.DataCursor:
+        """A lazy cursor over matching samples (``len()``, iterate docs, ``.arrays()``)."""
+        return data.DataCursor(self.scope, query, sort, limit, skip)
+
+    def data_generator(self, query: Mapping[str, Any] | None = None, batch_size: int = 32, **kwargs: Any):
+        """Stream ``(X, y)`` batches of matching samples; see :func:`stream.data_stream`."""
+        q = dict(query or {})
+        stream = data_stream(self.scope, q, batch_size=batch_size, **kwargs)
+        self._streams.add(stream)
+        self._data_lineage = (q, weakref.ref(stream))
+        return stream
+
+    def data_snapshot(self, *, settle_s: float | None = None) -> int:
+        """A ``_seq`` bound for ``data_generator(as_of=...)``: compute once, pass to every DDP rank."""
+        return data.data_snapshot(self.scope, settle_s)
+
+    def current_lineage(self) -> dict[str, Any]:
+        """What produced the parameters saved now: run, job, architecture and the data snapshot read."""
+        out = dict(self.lineage)
+        if self._data_lineage is not None:
+            query, stream_ref = self._data_lineage
+            stream = stream_ref()
+            snap = stream.snapshot if stream is not None else None
+            if snap is None:  # the stream is gone or never started: describe the data as it is now
+                snap = {"last_seq": self.index.last_seq(data.COLLECTION), "count": len(self.find_data(query))}
+            out["data"] = {"query": query, **snap}
+        return out
+
+    # -- architectures ------------------------------------------------------------------------------
+    def save_model_architecture(self, code: str, tags: Mapping[str, Any] | None = None) -> str:
+        return models.save_model_architecture(self.scope, code, tags)
+
+    def find_model_architecture(self, query: Mapping[str, Any] | None = None, **kwargs: Any):
+        """``(code, doc)`` of the newest match; the code is returned as a string, never executed."""
+        code, doc = models.find_model_architecture(self.scope, query, **kwargs)
+        if doc is not None:
+            self.lineage["arch"] = doc["_id"]
+        return code, doc
+
+    # -- parameters ---------------------------------------------------------------------------------
+    def save_parameters(self, parameters: Any, metrics: Mapping[str, Any] | None = None,
+                        tags: Mapping[str, Any] | None = None, *, step: int | None = None) -> str:
+        return params.save_parameters(self.scope, parameters, metrics=metrics, tags=tags, step=step,
+                                      lineage=self.current_lineage())
+
+    def find_parameters(self, query: Mapping[str, Any] | None = None, *, sort: Any = None):
+        return params.find_parameters(self.scope, query, sort=sort)
+
+    def best_parameters(self, metric: str, mode: str = "max", query: Mapping[str, Any] | None = None):
+        return params.best_parameters(self.scope, metric, mode, query)
+
+    def record_metrics(self, param_id: str, metrics: Mapping[str, Any]) -> None:
+        params.record_metrics(self.scope, param_id, metrics)
+
+    def find_parameter_docs(self, query: Mapping[str, Any] | None = None, *, sort: Any = None,
+                            limit: int = 0) -> list[dict[str, Any]]:
+        """Parameter documents only (no arrays loaded), newest first by default."""
+        return list(self.index.find(params.COLLECTION, self.scope.query(query), sort=sort or params.NEWEST_FIRST,
+                                    limit=limit))
+
+    def load_parameters(self, doc: Mapping[str, Any]):
+        return params.load(self.scope, doc)
+
+    # -- aliases ------------------------------------------------------------------------------------
+    def set_alias(self, name: str, param_id: str, *, who: str | None = None) -> str | None:
+        return aliases.set_alias(self.scope, name, param_id, who=who)
+
+    def get_alias(self, name: str, *, at: float | None = None) -> str | None:
+        return aliases.get_alias(self.scope, name, at=at)
+
+    def alias_history(self, name: str) -> list[dict[str, Any]]:
+        return aliases.alias_history(self.scope, name)
+
+    # -- jobs ---------------------------------------------------------------------------------------
+    def push_job(self, spec: Any, tags: Mapping[str, Any] | None = None, **kwargs: Any) -> str:
+        return jobs.push_job(self.scope, spec, tags, **kwargs)
+
+    def pop_job(self, query: Mapping[str, Any] | None = None, *, lease_s: float = 60.0,
+                worker: str | None = None) -> jobs.Job | None:
+        job = jobs.pop_job(self.scope, query, lease_s=lease_s, worker=worker)
+        if job is not None:
+            self.lineage["job"] = job.id
+        return job
+
+    def find_jobs(self, query: Mapping[str, Any] | None = None, *, limit: int = 0) -> list[dict[str, Any]]:
+        return list(self.index.find(jobs.COLLECTION, self.scope.query(query), limit=limit))
+
+    # -- logs ---------------------------------------------------------------------------------------
+    def log(self, kind: str, metrics: Mapping[str, Any], step: int | None = None, **tags: Any) -> None:
+        if self._log_writer is None:
+            self.scope.require_writable()
+        self._log_writer.log(kind, metrics, step, run=self.lineage.get("run"), tags=tags or None)
+
+    def train_log(self, metrics: Mapping[str, Any], step: int | None = None, **tags: Any) -> None:
+        self.log("train", metrics, step, **tags)
+
+    def valid_log(self, metrics: Mapping[str, Any], step: int | None = None, **tags: Any) -> None:
+        self.log("valid", metrics, step, **tags)
+
+    def test_log(self, metrics: Mapping[str, Any], step: int | None = None, **tags: Any) -> None:
+        self.log("test", metrics, step, **tags)
+
+    def find_logs(self, kind: str | None = None, query: Mapping[str, Any] | None = None, **kwargs: Any):
+        self.flush()
+        return logs.find_logs(self.scope, kind, query, **kwargs)
+
+    def flush(self) -> None:
+        """Write buffered logs now."""
+        if self._log_writer is not None:
+            self._log_writer.flush()
+
+    # -- seed-compatible names ------------------------------------------------------------------------
+    def save_parameter(self, parameters: Any, metrics: Mapping[str, Any] | None = None, **kwargs: Any) -> str:
+        """The seed's name for :meth:`save_parameters`."""
+        return self.save_parameters(parameters, metrics, **kwargs)
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop open streams, flush logs and release the stores (only those this handle opened)."""
+        for stream in list(self._streams):
+            stream.close()
+        self.flush()
+        if self._owns:
+            self.index.close()
+            self.blobs.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+

@@ -1,0 +1,153 @@
+"""``tensordb check`` and ``tensordb gc``: find dangling references, orphan and corrupted blobs.
+
+Blobs are shared by every study of a warehouse (content addresses dedupe
+them), so both commands look at the whole warehouse.
+
+Why gc is safe while writers run: a writer records a write intent, then
+stores the blob, then inserts the documents, then removes the intent
+(:meth:`StudyScope.writing_blobs`).  gc lists blobs first, reads intents
+second and documents last; any blob it listed was either referenced by a
+document it reads or announced by an intent it reads.  Intents older than
+the grace period belong to crashed writers and are ignored (and cleared).
+
+One more race: blobs are content addresses, so a writer storing bytes that
+an orphan already holds writes nothing — its blob can be the very orphan gc
+decided to delete a moment before the writer's intent appeared.  So gc
+deletes in batches of *mark, look again, delete, unmark*: it records a
+deletion marker for each key, re-reads intents and references for those keys,
+deletes the ones still unclaimed and removes the markers; a writer waits
+until no marker for its key is left, then stores the bytes again if they are
+gone (:meth:`StudyScope._settle`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tensordb_core.errors import BlobNotFound, IntegrityError
+from tensordb_core.store.blobkit import verify_content
+from tensordb_core.store.protocols import BlobStore, IndexStore
+from tensordb_core.store.scope import DELETION_STALE_S, DELETIONS, INTENTS
+
+#: Where each collection keeps blob keys.
+BLOB_FIELDS: dict[str, tuple[str, ...]] = {
+    "data": ("_x.key", "_y.key"),
+    "params": ("_blob.key",),
+    "models": ("_code_blob",),
+}
+DEFAULT_GRACE_S = 3600.0
+#: Keys gc marks, re-checks and deletes at a time.
+DELETE_BATCH = 500
+
+
+def _get(doc: Mapping[str, Any], path: str) -> Any:
+    value: Any = doc
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def referenced_keys(index: IndexStore) -> Iterator[tuple[str, str, str]]:
+    """Every ``(collection, doc_id, blob_key)`` a document references."""
+    for collection, paths in BLOB_FIELDS.items():
+        projection = {p.split(".")[0]: 1 for p in paths}
+        for doc in index.find(collection, {}, projection=projection, batch_size=5000):
+            for path in paths:
+                key = _get(doc, path)
+                if isinstance(key, str):
+                    yield collection, doc["_id"], key
+
+
+@dataclass
+class CheckReport:
+    """What ``tensordb check`` found."""
+
+    documents: int = 0
+    blobs: int = 0
+    dangling: list[tuple[str, str, str]] = field(default_factory=list)  # (collection, doc id, missing key)
+    orphans: list[str] = field(default_factory=list)
+    corrupted: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.dangling or self.corrupted)
+
+
+def check(index: IndexStore, blobs: BlobStore, *, verify: bool = True, grace_s: float = DEFAULT_GRACE_S) -> CheckReport:
+    """Cross-check documents and blobs; with ``verify`` re-hash every referenced blob."""
+    report = CheckReport()
+    stored = set(blobs.list(""))
+    report.blobs = len(stored)
+    recent = _live_intents(index, grace_s)
+    refs: dict[str, list[tuple[str, str]]] = {}
+    for collection, doc_id, key in referenced_keys(index):
+        refs.setdefault(key, []).append((collection, doc_id))
+    report.documents = sum(len(v) for v in refs.values())
+    for key, owners in refs.items():
+        if key not in stored:
+            report.dangling += [(c, d, key) for c, d in owners]
+        elif verify:
+            try:
+                verify_content(key, blobs.get(key))
+            except IntegrityError:
+                report.corrupted.append(key)
+            except BlobNotFound:
+                report.dangling += [(c, d, key) for c, d in owners]
+    report.pending = sorted(stored & recent - refs.keys())
+    report.orphans = sorted(stored - refs.keys() - recent)
+    return report
+
+
+def _live_intents(index: IndexStore, grace_s: float, keys: list[str] | None = None) -> set[str]:
+    query: dict[str, Any] = {"at": {"$gte": time.time() - grace_s}}
+    if keys is not None:
+        query["key"] = {"$in": keys}
+    return {d["key"] for d in index.find(INTENTS, query)}
+
+
+def _referenced_among(index: IndexStore, keys: list[str]) -> set[str]:
+    """Which of ``keys`` some document references (one query per blob field)."""
+    wanted, found = set(keys), set()
+    for collection, paths in BLOB_FIELDS.items():
+        for path in paths:
+            for doc in index.find(collection, {path: {"$in": keys}}, projection={path.split(".")[0]: 1}):
+                key = _get(doc, path)
+                if key in wanted:
+                    found.add(key)
+    return found
+
+
+def _delete_batch(index: IndexStore, blobs: BlobStore, keys: list[str], grace_s: float) -> list[str]:
+    """Mark, look again, delete what is still unclaimed, unmark (see the module docs)."""
+    now = time.time()
+    markers = index.insert_many(DELETIONS, [{"key": key, "at": now} for key in keys])
+    try:
+        keep = _live_intents(index, grace_s, keys) | _referenced_among(index, keys)
+        gone = [key for key in keys if key not in keep]
+        for key in gone:
+            blobs.delete(key)
+    finally:
+        index.delete_many(DELETIONS, {"_id": {"$in": markers}})
+    return gone
+
+
+def gc(index: IndexStore, blobs: BlobStore, *, grace_s: float = DEFAULT_GRACE_S, dry_run: bool = False) -> list[str]:
+    """Delete blobs no document references and no live writer announced; returns the deleted keys."""
+    stored = set(blobs.list(""))          # 1. blobs
+    announced = _live_intents(index, grace_s)  # 2. intents
+    referenced = {key for _, _, key in referenced_keys(index)}  # 3. documents
+    doomed = sorted(stored - announced - referenced)
+    if dry_run:
+        return doomed
+    deleted: list[str] = []
+    for start in range(0, len(doomed), DELETE_BATCH):
+        deleted += _delete_batch(index, blobs, doomed[start : start + DELETE_BATCH], grace_s)
+    index.delete_many(INTENTS, {"at": {"$lt": time.time() - grace_s}})
+    index.delete_many(DELETIONS, {"at": {"$lt": time.time() - DELETION_STALE_S}})  # a crashed gc's markers
+    return deleted
