@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import tensordb_core as tdb
-from tensordb_core.stream.follow import DEFAULT_GRACE_S, Follower, tail_grace
+from tensordb_core.store.protocols import DEFAULT_TAIL_GRACE_S, IndexCapabilities
+from tensordb_core.stream.follow import Follower, tail_grace
 
 
 class LateCommitIndex:
@@ -14,7 +15,7 @@ class LateCommitIndex:
     Not a backend: a deterministic stage for the follower's logic.
     """
 
-    tail_grace_s = 5.0
+    capabilities = IndexCapabilities(tail_grace_s=5.0)
 
     def __init__(self) -> None:
         self.counter = 0
@@ -84,8 +85,14 @@ def test_embedded_stores_need_no_grace(scheme, tmp_path):
         assert follower.poll() == []
 
 
-def test_unknown_stores_get_the_default_grace():
-    assert tail_grace(object()) == DEFAULT_GRACE_S  # type: ignore[arg-type]
+def test_the_grace_is_the_declared_capability_also_through_the_retrying_wrapper():
+    from tensordb_core.store.retrying import RetryingIndexStore
+
+    assert IndexCapabilities().tail_grace_s == DEFAULT_TAIL_GRACE_S  # what a store gets by not saying otherwise
+    assert tail_grace(LateCommitIndex()) == 5.0  # type: ignore[arg-type]
+    memory = tdb.open_index("memory://")
+    assert tail_grace(memory) == 0.0
+    assert tail_grace(RetryingIndexStore(memory)) == 0.0
 
 
 def test_watermark_settles_only_after_the_grace_and_never_goes_back():

@@ -435,10 +435,10 @@ def test_connect_wraps_both_stores_and_forwards_backend_methods(tmp_path) -> Non
         assert isinstance(db.index, RetryingIndexStore) and isinstance(db.blobs, RetryingBlobStore)
         assert type(unwrap(db.blobs)).__name__ == "FileBlobStore"
         assert db.blobs.path_of(content_key(b"x")).startswith(str(tmp_path))  # optional capability, forwarded
-        assert hasattr(db.blobs, "read_into")
+        assert db.blobs.capabilities.read_into  # declared by the file store, passed on by the wrapper
         assert db.index.retrier.policy == RetryPolicy()
     with tdb.connect(f"memory://retry-{id(tmp_path)}", study="s", retry={"attempts": 2, "total_s": 1}) as db:
-        assert db.index.retrier.policy.attempts == 2 and not hasattr(db.blobs, "read_into")
+        assert db.index.retrier.policy.attempts == 2 and not db.blobs.capabilities.read_into
     with tdb.connect(f"memory://retry-off-{id(tmp_path)}", study="s", retry=False) as db:
         assert isinstance(db.index, MemoryIndexStore)
 

@@ -9,6 +9,7 @@ import pytest
 
 import tensordb_core as tdb
 from tensordb_core.errors import InvalidDocument
+from tensordb_core.store.protocols import IndexCapabilities
 from tensordb_core.stream.groups import COLLECTION, EpochBounds
 from tensordb_core.stream.order import piece_bounds
 from test_stream import SMALL, N, drain, make_data
@@ -59,7 +60,7 @@ def test_follow_epochs_get_one_population_per_epoch_across_ranks(db):
 
 def test_a_store_with_a_commit_grace_waits_for_the_bound_to_settle(db):
     make_data(db, n=20)
-    db.index.tail_grace_s = 0.3  # as MongoDB declares (30 s by default): ranges may commit late
+    db.index.capabilities = IndexCapabilities(tail_grace_s=0.3)  # as MongoDB declares (30 s by default): ranges may commit late
     began = time.monotonic()
     bound = EpochBounds(db.scope, "slow").bound(0)
     assert time.monotonic() - began >= 0.3

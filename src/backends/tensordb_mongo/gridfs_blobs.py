@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from tensordb_core.errors import BackendError, BlobNotFound
 from tensordb_core.store.blobkit import check_key, content_key, ordered_concurrent_map, split_request
-from tensordb_core.store.protocols import BlobRequest
+from tensordb_core.store.protocols import BlobCapabilities, BlobRequest
 from tensordb_core.store.uri import StoreURI
 
 from . import clients
@@ -52,6 +52,8 @@ class GridFSBlobStore:
     Settings (URI options or keyword arguments): ``bucket``, ``chunk_size_bytes``
     (default 1 MiB), ``max_in_flight`` (concurrent reads in ``get_many``, default 8).
     """
+
+    capabilities = BlobCapabilities()
 
     def __init__(self, uri: StoreURI | str, **options: Any) -> None:
         from gridfs import GridFSBucket

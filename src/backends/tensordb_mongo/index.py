@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from tensordb_core.errors import IntegrityError
 from tensordb_core.query.filters import check_window
-from tensordb_core.store.protocols import Document, Query, SortSpec
+from tensordb_core.store.protocols import Document, IndexCapabilities, Query, SortSpec
 from tensordb_core.store.uri import StoreURI, parse_uri
 
 from . import clients
@@ -93,8 +93,11 @@ class MongoIndexStore:
         self.database: str = self._config.database
         self.write_batch_size: int = self._config.setting("write_batch_size")
         self.read_batch_size: int | None = self._config.setting("read_batch_size")
-        #: _seq is allocated before commit here, so followers re-read this many seconds (see tensordb_core.stream.follow).
-        self.tail_grace_s: float = float(self._config.setting("tail_grace_s"))
+        # _seq is allocated before commit here, so followers re-read this many seconds (tensordb_core.stream.follow).
+        # insert_many refuses known duplicate _ids before writing and rolls back a lost race, so it is
+        # all or nothing for duplicates even without transactions (docs/backends/mongo.md).
+        self.capabilities = IndexCapabilities(tail_grace_s=float(self._config.setting("tail_grace_s")),
+                                              atomic_insert_many=True)
         self._client: MongoClient | None = clients.acquire(self._config)
         self._db = self._client.get_database(self.database, codec_options=codec_options())
         self._seq_indexed: set[str] = set()

@@ -17,7 +17,7 @@ Layout (public: other tools may read it)
 Because a path cannot be both a file and a directory, ``a/b`` and ``a/b/c``
 cannot both be keys here: the second ``put`` raises
 :class:`~tensordb_core.store.blobkit.InvalidBlobKey` and the first stays intact
-(the conformance suite's ``allows_key_as_prefix = False``).
+(the store declares ``BlobCapabilities(key_as_prefix=False)``).
 
 Durability (``fsync``, on by default)
 -------------------------------------
@@ -45,7 +45,7 @@ from typing import NoReturn
 
 from tensordb_core.errors import BackendError, BlobNotFound, InvalidURI, PermissionDenied, TensorDBError
 from tensordb_core.store.blobkit import InvalidBlobKey, check_key, ordered_concurrent_map, split_request
-from tensordb_core.store.protocols import BlobRequest
+from tensordb_core.store.protocols import BlobCapabilities, BlobRequest
 from tensordb_core.store.uri import StoreURI
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -74,9 +74,11 @@ class FileBlobStore:
     * ``fsync`` (default True): make each put durable before it returns (see the module docs).
     * ``max_workers`` (default 8): threads ``get_many`` reads on; 1 reads inline.
 
-    Optional capability beyond the protocol: :meth:`read_into` fills a caller's
-    buffer without an intermediate ``bytes`` (the stream uses it when present).
+    Declares ``read_into``: :meth:`read_into` fills a caller's buffer without
+    an intermediate ``bytes`` (the stream decodes out of pooled buffers).
     """
+
+    capabilities = BlobCapabilities(read_into=True, key_as_prefix=False)
 
     def __init__(
         self,
@@ -195,11 +197,11 @@ class FileBlobStore:
             os.close(fd)
 
     def read_into(self, key: str, start: int, buffer: bytearray | memoryview) -> int:
-        """Optional capability: fill ``buffer`` with the blob's bytes from ``start``; return how many were read.
+        """Fill ``buffer`` with the blob's bytes from ``start``; return how many were read (:class:`ReadsInto`).
 
         Fewer than ``len(buffer)`` bytes are read only at the end of the blob (0 when
         ``start`` is at or past it).  Saves a copy when the caller owns a preallocated
-        buffer; feature-test with ``hasattr(store, "read_into")``.
+        buffer.
         """
         key, start, _ = split_request((key, start, None))
         target = memoryview(buffer).cast("B")

@@ -33,7 +33,7 @@ from tensordb_core.query.filters import (
     validate_sort,
 )
 from tensordb_core.query.values import MISSING, check_document, copy_value, value_key
-from tensordb_core.store.protocols import Document, new_id
+from tensordb_core.store.protocols import Document, IndexCapabilities, new_id
 from tensordb_core.store.uri import StoreURI
 
 
@@ -69,12 +69,13 @@ class ListCursor:
 class MemoryIndexStore:
     """The IndexStore protocol over dicts in this process, evaluated by the reference evaluator."""
 
+    #: _seq is assigned under the same lock that commits: followers need no grace.
+    capabilities = IndexCapabilities(tail_grace_s=0.0)
     _named: ClassVar[dict[str, MemoryIndexStore]] = {}
     _named_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, uri: StoreURI | None = None) -> None:
         self.uri = uri or StoreURI("memory")
-        self.tail_grace_s = 0.0  # _seq is assigned under the same lock that commits: followers need no grace
         self._lock = threading.RLock()
         self._collections: dict[str, _Collection] = {}
 

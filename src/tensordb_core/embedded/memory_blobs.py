@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from tensordb_core.errors import BlobNotFound
 from tensordb_core.store.blobkit import check_key, split_request
-from tensordb_core.store.protocols import BlobRequest
+from tensordb_core.store.protocols import BlobCapabilities, BlobRequest
 from tensordb_core.store.uri import StoreURI
 
 
@@ -25,6 +25,7 @@ class MemoryBlobStore:
     never sees a partial blob.  Nothing survives the process.
     """
 
+    capabilities = BlobCapabilities()
     _instances: ClassVar[dict[str, MemoryBlobStore]] = {}
     _instances_lock: ClassVar[threading.Lock] = threading.Lock()
 

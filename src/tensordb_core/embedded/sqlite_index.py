@@ -73,7 +73,7 @@ from tensordb_core.query.filters import (
     validate_sort,
 )
 from tensordb_core.query.values import check_document
-from tensordb_core.store.protocols import Document, new_id
+from tensordb_core.store.protocols import Document, IndexCapabilities, new_id
 from tensordb_core.store.uri import StoreURI
 
 DEFAULT_PAGE = 256
@@ -114,6 +114,9 @@ class SQLiteCursor:
 class SQLiteIndexStore:
     """The IndexStore protocol over one SQLite file (see the module docstring for the guarantees)."""
 
+    #: _seq is assigned inside the committing write transaction: followers need no grace.
+    capabilities = IndexCapabilities(tail_grace_s=0.0)
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -130,7 +133,6 @@ class SQLiteIndexStore:
             )
         self.path = os.fspath(path)
         self.uri = uri or StoreURI("sqlite", path="/" + self.path)
-        self.tail_grace_s = 0.0  # seq is assigned inside the committing write transaction: no grace needed
         opt = self.uri.option
         try:
             self.busy_timeout = float(busy_timeout if busy_timeout is not None else opt("busy_timeout", "30"))

@@ -21,7 +21,7 @@ from typing import Any, Self
 
 from tensordb_core.errors import BackendError, InvalidQuery, InvalidURI, MissingDependency
 from tensordb_core.store.blobkit import check_key, ordered_concurrent_map, split_request
-from tensordb_core.store.protocols import BlobRequest
+from tensordb_core.store.protocols import BlobCapabilities, BlobRequest
 from tensordb_core.store.uri import REDACTED, StoreURI
 
 MiB = 1024 * 1024
@@ -211,6 +211,7 @@ class CloudBlobStore:
     prefix at once (not on first iteration) and then iterates ``_list``.
     """
 
+    capabilities = BlobCapabilities()
     _where: str
     config: Any
 

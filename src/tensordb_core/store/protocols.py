@@ -18,6 +18,14 @@ Document conventions every index store honours
   backend.
 * Values are JSON-like: ``None``, ``bool``, ``int``, ``float``, ``str``, lists
   and dicts with ``str`` keys.
+
+Optional abilities
+------------------
+What differs between backends beyond the protocols is declared, not probed:
+every store carries ``capabilities`` (:class:`IndexCapabilities` or
+:class:`BlobCapabilities`), core code reads only those flags, and the
+conformance suites test each flag a store sets.  A wrapper (the retrying
+stores) passes its inner store's capabilities on.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from tensordb_core.store.uri import StoreURI
@@ -39,6 +48,60 @@ BlobRequest = str | tuple[str, int, int]
 def new_id() -> str:
     """A 24-hex-digit id, ordered by creation time (like a Mongo ObjectId), unique without coordination."""
     return f"{time.time_ns() // 1000:014x}{os.urandom(5).hex()}"
+
+
+#: Grace assumed for a store that allocates ``_seq`` before it commits (MongoDB's default setting).
+DEFAULT_TAIL_GRACE_S = 30.0
+
+
+@dataclass(frozen=True)
+class IndexCapabilities:
+    """What an index store offers beyond :class:`IndexStore`.
+
+    ``tail_grace_s``: the longest a ``_seq`` may stay allocated but not yet
+    visible.  0 means ``_seq`` is assigned inside the committing write, so a
+    reader that has seen ``_seq = n`` will never later see a smaller one
+    (SQLite, memory).  Stores that allocate first and commit later (MongoDB)
+    declare how long readers must wait before ``_seq`` order is settled;
+    followers, ``data_snapshot`` and stream groups wait that long.
+    """
+
+    tail_grace_s: float = DEFAULT_TAIL_GRACE_S
+    #: ``insert_many`` is all or nothing: a refused batch (duplicate ``_id``, bad document) leaves
+    #: none of its documents behind.
+    atomic_insert_many: bool = True
+    #: ``create_index(..., unique=True)`` is enforced (False: indexes are hints this store ignores).
+    unique_indexes: bool = True
+
+
+@dataclass(frozen=True)
+class BlobCapabilities:
+    """What a blob store offers beyond :class:`BlobStore`.
+
+    ``read_into``: the store implements :class:`ReadsInto`, filling a caller's
+    buffer without an intermediate ``bytes`` (the embedded file store, with
+    ``preadv``).  The stream then decodes out of pooled buffers.
+    """
+
+    read_into: bool = False
+    #: ``a/b`` and ``a/b/c`` can both be keys (object stores).  False on a real filesystem, where
+    #: a path cannot be both file and directory: the second key raises ``InvalidBlobKey``.
+    key_as_prefix: bool = True
+    #: ``put`` of *different* bytes under an existing key replaces them (last writer wins).  A store
+    #: that only ever holds content addresses may declare False; it keeps one whole blob.
+    overwrite_replaces: bool = True
+
+
+@runtime_checkable
+class ReadsInto(Protocol):
+    """The optional ability behind ``BlobCapabilities.read_into``."""
+
+    def read_into(self, key: str, start: int, buffer: bytearray | memoryview) -> int:
+        """Read bytes of ``key`` from ``start`` into ``buffer``; return how many were read.
+
+        Fewer than ``len(buffer)`` only at the blob's end; ``BlobNotFound`` if absent.
+        """
+        ...
 
 
 @runtime_checkable
@@ -56,6 +119,7 @@ class IndexStore(Protocol):
     """Documents with tags, queried by the portable query language."""
 
     uri: StoreURI
+    capabilities: IndexCapabilities
 
     def insert_many(self, collection: str, docs: Sequence[Mapping[str, Any]]) -> list[str]:
         """Insert documents (all or nothing where the backend allows) and return their ``_id`` s.
@@ -130,6 +194,7 @@ class BlobStore(Protocol):
     """Bytes by key.  Keys are ``[A-Za-z0-9._/-]+`` without ``..`` or a leading ``/``."""
 
     uri: StoreURI
+    capabilities: BlobCapabilities
 
     def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
         """Store ``data`` under ``key``.  Writing an existing key with the same bytes is a no-op

@@ -54,7 +54,17 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Self, TypeVar
 
 from tensordb_core.errors import BackendUnavailable, IntegrityError, InvalidURI, TransientError
-from tensordb_core.store.protocols import BlobRequest, BlobStore, Cursor, Document, IndexStore, Query, SortSpec
+from tensordb_core.store.protocols import (
+    BlobCapabilities,
+    BlobRequest,
+    BlobStore,
+    Cursor,
+    Document,
+    IndexCapabilities,
+    IndexStore,
+    Query,
+    SortSpec,
+)
 from tensordb_core.store.uri import REDACTED, StoreURI, is_secret_option
 
 log = logging.getLogger(__name__)
@@ -183,7 +193,7 @@ class Backoff:
 
 
 class _Forwarding:
-    """Reads any attribute the wrapper does not define from the wrapped store (optional capabilities)."""
+    """Reads any attribute the wrapper does not define from the wrapped store (backend-only settings and methods)."""
 
     inner: Any
 
@@ -303,6 +313,7 @@ class RetryingIndexStore(_Forwarding):
 
     def __init__(self, inner: IndexStore, policy: RetryPolicy | None = None, *, retrier: Retrier | None = None) -> None:
         self.inner = inner
+        self.capabilities: IndexCapabilities = inner.capabilities
         self.uri: StoreURI = inner.uri
         self.retrier = retrier or Retrier(policy or RetryPolicy(), f"index store {type(inner).__name__}", inner.uri)
 
@@ -416,8 +427,7 @@ class RetryingBlobStore(_Forwarding):
         self.inner = inner
         self.uri: StoreURI = inner.uri
         self.retrier = retrier or Retrier(policy or RetryPolicy(), f"blob store {type(inner).__name__}", inner.uri)
-        if hasattr(inner, "read_into"):
-            self.read_into = self._read_into
+        self.capabilities: BlobCapabilities = inner.capabilities
 
     def __repr__(self) -> str:
         return f"RetryingBlobStore({self.inner!r})"
@@ -431,7 +441,8 @@ class RetryingBlobStore(_Forwarding):
     def get(self, key: str, start: int = 0, end: int | None = None) -> bytes:
         return self.retrier.call(f"get {key}", lambda: self.inner.get(key, start, end))
 
-    def _read_into(self, key: str, start: int, buffer: bytearray | memoryview) -> int:
+    def read_into(self, key: str, start: int, buffer: bytearray | memoryview) -> int:
+        """Retry the inner store's ``read_into``; only for stores whose capabilities declare it."""
         return self.retrier.call(f"read {key}", lambda: self.inner.read_into(key, start, buffer))
 
     def get_many(self, requests: Iterable[BlobRequest]) -> Iterator[bytes]:

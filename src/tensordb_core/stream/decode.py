@@ -161,10 +161,9 @@ def _fetch(blobs: BlobStore, refs: FrozenRefs, rows: np.ndarray, cache: ChunkCac
     if not todo:
         return window
     began = time.perf_counter()
-    read_into = getattr(blobs, "read_into", None)
-    if cache is None and pool is not None and read_into is not None and all(plan.lengths[i] >= 0 for i in todo):
+    if cache is None and pool is not None and blobs.capabilities.read_into and all(plan.lengths[i] >= 0 for i in todo):
         window.pool = pool
-        got = _read_pooled(read_into, [plan.requests[i] for i in todo], [plan.lengths[i] for i in todo], pool,
+        got = _read_pooled(blobs.read_into, [plan.requests[i] for i in todo], [plan.lengths[i] for i in todo], pool,
                            window.pooled)
     else:
         got = _get_many(blobs, [_request(plan.requests[i]) for i in todo])

@@ -10,9 +10,10 @@ seconds ago — every range allocated before then has had ``grace_s`` to
 commit.  Documents above the watermark are re-read on each poll (a short
 window) and de-duplicated by ``_seq``.
 
-Stores whose commit order equals allocation order (SQLite, memory) declare
-``tail_grace_s = 0`` and pay nothing; others default to
-:data:`DEFAULT_GRACE_S`.  A writer stalled longer than the grace between
+Each store declares its grace in its capabilities
+(:class:`~tensordb_core.store.protocols.IndexCapabilities`): stores whose
+commit order equals allocation order (SQLite, memory) declare 0 and pay
+nothing; MongoDB declares its ``tail_grace_s`` setting.  A writer stalled longer than the grace between
 allocating and committing can still be missed — set the grace above your
 worst write latency.
 """
@@ -26,20 +27,10 @@ from typing import Any
 
 from tensordb_core.store.protocols import Document, IndexStore
 
-DEFAULT_GRACE_S = 30.0
-
 
 def tail_grace(index: IndexStore) -> float:
-    """How long this store may take between allocating a ``_seq`` and committing it."""
-    inner = index
-    while True:
-        value = getattr(inner, "tail_grace_s", None)
-        if value is not None:
-            return float(value)
-        nested = getattr(inner, "inner", None)  # look through wrappers (retrying)
-        if nested is None:
-            return DEFAULT_GRACE_S
-        inner = nested
+    """How long this store may take between allocating a ``_seq`` and committing it (its declared capability)."""
+    return float(index.capabilities.tail_grace_s)
 
 
 class Watermark:

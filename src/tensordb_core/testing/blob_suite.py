@@ -32,7 +32,10 @@ Semantics the suite pins down (the protocol's docstrings leave them open)
   elements, the stored blob has ``arr.nbytes`` bytes.  The caller may reuse its
   buffer as soon as ``put`` returns.
 * ``put`` of existing bytes under the same key is a no-op; with different bytes
-  the last writer wins (see :attr:`BlobStoreSuite.overwrite_replaces`).
+  the last writer wins (unless the store declares ``overwrite_replaces=False``).
+* **Capabilities**: what a store declares in ``capabilities``
+  (:class:`~tensordb_core.store.protocols.BlobCapabilities`) is tested here;
+  the suite reads the declaration, the subclass sets nothing.
 * **Atomic visibility**: while a blob is being written a reader sees either
   ``BlobNotFound`` or the whole blob, never a prefix of it.
 * ``list(prefix)`` is a plain string prefix, as in S3: ``"a/b"`` matches
@@ -53,7 +56,7 @@ import pytest
 
 from tensordb_core.errors import BlobNotFound, InvalidQuery, NotFound
 from tensordb_core.store.blobkit import InvalidBlobKey, content_key
-from tensordb_core.store.protocols import BlobStore
+from tensordb_core.store.protocols import BlobCapabilities, BlobStore, ReadsInto
 from tensordb_core.store.uri import StoreURI
 
 MiB = 2**20
@@ -100,7 +103,8 @@ def _run_threads(count: int, target: Callable[[int], Any]) -> list[Any]:
 class BlobStoreSuite:
     """Subclass me and provide a function-scoped ``blob_store`` fixture yielding an empty store.
 
-    Capability attributes (override in the subclass; lowering one needs a reason in a comment):
+    The class attributes size the tests to the server under test; what the store
+    can do is read from its declared ``capabilities``.
     """
 
     #: The largest round trip (bytes).  64 MiB crosses every multipart/resumable threshold we know.
@@ -108,13 +112,6 @@ class BlobStoreSuite:
     #: Create this many keys under one prefix to prove ``list()`` follows pagination
     #: (e.g. 1,001 for S3's 1,000-key pages).  0: the store does not page, the test is not generated.
     list_page_past: ClassVar[int] = 0
-    #: Whether ``a/b`` and ``a/b/c`` can both be keys (true on object stores).  A store on a real
-    #: filesystem, where a path cannot be both file and directory, sets False and must then raise
-    #: ``InvalidBlobKey`` for the second key while keeping the first intact.
-    allows_key_as_prefix: ClassVar[bool] = True
-    #: Whether ``put`` of *different* bytes under an existing key replaces them (last writer wins).
-    #: A store that only ever holds content addresses may set False; it must then keep one whole blob.
-    overwrite_replaces: ClassVar[bool] = True
     #: Size of each blob written while readers poll it (atomic-visibility test).
     partial_read_bytes: ClassVar[int] = 4 * MiB
     #: How many times the writer rewrites each of those blobs while readers poll.
@@ -160,6 +157,27 @@ class BlobStoreSuite:
         assert isinstance(blob_store, BlobStore)
         assert isinstance(blob_store.uri, StoreURI)
         assert self.keys(blob_store) == [], "the fixture must yield an empty store"
+
+    def test_declares_its_capabilities(self, blob_store: BlobStore) -> None:
+        caps = blob_store.capabilities
+        assert isinstance(caps, BlobCapabilities), "a store declares BlobCapabilities (the defaults are a valid choice)"
+        if caps.read_into:
+            assert isinstance(blob_store, ReadsInto), "read_into=True needs a read_into method"
+
+    def test_read_into_fills_a_buffer_where_declared(self, blob_store: BlobStore) -> None:
+        if not blob_store.capabilities.read_into:
+            return  # the store does not offer it; the stream falls back to get_many
+        assert isinstance(blob_store, ReadsInto)
+        data = payload(10_000, seed=2)
+        key = self.put_content(blob_store, data)
+        buf = bytearray(4000)
+        assert blob_store.read_into(key, 1000, buf) == 4000 and bytes(buf) == data[1000:5000]
+        assert blob_store.read_into(key, 8000, memoryview(buf)) == 2000 and bytes(buf[:2000]) == data[8000:]
+        assert blob_store.read_into(key, 20_000, buf) == 0
+        with pytest.raises(BlobNotFound):
+            blob_store.read_into(content_key(b"nope"), 0, buf)
+        with pytest.raises(InvalidBlobKey):
+            blob_store.read_into("../x", 0, buf)
 
     def test_round_trip(self, blob_store: BlobStore, round_trip_size: int) -> None:
         data = payload(round_trip_size, seed=round_trip_size)
@@ -215,7 +233,7 @@ class BlobStoreSuite:
         blob_store.put("mutable/name", old)
         blob_store.put("mutable/name", new)
         got = blob_store.get("mutable/name")
-        if self.overwrite_replaces:
+        if blob_store.capabilities.overwrite_replaces:
             assert got == new
         else:
             assert got in (old, new)
@@ -362,7 +380,7 @@ class BlobStoreSuite:
 
     def test_key_that_is_also_a_prefix(self, blob_store: BlobStore) -> None:
         blob_store.put("nest/a", b"outer")
-        if self.allows_key_as_prefix:
+        if blob_store.capabilities.key_as_prefix:
             blob_store.put("nest/a/b", b"inner")
             assert blob_store.get("nest/a") == b"outer"
             assert blob_store.get("nest/a/b") == b"inner"

@@ -24,6 +24,7 @@ reason beside them; override them in the subclass, never skip tests.
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -32,7 +33,7 @@ import pytest
 
 from tensordb_core.errors import IntegrityError, InvalidDocument, InvalidQuery
 from tensordb_core.query.filters import matches, sort_key
-from tensordb_core.store.protocols import IndexStore
+from tensordb_core.store.protocols import IndexCapabilities, IndexStore
 from tensordb_core.testing.querygen import QueryGen
 
 C = "things"
@@ -41,13 +42,6 @@ C = "things"
 class IndexStoreSuite:
     """Conformance tests every :class:`~tensordb_core.store.protocols.IndexStore` must pass."""
 
-    #: ``insert_many`` is all-or-nothing.  MongoDB without transactions keeps the
-    #: documents written before a duplicate ``_id``; such a backend sets False and
-    #: the suite only requires the ``IntegrityError``.
-    atomic_insert_many: ClassVar[bool] = True
-    #: ``create_index(..., unique=True)`` is enforced.  ``create_index`` is a hint;
-    #: a store that ignores indexes sets False.
-    enforces_unique_indexes: ClassVar[bool] = True
     #: The suite writes in chunks of this many documents (some servers, e.g. the
     #: mongoeco emulator, slow down sharply on larger batches).
     insert_batch: ClassVar[int] = 100
@@ -74,6 +68,11 @@ class IndexStoreSuite:
     # insert and read back ---------------------------------------------------------------------
     def test_is_an_index_store(self, index_store: IndexStore) -> None:
         assert isinstance(index_store, IndexStore)
+
+    def test_declares_its_capabilities(self, index_store: IndexStore) -> None:
+        caps = index_store.capabilities
+        assert isinstance(caps, IndexCapabilities), "a store declares IndexCapabilities (the defaults are a valid choice)"
+        assert math.isfinite(caps.tail_grace_s) and caps.tail_grace_s >= 0
 
     def test_round_trip_of_json_like_values(self, index_store: IndexStore) -> None:
         doc = {
@@ -122,7 +121,7 @@ class IndexStoreSuite:
             index_store.insert_many(C, [{"_id": "c"}, {"_id": "c"}])
         by_id = {d["_id"]: d for d in index_store.find(C)}
         assert by_id["a"]["v"] == 1, "a failed insert never overwrites"
-        if self.atomic_insert_many:
+        if index_store.capabilities.atomic_insert_many:
             assert set(by_id) == {"a"}, "insert_many is all or nothing"
 
     def test_seq_is_strictly_increasing_in_insertion_order(self, index_store: IndexStore) -> None:
@@ -162,7 +161,7 @@ class IndexStoreSuite:
     def test_non_json_documents_are_refused(self, index_store: IndexStore, bad: dict[Any, Any]) -> None:
         with pytest.raises(InvalidDocument):
             index_store.insert_many(C, [{"ok": 1}, bad])
-        if self.atomic_insert_many:
+        if index_store.capabilities.atomic_insert_many:
             assert index_store.count(C) == 0
 
     def test_collections_are_independent(self, index_store: IndexStore) -> None:
@@ -495,8 +494,8 @@ class IndexStoreSuite:
             index_store.create_index(C, [("k", 2)])
 
     def test_unique_index(self, index_store: IndexStore) -> None:
-        if not self.enforces_unique_indexes:
-            return  # a hint-only store: nothing to check (the flag documents why)
+        if not index_store.capabilities.unique_indexes:
+            return  # a hint-only store: nothing to check (its declaration says so)
         index_store.insert_many(C, [{"name": "a"}, {"name": "b"}])
         index_store.create_index(C, [("name", 1)], unique=True)
         index_store.create_index(C, [("name", 1)], unique=True)

@@ -66,10 +66,6 @@ MONGOECO_WRONG_CASES = {
 
 
 class TestMongoIndexConformance(IndexStoreSuite):
-    # insert_many refuses known duplicate _ids before writing and rolls back a lost race,
-    # so all-or-nothing holds for duplicates even without transactions (docs/backends/mongo.md).
-    atomic_insert_many = True
-
     @pytest.fixture
     def index_store(self, mongo_uri):
         store = MongoIndexStore(mongo_uri)
