@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from tensordb_core.errors import *  # the error hierarchy is part of the public API
 from tensordb_core.errors import TensorDBError
-from tensordb_core.store.hookspecs import hookimpl
-from tensordb_core.store.protocols import BlobStore, Cursor, IndexStore, new_id
-from tensordb_core.store.registry import (
-    SchemeInfo,
-    default_blobs,
-    list_schemes,
-    open_blobs,
-    open_index,
-    register,
-    unregister,
+from tensordb_core.store.hookspecs import SchemeInfo, hookimpl
+from tensordb_core.store.protocols import (
+    BlobCapabilities,
+    BlobStore,
+    Cursor,
+    IndexCapabilities,
+    IndexStore,
+    new_id,
 )
+from tensordb_core.store.registry import default_blobs, list_schemes, open_blobs, open_index, register, unregister
 from tensordb_core.store.uri import StoreURI, parse_uri, redact
 
 __version__ = "0.1.0"
@@ -37,8 +36,10 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "BlobCapabilities",
     "BlobStore",
     "Cursor",
+    "IndexCapabilities",
     "IndexStore",
     "SchemeInfo",
     "StoreURI",

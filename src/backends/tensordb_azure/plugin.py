@@ -13,8 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from tensordb_core.store.cloudkit import require_modules
-from tensordb_core.store.hookspecs import hookimpl
-from tensordb_core.store.registry import SchemeInfo
+from tensordb_core.store.hookspecs import SchemeInfo, hookimpl
 from tensordb_core.store.uri import StoreURI
 
 from .config import SCHEMES

@@ -13,13 +13,13 @@ so ``import tensordb_core`` never pays for backends the user does not use.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:
     from tensordb_core.store.protocols import BlobStore, IndexStore
-    from tensordb_core.store.registry import SchemeInfo
     from tensordb_core.store.uri import StoreURI
 
 PROJECT = "tensordb"
@@ -27,11 +27,27 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
+@dataclass(frozen=True)
+class SchemeInfo:
+    """What a plugin says about one URI scheme it serves."""
+
+    scheme: str
+    index: bool = False
+    blobs: bool = False
+    description: str = ""
+    extra: str | None = None  # pip extra that installs the client, e.g. "s3"
+    source: str = field(default="", compare=False)  # filled in by the registry: plugin name
+
+    @property
+    def install_hint(self) -> str:
+        return f"pip install 'tensordb[{self.extra}]'" if self.extra else ""
+
+
 @hookspec
 def tensordb_schemes() -> list[SchemeInfo]:
     """Declare the URI schemes this plugin serves.
 
-    Return a list of :class:`~tensordb_core.store.registry.SchemeInfo`, one per
+    Return a list of :class:`SchemeInfo`, one per
     scheme, saying whether it offers an index store, a blob store or both, and
     which pip extra installs its client library.
     """

@@ -10,7 +10,6 @@ are imported only when a store is opened).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -18,26 +17,11 @@ import pluggy
 
 from tensordb_core.errors import InvalidURI, UnknownScheme
 from tensordb_core.store import hookspecs
+from tensordb_core.store.hookspecs import SchemeInfo
 from tensordb_core.store.protocols import BlobStore, IndexStore
 from tensordb_core.store.uri import StoreURI, parse_uri
 
 ENTRY_POINT_GROUP = "tensordb"
-
-
-@dataclass(frozen=True)
-class SchemeInfo:
-    """What a plugin says about one URI scheme it serves."""
-
-    scheme: str
-    index: bool = False
-    blobs: bool = False
-    description: str = ""
-    extra: str | None = None  # pip extra that installs the client, e.g. "s3"
-    source: str = field(default="", compare=False)  # filled in by the registry: plugin name
-
-    @property
-    def install_hint(self) -> str:
-        return f"pip install 'tensordb[{self.extra}]'" if self.extra else ""
 
 
 _lock = threading.Lock()
