@@ -55,7 +55,7 @@ def test_cli_errors_are_one_line_and_typed(capsys, tmp_path):
 
 
 def test_console_script_runs():
-    out = subprocess.run([sys.executable, "-m", "tensordb_core.cli.main", "plugins"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "tensordb_core.cli", "plugins"], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0
     for scheme in ("file", "memory", "sqlite", "mongodb", "s3", "gs", "az"):

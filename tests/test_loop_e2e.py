@@ -105,7 +105,7 @@ def seed_study(uri: str) -> dict[str, Any]:
 
 
 def start_worker(uri: str, role: str, logs: Path, *extra: str) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "tensordb_core.cli.main", "worker", "--uri", uri, "--study", STUDY, "--role", role,
+    argv = [sys.executable, "-m", "tensordb_core.cli", "worker", "--uri", uri, "--study", STUDY, "--role", role,
             "--poll", "0.1", "--heartbeat", "0.5", *extra]
     out = open(logs / f"{role}.log", "w")  # noqa: SIM115 - the child owns it until it exits
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -59,7 +59,7 @@ def test_entry_point_plugin_is_discovered_and_served_by_connect(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["2 MemoryIndexStore", "['toy']"]
-    cli = subprocess.run([sys.executable, "-m", "tensordb_core.cli.main", "plugins"], capture_output=True, text=True,
+    cli = subprocess.run([sys.executable, "-m", "tensordb_core.cli", "plugins"], capture_output=True, text=True,
                          env=env, timeout=120)
     assert cli.returncode == 0 and "toy test plugin" in cli.stdout and "embedded" in cli.stdout
 

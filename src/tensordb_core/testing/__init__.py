@@ -5,6 +5,8 @@ provides one fixture that builds a fresh store (see each suite's docstring):
 ``index_store`` for :class:`IndexStoreSuite`, the blob fixture for
 :class:`BlobStoreSuite`.  :class:`QueryGen` draws the seeded random documents
 and queries the index suite uses, for backends that want more of them.
+:mod:`tensordb_core.testing.warehouse_checks` runs the warehouse API, the
+stream and ``tensordb demo`` end to end over any index/blob pair.
 """
 
 from tensordb_core.testing.blob_suite import BlobStoreSuite

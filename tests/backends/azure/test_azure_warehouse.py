@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from azurekit import ACCOUNT_KEY
 
-from warehouse_checks import check_warehouse_and_stream, run_cli_demo
+from tensordb_core.testing.warehouse_checks import check_warehouse_and_stream, run_cli_demo
 
 
 def test_warehouse_api_and_stream_on_azure_blobs(tmp_path, azure_uri, azure_key):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from warehouse_checks import check_warehouse_and_stream, run_cli_demo
+from tensordb_core.testing.warehouse_checks import check_warehouse_and_stream, run_cli_demo
 
 
 def test_warehouse_api_and_stream_on_mongo_and_gridfs(tmp_path, mongo_uri):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from s3kit import OPEN_CREDENTIALS
 
-from warehouse_checks import check_warehouse_and_stream, run_cli_demo
+from tensordb_core.testing.warehouse_checks import check_warehouse_and_stream, run_cli_demo
 
 
 def test_warehouse_api_and_stream_on_s3_blobs(tmp_path, s3_uri):

@@ -65,7 +65,7 @@ def check_warehouse_and_stream(tmp_path, blobs: str | None, *, index: str | None
 
 def run_cli_demo(uri: str, blobs: str | None = None, env: dict[str, str] | None = None) -> str:
     """Run `tensordb demo` the way a user would (two worker processes); return its output."""
-    argv = [sys.executable, "-m", "tensordb_core.cli.main", "demo", uri, "--epochs", "3", "--workers", "2"]
+    argv = [sys.executable, "-m", "tensordb_core.cli", "demo", uri, "--epochs", "3", "--workers", "2"]
     if blobs:
         argv += ["--blobs", blobs]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
