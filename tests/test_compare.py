@@ -12,7 +12,7 @@ import tensordb_core as tdb
 from tensordb_core.cli.compare import collect_runs, compare_runs, format_rows, learning_curves, plot_runs
 from tensordb_core.cli.main import main
 from tensordb_core.errors import InvalidQuery, MissingDependency
-from tensordb_core.loop.roles import evaluate_new_parameters, train_worker
+from tensordb_core.loop.worker import WorkerOptions, run_worker
 
 SETTINGS = [{"hidden": [4], "lr": 0.01, "seed": 1}, {"hidden": [16], "lr": 0.2, "seed": 2}]
 
@@ -35,8 +35,8 @@ def trained(tmp_path) -> str:
         for hyper in SETTINGS:
             db.push_job({"arch": {"name": "mlp"}, "data": {"split": "train"}, "valid": {"split": "valid"},
                          "epochs": 3, "batch_size": 16, "hyper": hyper}, tags={"type": "train"})
-        train_worker(db, worker="w1")
-        evaluate_new_parameters(db, {"split": "test"})
+        run_worker(db, "trainer", WorkerOptions(name="w1", until_idle=True))
+        run_worker(db, "evaluator", WorkerOptions(until_idle=True))
         db.push_job({"arch": {"name": "mlp"}, "epochs": 1, "hyper": {"hidden": [2], "lr": 0.5}},
                     tags={"type": "train"})
     return uri

@@ -23,7 +23,6 @@ from polling import wait_for
 from tensordb_core.cli.status import format_status, study_status
 from tensordb_core.errors import InvalidDocument
 from tensordb_core.loop import roles, worker
-from tensordb_core.loop.roles import evaluate_new_parameters
 from tensordb_core.loop.scoring import (
     ALREADY_SCORED,
     CLAIMED_ELSEWHERE,
@@ -189,7 +188,7 @@ def test_documents_scored_before_claims_existed_are_not_scored_again(db):
     assert doc["metrics"] == {"test_acc": 0.9} and claim_of(doc, "test")["state"] == "done"
 
 
-# -- with real models: the one-shot evaluator and the evaluator workers -------------------------------------
+# -- with real models: evaluators that stop when idle, and evaluators that keep following -------------------------------------
 def blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 3, n)
@@ -211,18 +210,18 @@ def seed_trained(db: tdb.TensorDB, jobs: int) -> None:
     run_worker(db, "trainer", quiet(until_idle=True))
 
 
-def test_one_shot_evaluators_side_by_side_score_each_set_once(warehouse_uri):
+def test_evaluators_until_idle_side_by_side_score_each_set_once(warehouse_uri):
     with tdb.connect(warehouse_uri, "s1") as db:
         seed_trained(db, 2)
         counts: list[int] = []
         start = threading.Barrier(2)
 
-        def one_shot(k: int) -> None:
+        def until_idle(k: int) -> None:
             with tdb.connect(warehouse_uri, "s1") as mine:
                 start.wait(30)
-                counts.append(evaluate_new_parameters(mine, {"split": "test"}, worker=f"once{k}"))
+                counts.append(run_worker(mine, "evaluator", quiet(name=f"once{k}", until_idle=True)))
 
-        threads = [threading.Thread(target=one_shot, args=(k,)) for k in range(2)]
+        threads = [threading.Thread(target=until_idle, args=(k,)) for k in range(2)]
         for t in threads:
             t.start()
         for t in threads:
@@ -230,7 +229,7 @@ def test_one_shot_evaluators_side_by_side_score_each_set_once(warehouse_uri):
         docs = db.find_parameter_docs()
         assert len(docs) == 4 and sum(counts) == 4
         assert all(isinstance(d["metrics"]["test_acc"], float) and claim_of(d, "test")["state"] == "done" for d in docs)
-        assert evaluate_new_parameters(db, {"split": "test"}) == 0  # nothing left to score
+        assert run_worker(db, "evaluator", quiet(until_idle=True)) == 0  # nothing left to score
 
 
 def test_two_evaluator_workers_score_each_parameter_set_once_in_total(warehouse_uri, monkeypatch):

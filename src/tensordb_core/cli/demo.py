@@ -4,7 +4,9 @@ Imports scikit-learn's bundled digits (no download) with train/valid/test
 tags, stores an MLP architecture (a JSON builder config, not code), pushes one
 train job per hyper-parameter setting, runs worker processes that pop jobs and
 stream batches from the warehouse, scores every saved model on the test split,
-and prints the comparison.  The warehouse stays on disk for ``tensordb
+and prints the comparison.  The trainers and the evaluator are the same loop
+``tensordb worker`` runs (:func:`~tensordb_core.loop.worker.run_worker`), told
+to return once their work is done (``until_idle``).  The warehouse stays on disk for ``tensordb
 find/logs/jobs`` to inspect.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from tensordb_core.cli.tables import align, number
-from tensordb_core.loop.roles import evaluate_new_parameters, train_worker
+from tensordb_core.loop.worker import WorkerOptions, run_worker
 from tensordb_core.warehouse.handle import TensorDB, connect
 
 STUDY = "digits-mlp"
@@ -62,7 +65,20 @@ def prepare(db: TensorDB, epochs: int, say: Callable[[str], None]) -> list[str]:
 
 def _worker_process(uri: str, blobs: str | None, study: str, name: str) -> None:
     with connect(uri, study, blobs=blobs) as db:
-        train_worker(db, worker=name, progress=lambda m: print(f"  [{name}] {m}", flush=True))
+        run_worker(db, "trainer", WorkerOptions(name=name, until_idle=True,
+                                                progress=lambda m: print(f"  [{name}] {m}", flush=True)))
+
+
+def _until_idle(db: TensorDB, role: str, stop: threading.Event, **options: Any) -> int:
+    """Run ``role`` in this process until its work is done; Ctrl-C still ends the demo.
+
+    The worker loop turns SIGINT into a clean stop (a trainer releases its job);
+    the demo then stops too instead of going on to the next step.
+    """
+    handled = run_worker(db, role, WorkerOptions(until_idle=True, **options), stop=stop)
+    if stop.is_set():
+        raise KeyboardInterrupt
+    return handled
 
 
 def comparison(db: TensorDB, job_ids: list[str]) -> list[dict[str, Any]]:
@@ -93,12 +109,13 @@ def run_demo(uri: str = "./tensordb-demo", blobs: str | None = None, *, study: s
              epochs: int = 12, say: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the demo; returns the comparison rows and the best model's test accuracy."""
     started = time.time()
+    stop = threading.Event()
     with connect(uri, study, blobs=blobs) as db:
         say(f"warehouse: {db!r}")
         job_ids = prepare(db, epochs, say)
         say(f"pushed {len(job_ids)} train jobs; starting {workers} worker(s)")
         if db.index.uri.scheme == "memory" or workers <= 1:
-            train_worker(db, progress=lambda m: say(f"  [worker] {m}"))
+            _until_idle(db, "trainer", stop, progress=lambda m: say(f"  [worker] {m}"))
         else:
             ctx = multiprocessing.get_context("spawn")
             procs = [ctx.Process(target=_worker_process, args=(db.index.uri.reveal(),
@@ -108,7 +125,9 @@ def run_demo(uri: str = "./tensordb-demo", blobs: str | None = None, *, study: s
                 p.start()
             for p in procs:
                 p.join()
-        evaluate_new_parameters(db, {"split": "test"}, progress=say)
+        test = {"split": "test"}
+        scored = _until_idle(db, "evaluator", stop, test_query=test)
+        say(f"evaluator scored {scored} parameter sets on {len(db.find_data(test))} test samples")
         rows = comparison(db, job_ids)
         say("\n" + format_table(rows))
         _, best = db.best_parameters("valid_acc")  # select on validation, report test

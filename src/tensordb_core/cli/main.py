@@ -246,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="execute architectures stored as Python code (only for code you wrote or reviewed)")
     p.add_argument("--jobs", help="trainer: extra JSON query on the jobs it takes")
     p.add_argument("--lease", type=float, default=120.0, help="trainer: job lease in seconds")
-    p.add_argument("--until-idle", action="store_true", help="trainer: exit when no job is queued")
+    p.add_argument("--until-idle", action="store_true",
+                   help="trainer: exit when no job is queued; evaluator: exit when nothing is left to score")
     p.add_argument("--test-query", help='evaluator: held-out data (default \'{"split": "test"}\')')
     p.add_argument("--prefix", default="test", help="evaluator: metric name prefix (test -> test_acc)")
     p.add_argument("--score-lease", type=float, default=600.0,

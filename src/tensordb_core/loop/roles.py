@@ -15,8 +15,12 @@ without rescanning — until ``min_new`` new samples match, and trains another
 round from the current weights.  It resumes from its newest checkpoint when a
 worker takes it over.
 
-The loops (polling, signals, leases) live in :mod:`tensordb_core.loop.worker`; this
-module is the work itself, with a ``stop`` event checked between batches.
+This module is the work itself, with a ``stop`` event checked between
+batches; it has no loop over jobs or parameter sets.  The one worker loop
+(popping jobs, following ``params``, signals, worker records) is
+:func:`tensordb_core.loop.worker.run_worker`, which ``tensordb worker``, the
+demo and the tests all run; ``WorkerOptions(until_idle=True)`` makes it return
+once the queue is empty or nothing is left to score.
 """
 
 from __future__ import annotations
@@ -30,10 +34,8 @@ from typing import Any
 from tensordb_core.errors import DocumentNotFound, InvalidDocument, LeaseLost, TensorDBError
 from tensordb_core.loop.builders import build_model
 from tensordb_core.loop.framework import DBLogger, fit_generator
-from tensordb_core.loop.scoring import DEFAULT_LEASE_S, SCORED, ScoringClaims
 from tensordb_core.store.protocols import new_id
 from tensordb_core.warehouse.handle import TensorDB
-from tensordb_core.warehouse.jobs import default_worker_name
 
 Progress = Callable[[str], None]
 
@@ -209,23 +211,6 @@ def run_job(db: TensorDB, job: Any, progress: Progress | None = None, *, stop: t
         db.lineage["run"] = previous_run
 
 
-def train_worker(db: TensorDB, query: dict[str, Any] | None = None, *, lease_s: float = 120.0,
-                 worker: str | None = None, progress: Progress | None = None, max_jobs: int | None = None,
-                 stop: threading.Event | None = None, policy: BuildPolicy = DEFAULT_POLICY) -> int:
-    """Pop and run train jobs until none is left (or ``max_jobs``, or ``stop``); returns how many completed.
-
-    A job interrupted by ``stop`` is released (requeued without spending an attempt).
-    """
-    done = 0
-    while (max_jobs is None or done < max_jobs) and not _stopped(stop):
-        job = db.pop_job({"type": "train", **(query or {})}, lease_s=lease_s, worker=worker)
-        if job is None:
-            return done
-        if finish_job(db, job, progress, stop=stop, policy=policy):
-            done += 1
-    return done
-
-
 def finish_job(db: TensorDB, job: Any, progress: Progress | None = None, *, stop: threading.Event | None = None,
                policy: BuildPolicy = DEFAULT_POLICY, poll_s: float = 1.0) -> bool:
     """Run a claimed job and settle it: complete, fail (retry/dead) or release on stop.  True if completed."""
@@ -270,24 +255,3 @@ def evaluate_parameters(db: TensorDB, doc: Mapping[str, Any], X: Any, y: Any, *,
         return None
     model.load_parameters(db.load_parameters(doc))
     return {f"{prefix}_{k}": float(v) for k, v in model.evaluate(X, y).items()}
-
-
-def evaluate_new_parameters(db: TensorDB, test_query: dict[str, Any], *, metric: str = "test_acc",
-                            progress: Progress | None = None, policy: BuildPolicy = DEFAULT_POLICY,
-                            worker: str | None = None, lease_s: float = DEFAULT_LEASE_S) -> int:
-    """Score every parameter set that lacks ``metric`` on the test split; returns how many *this call* scored.
-
-    Each one is claimed first (:mod:`tensordb_core.loop.scoring`), so evaluators
-    running side by side never score the same parameter set twice.
-    """
-    X, y = db.find_data(test_query).arrays()
-    prefix = metric.rsplit("_", 1)[0] if "_" in metric else "test"
-    claims = ScoringClaims(db.scope, prefix, worker=worker or default_worker_name(), lease_s=lease_s, metric=metric)
-    scored = 0
-    for doc in db.find_parameter_docs({f"metrics.{metric}": {"$exists": False}}, sort=[("_seq", 1)]):
-        outcome, _ = claims.score(doc, lambda d: evaluate_parameters(db, d, X, y, prefix=prefix, policy=policy))
-        if outcome == SCORED:
-            scored += 1
-    if progress:
-        progress(f"evaluator scored {scored} parameter sets on {len(X)} test samples")
-    return scored

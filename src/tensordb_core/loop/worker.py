@@ -17,6 +17,13 @@ Each role only pulls from the warehouse, so the loop needs no coordinator::
 * **deployer** keeps the best parameter set loaded and serves it
   (:mod:`tensordb_core.loop.deployer`).
 
+This is the only worker loop: ``tensordb worker``, ``tensordb demo`` and the
+tests all run :func:`run_worker`.  A trainer or evaluator that should drain
+the work in hand and return (the demo, a batch job, a test) sets
+``WorkerOptions(until_idle=True)``: the trainer returns once no job is queued,
+the evaluator once a pass over ``params`` finds nothing new to score (a
+parameter set another live evaluator holds is left to it).
+
 Stopping: SIGTERM or SIGINT sets a stop event.  A trainer checks it between
 batches and while waiting for data, then *releases* its job (requeued without
 spending an attempt; a continuous job resumes from its last checkpoint on the
@@ -60,10 +67,12 @@ class WorkerOptions:
     name: str | None = None
     policy: BuildPolicy = DEFAULT_POLICY
     progress: Progress | None = None
+    #: Trainer and evaluator: return once there is nothing to do (no queued job; nothing new to score)
+    #: instead of polling until stopped.  A deployer serves until stopped, so it refuses this.
+    until_idle: bool = False
     # trainer
     job_query: dict[str, Any] = field(default_factory=dict)
     lease_s: float = 120.0
-    until_idle: bool = False
     # evaluator
     test_query: dict[str, Any] = field(default_factory=lambda: {"split": "test"})
     prefix: str = "test"
@@ -129,12 +138,18 @@ class WorkerRecord:
 
 def run_worker(db: TensorDB, role: str, options: WorkerOptions | None = None, *,
                stop: threading.Event | None = None) -> int:
-    """Run one role until ``stop`` is set (or SIGTERM/SIGINT in the main thread); returns jobs/items handled."""
+    """Run one role until ``stop`` is set (or SIGTERM/SIGINT in the main thread); returns jobs/items handled.
+
+    With ``options.until_idle`` a trainer or evaluator also returns once it runs out of work.  Either way
+    the worker's record is marked stopped (or failed, on an exception) before this returns.
+    """
     if role not in ROLES:
         raise InvalidQuery(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     opts = options or WorkerOptions()
     if opts.poll_s <= 0 or opts.heartbeat_s <= 0:
         raise InvalidQuery("poll_s and heartbeat_s must be positive")
+    if opts.until_idle and role == "deployer":
+        raise InvalidQuery("a deployer serves until stopped: until_idle applies to trainers and evaluators")
     stop = stop if stop is not None else threading.Event()
     name = opts.name or f"{role}@{default_worker_name()}"
     loop = {"trainer": _trainer, "evaluator": _evaluator, "deployer": _deployer}[role]
@@ -199,10 +214,13 @@ def _evaluator(db: TensorDB, opts: WorkerOptions, stop: threading.Event, record:
     while not stop.is_set():
         X, y = held_out.arrays()
         if X is None:
+            if opts.until_idle:
+                break  # no held-out data: nothing can be scored
             stop.wait(opts.poll_s)
             continue
         skipped = claims.skipped
-        for doc in claims.due() + follower.poll():  # due: claimed elsewhere, but that lease ran out
+        batch = claims.due() + follower.poll()  # due: claimed elsewhere, but that lease ran out
+        for doc in batch:
             if stop.is_set():
                 break
             if claims.has_scores(doc):
@@ -219,6 +237,10 @@ def _evaluator(db: TensorDB, opts: WorkerOptions, stop: threading.Event, record:
                 record.update(scored=scored, last_scored=doc["_id"])
         if claims.skipped != skipped:
             record.update(claimed_elsewhere=claims.skipped)
+        if opts.until_idle:
+            if not batch:
+                break  # caught up with params
+            continue  # more may have been saved while this batch was scored: look again at once
         stop.wait(opts.poll_s)
     return scored
 
