@@ -9,6 +9,8 @@ import pytest
 
 from tensordb_core.cli.demo import run_demo
 from tensordb_core.cli.main import main
+from tensordb_core.loop.worker import find_workers
+from tensordb_core.warehouse.handle import connect
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +28,21 @@ def test_demo_trains_a_good_model_with_worker_processes(demo_dir):
     assert all(r["steps"] == 6 * 34 for r in result["rows"])  # 1078 train samples / 32 per batch, 6 epochs
 
 
+def test_the_demo_runs_the_worker_loop_until_idle(demo_dir):
+    """The demo's trainers and evaluator are ``tensordb worker``'s loop: each left a worker record, stopped."""
+    path, _ = demo_dir
+    with connect(str(path), "digits-mlp") as db:
+        records = find_workers(db, include_stopped=True)
+        params = len(db.find_parameter_docs())
+    assert all(r["state"] == "stopped" for r in records)
+    trainers = [r for r in records if r["role"] == "trainer"]
+    assert {r["name"] for r in trainers} == {"worker-1", "worker-2"} and sum(r.get("jobs_done", 0) for r in trainers) == 3
+    (evaluator,) = [r for r in records if r["role"] == "evaluator"]
+    assert evaluator["scored"] == params == 3 * 6
+
+
 def test_cli_tables(demo_dir, capsys):
-    path, result = demo_dir
+    path, _ = demo_dir
     common = ["--uri", str(path), "--study", "digits-mlp"]
     assert main(["find", '{"split": "test", "label": 3}', *common, "--limit", "5"]) == 0
     out = capsys.readouterr().out
@@ -56,7 +71,7 @@ def test_cli_errors_are_one_line_and_typed(capsys, tmp_path):
 
 def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "tensordb_core.cli", "plugins"], capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120, check=False)
     assert out.returncode == 0
     for scheme in ("file", "memory", "sqlite", "mongodb", "s3", "gs", "az"):
         assert f"\n{scheme} " in out.stdout

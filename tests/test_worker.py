@@ -1,4 +1,5 @@
-"""Worker roles in one process: architecture resolution, clean stops, continuous jobs, the evaluator's follow mode."""
+"""The worker loop in one process: architecture resolution, clean stops, continuous jobs, the evaluator's follow
+mode, and ``until_idle`` (how the demo and ``tensordb worker --until-idle`` drain their work and return)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 
 import tensordb_core as tdb
 from polling import wait_for
-from tensordb_core.errors import InvalidDocument, NotFound, UnsafeOperation
+from tensordb_core.cli.main import main
+from tensordb_core.errors import InvalidDocument, InvalidQuery, NotFound, UnsafeOperation
 from tensordb_core.loop.builders import build_model, register_builder
 from tensordb_core.loop.numpy_mlp import NumpyMLP, build
 from tensordb_core.loop.roles import BuildPolicy
@@ -205,6 +207,35 @@ def test_the_evaluator_scores_each_new_parameter_set_once(warehouse_uri):
         assert sum("scored" in m for m in said) == 4
         assert afters == sorted(afters) and afters[0] == 0
         assert afters[-1] == db.index.last_seq("params")  # it follows from the last seq it saw, never from 0 again
+
+
+def test_tensordb_worker_until_idle_is_the_demos_loop(tmp_path, capsys):
+    """The CLI's trainer and evaluator drain their work and exit, as the demo runs them; a deployer refuses."""
+    uri = str(tmp_path / "wh")
+    with tdb.connect(uri, "s1") as db:
+        jid = seed_study(db)
+    common = ["--uri", uri, "--study", "s1", "--poll", "0.02", "--heartbeat", "0.2", "--until-idle"]
+    assert main(["worker", "--role", "trainer", "--name", "t1", *common]) == 0
+    assert main(["worker", "--role", "evaluator", "--name", "e1", *common]) == 0
+    out = capsys.readouterr().out
+    assert "[trainer] stopped cleanly (1 handled)" in out and "[evaluator] stopped cleanly (2 handled)" in out
+    with tdb.connect(uri, "s1") as db:
+        assert db.find_jobs({"_id": jid})[0]["status"] == "done"
+        assert all("test_acc" in p["metrics"] for p in db.find_parameter_docs({"job": jid}))
+        records = {r["name"]: r for r in find_workers(db, include_stopped=True)}
+        assert {n: (r["role"], r["state"]) for n, r in records.items()} == {
+            "t1": ("trainer", "stopped"), "e1": ("evaluator", "stopped")}
+        assert records["t1"]["jobs_done"] == 1 and records["e1"]["scored"] == 2
+        assert run_worker(db, "evaluator", quiet(until_idle=True)) == 0  # caught up: returns at once
+        with pytest.raises(InvalidQuery, match="until_idle"):
+            run_worker(db, "deployer", quiet(until_idle=True))
+
+
+def test_an_evaluator_until_idle_without_held_out_data_returns(db):
+    seed_study(db)
+    assert run_worker(db, "trainer", quiet(until_idle=True)) == 1
+    assert run_worker(db, "evaluator", quiet(until_idle=True, test_query={"split": "nothing"})) == 0
+    assert all("test_acc" not in p["metrics"] for p in db.find_parameter_docs())
 
 
 def test_sigterm_stops_a_worker_run_from_python(db):
