@@ -4,10 +4,10 @@ Imports scikit-learn's bundled digits (no download) with train/valid/test
 tags, stores an MLP architecture (a JSON builder config, not code), pushes one
 train job per hyper-parameter setting, runs worker processes that pop jobs and
 stream batches from the warehouse, scores every saved model on the test split,
-and prints the comparison.  The trainers and the evaluator are the same loop
+and prints the comparison.  The trainers and the evaluator are the loop
 ``tensordb worker`` runs (:func:`~tensordb_core.loop.worker.run_worker`), told
-to return once their work is done (``until_idle``).  The warehouse stays on disk for ``tensordb
-find/logs/jobs`` to inspect.
+to return once their work is done (``until_idle``).  The warehouse stays on
+disk for ``tensordb find/logs/jobs`` to inspect.
 """
 
 from __future__ import annotations
