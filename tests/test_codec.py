@@ -45,8 +45,8 @@ def test_archive_round_trip_dict_and_list():
     params = {"w1": np.ones((3, 4), np.float32), "b1": np.zeros(4, np.float32), "scale": np.float64(2.0)}
     out = codec.decode_archive(codec.encode_archive(params))
     assert list(out) == ["w1", "b1", "scale"]
-    for k in params:
-        np.testing.assert_array_equal(out[k], params[k])
+    for k, value in params.items():
+        np.testing.assert_array_equal(out[k], value)
     as_list = codec.decode_archive(codec.encode_archive([np.arange(3), np.eye(2)]))
     assert isinstance(as_list, list) and as_list[1].shape == (2, 2)
 

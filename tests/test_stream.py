@@ -25,10 +25,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tensordb_core as tdb
-from tensordb_core.stream.batches import InvalidStreamArgument
+from tensordb_core.stream.batches import InvalidStreamArgument, SampleError
 from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.order import StreamStateError, advance, epoch_order, normalize, shard_positions
-from tensordb_core.stream.samples import SampleError
 
 N = 300
 SMALL = {"window_bytes": 5000}  # about two chunks per shuffle window

@@ -32,12 +32,19 @@ from tensordb_core.format.checksums import crc32
 ARRAY_MAGIC = b"TDBA"
 ARCHIVE_MAGIC = b"TDBP"
 CODECS = ("lz4", "none")
+#: Codec names by the small integer :func:`segment_bytes` takes (and the stream's columns store).
+CODEC_IDS = {"none": 0, "lz4": 1}
 #: Store raw when lz4 saves less than this fraction (incompressible data decodes faster raw).
 AUTO_MIN_SAVING = 0.1
 #: Refuse to materialise anything declared larger than this (a crafted header must not exhaust memory).
 MAX_ARRAY_BYTES = 1 << 36
 _DTYPE_RE = re.compile(r"^[<>|=]?(?:[biufc]\d{1,2}|b1|\?|[SU]\d{1,6}|[Mm]8(?:\[[A-Za-z0-9]+\])?)$")
 _LEN = struct.Struct("<I")
+_LZ4_MAGIC = b"\x04\x22\x4d\x18"
+#: An lz4 frame starts with magic (4 bytes), FLG (bit 3: content size present), BD, then the content size (8).
+_LZ4_HEADER_BYTES = 14
+_lz4_size = struct.Struct("<Q").unpack_from  # the content size at offset 6 (bound once: it runs per sample)
+_decompress = lz4.frame.decompress
 
 
 @dataclass(frozen=True)
@@ -123,24 +130,70 @@ def encode_segment(array: Any, codec: str = "auto") -> tuple[bytes, str, np.ndar
     return packed, "lz4", raw
 
 
+def segment_bytes(chunk: memoryview, start: int, length: int, codec_id: int, nbytes: int,
+                  crc: int | None = None) -> bytes | memoryview:
+    """The decoded bytes of the segment at ``chunk[start:start + length]``, after its integrity checks.
+
+    The one segment decoder: array and archive blobs, the find cursor and the
+    stream all decode through it, so every reader accepts and refuses the same
+    bytes.  ``chunk`` is a memoryview (slicing bytes would copy); ``codec_id``
+    is ``CODEC_IDS[codec]`` (the stream keeps codecs as small integers in its
+    columns); ``nbytes`` is what the segment's dtype/shape occupy
+    (:func:`expected_nbytes`); ``crc`` is the recorded CRC-32 to check first
+    (None: the caller checked it already, or was asked not to).  An lz4 frame
+    that declares another size than ``nbytes`` is refused *before* lz4
+    allocates what the frame declares.  Returns a view of ``chunk`` for
+    ``codec="none"`` (zero-copy), new bytes for lz4.  Raises
+    :class:`IntegrityError` (a short read, a failed check, a broken frame).
+
+    It runs once per sample on the stream's hot path, so a valid segment
+    costs a few cheap checks (the frame's magic is left to lz4, and looked at
+    only to word the error); :func:`_check_lz4_header` runs only for frames
+    that look wrong.
+    """
+    seg = chunk[start : start + length]
+    if len(seg) != length:
+        raise IntegrityError(f"segment truncated: expected {length} bytes, the chunk holds {len(seg)}")
+    if crc is not None and crc32(seg) != crc:
+        raise IntegrityError("segment checksum mismatch (the stored bytes were altered)")
+    if codec_id:
+        if length < _LZ4_HEADER_BYTES or seg[4] & 0x08 and _lz4_size(seg, 6)[0] != nbytes:
+            _check_lz4_header(seg, nbytes)  # a short frame, or one declaring another size: raises unless valid
+        try:
+            raw: bytes | memoryview = _decompress(seg)
+        except RuntimeError as exc:
+            reason = "segment is not an lz4 frame" if seg[:4] != _LZ4_MAGIC else f"lz4 frame failed to decode: {exc}"
+            raise IntegrityError(reason) from exc
+    else:
+        raw = seg
+    if len(raw) != nbytes:
+        raise IntegrityError(f"decoded {len(raw)} bytes, the segment's dtype and shape say {nbytes}")
+    return raw
+
+
+def _check_lz4_header(seg: memoryview, nbytes: int) -> None:
+    """Raise unless ``seg`` starts like an lz4 frame whose recorded content size (if any) is ``nbytes``."""
+    if seg[:4] != _LZ4_MAGIC or len(seg) < 7:
+        raise IntegrityError("segment is not an lz4 frame")
+    if seg[4] & 0x08 and len(seg) >= _LZ4_HEADER_BYTES:
+        declared = _lz4_size(seg, 6)[0]
+        if declared != nbytes:
+            raise IntegrityError(f"lz4 frame declares {declared} bytes, the segment's dtype and shape say {nbytes}")
+
+
+def codec_id(codec: str) -> int:
+    """The small integer :func:`segment_bytes` takes for a stored codec name; :class:`CodecError` if unknown."""
+    found = CODEC_IDS.get(codec) if isinstance(codec, str) else None
+    if found is None:
+        raise CodecError(f"unknown codec {codec!r} in stored header: expected one of {CODECS}")
+    return found
+
+
 def decode_segment(payload: bytes | memoryview, dtype: str, shape: Sequence[int], codec: str) -> np.ndarray:
     """Decode one segment into an array (zero-copy for ``codec="none"``: the array is read-only)."""
     dt = dtype_from_str(dtype)
     nbytes = expected_nbytes(dt, shape)
-    if codec == "lz4":
-        try:
-            info = lz4.frame.get_frame_info(payload)
-            if info.get("content_size") not in (0, nbytes):
-                raise CodecError(f"lz4 frame declares {info['content_size']} bytes, header says {nbytes}")
-            raw = lz4.frame.decompress(payload)
-        except RuntimeError as exc:
-            raise IntegrityError(f"lz4 frame failed to decode: {exc}") from exc
-    elif codec == "none":
-        raw = payload
-    else:
-        raise CodecError(f"unknown codec {codec!r} in stored header")
-    if len(raw) != nbytes:
-        raise IntegrityError(f"decoded {len(raw)} bytes, header says {nbytes} for {dtype}{list(shape)}")
+    raw = segment_bytes(memoryview(payload), 0, len(payload), codec_id(codec), nbytes)
     return np.frombuffer(raw, dtype=dt).reshape(tuple(shape))
 
 
@@ -164,13 +217,11 @@ def pack_segments(arrays: Sequence[Any], codec: str = "auto") -> tuple[bytes, li
 
 def unpack_segment(chunk: bytes | memoryview, segment: Segment, *, relative: bool = False, verify: bool = True) -> np.ndarray:
     """Decode ``segment`` out of ``chunk`` (``relative=True``: ``chunk`` holds only that segment's bytes)."""
-    start = 0 if relative else segment.offset
-    payload = memoryview(chunk)[start : start + segment.length]
-    if len(payload) != segment.length:
-        raise IntegrityError(f"segment truncated: expected {segment.length} bytes, found {len(payload)}")
-    if verify and checksum(payload) != segment.crc32:
-        raise IntegrityError("segment checksum mismatch (the stored bytes were altered)")
-    return decode_segment(payload, segment.dtype, segment.shape, segment.codec)
+    dt = dtype_from_str(segment.dtype)
+    nbytes = expected_nbytes(dt, segment.shape)
+    raw = segment_bytes(memoryview(chunk), 0 if relative else segment.offset, segment.length, codec_id(segment.codec), nbytes,
+                        segment.crc32 if verify else None)
+    return np.frombuffer(raw, dtype=dt).reshape(segment.shape)
 
 
 def _with_header(magic: bytes, header: dict[str, Any], body: bytes) -> bytes:

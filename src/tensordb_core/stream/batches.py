@@ -31,11 +31,19 @@ What is guaranteed
   samples in insertion order (polling the index every ``poll_s``; a partial
   batch is emitted when the index has nothing new).
 * **Errors**: a sample whose chunk is missing or whose bytes fail their crc32
-  raises :class:`~tensordb_core.stream.samples.SampleError` naming the document, in
+  raises :class:`~tensordb_core.stream.batches.SampleError` naming the document, in
   stream order; with ``on_error="skip"`` it is left out (its batch is shorter)
   and counted in :attr:`Stream.stats`.
 * **Threads** stop on ``close()``, at the end of the stream, on an error, or
   when the stream is garbage-collected.
+
+Pipeline, one module per stage: :mod:`~tensordb_core.stream.plan` (sample
+references as columns, the fetch plan) -> :mod:`~tensordb_core.stream.fetch`
+(reads) -> :mod:`~tensordb_core.stream.decode` (batches) ->
+:mod:`~tensordb_core.stream.order` (order, shards, position), joined by
+:mod:`~tensordb_core.stream.engine`'s threads.  :func:`read_batch` runs plan,
+fetch and decode once, in the caller's thread: ``find_data(...).arrays()``
+reads samples through it, so a sample reads the same whoever asks.
 """
 
 from __future__ import annotations
@@ -43,7 +51,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Self
 
@@ -51,12 +59,15 @@ import numpy as np
 
 from tensordb_core.errors import TensorDBError
 from tensordb_core.query.filters import validate_query
+from tensordb_core.store.protocols import BlobStore
 from tensordb_core.store.scope import StudyScope
 from tensordb_core.stream.cache import ChunkCache
-from tensordb_core.stream.engine import Engine, Phase, StreamConfig
+from tensordb_core.stream.decode import Batch, Decoder, SampleError
+from tensordb_core.stream.engine import Counters, Engine, Phase, StreamConfig
+from tensordb_core.stream.fetch import fetch_window
 from tensordb_core.stream.groups import check_group
 from tensordb_core.stream.order import StreamState, advance
-from tensordb_core.stream.samples import SampleError
+from tensordb_core.stream.plan import RefTable
 
 #: Stored bytes per shuffle window (chunks read together and mixed): the shuffle buffer's size.
 DEFAULT_WINDOW_BYTES = 32 << 20
@@ -155,8 +166,7 @@ def data_stream(
     _check_int("window_bytes", window_bytes, 1)
     if epochs is not None:
         _check_int("epochs", epochs, 1)
-    if on_error not in ("raise", "skip"):
-        raise InvalidStreamArgument(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    _check_on_error(on_error)
     if transform is not None and not callable(transform):
         raise InvalidStreamArgument("transform must be a function of one array (or None)")
     if decode_workers is not None:
@@ -186,6 +196,33 @@ def data_stream(
                        on_error, bool(drop_last), window_bytes, decode_workers, float(poll_s), bool(verify),
                        group=group)
     return Stream(scope, cfg, start, cache)
+
+
+def read_batch(blobs: BlobStore, docs: Iterable[Mapping[str, Any]], *, on_error: str = "raise",
+               verify: bool = True) -> Batch:
+    """Every sample of ``docs`` (sample documents) as one batch, in the order given.
+
+    What ``find_data(...).arrays()`` returns.  One read path: the stream's own
+    planner (whole chunks where dense, else coalesced ranges, all in one
+    ``get_many``), fetcher and decoder, run once in the calling thread.
+    Samples of one dtype and shape are decoded straight into the batch array;
+    samples of several shapes raise (stream them with ``batch_size=1``).  An
+    unreadable sample (missing chunk, malformed reference, failed crc32)
+    raises :class:`SampleError` naming its document; with ``on_error="skip"``
+    it is left out and listed in ``Batch.errors``.  Holds every requested
+    chunk's stored bytes until decoded: like the result, it must fit in memory.
+    """
+    _check_on_error(on_error)
+    refs = RefTable.of(docs).freeze()
+    counters = Counters()
+    window = fetch_window(blobs, refs, np.arange(refs.n, dtype=np.int64), None, counters, verify=verify)
+    decoder = Decoder(transform=None, on_error=on_error, verify=verify, stats=counters)
+    return decoder.decode([(window, 0, refs.n)])
+
+
+def _check_on_error(on_error: Any) -> None:
+    if on_error not in ("raise", "skip"):
+        raise InvalidStreamArgument(f"on_error must be 'raise' or 'skip', not {on_error!r}")
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
@@ -358,4 +395,5 @@ class Stream(Iterator[tuple[np.ndarray, "np.ndarray | None"]]):
                 f"{'closed' if self._closed else 'open'})")
 
 
-__all__ = ["DEFAULT_WINDOW_BYTES", "InvalidStreamArgument", "SampleError", "Stream", "StreamStats", "data_stream"]
+__all__ = ["DEFAULT_WINDOW_BYTES", "Batch", "InvalidStreamArgument", "SampleError", "Stream", "StreamStats", "data_stream",
+           "read_batch"]

@@ -37,12 +37,12 @@ import numpy as np
 from tensordb_core.errors import BackendError
 from tensordb_core.store.scope import StudyScope
 from tensordb_core.stream.cache import ChunkCache
-from tensordb_core.stream.decode import BufferPool, Decoder, Window, fetch_window
+from tensordb_core.stream.decode import Decoder
+from tensordb_core.stream.fetch import BufferPool, Window, fetch_window
 from tensordb_core.stream.follow import Watermark
 from tensordb_core.stream.groups import EpochBounds
 from tensordb_core.stream.order import Ranges, StreamState, epoch_order, normalize, shard_positions
-from tensordb_core.stream.plan import PROJECTION, FrozenRefs, RefTable
-from tensordb_core.warehouse.data import COLLECTION
+from tensordb_core.stream.plan import COLLECTION, PROJECTION, FrozenRefs, RefTable
 
 #: How often a blocked stage re-checks the stop event (seconds).
 TICK_S = 0.05

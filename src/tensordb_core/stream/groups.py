@@ -29,8 +29,7 @@ from collections.abc import Callable
 from tensordb_core.errors import IntegrityError, InvalidDocument
 from tensordb_core.store.scope import StudyScope
 from tensordb_core.stream.follow import tail_grace
-from tensordb_core.warehouse.data import COLLECTION as DATA
-from tensordb_core.warehouse.data import newest_seq
+from tensordb_core.stream.plan import COLLECTION as DATA
 
 #: The collection holding one record per (study, group, epoch).
 COLLECTION = "stream_epochs"
@@ -78,6 +77,15 @@ class EpochBounds:
                     return  # the stream is closing: what it reads no longer matters
             else:
                 time.sleep(min(left, 1.0))
+
+
+def newest_seq(scope: StudyScope) -> int:
+    """The ``_seq`` of the study's newest sample (0 when it has none): a population bound no other study moves.
+
+    Also what ``db.data_snapshot()`` returns (:func:`tensordb_core.warehouse.data.data_snapshot`).
+    """
+    newest = scope.index.find(DATA, scope.query({}), sort=[("_seq", -1)], limit=1, projection={"_seq": 1})
+    return next((int(doc["_seq"]) for doc in newest), 0)
 
 
 def check_group(group: object) -> str:

@@ -8,8 +8,12 @@ dtype/shape) in numpy arrays, parsed once from the index.  Rows are in
 every backend yields the same order.
 
 A *plan* turns a set of rows into blob requests: a whole chunk where the rows
-cover a good part of it, else byte ranges of nearby rows merged into one
-request (the same rule as :mod:`tensordb_core.stream.samples`).
+cover a good part of it (:data:`DENSE_FRACTION`), else byte ranges of nearby
+rows merged into one request (:data:`COALESCE_GAP`).  Why chunks: one object
+per sample costs a request (~1 ms of client CPU on an object store) per
+sample; a chunk of a few MiB costs one.  The stream plans each shuffle window
+this way, and ``find_data(...).arrays()`` plans its whole result the same way
+(:meth:`RefTable.of`).
 """
 
 from __future__ import annotations
@@ -23,14 +27,16 @@ from typing import Any
 import numpy as np
 
 from tensordb_core.errors import CodecError
-from tensordb_core.format.codec import dtype_from_str, expected_nbytes
-from tensordb_core.stream.samples import COALESCE_GAP, DENSE_FRACTION
+from tensordb_core.format.codec import CODEC_IDS, dtype_from_str, expected_nbytes
 
-#: Codec names by the small integer the table stores.
-CODEC_IDS = {"none": 0, "lz4": 1}
-
-#: The document fields a stream reads (the projection it asks the index for).
+#: The index collection holding one document per sample (``warehouse.data`` writes it, the stream reads it).
+COLLECTION = "data"
+#: The document fields a sample read needs (the projection it asks the index for).
 PROJECTION = {"_id": 1, "_seq": 1, "_x": 1, "_y": 1, "label": 1}
+#: Fetch the whole chunk when the selected bytes cover at least this fraction of it.
+DENSE_FRACTION = 0.25
+#: Ranged reads closer than this many bytes are merged into one request.
+COALESCE_GAP = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,9 @@ class _Columns:
 class RefTable:
     """Columnar references of samples in ``_seq`` order; appendable (follow mode), read through :meth:`freeze`.
 
+    :meth:`of` builds one in any given order instead (a cursor's sort), for a
+    one-shot read; only the stream's epochs rely on ``_seq`` order.
+
     ``bad`` maps a row to the reason its document cannot be read (malformed
     ``_x``): the row stays, so positions and shards do not depend on whether a
     document is readable; reading it raises or skips like a missing chunk.
@@ -94,6 +103,15 @@ class RefTable:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @classmethod
+    def of(cls, docs: Iterable[Mapping[str, Any]]) -> RefTable:
+        """A table with one row per document, in the order given (no ``_seq`` order or bound applies)."""
+        table = cls()
+        for doc in docs:
+            seq = doc.get("_seq")
+            table._append(doc, seq if isinstance(seq, int) else 0)  # informative only: nothing orders by it here
+        return table
 
     @property
     def last_seq(self) -> int:

@@ -18,10 +18,11 @@ import numpy as np
 from tensordb_core.errors import InvalidDocument
 from tensordb_core.format.codec import check_array, pack_segments
 from tensordb_core.store.scope import StudyScope, check_json_value, check_tags
+from tensordb_core.stream.batches import read_batch
 from tensordb_core.stream.follow import tail_grace
-from tensordb_core.stream.samples import SampleRef, read_in_order, stack
+from tensordb_core.stream.groups import newest_seq
+from tensordb_core.stream.plan import COLLECTION, PROJECTION
 
-COLLECTION = "data"
 RESERVED = frozenset({"label"})
 DEFAULT_CHUNK_BYTES = 4 << 20
 
@@ -48,10 +49,16 @@ class DataCursor:
             COLLECTION, self._scoped, sort=self._sort, limit=self._limit, skip=self._skip, projection={"_id": 1})]
 
     def arrays(self, *, on_error: str = "raise") -> tuple[np.ndarray, np.ndarray | None]:
-        """Load every matching sample: ``(X, y)`` stacked in result order (y None without labels)."""
-        refs = [SampleRef.from_doc(d) for d in self]
-        pairs = read_in_order(self._scope.blobs, refs, on_error=on_error)
-        return stack(p for p in pairs if p is not None)
+        """Load every matching sample: ``(X, y)`` stacked in result order (y None without labels).
+
+        Read exactly as the stream reads (:func:`tensordb_core.stream.batches.read_batch`):
+        an unreadable sample raises :class:`~tensordb_core.stream.batches.SampleError`
+        naming its document; ``on_error="skip"`` leaves it out.
+        """
+        docs = self._scope.index.find(COLLECTION, self._scoped, sort=self._sort, limit=self._limit, skip=self._skip,
+                                      projection=PROJECTION)
+        batch = read_batch(self._scope.blobs, docs, on_error=on_error)
+        return batch.X, batch.Y
 
 
 def _per_sample_tags(tags: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None, n: int) -> list[dict[str, Any]]:
@@ -148,17 +155,12 @@ def _sample_docs(scope: StudyScope, key: str, size: int, segments: list[Any], la
     return docs
 
 
-def newest_seq(scope: StudyScope) -> int:
-    """The ``_seq`` of the study's newest sample (0 when it has none)."""
-    newest = scope.index.find(COLLECTION, scope.query({}), sort=[("_seq", -1)], limit=1, projection={"_seq": 1})
-    return next((int(doc["_seq"]) for doc in newest), 0)
-
-
 def data_snapshot(scope: StudyScope, settle_s: float | None = None) -> int:
     """The ``_seq`` bound of the study's data inserted so far: ``data_generator(as_of=...)`` for every rank.
 
     It is the newest ``_seq`` among the study's own samples (another study's
-    imports neither move it nor show through it).
+    imports neither move it nor show through it): :func:`tensordb_core.stream.groups.newest_seq`,
+    the bound a stream group proposes too.
 
     On a store that commits ``_seq`` ranges out of allocation order (MongoDB,
     several importers), a range allocated before this call may still be in

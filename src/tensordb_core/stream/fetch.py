@@ -1,0 +1,213 @@
+"""Read what a window of rows needs: the stream's I/O stage (cache, pooled ``read_into`` or ``get_many``).
+
+Why a stage of its own: reads are the one part of the pipeline that waits,
+so they run on their own thread and hand whole *windows* (rows plus the bytes
+that hold them) to the decoder.  A window's requests come from
+:func:`tensordb_core.stream.plan.plan_fetch`; where the store declares
+``read_into`` (:class:`~tensordb_core.store.protocols.BlobCapabilities`) and no
+cache needs immutable bytes, chunks are read into reused buffers
+(:class:`BufferPool`).  The fetch thread also crc32s each segment right after
+its read (the bytes are cache-hot, and it would otherwise wait on I/O), so
+the decode threads, the bottleneck for small samples, skip that pass.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tensordb_core.errors import BlobNotFound
+from tensordb_core.format.checksums import crc32
+from tensordb_core.store.protocols import BlobStore
+from tensordb_core.stream.cache import ChunkCache
+from tensordb_core.stream.plan import FrozenRefs, plan_fetch
+
+
+class BufferPool:
+    """Reusable ``bytearray`` s for chunk reads, bounded by the bytes it keeps.
+
+    Why: a fresh multi-MiB buffer page-faults on first touch (~1.2 GB/s here),
+    slower than reading the chunk from the page cache; a warm buffer does not.
+    Used with stores that offer ``read_into`` when no cache needs immutable bytes.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._free: list[bytearray] = []
+        self._lock = threading.Lock()
+
+    def acquire(self, n: int) -> bytearray:
+        with self._lock:
+            fits = [b for b in self._free if n <= len(b) <= 2 * n + 4096]
+            if fits:
+                best = min(fits, key=len)
+                self._free.remove(best)
+                return best
+        return bytearray(n)
+
+    def release(self, buffers: Sequence[bytearray]) -> None:
+        with self._lock:
+            held = sum(len(b) for b in self._free)
+            for buf in buffers:
+                if held + len(buf) <= self.max_bytes:
+                    self._free.append(buf)
+                    held += len(buf)
+
+
+@dataclass
+class Window:
+    """Rows of one shuffle window (in this rank's order) with the bytes that hold them.
+
+    Pooled buffers go back to the pool once the batch assembly and every
+    decode task using the window have let go of it (:meth:`hold` / :meth:`drop`).
+    """
+
+    refs: FrozenRefs
+    rows: np.ndarray
+    bufs: list[Any]  # per request: bytes / memoryview, or the exception that fetching it raised
+    req_of: np.ndarray
+    base_of: np.ndarray
+    pooled: list[bytearray] = field(default_factory=list)
+    pool: BufferPool | None = None
+    users: int = 1
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    checked: np.ndarray | None = None  # per row: its input segment passed crc32 (None: not checked yet)
+
+    @property
+    def clean(self) -> bool:
+        """Every row has a readable reference and every request was read (cached: windows do not change)."""
+        known = self.__dict__.get("_clean")
+        if known is None:
+            known = self.__dict__["_clean"] = bool((self.req_of >= 0).all()) and not any(
+                isinstance(b, BaseException) for b in self.bufs)
+        return known
+
+    def hold(self) -> None:
+        with self.lock:
+            self.users += 1
+
+    def drop(self) -> None:
+        with self.lock:
+            self.users -= 1
+            done = self.users == 0
+        if done and self.pool is not None and self.pooled:
+            buffers, self.pooled, self.bufs = self.pooled, [], []
+            self.pool.release(buffers)
+
+
+def fetch_window(blobs: BlobStore, refs: FrozenRefs, rows: np.ndarray, cache: ChunkCache | None,
+                 stats: Any, pool: BufferPool | None = None, verify: bool = False) -> Window:
+    """Read what ``rows`` need: cached requests from ``cache``, the rest in bulk.
+
+    In bulk means ``get_many``, or ``read_into`` pooled buffers where the store
+    offers it (and no cache is on).  A missing chunk does not fail the window:
+    its exception is kept in place of its bytes and raised (or skipped) when a
+    sample of it is decoded, so the error names the document and arrives in
+    stream order.  With ``verify``, the crc32 of every input segment is
+    checked here (see :func:`_precheck`).
+    """
+    window = _fetch(blobs, refs, rows, cache, stats, pool)
+    if verify:
+        began = time.perf_counter()
+        _precheck(window)
+        stats.add(verify_s=time.perf_counter() - began)
+    return window
+
+
+def _precheck(window: Window) -> None:
+    """crc32 each input segment on the fetch thread, in storage order, right after the read.
+
+    Why here: the decode threads are the bottleneck for small samples, and
+    this thread mostly waits on I/O; the bytes were just read, so the pass is
+    cache-friendly.  The result is a per-row flag; a row that fails goes to
+    the careful decode path, which checks it again and names the document.
+    """
+    if not window.clean or window.refs.any_y or not len(window.rows):
+        return
+    refs, rows = window.refs, window.rows
+    starts = refs.x_off[rows] - window.base_of
+    order = np.lexsort((starts, window.req_of))
+    ends = starts + refs.x_len[rows]
+    checked = np.ones(len(rows), dtype=bool)
+    views = [memoryview(b) for b in window.bufs]
+    for j, r, a, b, c in zip(order.tolist(), window.req_of[order].tolist(), starts[order].tolist(),
+                             ends[order].tolist(), refs.x_crc[rows[order]].tolist()):
+        if crc32(views[r][a:b]) != c:
+            checked[j] = False
+    window.checked = checked
+
+
+def _fetch(blobs: BlobStore, refs: FrozenRefs, rows: np.ndarray, cache: ChunkCache | None,
+           stats: Any, pool: BufferPool | None) -> Window:
+    plan = plan_fetch(refs, rows)
+    bufs: list[Any] = [None] * len(plan.requests)
+    todo: list[int] = []
+    for i, (key, start, end) in enumerate(plan.requests):
+        hit = cache.get((key, start, end)) if cache is not None else None
+        if hit is not None:
+            bufs[i] = hit
+        else:
+            todo.append(i)
+    window = Window(refs, rows, bufs, plan.req_of, plan.base_of)
+    if not todo:
+        return window
+    began = time.perf_counter()
+    if cache is None and pool is not None and blobs.capabilities.read_into and all(plan.lengths[i] >= 0 for i in todo):
+        window.pool = pool
+        got = _read_pooled(blobs.read_into, [plan.requests[i] for i in todo], [plan.lengths[i] for i in todo], pool,
+                           window.pooled)
+    else:
+        got = _get_many(blobs, [_request(plan.requests[i]) for i in todo])
+    nbytes = 0
+    for i, data in zip(todo, got):
+        bufs[i] = data
+        if not isinstance(data, BaseException):
+            nbytes += len(data)
+            if cache is not None:
+                cache.put(plan.requests[i], data)
+    stats.add(io_s=time.perf_counter() - began, bytes_read=nbytes, requests=len(todo))
+    return window
+
+
+def _read_pooled(read_into: Callable[..., int], requests: list[tuple[str, int, int | None]], lengths: list[int],
+                 pool: BufferPool, pooled: list[bytearray]) -> list[Any]:
+    """Fill pooled buffers with ``read_into`` (a short read leaves a short view: decoding reports it)."""
+    out: list[Any] = []
+    for (key, start, _end), length in zip(requests, lengths):
+        buf = pool.acquire(length)
+        view = memoryview(buf)[:length]
+        try:
+            n = read_into(key, start, view)
+        except BlobNotFound as exc:
+            pool.release([buf])
+            out.append(exc)
+            continue
+        pooled.append(buf)
+        out.append(view[:n])
+    return out
+
+
+def _request(req: tuple[str, int, int | None]) -> Any:
+    key, start, end = req
+    return key if end is None else (key, start, end)
+
+
+def _get_many(blobs: BlobStore, requests: list[Any]) -> list[Any]:
+    """``get_many`` in order; a missing blob becomes its exception and the rest are fetched after it."""
+    out: list[Any] = []
+    while len(out) < len(requests):
+        it = blobs.get_many(requests[len(out):])
+        try:
+            out.extend(it)
+        except BlobNotFound as exc:  # the generator is finished: record it and continue after it
+            out.append(exc)
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+    return out
