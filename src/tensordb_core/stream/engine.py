@@ -3,12 +3,13 @@
 ::
 
     fetch thread        index pages -> epoch order -> this rank's windows -> cache / get_many -> crc32
+                        (plan.RefTable, order.epoch_order/shard_positions, plan.plan_fetch, fetch.fetch_window)
         | windows queue (2)
     assembly thread     slices windows into batches, submits each to the decode pool
         | out queue (``prefetch``): batch futures, in order, plus phase markers
-    decode pool         lz4 + copy into the batch array (threads: the C calls release the GIL)
+    decode pool         lz4 + copy into the batch array (decode.Decoder; threads: the C calls release the GIL)
         |
-    consumer            ``next(stream)`` (the training loop's thread)
+    consumer            ``next(stream)`` (batches.Stream, in the training loop's thread)
 
 Why threads and bounded queues: I/O (network or page cache), decompression and
 the training step overlap, while each queue's bound stops a stage from running
@@ -74,7 +75,7 @@ class StreamConfig:
     decode_workers: int | None  # None: chosen from the sample size (see :func:`auto_decode_workers`)
     poll_s: float
     verify: bool
-    group: str | None = None  # ranks passing the same name agree on each epoch's population (epoch_bounds.py)
+    group: str | None = None  # ranks passing the same name agree on each epoch's population (stream/groups.py)
 
 
 @dataclass(frozen=True)
