@@ -1,4 +1,4 @@
-"""The cloud stores' shared pieces (tensordb_core.store.cloudkit), without any SDK or server."""
+"""The backend kit's SDK-free pieces (tensordb_core.store.kit: options, errors, the cloud template's helpers)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,13 @@ import types
 
 import pytest
 
-from tensordb_core.errors import InvalidQuery, InvalidURI, MissingDependency
-from tensordb_core.store.cloudkit import (
-    as_bytes,
-    check_list_prefix,
-    is_content_address,
+from tensordb_core.errors import InvalidQuery, InvalidURI
+from tensordb_core.store.kit import lazy_exports
+from tensordb_core.store.kit.cloud import as_bytes, check_list_prefix, is_content_address, normalise_prefix
+from tensordb_core.store.kit.errors import scrub_secrets, subject
+from tensordb_core.store.kit.options import (
     layered,
-    lazy_exports,
-    normalise_prefix,
     reject_unknown,
-    require_modules,
-    scrub_secrets,
-    subject,
     to_bool,
     to_float,
     to_int,
@@ -124,13 +119,6 @@ def test_content_addresses_payloads_and_subjects() -> None:
     assert subject("list", None, "s3://b") == "list in s3://b"
 
 
-def test_missing_modules_name_the_extra() -> None:
-    require_modules(["json"], scheme="x", package="y", extra="z")
-    with pytest.raises(MissingDependency) as info:
-        require_modules(["json", "no_such_module_tensordb"], scheme="gs", package="google-cloud-storage", extra="gcs")
-    assert "pip install 'tensordb[gcs]'" in str(info.value) and "no_such_module_tensordb" in str(info.value)
-
-
 def test_lazy_exports_import_on_first_access(monkeypatch: pytest.MonkeyPatch) -> None:
     package = types.ModuleType("fakepkg")
     package.__path__ = []  # type: ignore[attr-defined]
@@ -146,7 +134,7 @@ def test_lazy_exports_import_on_first_access(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_core_imports_no_cloud_sdk() -> None:
     code = (
-        "import sys, tensordb_core.store.cloudkit; "
+        "import sys, tensordb_core.store.kit.cloud, tensordb_core.store.kit.errors, tensordb_core.store.kit.options; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'boto3', 'botocore', 'google', 'azure'}))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)

@@ -8,7 +8,7 @@ credentials and Azurite are described in docs/backends/azure.md.
 
 from __future__ import annotations
 
-from tensordb_core.store.cloudkit import lazy_exports
+from tensordb_core.store.kit import lazy_exports
 
 from .errors import ContainerNotFound
 

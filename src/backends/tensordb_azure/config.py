@@ -33,17 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tensordb_core.errors import InvalidURI
-from tensordb_core.store.cloudkit import (
-    MiB,
-    layered,
-    normalise_prefix,
-    reject_unknown,
-    to_bool,
-    to_float,
-    to_int,
-    to_size,
-    unknown_options,
-)
+from tensordb_core.store.kit.cloud import normalise_prefix
+from tensordb_core.store.kit.options import MiB, Option, OptionSet, anything, flag, seconds, size, whole
 from tensordb_core.store.uri import StoreURI
 
 SCHEMES = ("az", "abfs", "abfss", "wasb", "wasbs")
@@ -55,28 +46,33 @@ DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFP
 _CONTAINER_RE = re.compile(r"^(\$root|[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9])$")
 _ACCOUNT_RE = re.compile(r"^[a-z0-9]{3,24}$")
 
-#: Every option this backend understands, with its default (``None``: unset).
-DEFAULTS: dict[str, Any] = {
-    "account_name": None,
-    "account_key": None,
-    "sas_token": None,
-    "connection_string": None,  # keyword or environment only: never in a URI
-    "credential": None,  # any azure-core credential object (keyword only)
-    "anonymous": False,  # unauthenticated reads of a public container
-    "endpoint": None,  # account URL, e.g. http://127.0.0.1:10000/devstoreaccount1 for Azurite
-    "api_version": None,  # pin the service API version (older Azurite or Azure Stack)
-    "create_container": False,  # create the container when it does not exist (tests, emulators)
-    "check_container": True,  # ask once at open whether the container exists (a 403 is let through)
-    "max_workers": 16,  # concurrent requests in get_many; the HTTP pool is sized to match
-    "max_concurrency": 4,  # parallel block uploads / range downloads within one large blob
-    "max_single_put_size": 64 * MiB,  # larger blobs are uploaded as blocks
-    "max_block_size": 8 * MiB,  # block size for block uploads
-    "read_timeout": 60.0,  # seconds to wait for a response
-    "connect_timeout": 10.0,  # seconds to wait for a TCP/TLS connection
-    "max_attempts": 4,  # tries per request, retrying 408/429/5xx and connection failures with backoff
-    "page_size": 1000,  # names per list request
-}
-_KEYWORD_ONLY = ("connection_string", "credential")
+#: Every option this backend understands, with its default (``None``: unset).  The environment is
+#: consulted for credentials only (see :func:`_pick_credential`).
+OPTIONS = OptionSet(
+    "Azure option",
+    [
+        Option("account_name"),
+        Option("account_key"),
+        Option("sas_token"),
+        Option("connection_string", in_uri=False),  # keyword or environment only: never in a URI
+        Option("credential", convert=anything, in_uri=False),  # any azure-core credential object
+        Option("anonymous", False, flag()),  # unauthenticated reads of a public container
+        Option("endpoint"),  # account URL, e.g. http://127.0.0.1:10000/devstoreaccount1 for Azurite
+        Option("api_version"),  # pin the service API version (older Azurite or Azure Stack)
+        Option("create_container", False, flag()),  # create the container when it does not exist (tests, emulators)
+        Option("check_container", True, flag()),  # ask once at open whether the container exists (a 403 passes)
+        Option("max_workers", 16, whole(1)),  # concurrent requests in get_many; the HTTP pool is sized to match
+        Option("max_concurrency", 4, whole(1)),  # parallel block uploads / range downloads within one large blob
+        Option("max_single_put_size", 64 * MiB, size),  # larger blobs are uploaded as blocks
+        Option("max_block_size", 8 * MiB, size),  # block size for block uploads
+        Option("read_timeout", 60.0, seconds(0.001)),  # seconds to wait for a response
+        Option("connect_timeout", 10.0, seconds(0.001)),  # seconds to wait for a TCP/TLS connection
+        Option("max_attempts", 4, whole(1)),  # tries per request, retrying 408/429/5xx and connection failures
+        Option("page_size", 1000, whole(1)),  # names per list request
+    ],
+)
+#: The defaults by name.
+DEFAULTS: dict[str, Any] = OPTIONS.defaults
 
 #: Environment variables this backend reads, in the order they are consulted.
 ENV_CONNECTION_STRING = "AZURE_STORAGE_CONNECTION_STRING"
@@ -97,7 +93,10 @@ class Location:
 
 @dataclass(frozen=True)
 class AzureConfig:
-    """Resolved settings for one Azure blob store.  ``repr`` never shows a key, token or connection string."""
+    """Resolved settings for one Azure blob store.  ``repr`` never shows a key, token or connection string.
+
+    Built by :meth:`from_uri` only: the defaults live in ``OPTIONS``, once.
+    """
 
     container: str
     prefix: str
@@ -105,28 +104,46 @@ class AzureConfig:
     account_name: str | None
     #: How to authenticate: "key", "sas", "credential", "default" (DefaultAzureCredential) or "anonymous".
     auth: str
-    account_key: str | None = field(default=None, repr=False)
-    sas_token: str | None = field(default=None, repr=False)
-    credential: Any = field(default=None, repr=False)
-    credential_source: str = ""  # where the credential came from, for messages ("option", "environment", ...)
-    api_version: str | None = None
-    create_container: bool = False
-    check_container: bool = True
-    max_workers: int = 16
-    max_concurrency: int = 4
-    max_single_put_size: int = 64 * MiB
-    max_block_size: int = 8 * MiB
-    read_timeout: float = 60.0
-    connect_timeout: float = 10.0
-    max_attempts: int = 4
-    page_size: int = 1000
+    account_key: str | None = field(repr=False)
+    sas_token: str | None = field(repr=False)
+    credential: Any = field(repr=False)
+    credential_source: str  # where the credential came from, for messages ("option", "environment", ...)
+    api_version: str | None
+    create_container: bool
+    check_container: bool
+    max_workers: int
+    max_concurrency: int
+    max_single_put_size: int
+    max_block_size: int
+    read_timeout: float
+    connect_timeout: float
+    max_attempts: int
+    page_size: int
 
     @classmethod
     def from_uri(
         cls, uri: StoreURI, options: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
     ) -> AzureConfig:
         """Settings for ``uri`` from keyword ``options`` and ``environ`` (default ``os.environ``)."""
-        return resolve(uri, options or {}, environ)
+        return _resolve(uri, options or {}, environ)
+
+    @property
+    def bucket(self) -> str:
+        """The container: what the kit's template calls the bucket."""
+        return self.container
+
+    @property
+    def create_bucket(self) -> bool:
+        return self.create_container
+
+    @property
+    def check_bucket(self) -> bool:
+        return self.check_container
+
+    @property
+    def single_put_limit(self) -> int:
+        """Blobs larger than ``max_single_put_size`` go up as staged blocks."""
+        return self.max_single_put_size + 1
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret string this config holds (for scrubbing error text); never print the result."""
@@ -223,20 +240,11 @@ def _account_from_url(url: str) -> str | None:
     return host.split(".")[0]
 
 
-def resolve(uri: StoreURI, options: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> AzureConfig:
-    """Build the settings for ``uri`` from keyword ``options`` and ``environ`` (default ``os.environ``)."""
+def _resolve(uri: StoreURI, options: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> AzureConfig:
     env = os.environ if environ is None else environ
     where = uri.redacted()
     location = parse_location(uri)
-    query = uri.query
-    reject_unknown(unknown_options(uri, options, DEFAULTS), DEFAULTS, what="Azure option(s)", where=where)
-    for name in _KEYWORD_ONLY:
-        if name in query:
-            raise InvalidURI(
-                f"{name} may not be written in a URI (it would be shown and logged); pass {name}=... as a keyword "
-                f"option or set {ENV_CONNECTION_STRING}"
-            )
-    merged = layered(DEFAULTS, query=query, keyword=options)  # the environment is consulted for credentials only
+    merged = OPTIONS.parse(uri, options, environ={})  # the environment is consulted for credentials only
 
     account = location.account
     if merged["account_name"]:
@@ -280,18 +288,16 @@ def resolve(uri: StoreURI, options: Mapping[str, Any], environ: Mapping[str, str
         sas_token=sas.lstrip("?") if sas else None,
         credential=credential,
         credential_source=source,
-        api_version=str(merged["api_version"]) if merged["api_version"] else None,
-        create_container=to_bool("create_container", merged["create_container"]),
-        check_container=to_bool("check_container", merged["check_container"]),
-        max_workers=to_int("max_workers", merged["max_workers"], minimum=1),
-        max_concurrency=to_int("max_concurrency", merged["max_concurrency"], minimum=1),
-        max_single_put_size=to_size("max_single_put_size", merged["max_single_put_size"]),
-        max_block_size=to_size("max_block_size", merged["max_block_size"]),
-        read_timeout=to_float("read_timeout", merged["read_timeout"], minimum=0.001),
-        connect_timeout=to_float("connect_timeout", merged["connect_timeout"], minimum=0.001),
-        max_attempts=to_int("max_attempts", merged["max_attempts"], minimum=1),
-        page_size=to_int("page_size", merged["page_size"], minimum=1),
+        api_version=merged["api_version"] or None,
+        **{name: merged[name] for name in _SETTINGS},
     )
+
+
+#: Settings taken as the option parser converted them.
+_SETTINGS = (
+    "create_container", "check_container", "max_workers", "max_concurrency", "max_single_put_size", "max_block_size",
+    "read_timeout", "connect_timeout", "max_attempts", "page_size",
+)  # fmt: skip
 
 
 def _pick_credential(
@@ -299,7 +305,7 @@ def _pick_credential(
 ) -> tuple[str, str | None, str | None, Any, str]:
     """``(auth, account_key, sas_token, credential_or_connection_string, source)`` by precedence."""
     given = [n for n in ("connection_string", "account_key", "sas_token", "credential") if merged[n]]
-    if to_bool("anonymous", merged["anonymous"]):
+    if merged["anonymous"]:
         given.append("anonymous")
     if len(given) > 1:
         raise InvalidURI(f"{where}: give one way to authenticate, not {' and '.join(given)}")

@@ -2,23 +2,18 @@
 
 Schemes: ``az://``, and the spellings users bring from MLflow, fsspec/adlfs and
 Hadoop: ``abfs://``, ``abfss://``, ``wasb://``, ``wasbs://`` (see
-:mod:`tensordb_azure.config`).  This module stays light on purpose:
-azure-storage-blob is imported only when such a store is opened, and its
-absence becomes a :class:`~tensordb_core.errors.MissingDependency` naming the
-pip extra.
+:mod:`tensordb_azure.config`).  One declaration per scheme, no code: the
+registry imports :mod:`tensordb_azure.store` (and with it azure-storage-blob)
+only when such a store is opened, and names the ``azure`` extra if the
+library is missing.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from tensordb_core.store.cloudkit import require_modules
 from tensordb_core.store.hookspecs import SchemeInfo, hookimpl
-from tensordb_core.store.uri import StoreURI
 
 from .config import SCHEMES
 
-EXTRA = "azure"
 _DESCRIPTIONS = {
     "az": "Azure Blob Storage: az://container/prefix",
     "abfs": "Azure Blob Storage: abfs://container@account.dfs.core.windows.net/prefix",
@@ -30,21 +25,8 @@ _DESCRIPTIONS = {
 
 @hookimpl
 def tensordb_schemes() -> list[SchemeInfo]:
-    return [SchemeInfo(scheme, blobs=True, description=_DESCRIPTIONS[scheme], extra=EXTRA) for scheme in SCHEMES]
-
-
-def require_sdk() -> None:
-    """Import the client library or fail with the extra that installs it."""
-    require_modules(
-        ("azure.storage.blob", "azure.core", "requests"), scheme="az", package="azure-storage-blob", extra=EXTRA
-    )
-
-
-@hookimpl
-def tensordb_open_blobs(uri: StoreURI, options: dict[str, Any]) -> Any:
-    if uri.scheme not in SCHEMES:
-        return None
-    require_sdk()  # MissingDependency with the install hint, before anything touches the SDK
-    from .store import AzureBlobStore
-
-    return AzureBlobStore(uri, **options)
+    return [
+        SchemeInfo(scheme, blobs="tensordb_azure.store:AzureBlobStore", extra="azure",
+                   description=_DESCRIPTIONS[scheme])
+        for scheme in SCHEMES
+    ]

@@ -1,42 +1,38 @@
 """A :class:`~tensordb_core.store.protocols.BlobStore` on Azure Blob Storage (or Azurite).
 
-What it guarantees, and how:
+The kit's :class:`~tensordb_core.store.kit.cloud.CloudBlobStore` owns the
+flows (open, container check, conditional creates, ranges, errors); this
+module is the Azure calls.  Why they look like this:
 
-* **Idempotent, atomic writes.** Uploads use ``overwrite=False`` (an
-  ``If-None-Match: *`` create): a ``ResourceExistsError`` means the
-  content-addressed blob is already there, which is success.  Blobs larger
-  than ``max_single_put_size`` go up as staged blocks, ``max_concurrency`` at a
-  time, and become visible only when the block list commits, so a reader never
-  sees a partial blob.
+* **Content addresses are conditional creates** (``overwrite=False``, an
+  ``If-None-Match: *`` create; ``BlobAlreadyExists`` means the blob is already
+  there).  Blobs larger than ``max_single_put_size`` go up as staged blocks,
+  ``max_concurrency`` at a time, and become visible only when the block list
+  commits, so a reader never sees a partial blob.
 * **Ranged reads** map ``[start, end)`` onto ``offset``/``length``.
-* **Concurrent reads**: ``get_many`` runs single reads on
-  :func:`~tensordb_core.store.blobkit.ordered_concurrent_map` over one shared client
-  whose HTTP connection pool is sized to ``max_workers``.
-* **Typed errors without secrets** (:mod:`tensordb_azure.errors`): account
-  keys, SAS tokens and connection strings appear in no repr, message, chained
-  exception or urllib3 log line.
+* **One client, many threads**, whose HTTP connection pool is sized to
+  ``max_workers``.
+* **No secrets anywhere** (:mod:`tensordb_azure.errors`): account keys, SAS
+  tokens and connection strings appear in no repr, message, chained exception
+  or urllib3 log line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import requests
-from azure.core import exceptions as az
 from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import BlobServiceClient, ContentSettings, ExponentialRetry
 from urllib3.util.retry import Retry
 
-from tensordb_core.errors import PermissionDenied, TensorDBError
-from tensordb_core.store.blobkit import check_key, split_request
-from tensordb_core.store.cloudkit import CloudBlobStore, as_bytes, is_content_address
-from tensordb_core.store.uri import StoreURI, parse_uri
+from tensordb_core.errors import PermissionDenied
+from tensordb_core.store.kit.cloud import CloudBlobStore, is_content_address
 
 from .config import AzureConfig
-from .errors import ContainerNotFound, chain_leaks, error_code, install_log_scrubber, status_of, translate
+from .errors import ERRORS, ContainerNotFound, install_log_scrubber
 
-T = TypeVar("T")
 _CONTENT = ContentSettings(content_type="application/octet-stream")
 
 
@@ -85,15 +81,17 @@ class AzureBlobStore(CloudBlobStore):
     ``create_container=true`` creates a missing container).
     """
 
-    def __init__(self, uri: str | StoreURI, **options: Any) -> None:
-        self.uri = parse_uri(uri)
-        self.config = config = AzureConfig.from_uri(self.uri, options)
-        self.container = config.container
-        self.prefix = config.prefix
-        self._where = self.uri.redacted()
+    config_type = AzureConfig
+    errors = ERRORS
+    config: AzureConfig
+
+    @property
+    def container(self) -> str:
+        return self.config.container
+
+    def _connect(self) -> None:
+        config = self.config
         self._endpoint = config.account_url
-        self._secrets = config.secrets()
-        self._closed = False
         if config.auth == "sas":
             install_log_scrubber()
         kwargs: dict[str, Any] = {
@@ -113,182 +111,46 @@ class AzureBlobStore(CloudBlobStore):
         }
         if config.api_version:
             kwargs["api_version"] = config.api_version
-        self._service = self._call(
-            "connect",
-            None,
-            lambda: BlobServiceClient(config.account_url, credential=_credential(config, self._where), **kwargs),
-        )
+        self._service = BlobServiceClient(config.account_url, credential=_credential(config, self._where), **kwargs)
         self._container = self._service.get_container_client(config.container)
-        try:
-            if config.create_container:
-                self._create_container()
-            elif config.check_container:
-                self._check_container()
-        except BaseException:
-            self.close()
-            raise
 
-    @property
-    def endpoint_url(self) -> str:
-        """The account URL the client talks to (Azure's, or an emulator's)."""
-        return self._endpoint
-
-    # -- helpers -------------------------------------------------------------------------------------------------
-
-    def _name(self, key: str) -> str:
-        return self.config.prefix + check_key(key)
-
-    def _call(self, op: str, key: str | None, fn: Callable[[], T]) -> T:
-        """Run ``fn`` and translate its failure; a driver error whose text holds a secret is not chained."""
-        try:
-            return fn()
-        except TensorDBError:
-            raise
-        except Exception as exc:
-            error = translate(exc, op=op, key=key, where=self._where, endpoint=self._endpoint, secrets=self._secrets)
-            if not chain_leaks(exc, self._secrets):
-                raise error from exc
-            error.add_note("(the driver's own error was withheld because its text contained a credential)")
-        raise error from None  # outside the except block, so not even __context__ keeps the leaking text
-
-    def _check_container(self) -> None:
-        """Fail early, and clearly, when the container is missing or the endpoint is down.
-
-        A 403 is let through: a SAS or role allowed to read and write blobs but
-        not to read container properties is a legitimate setup.
-        """
-
-        def check() -> None:
-            try:
-                self._container.get_container_properties()
-            except az.HttpResponseError as exc:
-                if status_of(exc) not in (401, 403):
-                    raise
-
-        self._call("open", None, check)
-
-    def _create_container(self) -> None:
-        def create() -> None:
-            try:
-                self._container.create_container()
-            except az.ResourceExistsError:
-                pass
-
-        self._call("create container", None, create)
-
-    # -- BlobStore -----------------------------------------------------------------------------------------------
-
-    def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
-        """Store ``data`` under ``key``; a content-addressed key that already exists is left as is.
-
-        Content-addressed keys are created with ``overwrite=False`` (an existing
-        blob has the same bytes); other keys are plain overwrites, atomic on Azure.
-        """
-        name = self._name(key)
-        payload = as_bytes(data)
-        conditional = is_content_address(key)
-        if conditional and len(payload) > self.config.max_single_put_size and self.exists(key):
-            return  # skip re-uploading a large blob that is already there
-
-        def upload() -> None:
-            try:
-                self._container.upload_blob(
-                    name,
-                    payload,
-                    overwrite=not conditional,
-                    max_concurrency=self.config.max_concurrency,
-                    content_settings=_CONTENT,
-                )
-            except az.ResourceExistsError as exc:
-                # BlobAlreadyExists: stored before.  Another 409 (a lease, a pending copy) is a real failure.
-                if not conditional or error_code(exc) not in ("BlobAlreadyExists", ""):
-                    raise
-
-        self._call("put", key, upload)
-
-    def get(self, key: str, start: int = 0, end: int | None = None) -> bytes:
-        """Bytes ``[start, end)``; a range past the end is cut short like a slice."""
-        key, start, end = split_request((key, start, end))
-        if end is not None and end <= start:
-            self.size(key)  # still a BlobNotFound for a missing key
-            return b""
-        name = self._name(key)
-
-        def download() -> bytes:
-            try:
-                stream = self._container.download_blob(
-                    name,
-                    offset=start if start or end is not None else None,
-                    length=None if end is None else end - start,
-                    max_concurrency=self.config.max_concurrency,
-                )
-                return stream.readall()
-            except az.HttpResponseError as exc:
-                if status_of(exc) == 416:
-                    return b""  # start at or past the end of an existing blob
-                raise
-
-        return self._call("get", key, download)
-
-    def _properties(self, key: str) -> Any:
-        """The blob's properties, or None when it is absent (a missing container still raises)."""
-        blob = self._container.get_blob_client(self._name(key))
-
-        def stat() -> Any:
-            try:
-                return blob.get_blob_properties()
-            except az.ResourceNotFoundError as exc:
-                if error_code(exc) == "ContainerNotFound":
-                    raise
-                return None
-
-        return self._call("stat", key, stat)
-
-    def exists(self, key: str) -> bool:
-        return self._properties(key) is not None
-
-    def size(self, key: str) -> int:
-        props = self._properties(key)
-        if props is None:
-            raise translate(
-                az.ResourceNotFoundError("absent"), op="size", key=key, where=self._where, endpoint=self._endpoint
-            )
-        return int(props.size)
-
-    def delete(self, key: str) -> None:
-        name = self._name(key)
-
-        def remove() -> None:
-            try:
-                self._container.delete_blob(name, delete_snapshots="include")
-            except az.ResourceNotFoundError as exc:
-                if error_code(exc) == "ContainerNotFound":
-                    raise
-
-        self._call("delete", key, remove)
-
-    def _list(self, prefix: str) -> Iterator[str]:
-        full = self.config.prefix + prefix
-        cut = len(self.config.prefix)
-        names = self._call(
-            "list",
-            None,
-            lambda: iter(
-                self._container.list_blob_names(name_starts_with=full or None, results_per_page=self.config.page_size)
-            ),
-        )
-        while True:
-            name = self._call("list", prefix or None, lambda: next(names, None))
-            if name is None:
-                return
-            yield name[cut:]
-
-    def close(self) -> None:
-        """Release pooled connections (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
+    def _disconnect(self) -> None:
         self._service.close()
+
+    def _bucket_exists(self) -> bool:
+        self._container.get_container_properties()
+        return True
+
+    def _make_bucket(self) -> None:
+        self._container.create_container()
+
+    def _put(self, name: str, data: memoryview, conditional: bool) -> None:
+        self._container.upload_blob(
+            name,
+            data.obj if isinstance(data.obj, bytes) and data.nbytes == len(data.obj) else data.tobytes(),
+            overwrite=not conditional,
+            max_concurrency=self.config.max_concurrency,
+            content_settings=_CONTENT,
+        )
+
+    def _read(self, name: str, start: int, end: int | None) -> bytes:
+        stream = self._container.download_blob(
+            name,
+            offset=start if start or end is not None else None,
+            length=None if end is None else end - start,
+            max_concurrency=self.config.max_concurrency,
+        )
+        return bytes(stream.readall())
+
+    def _stat(self, name: str) -> int | None:
+        return int(self._container.get_blob_client(name).get_blob_properties().size)
+
+    def _delete(self, name: str) -> None:
+        self._container.delete_blob(name, delete_snapshots="include")
+
+    def _names(self, prefix: str) -> Iterator[str]:
+        yield from self._container.list_blob_names(name_starts_with=prefix or None,
+                                                   results_per_page=self.config.page_size)
 
 
 __all__ = ["AzureBlobStore", "ContainerNotFound", "is_content_address"]

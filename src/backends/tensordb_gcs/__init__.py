@@ -8,7 +8,7 @@ credentials and the emulator are described in docs/backends/gcs.md.
 
 from __future__ import annotations
 
-from tensordb_core.store.cloudkit import lazy_exports
+from tensordb_core.store.kit import lazy_exports
 
 from .errors import BucketNotFound
 

@@ -1,25 +1,23 @@
-"""Translate google-cloud-storage, google-auth and requests failures into TensorDB's typed errors.
+"""What google-cloud-storage, google-auth and requests failures mean: the GCS row of the kit's error table.
 
-Why one function: every store operation funnels its exceptions through
-:func:`translate`, so "404 means BlobNotFound, 429/5xx may be retried, an
-unreachable endpoint names the (redacted) URI" holds for every call alike.
-The SDK is imported inside the functions: this module is also imported by the
-light package ``__init__`` (for :class:`BucketNotFound`).
+GCS speaks in HTTP statuses (404, 401/403, 409/412, 416, 429/5xx); transport
+and credential failures are exception classes.  The kit's
+:class:`~tensordb_core.store.kit.errors.ErrorTable` turns them into TensorDB's
+typed errors; the SDK's ``RetryError`` is unwrapped to the last real failure
+first.  A 404 is the same for a missing object and a missing bucket: the
+store template asks once which it was.  The SDK is imported only when the
+table is first used: this module is imported by the light package ``__init__``
+too (for :class:`BucketNotFound`).
 """
 
 from __future__ import annotations
 
-from tensordb_core.errors import (
-    BackendError,
-    BackendUnavailable,
-    BlobNotFound,
-    PermissionDenied,
-    TensorDBError,
-    TransientError,
-)
-from tensordb_core.store.cloudkit import TRANSIENT_STATUS, BucketNotFound, subject
+from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["TRANSIENT_STATUS", "BucketNotFound", "status_of", "translate", "unwrap"]
+from tensordb_core.store.kit.errors import TRANSIENT_STATUS, BucketNotFound, ErrorTable, Kind, Rule
+
+__all__ = ["ERRORS", "TRANSIENT_STATUS", "BucketNotFound", "status_of", "translate", "unwrap"]
 
 
 def status_of(exc: BaseException) -> int | None:
@@ -37,50 +35,51 @@ def unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
-def translate(exc: BaseException, *, op: str, key: str | None, where: str, endpoint: str) -> TensorDBError:
-    """The TensorDB error for a failure of ``op`` on ``key`` in the store at ``where`` (a redacted URI).
-
-    A 404 becomes :class:`BlobNotFound`; the caller decides beforehand whether
-    the 404 meant a missing bucket (see ``GCSBlobStore._raise_if_bucket_missing``).
-    """
+def _types() -> Sequence[tuple[Any, Kind | Rule]]:
     import requests
     from google.auth import exceptions as auth_exceptions
 
-    inner = unwrap(exc)
-    what = subject(op, key, where)
-    if isinstance(inner, TensorDBError):
-        return inner
-    status = status_of(inner)
-    if status is not None:
-        detail = getattr(inner, "message", "") or type(inner).__name__
-        if status == 404:
-            return BlobNotFound(f"no blob {key!r} in {where}")
-        if status in (401, 403):
-            return PermissionDenied(
-                f"{what}: GCS refused the credentials (HTTP {status}: {detail}); check the service account's "
-                "roles on the bucket (roles/storage.objectAdmin) or the credentials= option"
-            )
-        if status in TRANSIENT_STATUS:
-            return TransientError(f"{what}: GCS answered HTTP {status} ({detail}); retry later")
-        return BackendError(f"{what}: GCS answered HTTP {status}: {detail}")
-    if isinstance(inner, auth_exceptions.DefaultCredentialsError):
-        return PermissionDenied(
-            f"{what}: no usable Google credentials ({inner}); set GOOGLE_APPLICATION_CREDENTIALS to a key "
-            "file, pass credentials=PATH, run 'gcloud auth application-default login', or use anonymous=true "
-            "for public buckets"
-        )
-    if isinstance(inner, auth_exceptions.RefreshError):
-        return PermissionDenied(f"{what}: could not obtain a Google access token ({type(inner).__name__})")
-    if isinstance(inner, auth_exceptions.TransportError):
-        return BackendUnavailable(
-            f"cannot obtain a Google access token for {where}: the token service is unreachable "
-            f"({type(inner).__name__}); check the network, proxy settings, or the credentials' token_uri"
-        )
-    if isinstance(inner, requests.ConnectionError):
-        return BackendUnavailable(
-            f"cannot reach GCS at {endpoint} for {where} ({type(inner).__name__}); check the network, "
-            "STORAGE_EMULATOR_HOST / emulator_host, or proxy settings"
-        )
-    if isinstance(inner, (requests.Timeout, requests.exceptions.ChunkedEncodingError, ConnectionError, TimeoutError)):
-        return TransientError(f"{what}: the connection to GCS failed mid-request ({type(inner).__name__})")
-    return BackendError(f"{what}: unexpected {type(inner).__name__}: {inner}")
+    return (
+        (
+            auth_exceptions.DefaultCredentialsError,
+            Rule(
+                Kind.NO_CREDENTIALS,
+                "set GOOGLE_APPLICATION_CREDENTIALS to a key file, pass credentials=PATH, run 'gcloud auth "
+                "application-default login', or use anonymous=true for public buckets",
+                service="Google",
+            ),
+        ),
+        (
+            auth_exceptions.RefreshError,
+            Rule(Kind.DENIED, "could not obtain an access token: check the credentials file or account",
+                 service="the Google token service"),
+        ),
+        (
+            auth_exceptions.TransportError,
+            Rule(Kind.UNAVAILABLE, "check the network, proxy settings, or the credentials' token_uri",
+                 service="the Google token service"),
+        ),
+        (requests.ConnectionError, Kind.UNAVAILABLE),
+        ((requests.Timeout, requests.exceptions.ChunkedEncodingError, ConnectionError, TimeoutError), Kind.TRANSIENT),
+    )
+
+
+ERRORS = ErrorTable(
+    service="GCS",
+    statuses={
+        404: Kind.NOT_FOUND, 401: Kind.DENIED, 403: Kind.DENIED, 409: Kind.EXISTS, 412: Kind.EXISTS, 416: Kind.RANGE,
+        **dict.fromkeys(TRANSIENT_STATUS, Kind.TRANSIENT),
+    },
+    types=_types,
+    status_of=status_of,
+    unwrap=unwrap,
+    hints={
+        Kind.DENIED: "check the service account's roles on the bucket (roles/storage.objectAdmin) or the "
+        "credentials= option",
+        Kind.UNAVAILABLE: "check the network, STORAGE_EMULATOR_HOST / emulator_host, or proxy settings",
+        Kind.BUCKET_MISSING: "create it (gcloud storage buckets create gs://BUCKET)",
+    },
+)
+
+#: ``translate(exc, *, op, key, where, endpoint, bucket, secrets)``: the TensorDB error for a GCS failure.
+translate = ERRORS.translate

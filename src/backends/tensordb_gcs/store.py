@@ -1,44 +1,37 @@
 """A :class:`~tensordb_core.store.protocols.BlobStore` on Google Cloud Storage (or an emulator speaking its JSON API).
 
-What it guarantees, and how:
+The kit's :class:`~tensordb_core.store.kit.cloud.CloudBlobStore` owns the
+flows (open, bucket check, conditional creates, ranges, errors); this module
+is the GCS calls.  Why they look like this:
 
-* **Idempotent, atomic writes.** Every upload is a conditional create
-  (``if_generation_match=0``): GCS makes an object visible only when its upload
-  completes, and a 412 answer means the content-addressed blob is already
-  there, which is success.  Blobs of ``resumable_threshold`` bytes or more go
-  up as a resumable upload in ``chunk_size`` pieces, so a dropped connection
-  costs one chunk, not the whole blob.
+* **Content addresses are conditional creates** (``if_generation_match=0``;
+  412 means the blob is already there).  GCS makes an object visible only
+  when its upload completes.  Blobs of ``resumable_threshold`` bytes or more
+  go up as a resumable upload in ``chunk_size`` pieces, so a dropped
+  connection costs one chunk, not the whole blob.
 * **Ranged reads** map ``[start, end)`` onto GCS's inclusive ``end``.
-* **Concurrent reads**: ``get_many`` runs single reads on
-  :func:`~tensordb_core.store.blobkit.ordered_concurrent_map` over one shared client
-  whose HTTP connection pool is sized to ``max_workers`` (requests' default of
-  10 would otherwise throttle and warn).
-* **Typed errors** (:mod:`tensordb_gcs.errors`); a 404 is told apart from a
-  missing bucket by asking once whether the bucket exists.
+* **One client, many threads**, whose HTTP connection pool is sized to
+  ``max_workers`` (requests' default of 10 would otherwise throttle and warn).
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import google.auth
 import requests
-from google.api_core import exceptions as api_exceptions
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.auth.transport.requests import AuthorizedSession
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from tensordb_core.errors import InvalidURI, TensorDBError
-from tensordb_core.store.blobkit import check_key, split_request
-from tensordb_core.store.cloudkit import CloudBlobStore, as_bytes, is_content_address
-from tensordb_core.store.uri import StoreURI, parse_uri
+from tensordb_core.errors import InvalidURI
+from tensordb_core.store.kit.cloud import CloudBlobStore, is_content_address
 
 from .config import GCSConfig
-from .errors import BucketNotFound, status_of, translate, unwrap
+from .errors import ERRORS, BucketNotFound
 
 PUBLIC_ENDPOINT = "https://storage.googleapis.com"
 _SCOPES = ("https://www.googleapis.com/auth/devstorage.read_write",)
@@ -98,213 +91,91 @@ class GCSBlobStore(CloudBlobStore):
 
     Build it with ``tensordb_core.open_blobs("gs://bucket/prefix?emulator_host=...", **options)``
     or directly as ``GCSBlobStore(uri, **options)``; options are described in
-    ``docs/backends/gcs.md`` and :mod:`tensordb_gcs.config`.  Opening checks the
-    bucket once (``check_bucket=false`` skips that; ``create_bucket=true``
-    creates a missing bucket).
+    ``docs/backends/gcs.md`` and :mod:`tensordb_gcs.config`.
     """
 
-    def __init__(self, uri: str | StoreURI, **options: Any) -> None:
-        self.uri = parse_uri(uri)
-        self.config = config = GCSConfig.from_uri(self.uri, options)
-        self.bucket = config.bucket
-        self.prefix = config.prefix
-        self._where = self.uri.redacted()
-        self._closed = False
+    config_type = GCSConfig
+    errors = ERRORS
+    config: GCSConfig
+
+    def _connect(self) -> None:
+        config = self.config
         self._endpoint = config.emulator_host or PUBLIC_ENDPOINT
         self._retry = _retry_policy(config.retry_timeout)
         self._timeout = config.http_timeout
-        self._bucket_checked = False
-        self._check_lock = threading.Lock()
-        try:
-            credentials = resolve_credentials(config)
-            session = AuthorizedSession(credentials)
-            # One pool slot per get_many worker plus headroom for a concurrent put/list.
-            adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=config.max_workers + 4)
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-            client_options = {"api_endpoint": config.emulator_host} if config.emulator_host else None
-            self._client = storage.Client(
-                project=config.project, credentials=credentials, _http=session, client_options=client_options
-            )
-        except TensorDBError:
-            raise
-        except Exception as exc:
-            raise translate(exc, op="connect", key=None, where=self._where, endpoint=self._endpoint) from exc
-        self._session = session
+        credentials = resolve_credentials(config)
+        self._session = AuthorizedSession(credentials)
+        # One pool slot per get_many worker plus headroom for a concurrent put/list.
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=config.max_workers + 4)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        client_options = {"api_endpoint": config.emulator_host} if config.emulator_host else None
+        self._client = storage.Client(
+            project=config.project, credentials=credentials, _http=self._session, client_options=client_options
+        )
         self._bucket = self._client.bucket(config.bucket)
+
+    def _disconnect(self) -> None:
         try:
-            if config.create_bucket:
-                self._create_bucket()
-            elif config.check_bucket:
-                self._raise_if_bucket_missing()
-        except BaseException:
-            self.close()
-            raise
+            self._client.close()
+        finally:
+            self._session.close()
 
-    @property
-    def endpoint_url(self) -> str:
-        """The JSON API endpoint the client talks to (an emulator's, or Google's)."""
-        return self._endpoint
+    def _bucket_exists(self) -> bool:
+        return bool(self._bucket.exists(retry=self._retry, timeout=self._timeout))
 
-    # -- helpers -------------------------------------------------------------------------------------------------
+    def _make_bucket(self) -> None:
+        self._client.create_bucket(self.config.bucket, retry=self._retry, timeout=self._timeout)
 
-    def _name(self, key: str) -> str:
-        return self.config.prefix + check_key(key)
-
-    def _fail(self, exc: BaseException, op: str, key: str | None) -> TensorDBError:
-        if status_of(unwrap(exc)) == 404:
-            self._raise_if_bucket_missing(exc)
-        return translate(exc, op=op, key=key, where=self._where, endpoint=self._endpoint)
-
-    def _raise_if_bucket_missing(self, cause: BaseException | None = None) -> None:
-        """GCS answers 404 alike for a missing object and a missing bucket; ask once which it was."""
-        if self._bucket_checked:
-            return
-        with self._check_lock:
-            if self._bucket_checked:
-                return
-            try:
-                exists = self._bucket.exists(retry=self._retry, timeout=self._timeout)
-            except api_exceptions.Forbidden:
-                exists = True  # object-level roles without storage.buckets.get: the bucket is there
-            except Exception as exc:
-                raise translate(exc, op="check bucket", key=None, where=self._where, endpoint=self._endpoint) from exc
-            if not exists:
-                raise BucketNotFound(
-                    f"GCS bucket {self.config.bucket!r} does not exist ({self._where}): create it (gcloud storage "
-                    f"buckets create gs://{self.config.bucket}), open the store with create_bucket=true, or fix the URI"
-                ) from cause
-            self._bucket_checked = True
-
-    def _create_bucket(self) -> None:
-        try:
-            self._client.create_bucket(self.config.bucket, retry=self._retry, timeout=self._timeout)
-        except api_exceptions.Conflict:
-            pass  # already there (ours, or taken by someone else: the first write will say which)
-        except Exception as exc:
-            raise translate(exc, op="create bucket", key=None, where=self._where, endpoint=self._endpoint) from exc
-        self._bucket_checked = True
-
-    # -- BlobStore -----------------------------------------------------------------------------------------------
-
-    def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
-        """Store ``data`` under ``key``; a content-addressed key that already exists is left as is.
-
-        Content-addressed keys are conditional creates (a 412 means the same
-        bytes are there); other keys are plain overwrites, atomic on GCS.
-        """
-        name = self._name(key)
-        payload = as_bytes(data)
-        conditional = is_content_address(key)
+    def _put(self, name: str, data: memoryview, conditional: bool) -> None:
         condition = {"if_generation_match": 0} if conditional else {}
         blob = self._bucket.blob(name)
-        try:
-            if len(payload) < self.config.resumable_threshold:
-                blob.upload_from_string(
-                    payload, content_type=_CONTENT_TYPE, retry=self._retry, timeout=self._timeout, **condition
-                )
-            elif not (conditional and self._stat(key) is not None):  # skip re-uploading what is there
-                # BlobWriter cancels the session if a chunk fails, so no partial object is ever created.
-                with blob.open(
-                    "wb",
-                    chunk_size=self.config.chunk_size,
-                    content_type=_CONTENT_TYPE,
-                    ignore_flush=True,
-                    retry=self._retry,
-                    timeout=self._timeout,
-                    **condition,
-                ) as writer:
-                    writer.write(payload)
-        except TensorDBError:
-            raise
-        except Exception as exc:
-            if conditional and status_of(unwrap(exc)) == 412:
-                return  # if_generation_match=0 met an object with the same content address: already stored
-            raise self._fail(exc, "put", key) from exc
+        if data.nbytes < self.config.resumable_threshold:
+            payload = data.obj if isinstance(data.obj, bytes) and data.nbytes == len(data.obj) else data.tobytes()
+            blob.upload_from_string(
+                payload, content_type=_CONTENT_TYPE, retry=self._retry, timeout=self._timeout, **condition
+            )
+            return
+        # BlobWriter cancels the session if a chunk fails, so no partial object is ever created.
+        with blob.open(
+            "wb",
+            chunk_size=self.config.chunk_size,
+            content_type=_CONTENT_TYPE,
+            ignore_flush=True,
+            retry=self._retry,
+            timeout=self._timeout,
+            **condition,
+        ) as writer:
+            writer.write(data)
 
-    def get(self, key: str, start: int = 0, end: int | None = None) -> bytes:
-        """Bytes ``[start, end)``; a range past the end is cut short like a slice."""
-        key, start, end = split_request((key, start, end))
-        if end is not None and end <= start:
-            self.size(key)  # still a BlobNotFound for a missing key
-            return b""
-        blob = self._bucket.blob(self._name(key))
-        try:
-            return blob.download_as_bytes(
+    def _read(self, name: str, start: int, end: int | None) -> bytes:
+        return bytes(
+            self._bucket.blob(name).download_as_bytes(
                 start=start or None,
                 end=None if end is None else end - 1,  # GCS ranges are inclusive
                 retry=self._retry,
                 timeout=self._timeout,
             )
-        except api_exceptions.RequestRangeNotSatisfiable:
-            return b""  # start at or past the end of an existing blob
-        except Exception as exc:
-            if status_of(unwrap(exc)) == 416:
-                return b""
-            raise self._fail(exc, "get", key) from exc
+        )
 
-    def exists(self, key: str) -> bool:
-        return self._stat(key) is not None
+    def _stat(self, name: str) -> int | None:
+        blob = self._bucket.get_blob(name, retry=self._retry, timeout=self._timeout)
+        return None if blob is None else int(blob.size or 0)
 
-    def size(self, key: str) -> int:
-        blob = self._stat(key)
-        if blob is None:
-            raise translate(
-                api_exceptions.NotFound("no such object"),
-                op="size",
-                key=key,
-                where=self._where,
-                endpoint=self._endpoint,
-            )
-        return int(blob.size or 0)
+    def _delete(self, name: str) -> None:
+        self._bucket.blob(name).delete(retry=self._retry, timeout=self._timeout)
 
-    def _stat(self, key: str) -> storage.Blob | None:
-        """The object's metadata, or None when it is absent (after making sure the bucket is there)."""
-        name = self._name(key)
-        try:
-            blob = self._bucket.get_blob(name, retry=self._retry, timeout=self._timeout)
-        except Exception as exc:
-            raise self._fail(exc, "stat", key) from exc
-        if blob is None:
-            self._raise_if_bucket_missing()
-        return blob
-
-    def delete(self, key: str) -> None:
-        blob = self._bucket.blob(self._name(key))
-        try:
-            blob.delete(retry=self._retry, timeout=self._timeout)
-        except Exception as exc:
-            if status_of(unwrap(exc)) == 404:
-                self._raise_if_bucket_missing(exc)
-                return
-            raise self._fail(exc, "delete", key) from exc
-
-    def _list(self, prefix: str) -> Iterator[str]:
-        full = self.config.prefix + prefix
-        cut = len(self.config.prefix)
+    def _names(self, prefix: str) -> Iterator[str]:
         pages = self._client.list_blobs(
             self.config.bucket,
-            prefix=full or None,
+            prefix=prefix or None,
             page_size=self.config.page_size,
             fields="items(name),nextPageToken",
             retry=self._retry,
             timeout=self._timeout,
         )
-        try:
-            for blob in pages:
-                yield blob.name[cut:]
-        except Exception as exc:
-            raise self._fail(exc, "list", prefix or None) from exc
-
-    def close(self) -> None:
-        """Release pooled connections (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._client.close()
-        finally:
-            self._session.close()
+        for blob in pages:
+            yield blob.name
 
 
 __all__ = ["BucketNotFound", "GCSBlobStore", "is_content_address"]

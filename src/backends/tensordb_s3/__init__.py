@@ -7,7 +7,7 @@ with it boto3) loads on first attribute access.  Open stores with
 
 from __future__ import annotations
 
-from tensordb_core.store.cloudkit import lazy_exports
+from tensordb_core.store.kit import lazy_exports
 
 from .errors import BucketNotFound
 

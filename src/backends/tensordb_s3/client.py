@@ -3,29 +3,20 @@
 Why per store: two stores in one process may use different accounts,
 endpoints or profiles, so each gets its own ``boto3.session.Session`` (never
 the process-wide default session) and its own connection pool sized for its
-``get_many`` concurrency.  boto3 is imported here, only when a store opens.
+``get_many`` concurrency.  Importing this module imports boto3: the registry
+imports it only when an ``s3://`` store is opened.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tensordb_core.errors import MissingDependency
+import boto3
+from botocore.config import Config
 
 from .config import S3Config
 
-INSTALL_HINT = "pip install 'tensordb[s3]'"
 USER_AGENT = "tensordb"
-
-
-def import_boto3() -> Any:
-    """boto3, or :class:`MissingDependency` saying how to install it."""
-    try:
-        import boto3
-        import botocore.config  # noqa: F401
-    except ImportError as exc:
-        raise MissingDependency(f"the s3:// blob store needs boto3: {INSTALL_HINT}") from exc
-    return boto3
 
 
 def build_client(cfg: S3Config) -> tuple[Any, tuple[str, ...]]:
@@ -35,9 +26,6 @@ def build_client(cfg: S3Config) -> tuple[Any, tuple[str, ...]]:
     throttling plus backoff on 5xx and dropped connections); the pool holds at
     least ``max_workers`` connections so concurrent fetches never queue for one.
     """
-    boto3 = import_boto3()
-    from botocore.config import Config
-
     session = cfg.session if cfg.session is not None else boto3.session.Session(profile_name=cfg.profile)
     s3_settings: dict[str, Any] = {}
     style = cfg.effective_addressing_style()

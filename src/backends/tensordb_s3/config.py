@@ -13,7 +13,10 @@ on its own.  Precedence, per setting:
 
 Credentials are one group: the access key id, secret and session token are
 taken together from the highest source that names an access key id, never
-mixed across sources.
+mixed across sources.  Options are parsed by the kit's
+:class:`~tensordb_core.store.kit.options.OptionSet`; boto3's own spellings
+(``region_name``, ``aws_access_key_id``...) are accepted as aliases so a
+botocore user's settings carry over unchanged.
 """
 
 from __future__ import annotations
@@ -21,63 +24,73 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from tensordb_core.errors import InvalidURI
-from tensordb_core.store.cloudkit import (
+from tensordb_core.store.kit.cloud import normalise_prefix
+from tensordb_core.store.kit.options import (
     FALSE_WORDS,
     TRUE_WORDS,
     MiB,
-    normalise_prefix,
-    reject_unknown,
+    Option,
+    OptionSet,
+    anything,
+    flag,
+    one_of,
+    seconds,
+    size,
     to_bool,
-    to_float,
-    to_int,
-    to_size,
+    whole,
 )
 from tensordb_core.store.uri import StoreURI
 
+__all__ = ["MAX_PARTS", "MIN_PART_SIZE", "OPTIONS", "MiB", "S3Config"]
+
+SCHEME = "s3"
 #: S3's smallest allowed multipart part (all but the last).
 MIN_PART_SIZE = 5 * MiB
 #: S3's largest part count per multipart upload.
 MAX_PARTS = 10_000
 
-# Accepted spellings -> field name.  boto3's own names are accepted so a
-# botocore user's settings carry over unchanged.
-_ALIASES: dict[str, str] = {
-    "endpoint_url": "endpoint_url",
-    "endpoint": "endpoint_url",
-    "region": "region",
-    "region_name": "region",
-    "profile": "profile",
-    "profile_name": "profile",
-    "addressing_style": "addressing_style",
-    "aws_access_key_id": "access_key_id",
-    "access_key_id": "access_key_id",
-    "aws_secret_access_key": "secret_access_key",
-    "secret_access_key": "secret_access_key",
-    "aws_session_token": "session_token",
-    "session_token": "session_token",
-    "create_bucket": "create_bucket",
-    "check_bucket": "check_bucket",
-    "conditional_writes": "conditional_writes",
-    "multipart_threshold": "multipart_threshold",
-    "multipart_chunksize": "multipart_chunksize",
-    "max_workers": "max_workers",
-    "max_attempts": "max_attempts",
-    "retry_mode": "retry_mode",
-    "connect_timeout": "connect_timeout",
-    "read_timeout": "read_timeout",
-    "verify": "verify",
-    "checksum_calculation": "checksum_calculation",
-    "session": "session",
-}
 _CREDENTIAL_FIELDS = ("access_key_id", "secret_access_key", "session_token")
-_ADDRESSING = ("auto", "path", "virtual")
-_RETRY_MODES = ("adaptive", "standard", "legacy")
-_CHECKSUM_MODES = ("when_supported", "when_required")
 _BUCKET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{1,254}$")
+
+
+def _verify(name: str, value: Any, where: str | None = None) -> bool | str:
+    """``verify``: true/false, or the path of a CA bundle."""
+    if isinstance(value, bool) or str(value).strip().lower() in TRUE_WORDS + FALSE_WORDS:
+        return to_bool(name, value, where=where)
+    return str(value)
+
+
+_STRICT_FLAG = flag(blank_is_false=False)
+
+OPTIONS = OptionSet(
+    "s3 option",
+    [
+        Option("endpoint_url", aliases=("endpoint",)),
+        Option("region", aliases=("region_name",)),
+        Option("profile", aliases=("profile_name",)),
+        Option("addressing_style", convert=one_of("auto", "path", "virtual")),
+        Option("access_key_id", aliases=("aws_access_key_id",)),
+        Option("secret_access_key", aliases=("aws_secret_access_key",)),
+        Option("session_token", aliases=("aws_session_token",)),
+        Option("create_bucket", False, _STRICT_FLAG),
+        Option("check_bucket", True, _STRICT_FLAG),
+        Option("conditional_writes", True, _STRICT_FLAG),
+        Option("multipart_threshold", 16 * MiB, size),
+        Option("multipart_chunksize", 8 * MiB, size),
+        Option("max_workers", 16, whole(1)),
+        Option("max_attempts", 6, whole(1)),
+        Option("retry_mode", "adaptive", one_of("adaptive", "standard", "legacy")),
+        Option("connect_timeout", 10.0, seconds(0, exclusive=True)),
+        Option("read_timeout", 60.0, seconds(0, exclusive=True)),
+        Option("verify", convert=_verify),
+        Option("checksum_calculation", convert=one_of("when_supported", "when_required")),
+        Option("session", convert=anything, in_uri=False),  # a boto3 Session object
+    ],
+)
 
 
 @dataclass(frozen=True)
@@ -86,30 +99,31 @@ class S3Config:
 
     Secret fields are excluded from ``repr``; :meth:`secrets` lists their values
     so error messages can be scrubbed of them.
+    Built by :meth:`from_uri` only: the defaults live in ``OPTIONS``, once.
     """
 
     bucket: str
-    prefix: str = ""
-    endpoint_url: str | None = None
-    region: str | None = None
-    profile: str | None = None
-    addressing_style: str | None = None
-    access_key_id: str | None = field(default=None, repr=False)
-    secret_access_key: str | None = field(default=None, repr=False)
-    session_token: str | None = field(default=None, repr=False)
-    create_bucket: bool = False
-    check_bucket: bool = True
-    conditional_writes: bool = True
-    multipart_threshold: int = 16 * MiB
-    multipart_chunksize: int = 8 * MiB
-    max_workers: int = 16
-    max_attempts: int = 6
-    retry_mode: str = "adaptive"
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
-    verify: bool | str | None = None
-    checksum_calculation: str | None = None
-    session: Any = field(default=None, repr=False, compare=False)
+    prefix: str
+    endpoint_url: str | None
+    region: str | None
+    profile: str | None
+    addressing_style: str | None
+    access_key_id: str | None = field(repr=False)
+    secret_access_key: str | None = field(repr=False)
+    session_token: str | None = field(repr=False)
+    create_bucket: bool
+    check_bucket: bool
+    conditional_writes: bool
+    multipart_threshold: int
+    multipart_chunksize: int
+    max_workers: int
+    max_attempts: int
+    retry_mode: str
+    connect_timeout: float
+    read_timeout: float
+    verify: bool | str | None
+    checksum_calculation: str | None
+    session: Any = field(repr=False, compare=False)
 
     def secrets(self) -> tuple[str, ...]:
         """The credential values given explicitly (to scrub from any text we emit)."""
@@ -118,6 +132,11 @@ class S3Config:
     @property
     def has_explicit_credentials(self) -> bool:
         return self.access_key_id is not None
+
+    @property
+    def single_put_limit(self) -> int:
+        """Blobs this large or larger go up as multipart uploads."""
+        return self.multipart_threshold
 
     def effective_addressing_style(self, environ: Mapping[str, str] | None = None) -> str | None:
         """Path style for custom endpoints (MinIO, Ceph, moto want it) unless told otherwise.
@@ -133,20 +152,27 @@ class S3Config:
         return None
 
     @classmethod
-    def from_uri(cls, uri: StoreURI, options: Mapping[str, Any] | None = None) -> S3Config:
-        """Parse ``uri`` and merge ``options`` over its query (see the module docstring for precedence)."""
-        if uri.scheme != "s3":
+    def from_uri(
+        cls, uri: StoreURI, options: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> S3Config:
+        """Parse ``uri`` and merge ``options`` over its query (see the module docstring for precedence).
+
+        ``environ`` is accepted for symmetry with the other backends; the
+        environment is left to boto3's own chain.
+        """
+        if uri.scheme != SCHEME:
             raise InvalidURI(f"not an s3:// URI: {uri.redacted()}")
+        where = uri.redacted()
         bucket, prefix = _bucket_and_prefix(uri)
-        query = _normalise(dict(uri.options), uri, source="query")
-        if "session" in query:
-            raise InvalidURI(f"'session' can only be passed as an option object, not in the URI: {uri.redacted()}")
-        given = _normalise(dict(options or {}), uri, source="options")
-        merged: dict[str, Any] = {}
-        for source in (query, given):  # later sources override earlier ones
-            merged.update({k: v for k, v in source.items() if k not in _CREDENTIAL_FIELDS})
-        merged.update(_credentials(query, given, uri))
-        return cls(bucket=bucket, prefix=prefix, **_convert(merged, uri))
+        _, query, given = OPTIONS.layers(uri, options, environ={})
+        merged = {k: v for k, v in {**query, **given}.items() if k not in _CREDENTIAL_FIELDS}
+        merged.update(_credentials(query, given, where))
+        values = OPTIONS.convert(merged, where=where)
+        if values["multipart_chunksize"] < MIN_PART_SIZE:
+            raise InvalidURI(f"multipart_chunksize must be at least 5 MiB (S3's smallest part) for {where}")
+        if values["session"] is not None and values["profile"] is not None:
+            raise InvalidURI(f"pass either a boto3 session or a profile, not both, for {where}")
+        return cls(bucket=bucket, prefix=prefix, **values)
 
 
 def _bucket_and_prefix(uri: StoreURI) -> tuple[str, str]:
@@ -163,19 +189,7 @@ def _bucket_and_prefix(uri: StoreURI) -> tuple[str, str]:
     return bucket, normalise_prefix(uri.path, uri)
 
 
-def _normalise(raw: dict[str, Any], uri: StoreURI, *, source: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    unknown = [name for name in raw if name.lower() not in _ALIASES]
-    reject_unknown(unknown, _ALIASES, what=f"s3 {source}", where=uri.redacted())
-    for name, value in raw.items():
-        target = _ALIASES[name.lower()]
-        if target in out and out[target] != value:
-            raise InvalidURI(f"s3 {source} set {target!r} twice (under two spellings) for {uri.redacted()}")
-        out[target] = value
-    return out
-
-
-def _credentials(query: dict[str, Any], given: dict[str, Any], uri: StoreURI) -> dict[str, Any]:
+def _credentials(query: dict[str, Any], given: dict[str, Any], where: str) -> dict[str, Any]:
     """Take the credential group from one source: options first, then the URI query."""
     for source, name in ((given, "options"), (query, "URI query")):
         group = {k: source[k] for k in _CREDENTIAL_FIELDS if source.get(k) not in (None, "")}
@@ -183,56 +197,8 @@ def _credentials(query: dict[str, Any], given: dict[str, Any], uri: StoreURI) ->
             continue
         if "access_key_id" not in group or "secret_access_key" not in group:
             raise InvalidURI(
-                f"the {name} of {uri.redacted()} give only part of a key pair: "
+                f"the {name} of {where} give only part of a key pair: "
                 "pass both aws_access_key_id and aws_secret_access_key (and aws_session_token if any)"
             )
         return group
     return {}
-
-
-def _convert(merged: dict[str, Any], uri: StoreURI) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    where = uri.redacted()
-    for f in fields(S3Config):
-        if f.name not in merged or merged[f.name] is None:
-            continue
-        value = merged[f.name]
-        if f.name in ("create_bucket", "check_bucket", "conditional_writes"):
-            value = to_bool(f.name, value, where=where, blank_is_false=False)
-        elif f.name in ("multipart_threshold", "multipart_chunksize"):
-            value = to_size(f.name, value, where=where)
-        elif f.name in ("max_workers", "max_attempts"):
-            value = to_int(f.name, value, minimum=1, where=where)
-        elif f.name in ("connect_timeout", "read_timeout"):
-            value = to_float(f.name, value, minimum=0, exclusive=True, where=where)
-        elif f.name == "verify":
-            value = (
-                value
-                if isinstance(value, bool)
-                else (
-                    to_bool(f.name, value, where=where)
-                    if str(value).lower() in TRUE_WORDS + FALSE_WORDS
-                    else str(value)
-                )
-            )
-        elif f.name == "addressing_style":
-            value = _choice(f.name, value, _ADDRESSING, where)
-        elif f.name == "retry_mode":
-            value = _choice(f.name, value, _RETRY_MODES, where)
-        elif f.name == "checksum_calculation":
-            value = _choice(f.name, value, _CHECKSUM_MODES, where)
-        elif f.name != "session":
-            value = str(value)
-        out[f.name] = value
-    if out.get("multipart_chunksize", MIN_PART_SIZE) < MIN_PART_SIZE:
-        raise InvalidURI(f"multipart_chunksize must be at least 5 MiB (S3's smallest part) for {where}")
-    if out.get("session") is not None and out.get("profile") is not None:
-        raise InvalidURI(f"pass either a boto3 session or a profile, not both, for {where}")
-    return out
-
-
-def _choice(name: str, value: Any, allowed: tuple[str, ...], where: str) -> str:
-    text = str(value).strip().lower()
-    if text not in allowed:
-        raise InvalidURI(f"{name} must be one of {', '.join(allowed)}, not {value!r}, for {where}")
-    return text

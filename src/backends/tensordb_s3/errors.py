@@ -1,67 +1,33 @@
-"""Translate botocore failures into TensorDB's typed errors, scrubbed of secrets.
+"""What botocore's failures mean: the S3 row of the kit's error table, and scrubbing secrets it might echo.
 
-Why one function: every S3 call goes through :func:`translate`, so the mapping
-(404 → ``BlobNotFound``, 403 → ``PermissionDenied``, throttling/5xx →
-``TransientError``, unreachable endpoint → ``BackendUnavailable``) is the same
-for every operation, and no message escapes without its secrets replaced.
-botocore is imported inside the function: this module is imported by the light
-plugin code too.
+The mapping (``NoSuchKey``/404 → not found, ``NoSuchBucket`` → bucket missing,
+403 and the credential codes → denied, throttling and 5xx → transient, an
+unreachable endpoint → unavailable, ...) is data; the kit's
+:class:`~tensordb_core.store.kit.errors.ErrorTable` turns it into TensorDB's
+typed errors.  botocore is imported only when the table is first used: this
+module is imported by the light package ``__init__`` too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from tensordb_core.errors import (
-    BackendError,
-    BackendUnavailable,
-    BlobNotFound,
-    PermissionDenied,
-    TensorDBError,
-    TransientError,
-)
-from tensordb_core.store.cloudkit import BucketNotFound, scrub_secrets
+from tensordb_core.store.kit.errors import TRANSIENT_STATUS, BucketNotFound, ErrorTable, Kind, Rule, scrub_secrets
 
-NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
-BUCKET_MISSING_CODES = frozenset({"NoSuchBucket"})
-DENIED_CODES = frozenset(
-    {
-        "AccessDenied",
-        "403",
-        "401",
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "ExpiredToken",
-        "InvalidToken",
-        "TokenRefreshRequired",
-        "AllAccessDisabled",
-        "AccountProblem",
-        "InvalidSecurity",
-        "UnauthorizedAccess",
-        "AuthorizationHeaderMalformed",
-    }
-)
-TRANSIENT_CODES = frozenset(
-    {
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottled",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "InternalError",
-        "ServiceUnavailable",
-        "503",
-        "500",
-        "ConditionalRequestConflict",
-        "OperationAborted",
-    }
-)
+__all__ = ["ERRORS", "BucketNotFound", "error_code", "http_status", "scrub", "scrub_exception", "translate"]
+
+_DENIED = (
+    "AccessDenied", "403", "401", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
+    "TokenRefreshRequired", "AllAccessDisabled", "AccountProblem", "InvalidSecurity", "UnauthorizedAccess",
+    "AuthorizationHeaderMalformed",
+)  # fmt: skip
+_TRANSIENT = (
+    "SlowDown", "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled", "RequestLimitExceeded",
+    "TooManyRequestsException", "ProvisionedThroughputExceededException", "RequestTimeout",
+    "RequestTimeoutException", "InternalError", "ServiceUnavailable", "503", "500", "ConditionalRequestConflict",
+    "OperationAborted",
+)  # fmt: skip
 
 
 def error_code(exc: BaseException) -> str:
@@ -72,12 +38,12 @@ def error_code(exc: BaseException) -> str:
     return ""
 
 
-def http_status(exc: BaseException) -> int:
-    """The HTTP status of a botocore ``ClientError`` (0 for anything else)."""
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status of a botocore ``ClientError`` (None for anything else)."""
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
-        return int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    return 0
+        return int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0) or None
+    return None
 
 
 #: Shorter values are not scrubbed: replacing "tok" would mangle every "token" in a message,
@@ -109,72 +75,56 @@ def scrub_exception(exc: BaseException, secrets: Iterable[str]) -> None:
                 err[k] = scrub(v, secrets)
 
 
-def translate(
-    exc: BaseException,
-    *,
-    action: str,
-    where: str,
-    secrets: Iterable[str] = (),
-    key: str | None = None,
-    bucket: str | None = None,
-) -> TensorDBError:
-    """The TensorDB error for a botocore failure while doing ``action`` on ``where`` (a redacted URI).
+_NO_CREDENTIALS = Rule(
+    Kind.NO_CREDENTIALS,
+    "pass aws_access_key_id and aws_secret_access_key as options, name a profile, or configure the AWS "
+    "credential chain",
+)
 
-    The caller raises the result ``from exc``; ``exc`` is scrubbed of ``secrets`` first.
-    """
+
+def _types() -> Sequence[tuple[Any, Kind | Rule]]:
     import botocore.exceptions as bce
 
-    secrets = tuple(secrets)
-    scrub_exception(exc, secrets)
-    if isinstance(exc, TensorDBError):
-        return exc
-    code, status = error_code(exc), http_status(exc)
-    detail = scrub(str(exc), secrets)
-    subject = f"blob {key!r} in {where}" if key is not None else where
-    if isinstance(exc, bce.ClientError):
-        if code in BUCKET_MISSING_CODES:
-            return BucketNotFound(
-                f"bucket {bucket!r} does not exist ({where}): create it, or open the store with "
-                "create_bucket=true (an option, or ?create_bucket=true in the URI)"
-            )
-        if code in NOT_FOUND_CODES or status == 404:
-            return BlobNotFound(f"{subject} not found")
-        if code in DENIED_CODES or status in (401, 403):
-            return PermissionDenied(
-                f"S3 refused to {action} {subject}: {code or status}; check the credentials "
-                "(options, URI, AWS profile or environment) and the bucket policy"
-            )
-        if code in TRANSIENT_CODES or status == 429 or status >= 500:
-            return TransientError(f"S3 could not {action} {subject} after retries: {code or status}; retry later")
-        return BackendError(f"S3 failed to {action} {subject}: {detail}")
-    if isinstance(exc, bce.ConnectionError):  # refused, DNS, connect timeout, proxy, TLS
-        return BackendUnavailable(
-            f"cannot reach the S3 endpoint for {where} to {action}: {detail}; check endpoint_url "
-            "(or AWS_ENDPOINT_URL) and that the server is up"
-        )
-    if isinstance(
-        exc,
+    return (
+        (bce.ConnectionError, Kind.UNAVAILABLE),  # refused, DNS, connect timeout, proxy, TLS
         (
-            bce.ReadTimeoutError,
-            bce.ConnectionClosedError,
-            bce.ResponseStreamingError,
-            bce.IncompleteReadError,
-            bce.HTTPClientError,
+            (bce.ReadTimeoutError, bce.ConnectionClosedError, bce.ResponseStreamingError, bce.IncompleteReadError,
+             bce.HTTPClientError),
+            Kind.TRANSIENT,
         ),
-    ):
-        return TransientError(f"connection dropped while trying to {action} {subject}: {detail}; retry")
-    if isinstance(
-        exc,
         (
-            bce.NoCredentialsError,
-            bce.PartialCredentialsError,
-            bce.ProfileNotFound,
-            bce.CredentialRetrievalError,
-            bce.TokenRetrievalError,
+            (bce.NoCredentialsError, bce.PartialCredentialsError, bce.ProfileNotFound, bce.CredentialRetrievalError,
+             bce.TokenRetrievalError),
+            _NO_CREDENTIALS,
         ),
-    ):
-        return PermissionDenied(
-            f"no usable AWS credentials to {action} {where}: {detail}; pass aws_access_key_id and "
-            "aws_secret_access_key as options, name a profile, or configure the AWS credential chain"
-        )
-    return BackendError(f"S3 failed to {action} {subject}: {type(exc).__name__}: {detail}")
+    )
+
+
+ERRORS = ErrorTable(
+    service="S3",
+    codes={
+        "NoSuchBucket": Kind.BUCKET_MISSING,
+        **dict.fromkeys(("NoSuchKey", "404", "NotFound"), Kind.NOT_FOUND),
+        **dict.fromkeys(_DENIED, Kind.DENIED),
+        **dict.fromkeys(_TRANSIENT, Kind.TRANSIENT),
+        **dict.fromkeys(("PreconditionFailed", "BucketAlreadyOwnedByYou"), Kind.EXISTS),
+        "InvalidRange": Kind.RANGE,
+    },
+    statuses={
+        404: Kind.NOT_FOUND, 401: Kind.DENIED, 403: Kind.DENIED, 412: Kind.EXISTS, 416: Kind.RANGE,
+        **dict.fromkeys(TRANSIENT_STATUS, Kind.TRANSIENT),
+    },
+    types=_types,
+    code_of=error_code,
+    status_of=http_status,
+    hints={
+        Kind.DENIED: "check the credentials (options, URI, AWS profile or environment) and the bucket policy",
+        Kind.UNAVAILABLE: "check endpoint_url (or AWS_ENDPOINT_URL) and that the server is up",
+        Kind.BUCKET_MISSING: "create it",
+    },
+    scrub=scrub_exception,
+    scrub_text=scrub,
+)
+
+#: ``translate(exc, *, op, key, where, endpoint, bucket, secrets)``: the TensorDB error for a botocore failure.
+translate = ERRORS.translate

@@ -1,4 +1,4 @@
-"""The plugin author's contract: the hooks a TensorDB backend plugin implements.
+"""The plugin author's contract: how a TensorDB backend plugin says which URI schemes it serves.
 
 A plugin is a module (or object) with functions decorated by
 ``tensordb_core.hookimpl`` and named like the specs below, advertised through
@@ -7,8 +7,21 @@ the ``tensordb`` entry-point group::
     [project.entry-points.tensordb]
     mystore = "my_package.plugin"
 
-Keep the module light: import your client library inside the ``open`` hooks,
-so ``import tensordb_core`` never pays for backends the user does not use.
+Most plugins implement one hook, :func:`tensordb_schemes`, and name their
+store classes by dotted path (fsspec-style)::
+
+    @hookimpl
+    def tensordb_schemes():
+        return [SchemeInfo("kv", blobs="my_package.store:KVBlobStore", extra="kv",
+                           description="blobs in a key-value file: kv:///path")]
+
+The registry imports ``my_package.store`` only when a ``kv://`` store is
+opened, builds it as ``KVBlobStore(uri, **options)``, and turns an
+``ImportError`` of a library the store needs into
+:class:`~tensordb_core.errors.MissingDependency` naming the pip extra.  So the
+plugin module stays light without any effort, and writes no scheme checks.
+The ``tensordb_open_index`` / ``tensordb_open_blobs`` hooks remain for plugins
+whose stores need more than ``Factory(uri, **options)``.
 """
 
 from __future__ import annotations
@@ -29,27 +42,65 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @dataclass(frozen=True)
 class SchemeInfo:
-    """What a plugin says about one URI scheme it serves."""
+    """What a plugin says about one URI scheme it serves.
+
+    ``index`` and ``blobs`` each say how a store of that kind is built:
+
+    * ``"package.module:Factory"`` — a dotted path (``Factory`` may be
+      ``Class.attribute``).  The registry imports ``package.module`` only when
+      the scheme is opened and calls ``Factory(uri, **options)`` with the
+      parsed :class:`~tensordb_core.store.uri.StoreURI` and the caller's
+      keyword options;
+    * ``True`` — served by this plugin's ``tensordb_open_index`` /
+      ``tensordb_open_blobs`` hook (custom logic);
+    * ``False`` (the default) — not offered.
+
+    ``extra`` is the pip extra that installs the client library
+    (``pip install 'tensordb[<extra>]'``), named when that library is missing.
+    ``source`` is filled in by the registry with the plugin's name.
+    """
 
     scheme: str
-    index: bool = False
-    blobs: bool = False
+    index: str | bool = False
+    blobs: str | bool = False
     description: str = ""
-    extra: str | None = None  # pip extra that installs the client, e.g. "s3"
-    source: str = field(default="", compare=False)  # filled in by the registry: plugin name
+    extra: str | None = None
+    source: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        for kind in ("index", "blobs"):
+            value = getattr(self, kind)
+            if isinstance(value, str) and not _is_dotted_path(value):
+                raise ValueError(
+                    f"SchemeInfo({self.scheme!r}, {kind}={value!r}): write 'package.module:Factory', or True for "
+                    "a store built by the plugin's open hook"
+                )
 
     @property
     def install_hint(self) -> str:
         return f"pip install 'tensordb[{self.extra}]'" if self.extra else ""
+
+    def factory_path(self, kind: str) -> str | None:
+        """The dotted path that builds this scheme's ``kind`` ("index" or "blobs") store, or None (hook or absent)."""
+        value = self.index if kind == "index" else self.blobs
+        return value if isinstance(value, str) else None
+
+
+def _is_dotted_path(value: str) -> bool:
+    module, colon, attr = value.partition(":")
+    return bool(colon) and all(p.isidentifier() for p in module.split(".")) and all(
+        p.isidentifier() for p in attr.split(".")
+    )
 
 
 @hookspec
 def tensordb_schemes() -> list[SchemeInfo]:
     """Declare the URI schemes this plugin serves.
 
-    Return a list of :class:`SchemeInfo`, one per
-    scheme, saying whether it offers an index store, a blob store or both, and
-    which pip extra installs its client library.
+    Return a list of :class:`SchemeInfo`, one per scheme, naming the factory
+    of its index store and of its blob store by dotted path (or ``True`` where
+    the plugin's open hook builds it), and the pip extra that installs its
+    client library.
     """
 
 
@@ -57,16 +108,18 @@ def tensordb_schemes() -> list[SchemeInfo]:
 def tensordb_open_index(uri: StoreURI, options: dict[str, Any]) -> IndexStore | None:
     """Build an index store for ``uri`` or return None if this plugin does not serve its scheme.
 
-    ``options`` are keyword settings from the caller (``connect(..., index_options=...)``)
-    that override the URI's query options.  Raise
-    :class:`~tensordb_core.errors.MissingDependency` when the client library is
-    absent and :class:`~tensordb_core.errors.InvalidURI` for a malformed URI.
+    Only for schemes declared with ``index=True``: a dotted path in
+    :class:`SchemeInfo` needs no hook.  ``options`` are keyword settings from
+    the caller (``connect(..., index_options=...)``) that override the URI's
+    query options.  Raise :class:`~tensordb_core.errors.MissingDependency` when
+    the client library is absent and :class:`~tensordb_core.errors.InvalidURI`
+    for a malformed URI.
     """
 
 
 @hookspec(firstresult=True)
 def tensordb_open_blobs(uri: StoreURI, options: dict[str, Any]) -> BlobStore | None:
-    """Build a blob store for ``uri`` or return None if this plugin does not serve its scheme."""
+    """Build a blob store for ``uri`` or return None; only for schemes declared with ``blobs=True``."""
 
 
 @hookspec(firstresult=True)

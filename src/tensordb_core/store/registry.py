@@ -3,25 +3,33 @@
 Plugins are discovered through the ``tensordb`` entry-point group (the
 built-in embedded, Mongo, S3, GCS and Azure backends register exactly that
 way) or registered at run time with :func:`register`.  Discovery is lazy and
-happens once; entry-point modules are expected to be light (client libraries
-are imported only when a store is opened).
+happens once; it imports each plugin module, never a backend's client library.
+
+Opening a URI (fsspec-style): the plugins' :class:`SchemeInfo` declarations
+are searched for the scheme, newest registration first; a dotted path
+(``"tensordb_s3.store:S3BlobStore"``) is imported only now and called as
+``Factory(uri, **options)``, and an ``ImportError`` of a library it needs
+becomes :class:`~tensordb_core.errors.MissingDependency` naming the pip extra.
+Schemes declared with ``True`` are built by the plugins' open hooks.
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
 from importlib.metadata import entry_points
 from typing import Any
 
 import pluggy
 
-from tensordb_core.errors import InvalidURI, UnknownScheme
+from tensordb_core.errors import InvalidURI, MissingDependency, UnknownScheme
 from tensordb_core.store import hookspecs
 from tensordb_core.store.hookspecs import SchemeInfo
 from tensordb_core.store.protocols import BlobStore, IndexStore
 from tensordb_core.store.uri import StoreURI, parse_uri
 
 ENTRY_POINT_GROUP = "tensordb"
+_KIND_WORDS = {"index": "an index store", "blobs": "a blob store"}
 
 
 _lock = threading.Lock()
@@ -43,7 +51,10 @@ def plugin_manager() -> pluggy.PluginManager:
 
 
 def register(plugin: object, name: str | None = None) -> str:
-    """Register a plugin object or module at run time (tests, notebooks); returns its name."""
+    """Register a plugin object or module at run time (tests, notebooks); returns its name.
+
+    A plugin registered later wins a scheme that an earlier one also declares.
+    """
     pm = plugin_manager()
     registered = pm.register(plugin, name=name)
     if registered is None:
@@ -56,42 +67,85 @@ def unregister(name: str) -> None:
     plugin_manager().unregister(name=name)
 
 
-def list_schemes() -> list[SchemeInfo]:
-    """Every scheme every installed plugin serves, with the plugin's name as ``source``."""
+def _declarations() -> list[SchemeInfo]:
+    """Every plugin's declarations, newest registration first (the order pluggy calls hooks in)."""
     pm = plugin_manager()
     out: list[SchemeInfo] = []
-    for impl in pm.hook.tensordb_schemes.get_hookimpls():
+    for impl in reversed(pm.hook.tensordb_schemes.get_hookimpls()):
         for info in impl.function() or ():
             out.append(SchemeInfo(info.scheme, info.index, info.blobs, info.description, info.extra, impl.plugin_name))
-    return sorted(out, key=lambda s: (s.scheme, s.source))
+    return out
+
+
+def list_schemes() -> list[SchemeInfo]:
+    """Every scheme every installed plugin serves, with the plugin's name as ``source``."""
+    return sorted(_declarations(), key=lambda s: (s.scheme, s.source))
 
 
 def _known(kind: str) -> str:
-    names = sorted({s.scheme for s in list_schemes() if getattr(s, kind)})
+    names = sorted({s.scheme for s in _declarations() if getattr(s, kind)})
     return ", ".join(names) or "(none)"
+
+
+def _missing(info: SchemeInfo, kind: str, exc: ImportError) -> MissingDependency:
+    library = exc.name or "a library"
+    how = info.install_hint or f"install the package that provides {library}"
+    return MissingDependency(
+        f"the {info.scheme}:// {'index' if kind == 'index' else 'blob'} store needs {library}, which is not "
+        f"installed: {how}"
+    )
+
+
+def _is_own(exc: ImportError, module: str) -> bool:
+    """True when the failed import is the plugin's own package (a broken plugin, not a missing dependency)."""
+    top = module.split(".")[0]
+    return exc.name is not None and (exc.name == top or exc.name.startswith(top + "."))
+
+
+def _build(info: SchemeInfo, kind: str, path: str, uri: StoreURI, options: dict[str, Any]) -> Any:
+    """Import ``path`` ("module:Factory") and return ``Factory(uri, **options)``."""
+    module_name, _, attr = path.partition(":")
+    try:
+        factory: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        if isinstance(exc, MissingDependency) or _is_own(exc, module_name):
+            raise
+        raise _missing(info, kind, exc) from exc
+    for part in attr.split("."):
+        factory = getattr(factory, part)
+    try:
+        return factory(uri, **options)
+    except ImportError as exc:  # a library the store imports when it is built
+        if isinstance(exc, MissingDependency) or _is_own(exc, module_name):
+            raise
+        raise _missing(info, kind, exc) from exc
+
+
+def _open(kind: str, uri: str | StoreURI, options: dict[str, Any]) -> Any:
+    parsed = parse_uri(uri)
+    for info in _declarations():
+        path = info.factory_path(kind)
+        if info.scheme == parsed.scheme and path is not None:
+            return _build(info, kind, path, parsed, options)
+    hook = plugin_manager().hook.tensordb_open_index if kind == "index" else plugin_manager().hook.tensordb_open_blobs
+    store = hook(uri=parsed, options=options)
+    if store is None:
+        raise UnknownScheme(
+            f"no installed plugin offers {_KIND_WORDS[kind]} for {parsed.scheme}:// ({parsed.redacted()}); "
+            f"{'index' if kind == 'index' else 'blob'} schemes known here: {_known(kind)}"
+        )
+    return store
 
 
 def open_index(uri: str | StoreURI, **options: Any) -> IndexStore:
     """Build the index store a URI names, via whichever plugin serves its scheme."""
-    parsed = parse_uri(uri)
-    store = plugin_manager().hook.tensordb_open_index(uri=parsed, options=dict(options))
-    if store is None:
-        raise UnknownScheme(
-            f"no installed plugin offers an index store for {parsed.scheme}:// ({parsed.redacted()}); "
-            f"index schemes known here: {_known('index')}"
-        )
+    store: IndexStore = _open("index", uri, options)
     return store
 
 
 def open_blobs(uri: str | StoreURI, **options: Any) -> BlobStore:
     """Build the blob store a URI names, via whichever plugin serves its scheme."""
-    parsed = parse_uri(uri)
-    store = plugin_manager().hook.tensordb_open_blobs(uri=parsed, options=dict(options))
-    if store is None:
-        raise UnknownScheme(
-            f"no installed plugin offers a blob store for {parsed.scheme}:// ({parsed.redacted()}); "
-            f"blob schemes known here: {_known('blobs')}"
-        )
+    store: BlobStore = _open("blobs", uri, options)
     return store
 
 

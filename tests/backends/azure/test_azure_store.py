@@ -153,6 +153,7 @@ def test_client_library_is_imported_only_when_an_azure_store_opens(azure_uri: st
 
 
 def test_missing_client_library_names_the_extra(monkeypatch: pytest.MonkeyPatch, azure_uri: str) -> None:
+    monkeypatch.delitem(sys.modules, "tensordb_azure.store", raising=False)  # as if never imported in this process
     monkeypatch.setitem(sys.modules, "azure.storage.blob", None)  # what an absent package looks like to import
     with pytest.raises(MissingDependency) as info:
         tdb.open_blobs(azure_uri, account_key=ACCOUNT_KEY)

@@ -129,7 +129,9 @@ def test_client_library_is_imported_only_when_a_gs_store_opens(gcs_uri: str) -> 
 
 
 def test_missing_client_library_names_the_extra(monkeypatch: pytest.MonkeyPatch, gcs_uri: str) -> None:
+    monkeypatch.delitem(sys.modules, "tensordb_gcs.store", raising=False)  # as if never imported in this process
     monkeypatch.setitem(sys.modules, "google.cloud.storage", None)  # what an absent package looks like to import
+    monkeypatch.delattr("google.cloud.storage")  # the package attribute an earlier import left behind
     with pytest.raises(MissingDependency) as info:
         tdb.open_blobs(gcs_uri)
     assert "pip install 'tensordb[gcs]'" in str(info.value)

@@ -24,6 +24,7 @@ from tensordb_s3.errors import BucketNotFound, scrub, translate
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 WHERE = "s3://bkt/p?endpoint_url=http://minio:9000"
+ENDPOINT = "http://minio:9000"
 
 
 def client_error(code: str, status: int, message: str = "boom", op: str = "GetObject") -> bce.ClientError:
@@ -62,26 +63,26 @@ def client_error(code: str, status: int, message: str = "boom", op: str = "GetOb
     ids=lambda v: type(v).__name__ if isinstance(v, type) else None,
 )
 def test_mapping(exc: BaseException, expected: type[Exception]) -> None:
-    err = translate(exc, action="read", where=WHERE, key="a/b", bucket="bkt")
+    err = translate(exc, op="get", where=WHERE, key="a/b", bucket="bkt", endpoint=ENDPOINT)
     assert type(err) is expected
     assert WHERE in str(err) or "a/b" in str(err)
 
 
 def test_transient_and_unavailable_are_the_retryable_kinds() -> None:
     assert issubclass(BackendUnavailable, ConnectionError)
-    throttled = translate(client_error("SlowDown", 503), action="write", where=WHERE, key="k")
+    throttled = translate(client_error("SlowDown", 503), op="put", where=WHERE, key="k")
     assert isinstance(throttled, TransientError) and "retry" in str(throttled)
 
 
 def test_missing_bucket_message_says_what_to_do() -> None:
-    err = translate(client_error("NoSuchBucket", 404), action="read", where=WHERE, key="k", bucket="bkt")
+    err = translate(client_error("NoSuchBucket", 404), op="get", where=WHERE, key="k", bucket="bkt")
     assert "'bkt'" in str(err) and "create_bucket=true" in str(err)
     assert isinstance(err, LookupError) and not isinstance(err, BlobNotFound)
 
 
 def test_a_secret_echoed_by_the_server_is_scrubbed_from_the_error_and_its_cause() -> None:
     exc = client_error("InvalidArgument", 400, f"bad header x-amz-security-token: {SECRET}")
-    err = translate(exc, action="write", where=WHERE, secrets=[SECRET], key="k")
+    err = translate(exc, op="put", where=WHERE, secrets=[SECRET], key="k")
     try:
         raise err from exc
     except BackendError as raised:

@@ -36,8 +36,10 @@ def test_discovering_plugins_does_not_import_boto3() -> None:
 
 
 def test_missing_boto3_raises_missing_dependency(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "tensordb_s3.store", raising=False)  # as if never imported in this process
+    monkeypatch.delitem(sys.modules, "tensordb_s3.client", raising=False)
     monkeypatch.setitem(sys.modules, "boto3", None)  # what an environment without the extra looks like
     with pytest.raises(MissingDependency) as info:
         tdb.open_blobs("s3://bkt/p?endpoint_url=http://127.0.0.1:9")
-    assert "pip install 'tensordb[s3]'" in str(info.value)
+    assert "pip install 'tensordb[s3]'" in str(info.value) and "boto3" in str(info.value)
     assert isinstance(info.value, ImportError)
