@@ -37,13 +37,13 @@ from tensordb_core.errors import (
     TransientError,
 )
 from tensordb_core.store.blobkit import check_key, ordered_concurrent_map, split_request
-from tensordb_core.store.cloudkit import reject_unknown, to_float, to_int, unknown_options
+from tensordb_core.store.kit.options import Option, OptionSet, seconds, whole
 from tensordb_core.store.protocols import BlobCapabilities, BlobRequest
 from tensordb_core.store.uri import StoreURI
 
 SCHEME = "sqlite-blobs"
 LIST_PAGE = 1000  # keys per query in list(): a long listing never holds one read transaction open
-DEFAULTS: dict[str, Any] = {"max_workers": 4, "timeout": 30.0}
+OPTIONS = OptionSet(f"{SCHEME} option", [Option("max_workers", 4, whole(1)), Option("timeout", 30.0, seconds(0))])
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS blobs (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, data BLOB NOT NULL)"
 _UPSERT = "INSERT INTO blobs (key, data) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET data = excluded.data"
@@ -85,39 +85,34 @@ class SQLiteBlobStore:
     def __init__(self, uri: StoreURI, **options: Any) -> None:
         if uri.hosts or not uri.path.strip("/"):
             raise InvalidURI(f"{uri.redacted()}: write {SCHEME}:///absolute/path/blobs.db (three slashes, no host)")
-        reject_unknown(unknown_options(uri, options, DEFAULTS), DEFAULTS, what="option", where=f"{SCHEME}://")
-        settings = {**DEFAULTS, **uri.query, **options}
+        settings = OPTIONS.parse(uri, options)  # keyword > URI query > default; unknown names are refused
         self.uri = uri
         self.path = os.path.abspath(uri.path)
-        self.max_workers = to_int("max_workers", settings["max_workers"], minimum=1, where=uri.redacted())
-        self.timeout = to_float("timeout", settings["timeout"], minimum=0.0, where=uri.redacted())
+        self.max_workers: int = settings["max_workers"]
+        self.timeout: float = settings["timeout"]
         self._idle: list[sqlite3.Connection] = []  # list.append/pop are atomic: no lock needed
         self._write_lock = threading.Lock()  # this process's writers queue here instead of busy-polling SQLite
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
         except OSError as exc:
             raise PermissionDenied(f"cannot create the folder of {uri.redacted()}: {exc.strerror}") from exc
-        with self._transaction("open", None, write=True) as db:
+        with self._connection("open", None) as db:
+            db.execute("PRAGMA journal_mode=WAL")  # kept in the file: readers keep reading while a writer commits
             db.execute(_SCHEMA)
 
     # -- connections and transactions ---------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
-        # isolation_level=None: we issue BEGIN ourselves; check_same_thread=False: a pooled connection
-        # moves between threads, but only ever serves one at a time.
-        db = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")  # readers keep reading while a writer commits
-        return db
-
     @contextmanager
-    def _transaction(self, op: str, key: str | None, *, write: bool = False) -> Iterator[sqlite3.Connection]:
-        """One transaction on a pooled connection; sqlite3 errors leave it as typed TensorDB errors."""
+    def _connection(self, op: str, key: str | None) -> Iterator[sqlite3.Connection]:
+        """A pooled connection; sqlite3 errors leave this block as typed TensorDB errors."""
         db: sqlite3.Connection | None = None
         try:
-            db = self._idle.pop() if self._idle else self._connect()
-            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")  # IMMEDIATE: take the write lock up front
-            with db:  # commits, or rolls back if the body raised
-                yield db
+            # isolation_level=None: we issue BEGIN ourselves; check_same_thread=False: a pooled connection
+            # moves between threads, but only ever serves one at a time.
+            db = self._idle.pop() if self._idle else sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+            yield db
         except sqlite3.Error as exc:
             raise self._translate(exc, op, key) from exc
         finally:
@@ -125,6 +120,14 @@ class SQLiteBlobStore:
                 if db.in_transaction:  # a failed COMMIT leaves the transaction open
                     db.rollback()
                 self._idle.append(db)
+
+    @contextmanager
+    def _transaction(self, op: str, key: str | None, *, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """One transaction: readers see one snapshot; writers take the write lock up front (IMMEDIATE)."""
+        with self._connection(op, key) as db:
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            with db:  # commits, or rolls back if the body raised
+                yield db
 
     def _translate(self, exc: sqlite3.Error, op: str, key: str | None) -> TensorDBError:
         """The typed error for a sqlite3 exception (its message names the file, never anything secret)."""
