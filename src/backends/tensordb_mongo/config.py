@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tensordb_core.errors import InvalidURI
+from tensordb_core.store.kit.options import Option, OptionSet, whole
 from tensordb_core.store.uri import StoreURI
 
 SCHEMES = ("mongodb", "mongodb+srv")
@@ -28,19 +29,32 @@ MAX_CHUNK_SIZE = 15 * 1024 * 1024
 DEFAULT_WRITE_BATCH = 1000
 DEFAULT_MAX_IN_FLIGHT = 8
 
-#: Integer settings TensorDB reads from the URI or keyword options: name -> (default, minimum, maximum).
-_INT_SETTINGS: dict[str, tuple[int | None, int, int]] = {
-    "write_batch_size": (DEFAULT_WRITE_BATCH, 1, 100_000),
-    "read_batch_size": (None, 1, 1_000_000),
-    "chunk_size_bytes": (DEFAULT_CHUNK_SIZE, 1024, MAX_CHUNK_SIZE),
-    "max_in_flight": (DEFAULT_MAX_IN_FLIGHT, 1, 256),
-    # Seconds a _seq range may stay allocated but uncommitted; followers lag by this much (tensordb_core.stream.follow).
-    "tail_grace_s": (30, 0, 86_400),
-}
-_STR_SETTINGS: dict[str, str] = {"bucket": DEFAULT_BUCKET}
-#: Every option name TensorDB owns; removed from the URI handed to PyMongo.
-TENSORDB_OPTIONS = frozenset(_INT_SETTINGS) | frozenset(_STR_SETTINGS)
 _BAD_DB_CHARS = set('/\\. "$\x00')
+
+
+def _collection_prefix(name: str, value: Any, where: str | None = None) -> str:
+    """A GridFS bucket name: a non-empty collection-name prefix."""
+    text = str(value)
+    if not text or _BAD_DB_CHARS & set(text.replace(".", "")):
+        raise InvalidURI(f"option {name}={text!r} is not a valid collection name prefix, for {where}")
+    return text
+
+
+#: The settings TensorDB owns; any other URI or keyword option belongs to PyMongo.
+OPTIONS = OptionSet(
+    "MongoDB TensorDB option",
+    [
+        Option("write_batch_size", DEFAULT_WRITE_BATCH, whole(1, 100_000)),
+        Option("read_batch_size", None, whole(1, 1_000_000)),
+        Option("chunk_size_bytes", DEFAULT_CHUNK_SIZE, whole(1024, MAX_CHUNK_SIZE)),
+        Option("max_in_flight", DEFAULT_MAX_IN_FLIGHT, whole(1, 256)),
+        # Seconds a _seq range may stay allocated but uncommitted; followers lag by this much (stream/follow.py).
+        Option("tail_grace_s", 30, whole(0, 86_400)),
+        Option("bucket", DEFAULT_BUCKET, _collection_prefix),
+    ],
+)
+#: Every option name TensorDB owns; removed from the URI handed to PyMongo.
+TENSORDB_OPTIONS = OPTIONS.names
 
 
 @dataclass(frozen=True)
@@ -75,29 +89,9 @@ def parse_config(uri: StoreURI, options: dict[str, Any] | None = None) -> MongoC
             f"{uri.redacted()}: database name {database!r} is not valid on MongoDB "
             "(at most 63 bytes, none of / \\ . space \" $)"
         )
-    options = dict(options or {})
-    merged: dict[str, Any] = {k: v for k, v in uri.options if k in TENSORDB_OPTIONS}
-    merged.update({k: v for k, v in options.items() if k in TENSORDB_OPTIONS})
-    settings: dict[str, Any] = {}
-    for name, (default, low, high) in _INT_SETTINGS.items():
-        settings[name] = _int_setting(uri, name, merged.get(name, default), low, high)
-    for name, default in _STR_SETTINGS.items():
-        value = str(merged.get(name, default))
-        if not value or _BAD_DB_CHARS & set(value.replace(".", "")):
-            raise InvalidURI(f"{uri.redacted()}: {name}={value!r} is not a valid collection name prefix")
-        settings[name] = value
-    driver_uri = uri.with_options(**{name: None for name in TENSORDB_OPTIONS})
-    client_kwargs = {k: v for k, v in options.items() if k not in TENSORDB_OPTIONS}
+    ours, client_kwargs = OPTIONS.split(dict(options or {}))
+    driver_options = OPTIONS.split(uri.query)[1]  # PyMongo's own: checked by clients.check_driver_uri
+    settings = OPTIONS.parse(uri, ours, shared=driver_options)
+    driver_uri = uri.with_options(**{name: None for name in uri.query if name in OPTIONS})
     return MongoConfig(uri, driver_uri, database, settings, client_kwargs)
 
-
-def _int_setting(uri: StoreURI, name: str, value: Any, low: int, high: int) -> int | None:
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = None
-    if number is None or isinstance(value, bool) or not low <= number <= high:
-        raise InvalidURI(f"{uri.redacted()}: {name} must be an integer from {low} to {high}, not {value!r}")
-    return number

@@ -43,8 +43,9 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import NoReturn
 
-from tensordb_core.errors import BackendError, BlobNotFound, InvalidURI, PermissionDenied, TensorDBError
+from tensordb_core.errors import BackendError, BlobNotFound, PermissionDenied, TensorDBError
 from tensordb_core.store.blobkit import InvalidBlobKey, check_key, ordered_concurrent_map, split_request
+from tensordb_core.store.kit.options import Option, OptionSet, flag, whole
 from tensordb_core.store.protocols import BlobCapabilities, BlobRequest
 from tensordb_core.store.uri import StoreURI
 
@@ -55,15 +56,14 @@ _PARTIAL = re.compile(r"[A-Za-z0-9._\-]*")
 TEMP_PREFIX = ".~tmp-"
 _BINARY = getattr(os, "O_BINARY", 0)
 _NOT_THERE = (errno.ENOENT, errno.ENOTDIR)
-_FALSE_WORDS = ("0", "false", "no", "off")
-
-
-def _flag(value: bool | str | None, default: bool) -> bool:
-    if value is None:
-        return default
-    if isinstance(value, str):
-        return value.strip().lower() not in _FALSE_WORDS
-    return bool(value)
+#: The store's options (keywords, else the URI's query): parsed by the kit's one option parser.
+OPTIONS = OptionSet(
+    "file blob store option",
+    [
+        Option("fsync", True, flag()),  # make each put durable before it returns
+        Option("max_workers", 8, whole(1)),  # threads get_many reads on; 1 reads inline
+    ],
+)
 
 
 class FileBlobStore:
@@ -87,17 +87,14 @@ class FileBlobStore:
         *,
         fsync: bool | str | None = None,
         max_workers: int | str | None = None,
+        shared: Iterable[str] = (),
     ) -> None:
+        """Open (creating if needed) the store under ``root``; ``shared``: see ``SQLiteIndexStore``."""
         self.root = os.path.abspath(os.fspath(root))
         self.uri = uri if uri is not None else StoreURI("file", path=self.root)
-        self.fsync = _flag(fsync if fsync is not None else self.uri.option("fsync"), True)
-        workers = max_workers if max_workers is not None else self.uri.option("max_workers", "8")
-        try:
-            self.max_workers = int(workers)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise InvalidURI(f"max_workers must be a whole number, not {workers!r}") from None
-        if self.max_workers < 1:
-            raise InvalidURI(f"max_workers must be at least 1, not {self.max_workers}")
+        settings = OPTIONS.parse(self.uri, {"fsync": fsync, "max_workers": max_workers}, shared=shared)
+        self.fsync: bool = settings["fsync"]
+        self.max_workers: int = settings["max_workers"]
         try:
             os.makedirs(self.root, exist_ok=True)
         except OSError as exc:

@@ -46,7 +46,7 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Self
 
@@ -57,7 +57,6 @@ from tensordb_core.errors import (
     IntegrityError,
     InvalidDocument,
     InvalidQuery,
-    InvalidURI,
     PermissionDenied,
     TransientError,
 )
@@ -73,10 +72,20 @@ from tensordb_core.query.filters import (
     validate_sort,
 )
 from tensordb_core.query.values import check_document
+from tensordb_core.store.kit.options import Option, OptionSet, one_of, seconds, whole
 from tensordb_core.store.protocols import Document, IndexCapabilities, new_id
 from tensordb_core.store.uri import StoreURI
 
 DEFAULT_PAGE = 256
+#: The index's options (keywords, else the URI's query): parsed by the kit's one option parser.
+OPTIONS = OptionSet(
+    "SQLite index option",
+    [
+        Option("busy_timeout", 30.0, seconds(0.0)),  # seconds a writer waits for another's lock
+        Option("synchronous", "NORMAL", one_of("OFF", "NORMAL", "FULL", "EXTRA")),  # PRAGMA synchronous
+        Option("page_size", DEFAULT_PAGE, whole(1)),  # rows fetched per cursor page
+    ],
+)
 
 
 class _Handle:
@@ -125,23 +134,22 @@ class SQLiteIndexStore:
         busy_timeout: float | str | None = None,
         synchronous: str | None = None,
         page_size: int | str | None = None,
+        shared: Iterable[str] = (),
         **options: Any,
     ) -> None:
-        if options:
-            raise InvalidURI(
-                f"unknown SQLite index options {sorted(options)}; known: busy_timeout, synchronous, page_size"
-            )
+        """Open (creating if needed) the index in ``path``.
+
+        Options come from the keywords, else ``uri``'s query (see ``OPTIONS``);
+        ``shared`` names query options another store reads from the same URI
+        (``file://`` also carries the file blob store's), accepted and ignored here.
+        """
         self.path = os.fspath(path)
         self.uri = uri or StoreURI("sqlite", path="/" + self.path)
-        opt = self.uri.option
-        try:
-            self.busy_timeout = float(busy_timeout if busy_timeout is not None else opt("busy_timeout", "30"))
-            self.page_size = int(page_size if page_size is not None else opt("page_size", str(DEFAULT_PAGE)))
-        except ValueError as exc:
-            raise InvalidURI(f"busy_timeout must be seconds and page_size an int: {exc}") from exc
-        self.synchronous = str(synchronous or opt("synchronous", "NORMAL")).upper()
-        if self.synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA") or self.page_size <= 0:
-            raise InvalidURI("synchronous must be OFF, NORMAL, FULL or EXTRA and page_size positive")
+        given = {"busy_timeout": busy_timeout, "synchronous": synchronous, "page_size": page_size, **options}
+        settings = OPTIONS.parse(self.uri, given, shared=shared)
+        self.busy_timeout: float = settings["busy_timeout"]
+        self.synchronous: str = settings["synchronous"]
+        self.page_size: int = settings["page_size"]
         self._local = threading.local()
         self._handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
         self._readers: list[sqlite3.Connection] = []  # idle connections for cursors
