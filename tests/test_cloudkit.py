@@ -11,15 +11,20 @@ import pytest
 from tensordb_core.errors import InvalidQuery, InvalidURI
 from tensordb_core.store.kit import lazy_exports
 from tensordb_core.store.kit.cloud import as_bytes, check_list_prefix, is_content_address, normalise_prefix
-from tensordb_core.store.kit.errors import scrub_secrets, subject
+from tensordb_core.store.kit.errors import ErrorTable, Kind, Rule, scrub_secrets, subject
 from tensordb_core.store.kit.options import (
+    Option,
+    OptionSet,
+    flag,
     layered,
+    one_of,
     reject_unknown,
     to_bool,
     to_float,
     to_int,
     to_size,
     unknown_options,
+    whole,
 )
 from tensordb_core.store.uri import parse_uri
 
@@ -139,3 +144,108 @@ def test_core_imports_no_cloud_sdk() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# -- the one option parser -----------------------------------------------------------------------------------------
+
+OPTIONS = OptionSet(
+    "toy option",
+    [
+        Option("workers", 4, whole(1, 64), aliases=("max_workers",)),
+        Option("mode", "fast", one_of("fast", "safe")),
+        Option("sync", True, flag()),
+        Option("region", env=("TOY_REGION", "TOY_DEFAULT_REGION")),
+        Option("token", in_uri=False),
+    ],
+)
+
+
+def test_option_precedence_aliases_and_defaults() -> None:
+    uri = parse_uri("toy://h/p?max_workers=8&mode=SAFE&sync=off")
+    env = {"TOY_DEFAULT_REGION": "r2"}
+    assert OPTIONS.parse(uri, {"workers": 16}, environ=env) == {
+        "workers": 16, "mode": "safe", "sync": False, "region": "r2", "token": None,
+    }
+    assert OPTIONS.parse(parse_uri("toy://h/p?region=r1"), {"region": None}, environ=env)["region"] == "r1"
+    assert OPTIONS.parse(parse_uri("toy://h/p"), environ={}) == OPTIONS.defaults
+    assert "max_workers" in OPTIONS and "MAX_WORKERS" in OPTIONS and "nope" not in OPTIONS
+
+
+def test_option_errors_name_the_option_never_a_value() -> None:
+    for uri, keyword, needle in (
+        ("toy://h/p?wrkers=3", {}, "wrkers"),
+        ("toy://h/p", {"tokn": "s3cr3t-value"}, "tokn"),
+        ("toy://h/p?workers=0", {}, "workers"),
+        ("toy://h/p?workers=65", {}, "workers"),
+        ("toy://h/p?mode=maybe", {}, "mode"),
+        ("toy://h/p?sync=perhaps", {}, "sync"),
+        ("toy://h/p?token=s3cr3t-value", {}, "token"),  # keyword only: a URI would show and log it
+        ("toy://h/p?workers=2&max_workers=3", {}, "workers"),  # two spellings that disagree
+    ):
+        with pytest.raises(InvalidURI) as info:
+            OPTIONS.parse(parse_uri(uri), keyword, environ={})
+        assert needle in str(info.value) and "s3cr3t-value" not in str(info.value)
+    with pytest.raises(InvalidURI) as info:
+        OPTIONS.parse(parse_uri("toy://h/p?bogus=1"), environ={})
+    assert "known: max_workers, mode, region, sync, token, workers" in str(info.value)
+
+
+def test_options_another_reader_owns_are_left_to_it() -> None:
+    uri = parse_uri("toy://h/p?fsync=0&workers=2")
+    assert OPTIONS.parse(uri, shared=["fsync"], environ={})["workers"] == 2
+    with pytest.raises(InvalidURI):
+        OPTIONS.parse(parse_uri("toy://h/p"), {"fsync": 0}, shared=["fsync"], environ={})  # keywords stay strict
+    ours, rest = OPTIONS.split({"workers": 1, "appname": "x"})
+    assert (ours, rest) == ({"workers": 1}, {"appname": "x"})
+
+
+# -- table-driven error translation ------------------------------------------------------------------------------
+
+
+class _SDKError(Exception):
+    def __init__(self, message: str, status: int | None = None, code: str = "") -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+TABLE = ErrorTable(
+    service="Toy",
+    codes={"NoBucket": Kind.BUCKET_MISSING, "Slow": Kind.TRANSIENT},
+    statuses={404: Kind.NOT_FOUND, 403: Kind.DENIED, 503: Kind.TRANSIENT},
+    types=lambda: ((ConnectionRefusedError, Rule(Kind.UNAVAILABLE, "start the toy server")),
+                   (ValueError, Kind.INVALID)),
+    code_of=lambda exc: getattr(exc, "code", ""),
+    status_of=lambda exc: getattr(exc, "status", None),
+    hints={Kind.DENIED: "check the toy key"},
+)
+
+
+def test_codes_win_over_statuses_and_statuses_over_classes() -> None:
+    assert TABLE.classify(_SDKError("x", 404, "NoBucket")) is Kind.BUCKET_MISSING
+    assert TABLE.classify(_SDKError("x", 400, "Slow")) is Kind.TRANSIENT
+    assert TABLE.classify(_SDKError("x", 404)) is Kind.NOT_FOUND
+    assert TABLE.classify(ConnectionRefusedError()) is Kind.UNAVAILABLE
+    assert TABLE.classify(_SDKError("x", 400)) is Kind.OTHER
+
+
+def test_each_kind_becomes_one_typed_error_with_advice() -> None:
+    from tensordb_core.errors import BackendError, BackendUnavailable, BlobNotFound, PermissionDenied, TransientError
+    from tensordb_core.store.kit.errors import BucketNotFound
+
+    def translate(exc: BaseException) -> Exception:
+        return TABLE.translate(exc, op="get", key="k", where="toy://b/p", endpoint="http://e", bucket="b",
+                               secrets=["s3cr3t-value"])
+
+    assert isinstance(translate(_SDKError("x", 404)), BlobNotFound)
+    missing = translate(_SDKError("x", 404, "NoBucket"))
+    assert isinstance(missing, BucketNotFound) and "'b'" in str(missing) and "create_bucket=true" in str(missing)
+    denied = translate(_SDKError("x", 403))
+    assert isinstance(denied, PermissionDenied) and "check the toy key" in str(denied) and "toy://b/p" in str(denied)
+    assert isinstance(translate(_SDKError("x", 503)), TransientError)
+    down = translate(ConnectionRefusedError())
+    assert isinstance(down, BackendUnavailable) and "start the toy server" in str(down) and "http://e" in str(down)
+    invalid = translate(ValueError("bad setting s3cr3t-value"))
+    assert isinstance(invalid, InvalidURI) and "s3cr3t-value" not in str(invalid) and "***" in str(invalid)
+    assert type(translate(_SDKError("x", 400))) is BackendError
+    assert TABLE.leaks(ValueError("s3cr3t-value"), ["s3cr3t-value"])
+    assert not TABLE.leaks(ValueError("fine"), ["s3cr3t-value"])

@@ -96,3 +96,110 @@ def test_importing_core_does_not_import_backend_clients():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+# -- declarative registration: dotted paths imported only when the scheme is opened -------------------------------
+
+LAZY_PLUGIN = '''
+"""A declarative third-party backend: no open hooks, only dotted paths."""
+from tensordb_core import hookimpl, SchemeInfo
+
+@hookimpl
+def tensordb_schemes():
+    return [
+        SchemeInfo("lazy", index="lazy_store:LazyIndex", blobs="lazy_store:LazyBlobs.open", extra="lazy",
+                   description="lazily imported toy"),
+        SchemeInfo("needsdep", blobs="needsdep_store:Blobs", extra="needsdep", description="its SDK is missing"),
+        SchemeInfo("broken", blobs="broken_store:Blobs", description="the plugin's own module is broken"),
+    ]
+'''
+
+LAZY_STORE = '''
+from tensordb_core.embedded.memory import MemoryIndexStore
+from tensordb_core.embedded.memory_blobs import MemoryBlobStore
+
+OPENED = []
+
+def LazyIndex(uri, **options):
+    OPENED.append(("index", options))
+    return MemoryIndexStore.named("lazy" + uri.path, uri=uri)
+
+class LazyBlobs:
+    @classmethod
+    def open(cls, uri, **options):
+        OPENED.append(("blobs", options))
+        return MemoryBlobStore.named("lazy" + uri.path, uri=uri)
+'''
+
+
+def _install_lazy_distribution(root):
+    (root / "lazy_plugin.py").write_text(LAZY_PLUGIN)
+    (root / "lazy_store.py").write_text(LAZY_STORE)
+    (root / "needsdep_store.py").write_text("import no_such_client_library_for_tensordb\nBlobs = None\n")
+    (root / "broken_store.py").write_text("from lazy_plugin import no_such_name\n")
+    dist = root / "lazy_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: lazy-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[tensordb]\nlazy = lazy_plugin\n")
+
+
+def test_declared_schemes_are_imported_only_when_opened(tmp_path):
+    _install_lazy_distribution(tmp_path)
+    script = textwrap.dedent("""
+        import sys, tensordb_core as tdb
+        from tensordb_core.errors import MissingDependency
+        info = {s.scheme: s for s in tdb.list_schemes()}
+        print(bool(info["lazy"].index), bool(info["lazy"].blobs), info["lazy"].source, "lazy_store" in sys.modules)
+        db = tdb.connect("lazy://x", blobs="lazy://x", study="s", index_options={"k": 1})
+        import lazy_store
+        print(lazy_store.OPENED[0], lazy_store.OPENED[1][0])
+        try:
+            tdb.open_blobs("needsdep://b")
+        except MissingDependency as exc:
+            print("missing:", exc)
+        try:
+            tdb.open_blobs("broken://b")
+        except MissingDependency:
+            print("wrongly called a missing dependency")
+        except ImportError as exc:
+            print("broken:", exc.name)
+    """)
+    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "True True lazy False"  # listed from the declaration alone
+    assert lines[1] == "('index', {'k': 1}) blobs"  # Factory(uri, **options); Class.attribute paths work
+    assert "no_such_client_library_for_tensordb" in lines[2] and "pip install 'tensordb[needsdep]'" in lines[2]
+    assert lines[3] == "broken: lazy_plugin"  # the plugin's own bug stays an ImportError, not an install hint
+
+
+def test_opening_one_backend_does_not_import_another_backends_sdk():
+    code = (
+        "import sys, tensordb_core as t\n"
+        "t.open_blobs('s3://bkt/p?endpoint_url=http://127.0.0.1:9&check_bucket=false').close()\n"
+        "print(sorted(m for m in ('boto3', 'pymongo', 'google.cloud.storage', 'azure.storage.blob') "
+        "if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['boto3']"
+
+
+def test_a_missing_client_library_names_the_pip_extra(monkeypatch):
+    monkeypatch.delitem(sys.modules, "tensordb_mongo.gridfs_blobs", raising=False)
+    monkeypatch.setitem(sys.modules, "gridfs", None)  # what an environment without the extra looks like
+    with pytest.raises(tdb.MissingDependency) as info:
+        tdb.open_blobs("mongodb://127.0.0.1:1/lab")
+    assert "pip install 'tensordb[mongo]'" in str(info.value) and "gridfs" in str(info.value)
+    assert isinstance(info.value, ImportError)
+
+
+def test_scheme_info_takes_dotted_paths_or_true():
+    assert tdb.SchemeInfo("x", index=True).index is True  # served by the plugin's open hook
+    info = tdb.SchemeInfo("x", blobs="pkg.mod:Store.open")
+    assert info.factory_path("blobs") == "pkg.mod:Store.open" and info.factory_path("index") is None
+    for bad in ("pkg.mod.Store", "pkg mod:Store", ":Store", "pkg:"):
+        with pytest.raises(ValueError, match="module:Factory"):
+            tdb.SchemeInfo("x", blobs=bad)

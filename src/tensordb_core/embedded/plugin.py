@@ -1,4 +1,4 @@
-"""Registers the embedded stores through the same hooks a third-party plugin uses.
+"""Registers the embedded stores through the same declarations a third-party plugin uses.
 
 Schemes:
 * ``file:///dir`` (or a plain path): SQLite index at ``dir/index.sqlite`` and
@@ -20,44 +20,60 @@ INDEX_FILE = "index.sqlite"
 BLOB_DIR = "blobs"
 
 
+_HERE = "tensordb_core.embedded.plugin"
+
+
 @hookimpl
 def tensordb_schemes() -> list[SchemeInfo]:
     return [
-        SchemeInfo("file", index=True, blobs=True, description="embedded: a local directory (SQLite index + files)"),
-        SchemeInfo("sqlite", index=True, description="embedded SQLite index file"),
-        SchemeInfo("memory", index=True, blobs=True, description="in-process stores for tests"),
+        SchemeInfo("file", index=f"{_HERE}:open_file_index", blobs=f"{_HERE}:open_file_blobs",
+                   description="embedded: a local directory (SQLite index + files)"),
+        SchemeInfo("sqlite", index=f"{_HERE}:open_sqlite_index", description="embedded SQLite index file"),
+        SchemeInfo("memory", index=f"{_HERE}:open_memory_index", blobs=f"{_HERE}:open_memory_blobs",
+                   description="in-process stores for tests"),
     ]
 
 
-@hookimpl
-def tensordb_open_index(uri: StoreURI, options: dict[str, Any]) -> Any:
-    if uri.scheme == "file":
-        from tensordb_core.embedded.sqlite_index import SQLiteIndexStore
-
-        os.makedirs(uri.path, exist_ok=True)
-        return SQLiteIndexStore(os.path.join(uri.path, INDEX_FILE), uri=uri, **options)
-    if uri.scheme == "sqlite":
-        from tensordb_core.embedded.sqlite_index import SQLiteIndexStore
-
-        return SQLiteIndexStore(_sqlite_path(uri), uri=uri, **options)
-    if uri.scheme == "memory":
-        from tensordb_core.embedded.memory import MemoryIndexStore
-
-        return MemoryIndexStore.named(_memory_name(uri), uri=uri)
-    return None
+# The factories the declarations name.  Each imports its store only when called, so discovering this
+# plugin stays cheap.  A file:// URI is read by two stores, so each accepts the other's query options.
 
 
-@hookimpl
-def tensordb_open_blobs(uri: StoreURI, options: dict[str, Any]) -> Any:
-    if uri.scheme == "file":
-        from tensordb_core.embedded.file_blobs import FileBlobStore
+def open_file_index(uri: StoreURI, **options: Any) -> Any:
+    """``file:///dir``: the SQLite index at ``dir/index.sqlite``."""
+    from tensordb_core.embedded import file_blobs
+    from tensordb_core.embedded.sqlite_index import SQLiteIndexStore
 
-        return FileBlobStore(os.path.join(uri.path, BLOB_DIR), uri=uri, **options)
-    if uri.scheme == "memory":
-        from tensordb_core.embedded.memory_blobs import MemoryBlobStore
+    os.makedirs(uri.path, exist_ok=True)
+    return SQLiteIndexStore(os.path.join(uri.path, INDEX_FILE), uri=uri, shared=file_blobs.OPTIONS.names, **options)
 
-        return MemoryBlobStore.named(_memory_name(uri), uri=uri)
-    return None
+
+def open_file_blobs(uri: StoreURI, **options: Any) -> Any:
+    """``file:///dir``: the files under ``dir/blobs/``."""
+    from tensordb_core.embedded import sqlite_index
+    from tensordb_core.embedded.file_blobs import FileBlobStore
+
+    return FileBlobStore(os.path.join(uri.path, BLOB_DIR), uri=uri, shared=sqlite_index.OPTIONS.names, **options)
+
+
+def open_sqlite_index(uri: StoreURI, **options: Any) -> Any:
+    """``sqlite:///path/index.db``: only the index."""
+    from tensordb_core.embedded.sqlite_index import SQLiteIndexStore
+
+    return SQLiteIndexStore(_sqlite_path(uri), uri=uri, **options)
+
+
+def open_memory_index(uri: StoreURI, **options: Any) -> Any:
+    """``memory://name``: the in-process index of that name (options are ignored)."""
+    from tensordb_core.embedded.memory import MemoryIndexStore
+
+    return MemoryIndexStore.named(_memory_name(uri), uri=uri)
+
+
+def open_memory_blobs(uri: StoreURI, **options: Any) -> Any:
+    """``memory://name``: the in-process blob store of that name (options are ignored)."""
+    from tensordb_core.embedded.memory_blobs import MemoryBlobStore
+
+    return MemoryBlobStore.named(_memory_name(uri), uri=uri)
 
 
 @hookimpl
