@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
-from tensordb_core.errors import IntegrityError, MissingDependency
+from tensordb_core.errors import MissingDependency
 from tensordb_core.query.filters import check_window
 from tensordb_core.store.protocols import Document, Query, SortSpec
 from tensordb_core.store.uri import StoreURI, parse_uri
@@ -29,19 +29,17 @@ from tensordb_core.store.uri import StoreURI, parse_uri
 from .clients import check_driver_uri, new_client
 from .common import (
     COUNTERS,
-    ID_CHECK_BATCH,
     SEQ,
-    SEQ_INDEX,
     after_filter,
     check_collection,
     codec_options,
-    duplicate_message,
     index_keys,
+    insert_plan,
     mongo_projection,
     mongo_query,
     mongo_sort,
     mongo_update,
-    prepare_docs,
+    run_async,
 )
 from .config import MongoConfig, parse_config
 from .translate import driver_errors, driver_exception_types, raise_translated
@@ -133,57 +131,13 @@ class AsyncIndexStore:
             raise ValueError(f"{self!r} is closed")
         return self._db[check_collection(collection)]
 
-    async def _allocate(self, collection: str, count: int) -> int:
-        from pymongo import ReturnDocument
-        from pymongo.errors import DuplicateKeyError
-
-        for attempt in range(3):
-            try:
-                doc = await self._db[COUNTERS].find_one_and_update(
-                    {"_id": collection}, {"$inc": {"seq": count}}, upsert=True, return_document=ReturnDocument.AFTER
-                )
-                return int(doc["seq"]) - count + 1
-            except DuplicateKeyError:
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
     async def insert_many(self, collection: str, docs: Sequence[Mapping[str, Any]]) -> list[str]:
-        """As :meth:`MongoIndexStore.insert_many <tensordb_mongo.index.MongoIndexStore.insert_many>`."""
-        from pymongo.errors import BulkWriteError
-
+        """As :meth:`MongoIndexStore.insert_many <tensordb_mongo.index.MongoIndexStore.insert_many>` (one plan)."""
         coll = self._coll(collection)
-        prepared, given = prepare_docs(docs)
-        if not prepared:
-            return []
-        inserted: list[str] = []
+        plan = insert_plan(coll, self._db[COUNTERS], collection, docs, batch_size=self.write_batch_size,
+                           seq_indexed=self._seq_indexed)
         with driver_errors(self.uri, f"insert into {collection}"):
-            if collection not in self._seq_indexed:
-                await coll.create_index(SEQ_INDEX, unique=True)
-                self._seq_indexed.add(collection)
-            for i in range(0, len(given), ID_CHECK_BATCH):
-                clash = [d["_id"] async for d in coll.find({"_id": {"$in": given[i : i + ID_CHECK_BATCH]}}, {"_id": 1})]
-                if clash:
-                    raise IntegrityError(duplicate_message(collection, clash))
-            for i in range(0, len(prepared), self.write_batch_size):
-                batch = prepared[i : i + self.write_batch_size]
-                first = await self._allocate(collection, len(batch))
-                for offset, doc in enumerate(batch):
-                    doc[SEQ] = first + offset
-                try:
-                    await coll.insert_many(batch, ordered=False)
-                except BulkWriteError as exc:
-                    errors = exc.details.get("writeErrors", [])
-                    failed = {e.get("index") for e in errors}
-                    inserted.extend(d["_id"] for n, d in enumerate(batch) if n not in failed)
-                    dup = [batch[e["index"]]["_id"] for e in errors if e.get("code") == 11000]
-                    if dup and inserted:
-                        await coll.delete_many({"_id": {"$in": inserted}})
-                    if dup:
-                        raise IntegrityError(duplicate_message(collection, dup)) from exc
-                    raise
-                inserted.extend(d["_id"] for d in batch)
-        return [d["_id"] for d in prepared]
+            return await run_async(plan)
 
     def find(
         self,

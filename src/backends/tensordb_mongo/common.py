@@ -1,13 +1,19 @@
-"""What the sync and asyncio Mongo index stores share: argument checks and the ``_seq`` rules.
+"""What the sync and asyncio Mongo index stores share: argument checks, the ``_seq`` rules and ``insert_many``.
 
 Kept free of I/O so both :mod:`.index` and :mod:`.aio` build exactly the same
-filters, sorts and documents; only the awaiting differs.
+filters, sorts and documents; only the awaiting differs.  The one multi-step
+write, ``insert_many`` (allocate ``_seq`` ranges, refuse known duplicates,
+roll back a lost race), is written once as a *plan*: a generator that yields
+each driver call it needs as a :class:`Call` and receives its result (or its
+exception, thrown in).  :func:`run` drives a plan with blocking calls,
+:func:`run_async` awaits them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from tensordb_core.errors import IntegrityError, InvalidDocument, InvalidQuery
 from tensordb_core.query.filters import (
@@ -127,3 +133,132 @@ def prepare_docs(docs: Sequence[Mapping[str, Any]]) -> tuple[list[Document], lis
 def duplicate_message(collection: str, ids: Sequence[str]) -> str:
     shown = ", ".join(repr(i) for i in list(ids)[:5])
     return f"duplicate _id in {collection}: {shown} already exist(s); nothing was inserted"
+
+
+# -- insert_many, written once --------------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One driver call a plan needs: ``fn(*args, **kwargs)``, a PyMongo method (awaitable on the async API)."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+#: A plan: yields the calls it needs, is sent their results, returns its answer.
+Plan = Generator[Call, Any, T]
+
+
+def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Call:
+    return Call(fn, args, kwargs)
+
+
+def allocate_plan(counters: Any, collection: str, count: int) -> Plan[int]:
+    """Reserve ``count`` consecutive ``_seq`` values with one atomic ``$inc``; return the first."""
+    from pymongo import ReturnDocument
+    from pymongo.errors import DuplicateKeyError
+
+    for attempt in range(3):
+        try:
+            doc = yield _call(counters.find_one_and_update, {"_id": collection}, {"$inc": {"seq": count}},
+                              upsert=True, return_document=ReturnDocument.AFTER)
+            return int(doc["seq"]) - count + 1
+        except DuplicateKeyError:  # two first-ever upserts raced; the loser retries as an update
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def insert_plan(
+    coll: Any, counters: Any, collection: str, docs: Sequence[Mapping[str, Any]], *, batch_size: int,
+    seq_indexed: set[str],
+) -> Plan[list[str]]:
+    """Insert ``docs`` in ``batch_size`` batches (unordered ``insert_many``) and return their ``_id`` s.
+
+    Duplicate ``_id`` s are refused before writing (one indexed ``distinct``
+    per :data:`ID_CHECK_BATCH` caller-chosen ids).  If a concurrent writer wins
+    a race for an ``_id`` mid-call, the documents this call inserted are
+    deleted again before :class:`IntegrityError` is raised.  MongoDB without
+    transactions cannot make a call that dies mid-way (lost connection)
+    all-or-nothing.  ``seq_indexed``: the collections known to have their
+    ``_seq`` index (the store's memo, updated here).
+    """
+    from pymongo.errors import BulkWriteError
+
+    prepared, given = prepare_docs(docs)
+    if not prepared:
+        return []
+    if collection not in seq_indexed:
+        yield _call(coll.create_index, SEQ_INDEX, unique=True)
+        seq_indexed.add(collection)
+    for i in range(0, len(given), ID_CHECK_BATCH):
+        clash = yield _call(coll.distinct, "_id", {"_id": {"$in": given[i : i + ID_CHECK_BATCH]}})
+        if clash:
+            raise IntegrityError(duplicate_message(collection, clash))
+    inserted: list[str] = []
+    for i in range(0, len(prepared), batch_size):
+        batch = prepared[i : i + batch_size]
+        first = yield from allocate_plan(counters, collection, len(batch))
+        for offset, doc in enumerate(batch):
+            doc[SEQ] = first + offset
+        try:
+            yield _call(coll.insert_many, batch, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            failed = {e.get("index") for e in errors}
+            inserted.extend(d["_id"] for n, d in enumerate(batch) if n not in failed)
+            dup = [batch[e["index"]]["_id"] for e in errors if e.get("code") == 11000]
+            if dup and inserted:
+                yield _call(coll.delete_many, {"_id": {"$in": inserted}})
+            if dup:
+                raise IntegrityError(duplicate_message(collection, dup)) from exc
+            raise
+        inserted.extend(d["_id"] for d in batch)
+    return [d["_id"] for d in prepared]
+
+
+class _Stepper:
+    """Advances a plan by one call: sends a result or throws an exception in; keeps the plan's answer."""
+
+    def __init__(self, plan: Plan[Any]) -> None:
+        self._plan = plan
+        self.answer: Any = None
+
+    def next(self, result: Any = None, error: BaseException | None = None) -> Call | None:
+        try:
+            return self._plan.throw(error) if error is not None else self._plan.send(result)
+        except StopIteration as done:
+            self.answer = done.value
+            return None
+
+
+def run(plan: Plan[T]) -> T:
+    """Carry out ``plan`` with blocking driver calls (the sync store)."""
+    stepper = _Stepper(plan)
+    call = stepper.next()
+    while call is not None:
+        try:
+            result, error = call.fn(*call.args, **call.kwargs), None
+        except Exception as exc:  # noqa: BLE001 - thrown into the plan, which decides
+            result, error = None, exc
+        call = stepper.next(result, error)
+    answer: T = stepper.answer
+    return answer
+
+
+async def run_async(plan: Plan[T]) -> T:
+    """Carry out ``plan`` awaiting each driver call (the asyncio store)."""
+    stepper = _Stepper(plan)
+    call = stepper.next()
+    while call is not None:
+        try:
+            result, error = await call.fn(*call.args, **call.kwargs), None
+        except Exception as exc:  # noqa: BLE001 - thrown into the plan, which decides
+            result, error = None, exc
+        call = stepper.next(result, error)
+    answer: T = stepper.answer
+    return answer

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
-from tensordb_core.errors import IntegrityError
 from tensordb_core.query.filters import check_window
 from tensordb_core.store.protocols import Document, IndexCapabilities, Query, SortSpec
 from tensordb_core.store.uri import StoreURI, parse_uri
@@ -26,19 +25,17 @@ from tensordb_core.store.uri import StoreURI, parse_uri
 from . import clients
 from .common import (
     COUNTERS,
-    ID_CHECK_BATCH,
     SEQ,
-    SEQ_INDEX,
     after_filter,
     check_collection,
     codec_options,
-    duplicate_message,
     index_keys,
+    insert_plan,
     mongo_projection,
     mongo_query,
     mongo_sort,
     mongo_update,
-    prepare_docs,
+    run,
 )
 from .config import MongoConfig, parse_config
 from .translate import driver_errors, driver_exception_types, raise_translated
@@ -112,74 +109,13 @@ class MongoIndexStore:
 
     # -- writes --------------------------------------------------------------------------------
 
-    def _allocate(self, collection: str, count: int) -> int:
-        """Reserve ``count`` consecutive ``_seq`` values; return the first."""
-        from pymongo import ReturnDocument
-        from pymongo.errors import DuplicateKeyError
-
-        counters = self._db[COUNTERS]
-        for attempt in range(3):
-            try:
-                doc = counters.find_one_and_update(
-                    {"_id": collection},
-                    {"$inc": {"seq": count}},
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                )
-                return int(doc["seq"]) - count + 1
-            except DuplicateKeyError:  # two first-ever upserts raced; the loser retries as an update
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def _ensure_seq_index(self, collection: str) -> None:
-        if collection not in self._seq_indexed:
-            self._db[collection].create_index(SEQ_INDEX, unique=True)
-            self._seq_indexed.add(collection)
-
     def insert_many(self, collection: str, docs: Sequence[Mapping[str, Any]]) -> list[str]:
-        """Insert ``docs`` in ``write_batch_size`` batches (unordered ``insert_many``) and return their ``_id`` s.
-
-        Duplicate ``_id`` s are refused before writing (one indexed ``$in`` query
-        per 10,000 caller-chosen ids).  If a concurrent writer wins a race for an
-        ``_id`` mid-call, the documents this call inserted are deleted again
-        before :class:`IntegrityError` is raised.  MongoDB without transactions
-        cannot make a call that dies mid-way (lost connection) all-or-nothing.
-        """
+        """Insert ``docs`` and return their ``_id`` s; all or nothing for duplicates (see :func:`.common.insert_plan`)."""
         coll = self._coll(collection)
-        prepared, given = prepare_docs(docs)
-        if not prepared:
-            return []
-        inserted: list[str] = []
+        plan = insert_plan(coll, self._db[COUNTERS], collection, docs, batch_size=self.write_batch_size,
+                           seq_indexed=self._seq_indexed)
         with driver_errors(self.uri, f"insert into {collection}"):
-            self._ensure_seq_index(collection)
-            for i in range(0, len(given), ID_CHECK_BATCH):
-                clash = [d["_id"] for d in coll.find({"_id": {"$in": given[i : i + ID_CHECK_BATCH]}}, {"_id": 1})]
-                if clash:
-                    raise IntegrityError(duplicate_message(collection, clash))
-            for i in range(0, len(prepared), self.write_batch_size):
-                batch = prepared[i : i + self.write_batch_size]
-                first = self._allocate(collection, len(batch))
-                for offset, doc in enumerate(batch):
-                    doc[SEQ] = first + offset
-                self._insert_batch(coll, collection, batch, inserted)
-        return [d["_id"] for d in prepared]
-
-    def _insert_batch(self, coll: Collection, collection: str, batch: list[Document], inserted: list[str]) -> None:
-        from pymongo.errors import BulkWriteError
-
-        try:
-            coll.insert_many(batch, ordered=False)
-        except BulkWriteError as exc:
-            failed = {e.get("index") for e in exc.details.get("writeErrors", [])}
-            inserted.extend(d["_id"] for n, d in enumerate(batch) if n not in failed)
-            dup = [batch[e["index"]]["_id"] for e in exc.details.get("writeErrors", []) if e.get("code") == 11000]
-            if dup and inserted:
-                coll.delete_many({"_id": {"$in": inserted}})
-            if dup:
-                raise IntegrityError(duplicate_message(collection, dup)) from exc
-            raise
-        inserted.extend(d["_id"] for d in batch)
+            return run(plan)
 
     def update_many(self, collection: str, query: Query, update: Mapping[str, Any]) -> int:
         coll, flt, upd = self._coll(collection), mongo_query(query), mongo_update(update)

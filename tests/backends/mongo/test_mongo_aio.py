@@ -62,3 +62,28 @@ def test_async_dead_server_is_backend_unavailable():
                 [d async for d in store.find("c")]
 
     asyncio.run(scenario())
+
+
+def test_async_insert_rolls_back_a_duplicate_lost_in_a_race(mongo_uri, raw_db, monkeypatch):
+    """The asyncio store runs the same insert plan: a race lost mid-call removes what the call inserted."""
+    from pymongo.asynchronous.collection import AsyncCollection
+
+    real_allocate = AsyncCollection.find_one_and_update
+    calls = []
+
+    async def allocate_then_race(self, *args, **kwargs):
+        if self.name == "tensordb.counters":
+            calls.append(kwargs)
+            if len(calls) == 2:  # between our first and second batch, "someone else" takes id "x3"
+                raw_db["data"].insert_one({"_id": "x3", "_seq": 10_000, "theirs": True})
+        return await real_allocate(self, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncCollection, "find_one_and_update", allocate_then_race)  # a spy: the real call runs
+
+    async def scenario() -> None:
+        async with AsyncIndexStore(mongo_uri, write_batch_size=2) as store:
+            with pytest.raises(IntegrityError, match="x3"):
+                await store.insert_many("data", [{"_id": f"x{i}"} for i in range(1, 6)])
+
+    asyncio.run(scenario())
+    assert list(raw_db["data"].find()) == [{"_id": "x3", "_seq": 10_000, "theirs": True}]

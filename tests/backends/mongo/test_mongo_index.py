@@ -104,17 +104,20 @@ def test_duplicate_ids_insert_nothing(store, raw_db):
 
 def test_a_duplicate_lost_in_a_race_is_rolled_back(mongo_uri, raw_db, monkeypatch):
     """A concurrent writer inserts an _id after our duplicate check: what we inserted is removed again."""
+    from pymongo.collection import Collection
+
     store = MongoIndexStore(mongo_uri, write_batch_size=2)
-    real_allocate = store._allocate
+    real_allocate = Collection.find_one_and_update
     calls = []
 
-    def allocate_then_race(collection, count):
-        calls.append(count)
-        if len(calls) == 2:  # between our first and second batch, "someone else" takes id "x3"
-            raw_db["data"].insert_one({"_id": "x3", "_seq": 10_000, "theirs": True})
-        return real_allocate(collection, count)
+    def allocate_then_race(self, *args, **kwargs):
+        if self.name == "tensordb.counters":
+            calls.append(kwargs)
+            if len(calls) == 2:  # between our first and second batch, "someone else" takes id "x3"
+                raw_db["data"].insert_one({"_id": "x3", "_seq": 10_000, "theirs": True})
+        return real_allocate(self, *args, **kwargs)
 
-    monkeypatch.setattr(store, "_allocate", allocate_then_race)
+    monkeypatch.setattr(Collection, "find_one_and_update", allocate_then_race)  # a spy: the real call still runs
     try:
         with pytest.raises(IntegrityError, match="x3"):
             store.insert_many("data", [{"_id": f"x{i}"} for i in range(1, 6)])
