@@ -22,24 +22,22 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from tensordb_core.errors import MissingDependency
-from tensordb_core.query.filters import check_window
 from tensordb_core.store.protocols import Document, Query, SortSpec
 from tensordb_core.store.uri import StoreURI, parse_uri
 
 from .clients import check_driver_uri, new_client
 from .common import (
     COUNTERS,
-    SEQ,
-    after_filter,
     check_collection,
     codec_options,
     index_keys,
     insert_plan,
-    mongo_projection,
     mongo_query,
     mongo_sort,
     mongo_update,
+    open_cursor,
     run_async,
+    tail_cursor,
 )
 from .config import MongoConfig, parse_config
 from .translate import driver_errors, driver_exception_types, raise_translated
@@ -151,11 +149,10 @@ class AsyncIndexStore:
         batch_size: int | None = None,
     ) -> AsyncMongoCursor:
         """An async iterator over matches (``_seq`` order unless ``sort``); nothing is sent until iterated."""
-        coll, flt, order, proj = self._coll(collection), mongo_query(query), mongo_sort(sort), mongo_projection(projection)
-        check_window(limit, skip)
-        cursor = coll.find(flt, proj, sort=order, limit=limit, skip=skip)
-        if batch_size or self.read_batch_size:
-            cursor = cursor.batch_size(batch_size or self.read_batch_size or 0)
+        coll = self._coll(collection)
+        with driver_errors(self.uri, f"find in {collection}"):
+            cursor = open_cursor(coll, query, sort=sort, limit=limit, skip=skip, projection=projection,
+                                 batch_size=batch_size or self.read_batch_size)
         return AsyncMongoCursor(cursor, self.uri, f"find in {collection}")
 
     async def count(self, collection: str, query: Query | None = None) -> int:
@@ -190,9 +187,7 @@ class AsyncIndexStore:
 
     def tail(self, collection: str, query: Query | None = None, *, after: int = 0, limit: int = 0) -> AsyncMongoCursor:
         """Matches with ``_seq > after`` in ``_seq`` order, as an async iterator."""
-        coll, flt = self._coll(collection), after_filter(query, after)
-        check_window(limit, 0)
-        return AsyncMongoCursor(coll.find(flt, sort=[(SEQ, 1)], limit=limit), self.uri, f"tail {collection}")
+        return AsyncMongoCursor(tail_cursor(self._coll(collection), query, after, limit), self.uri, f"tail {collection}")
 
     async def last_seq(self, collection: str) -> int:
         check_collection(collection)

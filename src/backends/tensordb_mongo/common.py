@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from tensordb_core.errors import IntegrityError, InvalidDocument, InvalidQuery
 from tensordb_core.query.filters import (
     check_document,
+    check_window,
     validate_projection,
     validate_query,
     validate_sort,
@@ -102,6 +103,28 @@ def after_filter(query: Query | None, after: int) -> dict[str, Any]:
     base = mongo_query(query)
     seq = {SEQ: {"$gt": after}}
     return {"$and": [base, seq]} if base else seq
+
+
+def open_cursor(
+    coll: Any,
+    query: Query | None,
+    *,
+    sort: SortSpec | None,
+    limit: int,
+    skip: int,
+    projection: Mapping[str, int] | None,
+    batch_size: int | None,
+) -> Any:
+    """``coll.find(...)`` for a checked query, sort and window (no I/O yet on either API: cursors are lazy)."""
+    check_window(limit, skip)
+    cursor = coll.find(mongo_query(query), mongo_projection(projection), sort=mongo_sort(sort), limit=limit, skip=skip)
+    return cursor.batch_size(batch_size) if batch_size else cursor
+
+
+def tail_cursor(coll: Any, query: Query | None, after: int, limit: int) -> Any:
+    """Matches with ``_seq > after`` in ``_seq`` order (an index range scan on ``_seq``), lazily."""
+    check_window(limit, 0)
+    return coll.find(after_filter(query, after), sort=[(SEQ, 1)], limit=limit)
 
 
 def prepare_docs(docs: Sequence[Mapping[str, Any]]) -> tuple[list[Document], list[str]]:

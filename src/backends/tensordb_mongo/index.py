@@ -18,24 +18,22 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
-from tensordb_core.query.filters import check_window
 from tensordb_core.store.protocols import Document, IndexCapabilities, Query, SortSpec
 from tensordb_core.store.uri import StoreURI, parse_uri
 
 from . import clients
 from .common import (
     COUNTERS,
-    SEQ,
-    after_filter,
     check_collection,
     codec_options,
     index_keys,
     insert_plan,
-    mongo_projection,
     mongo_query,
     mongo_sort,
     mongo_update,
+    open_cursor,
     run,
+    tail_cursor,
 )
 from .config import MongoConfig, parse_config
 from .translate import driver_errors, driver_exception_types, raise_translated
@@ -157,12 +155,10 @@ class MongoIndexStore:
         batch_size: int | None = None,
     ) -> MongoCursor:
         """A server-side cursor in ``_seq`` order (or ``sort`` then ``_seq``), fetched ``batch_size`` at a time."""
-        coll, flt, order, proj = self._coll(collection), mongo_query(query), mongo_sort(sort), mongo_projection(projection)
-        check_window(limit, skip)
+        coll = self._coll(collection)
         with driver_errors(self.uri, f"find in {collection}"):
-            cursor = coll.find(flt, proj, sort=order, limit=limit, skip=skip)
-            if batch_size or self.read_batch_size:
-                cursor = cursor.batch_size(batch_size or self.read_batch_size or 0)
+            cursor = open_cursor(coll, query, sort=sort, limit=limit, skip=skip, projection=projection,
+                                 batch_size=batch_size or self.read_batch_size)
         return MongoCursor(cursor, self.uri, f"find in {collection}")
 
     def count(self, collection: str, query: Query | None = None) -> int:
@@ -172,10 +168,9 @@ class MongoIndexStore:
 
     def tail(self, collection: str, query: Query | None = None, *, after: int = 0, limit: int = 0) -> Iterator[Document]:
         """Matches with ``_seq > after`` in ``_seq`` order (an index range scan on ``_seq``)."""
-        coll, flt = self._coll(collection), after_filter(query, after)
-        check_window(limit, 0)
+        coll = self._coll(collection)
         with driver_errors(self.uri, f"tail {collection}"):
-            cursor = coll.find(flt, sort=[(SEQ, 1)], limit=limit)
+            cursor = tail_cursor(coll, query, after, limit)
         return MongoCursor(cursor, self.uri, f"tail {collection}")
 
     def last_seq(self, collection: str) -> int:
