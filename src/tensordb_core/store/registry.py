@@ -96,10 +96,12 @@ def _missing(info: SchemeInfo, kind: str, exc: ImportError) -> MissingDependency
     )
 
 
-def _is_own(exc: ImportError, module: str) -> bool:
-    """True when the failed import is the plugin's own package (a broken plugin, not a missing dependency)."""
+def _is_dependency(exc: ImportError, module: str) -> bool:
+    """True when a module outside the factory's own package is absent: a library to install, not a bug."""
+    if isinstance(exc, MissingDependency) or not isinstance(exc, ModuleNotFoundError) or exc.name is None:
+        return False
     top = module.split(".")[0]
-    return exc.name is not None and (exc.name == top or exc.name.startswith(top + "."))
+    return not (exc.name == top or exc.name.startswith(top + "."))
 
 
 def _build(info: SchemeInfo, kind: str, path: str, uri: StoreURI, options: dict[str, Any]) -> Any:
@@ -108,7 +110,7 @@ def _build(info: SchemeInfo, kind: str, path: str, uri: StoreURI, options: dict[
     try:
         factory: Any = importlib.import_module(module_name)
     except ImportError as exc:
-        if isinstance(exc, MissingDependency) or _is_own(exc, module_name):
+        if not _is_dependency(exc, module_name):
             raise
         raise _missing(info, kind, exc) from exc
     for part in attr.split("."):
@@ -116,7 +118,7 @@ def _build(info: SchemeInfo, kind: str, path: str, uri: StoreURI, options: dict[
     try:
         return factory(uri, **options)
     except ImportError as exc:  # a library the store imports when it is built
-        if isinstance(exc, MissingDependency) or _is_own(exc, module_name):
+        if not _is_dependency(exc, module_name):
             raise
         raise _missing(info, kind, exc) from exc
 
