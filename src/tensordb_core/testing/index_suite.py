@@ -17,8 +17,13 @@ the store with it; :meth:`test_mongodb_semantics_examples` pins the famous
 corners with hand-written expectations so a reference bug cannot hide behind
 agreement.
 
-Capabilities a backend may legitimately lack are class attributes with the
-reason beside them; override them in the subclass, never skip tests.
+What a backend may legitimately lack it declares on the store
+(:class:`~tensordb_core.store.protocols.IndexCapabilities`, e.g.
+``atomic_insert_many=False``); the suite reads that declaration and tests what
+the store promises instead.  The class attributes only size the tests to the
+server (``insert_batch``, ``random_queries``, ``claim_threads``).  A contract
+test a backend cannot pass is overridden in its subclass with the reason in
+code, never skipped silently.
 """
 
 from __future__ import annotations

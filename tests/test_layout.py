@@ -1,0 +1,110 @@
+"""The folder tree is the architecture: each subpackage imports only the layers below it.
+
+docs/architecture.md draws the layers; this test keeps the code and the
+drawing the same.  Imports inside functions count too (a lazy import is still
+a dependency), except the package's own ``__init__`` (the public face, which
+imports the warehouse on first use).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+CORE = Path(__file__).resolve().parents[1] / "src" / "tensordb_core"
+
+#: What each layer may import (besides itself).  The order of docs/architecture.md, bottom up.
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),
+    "format": {"errors"},
+    "query": {"errors", "format"},
+    "store": {"errors", "format", "query"},
+    "embedded": {"errors", "format", "query", "store"},
+    "stream": {"errors", "format", "query", "store"},
+    "warehouse": {"errors", "format", "query", "store", "stream"},
+    "torch": {"errors", "format", "query", "store", "stream", "warehouse"},
+    "loop": {"errors", "format", "query", "store", "stream", "warehouse"},
+    "cli": {"errors", "format", "query", "store", "stream", "warehouse", "loop"},
+    "testing": {"errors", "format", "query", "store", "stream", "warehouse", "embedded"},
+}
+
+
+def layer_of(path: Path) -> str:
+    rel = path.relative_to(CORE)
+    return rel.parts[0].removesuffix(".py")
+
+
+def core_imports(path: Path) -> list[tuple[str, int]]:
+    """(imported tensordb_core module, line) for every import in the file, lazy ones included."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("tensordb_core"):
+            if node.module == "tensordb_core":
+                out += [(f"tensordb_core.{a.name}", node.lineno) for a in node.names]
+            else:
+                out.append((node.module, node.lineno))
+        elif isinstance(node, ast.Import):
+            out += [(a.name, node.lineno) for a in node.names if a.name.startswith("tensordb_core.")]
+        elif isinstance(node, ast.ImportFrom) and node.level > 0:
+            out.append((f"<relative import level {node.level}>", node.lineno))
+    return out
+
+
+def modules() -> list[Path]:
+    return sorted(p for p in CORE.rglob("*.py") if p != CORE / "__init__.py")
+
+
+def test_every_module_imports_only_the_layers_below_it() -> None:
+    offences = []
+    for path in modules():
+        mine = layer_of(path)
+        for module, line in core_imports(path):
+            parts = module.split(".")
+            target = parts[1] if len(parts) > 1 and parts[0] == "tensordb_core" else module
+            if target in ("__init__", "tensordb_core"):
+                target = "__init__"
+            if target != mine and target not in ALLOWED[mine]:
+                offences.append(f"{path.relative_to(CORE)}:{line} ({mine}) imports {module}")
+    assert offences == []
+
+
+def test_the_top_level_is_the_public_face_only() -> None:
+    top = sorted(p.name for p in CORE.glob("*.py"))
+    assert len(top) <= 8, top
+    assert set(ALLOWED) - {p.removesuffix(".py") for p in top} == {
+        d.name for d in CORE.iterdir() if d.is_dir() and (d / "__init__.py").exists()
+    }, "every subpackage is a layer of ALLOWED (and of docs/architecture.md)"
+
+
+def test_no_module_has_two_jobs_by_length() -> None:
+    src = CORE.parent
+    long = {str(p.relative_to(src)): n for p in src.rglob("*.py") if (n := len(p.read_text().splitlines())) > 600}
+    assert long == {}
+
+
+def test_no_import_cycles_between_modules() -> None:
+    """Module-level imports only: a cycle there breaks import order, whatever the layers say."""
+    graph: dict[str, set[str]] = {}
+    for path in [*modules(), CORE / "__init__.py"]:
+        rel = path.relative_to(CORE.parent).with_suffix("")
+        name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        tree = ast.parse(path.read_text())
+        deps = set()
+        for node in tree.body:  # top level only: lazy imports inside functions cannot form a cycle at import time
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("tensordb_core"):
+                deps.add(node.module)
+        graph[name] = deps
+    seen: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+    def visit(node: str, trail: list[str]) -> None:
+        seen[node] = 1
+        for dep in graph.get(node, ()):
+            if seen.get(dep) == 1:
+                raise AssertionError(" -> ".join([*trail, node, dep]))
+            if dep not in seen:
+                visit(dep, [*trail, node])
+        seen[node] = 2
+
+    for node in graph:
+        if node not in seen:
+            visit(node, [])
