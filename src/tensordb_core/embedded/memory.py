@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 from tensordb_core.errors import IntegrityError, InvalidQuery
 from tensordb_core.query.filters import (
@@ -33,6 +33,7 @@ from tensordb_core.query.filters import (
     validate_sort,
 )
 from tensordb_core.query.values import MISSING, check_document, copy_value, value_key
+from tensordb_core.store.kit.cursors import IteratorCursor
 from tensordb_core.store.protocols import Document, IndexCapabilities, new_id
 from tensordb_core.store.uri import StoreURI
 
@@ -42,28 +43,6 @@ class _Collection:
     docs: dict[str, Document] = field(default_factory=dict)  # by _id, in _seq order
     last_seq: int = 0
     unique: list[list[str]] = field(default_factory=list)  # unique index key paths
-
-
-class ListCursor:
-    """A cursor over documents already in memory (single pass)."""
-
-    def __init__(self, docs: list[Document]) -> None:
-        self._docs: Iterator[Document] = iter(docs)
-
-    def __iter__(self) -> Iterator[Document]:
-        return self._docs
-
-    def __next__(self) -> Document:
-        return next(self._docs)
-
-    def close(self) -> None:
-        self._docs = iter(())
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class MemoryIndexStore:
@@ -193,7 +172,7 @@ class MemoryIndexStore:
         skip: int = 0,
         projection: Mapping[str, int] | None = None,
         batch_size: int | None = None,
-    ) -> ListCursor:
+    ) -> IteratorCursor:
         pred, spec, project = compile_query(query), validate_sort(sort), compile_projection(projection)
         check_window(limit, skip, batch_size)
         with self._lock:
@@ -203,7 +182,7 @@ class MemoryIndexStore:
         hits = hits[skip:]
         if limit:
             hits = hits[:limit]
-        return ListCursor([project(d) for d in hits])
+        return IteratorCursor([project(d) for d in hits])
 
     def count(self, collection: str, query: Mapping[str, Any] | None = None) -> int:
         pred = compile_query(query)

@@ -228,22 +228,22 @@ class Translator:
         return TRUE
 
 
-def _and(terms: list[str]) -> str:
-    terms = [t for t in terms if t != TRUE]
-    if FALSE in terms:
-        return FALSE
+def _combine(terms: list[str], joiner: str, identity: str, absorbing: str) -> str:
+    """Join SQL terms, folding the constants: ``identity`` terms drop out, one ``absorbing`` term decides."""
+    terms = [t for t in terms if t != identity]
+    if absorbing in terms:
+        return absorbing
     if not terms:
-        return TRUE
-    return terms[0] if len(terms) == 1 else "(" + " AND ".join(terms) + ")"
+        return identity
+    return terms[0] if len(terms) == 1 else "(" + f" {joiner} ".join(terms) + ")"
+
+
+def _and(terms: list[str]) -> str:
+    return _combine(terms, "AND", TRUE, FALSE)
 
 
 def _or(terms: list[str]) -> str:
-    terms = [t for t in terms if t != FALSE]
-    if TRUE in terms:
-        return TRUE
-    if not terms:
-        return FALSE
-    return terms[0] if len(terms) == 1 else "(" + " OR ".join(terms) + ")"
+    return _combine(terms, "OR", FALSE, TRUE)
 
 
 def where(query: Mapping[str, Any], t: Translator) -> str:

@@ -48,7 +48,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Self
+from typing import Any
 
 from tensordb_core.embedded import sql_filter as sf
 from tensordb_core.errors import (
@@ -72,6 +72,7 @@ from tensordb_core.query.filters import (
     validate_sort,
 )
 from tensordb_core.query.values import check_document
+from tensordb_core.store.kit.cursors import IteratorCursor
 from tensordb_core.store.kit.options import Option, OptionSet, one_of, seconds, whole
 from tensordb_core.store.protocols import Document, IndexCapabilities, new_id
 from tensordb_core.store.uri import StoreURI
@@ -94,30 +95,6 @@ class _Handle:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         weakref.finalize(self, conn.close)
-
-
-class SQLiteCursor:
-    """A lazy cursor: pages are read from SQLite as iteration reaches them."""
-
-    def __init__(self, rows: Iterator[Document]) -> None:
-        self._rows = rows
-
-    def __iter__(self) -> Self:
-        return self
-
-    def __next__(self) -> Document:
-        return next(self._rows)
-
-    def close(self) -> None:
-        close = getattr(self._rows, "close", None)
-        if close is not None:
-            close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class SQLiteIndexStore:
@@ -392,7 +369,7 @@ class SQLiteIndexStore:
         skip: int = 0,
         projection: Mapping[str, int] | None = None,
         batch_size: int | None = None,
-    ) -> SQLiteCursor:
+    ) -> IteratorCursor:
         check_collection(collection)
         checked, spec, project = validate_query(query), validate_sort(sort), compile_projection(projection)
         check_window(limit, skip, batch_size)
@@ -408,7 +385,7 @@ class SQLiteIndexStore:
                     if limit and n >= limit:
                         return
 
-        return SQLiteCursor(rows())
+        return IteratorCursor(rows())  # pages are read from SQLite as iteration reaches them
 
     def count(self, collection: str, query: Mapping[str, Any] | None = None) -> int:
         check_collection(collection)
