@@ -449,24 +449,14 @@ class RetryingBlobStore(_Forwarding):
         """Yields in request order; after a transient failure the remaining requests are asked again."""
         todo = list(requests)
         done = 0
-        backoff: Backoff | None = None
-        while done < len(todo):
-            it = self.inner.get_many(todo[done:])
-            try:
-                for data in it:
-                    done += 1
-                    if backoff is not None:
-                        backoff.succeeded()
-                    yield data
-                return
-            except RETRYABLE as exc:
-                if backoff is None:
-                    backoff = self.retrier.backoff(f"get_many ({len(todo)} requests)")
-                backoff.failed(exc)
-            finally:
-                close = getattr(it, "close", None)
-                if close is not None:
-                    close()
+
+        def rest() -> Iterator[bytes]:
+            nonlocal done
+            for data in self.inner.get_many(todo[done:]) if done < len(todo) else ():
+                done += 1
+                yield data
+
+        return self._resumed(f"get_many ({len(todo)} requests)", rest)
 
     def exists(self, key: str) -> bool:
         return self.retrier.call(f"exists {key}", lambda: self.inner.exists(key))
@@ -480,20 +470,37 @@ class RetryingBlobStore(_Forwarding):
     def list(self, prefix: str = "") -> Iterator[str]:
         """Every key once; a listing that fails part-way starts again and skips keys already yielded."""
         seen: set[str] = set()
+
+        def rest() -> Iterator[str]:
+            for key in self.inner.list(prefix):
+                if key not in seen:
+                    seen.add(key)
+                    yield key
+
+        return self._resumed(f"list {prefix!r}", rest)
+
+    def _resumed(self, action: str, rest: Callable[[], Iterator[T]]) -> Iterator[T]:
+        """Iterate ``rest()``, calling it again after each transient failure until it ends.
+
+        ``rest`` decides where a retry resumes (``get_many`` by offset, ``list``
+        by the keys already yielded); each item yielded restores the retry
+        budget, and the inner iterator is closed whenever this one stops.
+        """
         backoff: Backoff | None = None
         while True:
+            it = rest()
             try:
-                for key in self.inner.list(prefix):
-                    if key not in seen:
-                        seen.add(key)
-                        if backoff is not None:
-                            backoff.succeeded()
-                        yield key
+                for item in it:
+                    if backoff is not None:
+                        backoff.succeeded()
+                    yield item
                 return
             except RETRYABLE as exc:
                 if backoff is None:
-                    backoff = self.retrier.backoff(f"list {prefix!r}")
+                    backoff = self.retrier.backoff(action)
                 backoff.failed(exc)
+            finally:
+                it.close()
 
     def close(self) -> None:
         self.inner.close()
