@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from tensordb_core.errors import InvalidDocument, TensorDBError
@@ -43,10 +44,58 @@ def check_study(study: str) -> str:
     return study
 
 
+#: A stored datetime: UTC, microseconds, fixed width, so string order is time order (docs/FORMAT.md).
+_DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(\+00:00)?$")
+_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
+
+
+def encode_datetime(value: datetime) -> str:
+    """A ``datetime`` as the string the warehouse stores: ISO 8601 in UTC, always with microseconds.
+
+    Why a string: it is JSON on every backend, reads in ``tensordb find``, and
+    (fixed width, UTC) sorts and compares in time order, so ``$gt``/``$lt`` and
+    ``sort`` on it work.  A naive datetime is taken as UTC (as PyMongo does) and
+    stored without an offset; an aware one is converted to UTC and stored with
+    ``+00:00``, so :func:`decode_datetimes` gives back the same kind.
+    """
+    if value.tzinfo is None:
+        return value.strftime(_DATETIME_FORMAT).rjust(26, "0")
+    utc = value.astimezone(UTC)
+    return utc.replace(tzinfo=None).strftime(_DATETIME_FORMAT).rjust(26, "0") + "+00:00"
+
+
+def decode_datetimes(value: Any) -> Any:
+    """``value`` with every stored datetime string (see :func:`encode_datetime`) turned back into a ``datetime``."""
+    if isinstance(value, str) and _DATETIME_RE.match(value):
+        naive = datetime.strptime(value[:26], _DATETIME_FORMAT)
+        return naive if len(value) == 26 else naive.replace(tzinfo=UTC)
+    if isinstance(value, list):
+        return [decode_datetimes(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: decode_datetimes(v) for k, v in value.items()}
+    return value
+
+
+def encode_query_datetimes(query: Any) -> Any:
+    """A query with its ``datetime`` operands stored-encoded, so ``{"time": {"$gt": dt}}`` compares as stored."""
+    if isinstance(query, datetime):
+        return encode_datetime(query)
+    if isinstance(query, (list, tuple)):
+        return [encode_query_datetimes(v) for v in query]
+    if isinstance(query, Mapping):
+        return {k: encode_query_datetimes(v) for k, v in query.items()}
+    return query
+
+
 def check_json_value(value: Any, where: str, depth: int = 0) -> Any:
-    """Return ``value`` if it is JSON-like (finite floats, str keys without ``$``/``.``), else raise."""
+    """Return ``value`` if it is JSON-like (finite floats, str keys without ``$``/``.``), else raise.
+
+    A ``datetime`` is accepted and returned in its stored form (:func:`encode_datetime`).
+    """
     if depth > MAX_TAG_DEPTH:
         raise InvalidDocument(f"{where}: nested deeper than {MAX_TAG_DEPTH} levels")
+    if isinstance(value, datetime):
+        return encode_datetime(value)
     if value is None or isinstance(value, (bool, int, str)):
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
             raise InvalidDocument(f"{where}: integer {value} does not fit in 64 bits")
@@ -61,7 +110,8 @@ def check_json_value(value: Any, where: str, depth: int = 0) -> Any:
         return [check_json_value(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
     if isinstance(value, Mapping):
         return {check_key(k, where): check_json_value(v, f"{where}.{k}", depth + 1) for k, v in value.items()}
-    raise InvalidDocument(f"{where}: {type(value).__name__} is not JSON-like (use str, number, bool, None, list, dict)")
+    raise InvalidDocument(
+        f"{where}: {type(value).__name__} is not JSON-like (use str, number, bool, None, datetime, list, dict)")
 
 
 def check_key(key: Any, where: str) -> str:
@@ -96,7 +146,7 @@ class StudyScope:
 
     def query(self, query: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """``query`` validated and restricted to this study."""
-        q = validate_query(query)
+        q = validate_query(encode_query_datetimes(query) if query else query)
         if self.study is None:
             return q
         own = {"_study": self.study}

@@ -5,7 +5,8 @@ per step.  Records are buffered and flushed when the buffer holds
 ``flush_every`` records, when ``flush_interval_s`` has passed since the last
 flush, on :meth:`LogWriter.flush`/``close``, and at interpreter exit.  Each
 record is its own document (study, kind, step, metrics, timestamp), so a long
-run never approaches a document-size limit.
+run never approaches a document-size limit.  A ``datetime`` passed among the
+metrics (TensorLayer's DBLogger adds one) is kept as a tag of the record.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from tensordb_core.errors import InvalidQuery
@@ -52,6 +54,10 @@ class LogWriter:
             tags: Mapping[str, Any] | None = None) -> None:
         if kind not in KINDS:
             raise InvalidQuery(f"log kind must be one of {KINDS}, not {kind!r}")
+        if isinstance(metrics, Mapping) and any(isinstance(v, datetime) for v in metrics.values()):
+            # A datetime is not a metric: it is kept as a tag, in its stored form (scope.encode_datetime).
+            tags = {**{k: v for k, v in metrics.items() if isinstance(v, datetime)}, **dict(tags or {})}
+            metrics = {k: v for k, v in metrics.items() if not isinstance(v, datetime)}
         cleaned = clean_metrics(metrics)
         if step is None:
             step = self._steps.get((kind, run), -1) + 1
