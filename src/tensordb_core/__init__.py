@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from tensordb_core.errors import *  # the error hierarchy is part of the public API
 from tensordb_core.errors import TensorDBError
+from tensordb_core.format.media import Encoded
 from tensordb_core.store.hookspecs import SchemeInfo, hookimpl
 from tensordb_core.store.protocols import (
     BlobCapabilities,
@@ -39,6 +40,7 @@ __all__ = [
     "BlobCapabilities",
     "BlobStore",
     "Cursor",
+    "Encoded",
     "IndexCapabilities",
     "IndexStore",
     "SchemeInfo",

@@ -51,7 +51,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Self
 
@@ -63,11 +63,12 @@ from tensordb_core.store.protocols import BlobStore
 from tensordb_core.store.scope import StudyScope
 from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.decode import Batch, Decoder, SampleError
-from tensordb_core.stream.engine import Counters, Engine, Phase, StreamConfig
+from tensordb_core.stream.engine import Counters, Engine, Phase, RecordOptions, StreamConfig
 from tensordb_core.stream.fetch import fetch_window
 from tensordb_core.stream.groups import check_group
 from tensordb_core.stream.order import StreamState, advance
-from tensordb_core.stream.plan import RefTable
+from tensordb_core.stream.plan import COLLECTION, RefTable
+from tensordb_core.stream.records import RecordDecoder, RecordTable, check_fields
 
 #: Stored bytes per shuffle window (chunks read together and mixed): the shuffle buffer's size.
 DEFAULT_WINDOW_BYTES = 32 << 20
@@ -140,8 +141,21 @@ def data_stream(
     verify: bool = True,
     as_of: int | None = None,
     group: str | None = None,
+    fields: Sequence[str] | None = None,
+    decode: bool = True,
+    pad: Mapping[str, Any] | None = None,
 ) -> Stream:
-    """Start streaming ``(X, y)`` batches of the samples matching ``query`` in ``scope``'s study.
+    """Start streaming ``(X, y)`` batches (or dict batches of records) of the samples matching ``query``.
+
+    Record data (``db.import_records``) streams as dicts: fields of one shape
+    and dtype stacked into one array, ragged fields as a list of arrays (or,
+    for a field in ``pad={"tokens": 0}``, one padded array plus a
+    ``tokens_length`` array), numbers as arrays, strings and other JSON values
+    as lists.  ``fields=[...]`` reads only those fields (and fetches only their
+    bytes); ``decode=False`` yields media fields as their stored JPEG/PNG
+    bytes.  ``transform`` then gets each record's dict.  A stream is a record
+    stream when any of ``fields``/``decode=False``/``pad`` is given or when the
+    first matching document is a record; ``(X, y)`` data streams as tuples.
 
     ``transform(x)`` runs on each decoded sample (on a decode thread) before
     batching; ``x`` is read-only, return a new array.  ``prefetch`` batches are
@@ -192,9 +206,10 @@ def data_stream(
     elif as_of is not None and start.epoch_seq != as_of:
         raise InvalidStreamArgument(f"as_of={as_of} contradicts the state's epoch population (_seq <= "
                                     f"{start.epoch_seq}): resume from the state alone")
+    records = _record_options(scope, q, fields, decode, pad)
     cfg = StreamConfig(q, batch_size, bool(shuffle), seed, epochs, bool(follow), rank, world, transform, prefetch,
                        on_error, bool(drop_last), window_bytes, decode_workers, float(poll_s), bool(verify),
-                       group=group)
+                       group=group, records=records)
     return Stream(scope, cfg, start, cache)
 
 
@@ -220,6 +235,39 @@ def read_batch(blobs: BlobStore, docs: Iterable[Mapping[str, Any]], *, on_error:
     return decoder.decode([(window, 0, refs.n)])
 
 
+def _record_options(scope: StudyScope, query: Mapping[str, Any], fields: Any, decode: Any,
+                    pad: Any) -> RecordOptions | None:
+    """The record options of a record stream, None for an ``(X, y)`` stream (see :func:`data_stream`)."""
+    selected = check_fields(fields)
+    if not isinstance(decode, bool):
+        raise InvalidStreamArgument(f"decode must be True or False, not {decode!r}")
+    if pad is not None and (not isinstance(pad, Mapping) or not all(isinstance(k, str) for k in pad)):
+        raise InvalidStreamArgument(f"pad must be a dict of field -> fill value, not {pad!r}")
+    if selected is None and decode and pad is None:
+        first = next(iter(scope.index.find(COLLECTION, scope.query(query), limit=1,
+                                           projection={"_id": 1, "_x": 1, "_fields": 1})), None)
+        if first is None or "_x" in first:
+            return None
+    return RecordOptions(None if selected is None else tuple(selected), decode, dict(pad) if pad else None)
+
+
+def read_records(blobs: BlobStore, docs: Iterable[Mapping[str, Any]], *, fields: Sequence[str] | None = None,
+                 decode: bool = True, on_error: str = "raise", verify: bool = True) -> list[dict[str, Any]]:
+    """Every document of ``docs`` as a record dict, in the order given: what ``find_data(...).records()`` returns.
+
+    The same planner, fetcher and decoder as the stream's record batches, run
+    once in the calling thread; an undecodable record raises
+    :class:`SampleError` naming it and the field (``on_error="skip"`` leaves it out).
+    """
+    _check_on_error(on_error)
+    refs = RecordTable.of_records(docs, check_fields(fields)).freeze()
+    counters = Counters()
+    window = fetch_window(blobs, refs, np.arange(refs.n, dtype=np.int64), None, counters, verify=verify)
+    decoder = RecordDecoder(transform=None, on_error=on_error, verify=verify, stats=counters, decode=decode,
+                            collated=False)
+    return decoder.decode([(window, 0, refs.n)]).records
+
+
 def _check_on_error(on_error: Any) -> None:
     if on_error not in ("raise", "skip"):
         raise InvalidStreamArgument(f"on_error must be 'raise' or 'skip', not {on_error!r}")
@@ -240,8 +288,8 @@ def _check_shard(shard: Any) -> tuple[int, int]:
     return rank, world
 
 
-class Stream(Iterator[tuple[np.ndarray, "np.ndarray | None"]]):
-    """An iterator of ``(X, y)`` numpy batches with :meth:`state_dict`, :attr:`stats` and :meth:`close`.
+class Stream(Iterator[Any]):
+    """An iterator of ``(X, y)`` numpy batches (dicts for records) with :meth:`state_dict`, :attr:`stats`, :meth:`close`.
 
     Use one stream from one thread (the training loop's); its stages run on
     their own threads.  A context manager: ``with db.data_generator(...) as s:``.
@@ -265,7 +313,7 @@ class Stream(Iterator[tuple[np.ndarray, "np.ndarray | None"]]):
     def __iter__(self) -> Stream:
         return self
 
-    def __next__(self) -> tuple[np.ndarray, np.ndarray | None]:
+    def __next__(self) -> Any:
         engine = self._engine
         while not self._closed:
             began = time.perf_counter()
@@ -286,11 +334,12 @@ class Stream(Iterator[tuple[np.ndarray, "np.ndarray | None"]]):
                 self._consumed = consumed
                 self._skipped += batch.skipped
                 self._skipped_ids.extend(e.doc_id for e in batch.errors[: MAX_SKIPPED_IDS - len(self._skipped_ids)])
-                if len(batch.X) == 0:
+                n = len(batch)
+                if n == 0:
                     continue  # every sample of this batch was skipped
-                self._samples += len(batch.X)
+                self._samples += n
                 self._batches += 1
-                return batch.X, batch.Y
+                return batch.value()
             if kind == "start":
                 self._phase, self._consumed = payload, 0
             elif kind == "end":
@@ -396,4 +445,4 @@ class Stream(Iterator[tuple[np.ndarray, "np.ndarray | None"]]):
 
 
 __all__ = ["DEFAULT_WINDOW_BYTES", "Batch", "InvalidStreamArgument", "SampleError", "Stream", "StreamStats", "data_stream",
-           "read_batch"]
+           "read_batch", "read_records"]

@@ -50,6 +50,13 @@ class Batch:
     skipped: int
     errors: list[SampleError]
 
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def value(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """What the stream yields: ``(X, y)``."""
+        return self.X, self.Y
+
 
 class Decoder:
     """Turns parts of windows into one batch; shared by the decode threads (it holds no mutable state)."""

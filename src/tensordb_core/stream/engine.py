@@ -44,6 +44,7 @@ from tensordb_core.stream.follow import Watermark
 from tensordb_core.stream.groups import EpochBounds
 from tensordb_core.stream.order import Ranges, StreamState, epoch_order, normalize, shard_positions
 from tensordb_core.stream.plan import COLLECTION, PROJECTION, FrozenRefs, RefTable
+from tensordb_core.stream.records import RecordDecoder, RecordTable, record_projection
 
 #: How often a blocked stage re-checks the stop event (seconds).
 TICK_S = 0.05
@@ -76,6 +77,16 @@ class StreamConfig:
     poll_s: float
     verify: bool
     group: str | None = None  # ranks passing the same name agree on each epoch's population (stream/groups.py)
+    records: RecordOptions | None = None  # dict batches of records (stream/records.py); None: (X, y) batches
+
+
+@dataclass(frozen=True)
+class RecordOptions:
+    """How a record stream reads: which fields (None: all), whether media is decoded, which ragged fields to pad."""
+
+    fields: tuple[str, ...] | None = None
+    decode: bool = True
+    pad: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -147,8 +158,12 @@ class Engine:
         self.pool: ThreadPoolExecutor | None = None  # made on the first batch, when sample sizes are known
         self._pool_lock = threading.Lock()
         self.buffers = BufferPool(max_bytes=(WINDOWS_AHEAD + 2) * cfg.window_bytes)
-        self.decoder = Decoder(transform=cfg.transform, on_error=cfg.on_error, verify=cfg.verify,
-                               stats=self.counters)
+        rec = cfg.records
+        self.projection = PROJECTION if rec is None else record_projection(rec.fields)
+        self.decoder: Decoder | RecordDecoder = Decoder(
+            transform=cfg.transform, on_error=cfg.on_error, verify=cfg.verify, stats=self.counters,
+        ) if rec is None else RecordDecoder(transform=cfg.transform, on_error=cfg.on_error, verify=cfg.verify,
+                                            stats=self.counters, decode=rec.decode, pad=rec.pad)
         self.threads = [
             threading.Thread(target=self._run_fetch, name="tensordb-stream-fetch", daemon=True),
             threading.Thread(target=self._run_assembly, name="tensordb-stream-batch", daemon=True),
@@ -177,7 +192,7 @@ class Engine:
         """The decode pool, sized on first use from the first window's samples (None once stopping)."""
         with self._pool_lock:
             if self.pool is None and not self.stop.is_set():
-                workers = self.cfg.decode_workers or auto_decode_workers(window.refs.x_len[window.rows])
+                workers = self.cfg.decode_workers or auto_decode_workers(window.refs.span_bytes(window.rows))
                 self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tensordb-decode")
                 self.counters.add(decode_workers=workers)
             return None if self.stop.is_set() else self.pool
@@ -216,7 +231,7 @@ class Engine:
     def _produce(self) -> None:
         cfg, st = self.cfg, self.state
         q = self.scope.query(cfg.query)
-        table = RefTable()
+        table = self._table()
         scanned = 0
         seq = st.epoch_seq
         resume_ranges = st.remaining
@@ -254,7 +269,7 @@ class Engine:
             return scanned
         began = time.perf_counter()
         if scanned == 0:  # _seq order: stop at the first document past ``seq`` (a bound in the query is slower)
-            docs = self.scope.index.find(COLLECTION, q, projection=PROJECTION, batch_size=INDEX_PAGE)
+            docs = self.scope.index.find(COLLECTION, q, projection=self.projection, batch_size=INDEX_PAGE)
         else:
             docs = self.scope.index.tail(COLLECTION, q, after=scanned)
         try:
@@ -265,6 +280,10 @@ class Engine:
                 close()
         self.counters.add(index_s=time.perf_counter() - began)
         return seq
+
+    def _table(self) -> RefTable:
+        rec = self.cfg.records
+        return RefTable() if rec is None else RecordTable(rec.fields)
 
     def _stream_epoch(self, epoch: int, seq: int, refs: FrozenRefs, n: int, ranges: Ranges) -> bool:
         cfg = self.cfg
@@ -317,7 +336,7 @@ class Engine:
                     mine.append(doc)
             if not mine:
                 continue
-            table = RefTable()
+            table = self._table()
             _extend_checked(table, mine, None)
             refs = table.freeze()
             rows = np.arange(refs.n, dtype=np.int64)

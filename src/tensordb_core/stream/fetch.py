@@ -127,7 +127,7 @@ def _precheck(window: Window) -> None:
     cache-friendly.  The result is a per-row flag; a row that fails goes to
     the careful decode path, which checks it again and names the document.
     """
-    if not window.clean or window.refs.any_y or not len(window.rows):
+    if not window.clean or window.refs.records or window.refs.any_y or not len(window.rows):
         return
     refs, rows = window.refs, window.rows
     starts = refs.x_off[rows] - window.base_of

@@ -22,7 +22,7 @@ from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -85,6 +85,9 @@ class RefTable:
     document is readable; reading it raises or skips like a missing chunk.
     """
 
+    #: Stored codec names -> the small integers of the codec column (records add the media codecs).
+    codec_ids: ClassVar[dict[str, int]] = CODEC_IDS
+
     def __init__(self) -> None:
         self.ids: list[str] = []
         self.seq = _ints()
@@ -138,7 +141,8 @@ class RefTable:
         x, y = doc.get("_x"), doc.get("_y")
         try:
             if not isinstance(x, Mapping):
-                raise CodecError("it is not a data sample (no _x blob reference)")
+                raise CodecError("it is a record (stream it with fields=[...])" if "_fields" in doc
+                                 else "it is not a data sample (no _x blob reference)")
             key = str(x["key"])
             chunk = self._chunk_index.get(key)
             if chunk is None:
@@ -167,7 +171,7 @@ class RefTable:
         if seg is None:
             cols.add(0, 0, 0, 0, -1)
             return
-        codec = CODEC_IDS.get(seg["codec"])
+        codec = self.codec_ids.get(seg["codec"])
         if codec is None:
             raise CodecError(f"unknown codec {seg['codec']!r}")
         off, length = int(seg["offset"]), int(seg["length"])
@@ -197,6 +201,8 @@ class RefTable:
 
 class FrozenRefs:
     """An immutable numpy snapshot of a :class:`RefTable` (what threads read)."""
+
+    records = False  # (X, y) samples; stream.records.FrozenRecords says True
 
     def __init__(self, table: RefTable) -> None:
         n = len(table)

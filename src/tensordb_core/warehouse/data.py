@@ -1,10 +1,15 @@
-"""Data and labels: import samples into chunk blobs, find them by tags, load them as arrays.
+"""Data and labels: import samples and records into chunk blobs, find them by tags, load them.
 
-Each sample is one index document (``_x`` locates its bytes in a chunk blob;
-``label`` holds a scalar label as a queryable tag, or ``_y`` locates an array
-label).  A chunk is written before the documents that reference it, so a crash
-in between leaves at most an orphan chunk (``tensordb gc`` removes it), never a
-document without its bytes.
+Each sample is one index document.  A *record* (``import_records``) keeps its
+binary fields as segments of one chunk blob (``_chunk`` names the blob,
+``_fields`` maps each field to its segment) and its small JSON fields as
+top-level, queryable fields of the document.  ``import_data(X, y)`` is the
+two-field case, spelt as it always was: ``_x`` (and ``_y``) locate the input
+(and an array label), ``label`` holds a scalar label; readers treat ``_x`` as
+field ``x`` and ``_y`` as field ``y`` (docs/FORMAT.md).  A chunk is written
+before the documents that reference it, so a crash in between leaves at most
+an orphan chunk (``tensordb gc`` removes it), never a document without its
+bytes.
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ import numpy as np
 from tensordb_core.errors import InvalidDocument
 from tensordb_core.format.codec import check_array, pack_segments
 from tensordb_core.store.scope import StudyScope, check_json_value, check_tags
-from tensordb_core.stream.batches import read_batch
+from tensordb_core.stream.batches import read_batch, read_records
 from tensordb_core.stream.follow import tail_grace
 from tensordb_core.stream.groups import newest_seq
 from tensordb_core.stream.plan import COLLECTION, PROJECTION
+from tensordb_core.stream.records import record_projection
+from tensordb_core.warehouse.records import DEFAULT_CHUNK_BYTES, import_records
 
 RESERVED = frozenset({"label"})
-DEFAULT_CHUNK_BYTES = 4 << 20
 
 
 class DataCursor:
@@ -59,6 +65,22 @@ class DataCursor:
                                       projection=PROJECTION)
         batch = read_batch(self._scope.blobs, docs, on_error=on_error)
         return batch.X, batch.Y
+
+    def records(self, *, fields: Sequence[str] | None = None, decode: bool = True,
+                on_error: str = "raise") -> list[dict[str, Any]]:
+        """Every matching sample as a dict, in result order: JSON fields from the document, binary fields decoded.
+
+        Read through the stream's planner, fetcher and decoder like
+        :meth:`arrays`; ``fields`` reads only those fields (and only their
+        bytes); ``decode=False`` returns media fields as their stored file
+        bytes.  (X, y) samples read as ``{"x": ..., "label" or "y": ...}``.
+        An unreadable or undecodable sample raises
+        :class:`~tensordb_core.stream.batches.SampleError` naming it and the
+        field; ``on_error="skip"`` leaves it out.
+        """
+        docs = self._scope.index.find(COLLECTION, self._scoped, sort=self._sort, limit=self._limit, skip=self._skip,
+                                      projection=record_projection(fields))
+        return read_records(self._scope.blobs, docs, fields=fields, decode=decode, on_error=on_error)
 
 
 def _per_sample_tags(tags: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None, n: int) -> list[dict[str, Any]]:
@@ -175,3 +197,6 @@ def data_snapshot(scope: StudyScope, settle_s: float | None = None) -> int:
     if wait > 0:
         time.sleep(wait)
     return bound
+
+
+__all__ = ["COLLECTION", "DEFAULT_CHUNK_BYTES", "DataCursor", "data_snapshot", "import_data", "import_records"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Self
 from urllib.parse import quote
 
@@ -119,15 +119,33 @@ class TensorDB:
         """Store samples ``X`` (N, ...) with labels ``y`` and tags; returns their ids."""
         return data.import_data(self.scope, X, y, tags, **kwargs)
 
+    def import_records(self, records: Iterable[Mapping[str, Any]], tags: Mapping[str, Any] | None = None, *,
+                       encode: Mapping[str, str] | None = None,
+                       chunk_bytes: int = data.DEFAULT_CHUNK_BYTES) -> list[str]:
+        """Store records (any iterable of dicts, generators included, streamed in chunks); returns their ids.
+
+        Field values: numpy arrays of any dtype and shape (lz4 or raw, or
+        encoded as ``encode={"image": "jpeg:90", "mask": "png"}`` says),
+        ``bytes``, ``tdb.Encoded(jpeg_bytes, "jpeg")`` (stored as they are), and
+        small JSON values (str, numbers, bool, None, lists, dicts), which live in
+        the document and are queried like tags: ``find_data({"label": 3})``.
+        ``tags`` are added to every record.  A bad record raises a typed error
+        naming it and the field, before its chunk is written.  Read them with
+        ``find_data(q).records()`` or ``data_generator(q, ...)`` (dict batches).
+        """
+        return data.import_records(self.scope, records, tags, encode=encode, chunk_bytes=chunk_bytes)
+
     def find_data(self, query: Mapping[str, Any] | None = None, *, sort: Any = None, limit: int = 0,
                   skip: int = 0) -> data.DataCursor:
         """A lazy cursor over matching samples (``len()``, iterate docs, ``.arrays()``)."""
         return data.DataCursor(self.scope, query, sort, limit, skip)
 
-    def data_generator(self, query: Mapping[str, Any] | None = None, batch_size: int = 32, **kwargs: Any):
-        """Stream ``(X, y)`` batches of matching samples; see :func:`stream.data_stream`."""
+    def data_generator(self, query: Mapping[str, Any] | None = None, batch_size: int = 32, *,
+                       fields: Sequence[str] | None = None, decode: bool = True,
+                       pad: Mapping[str, Any] | None = None, **kwargs: Any):
+        """Stream ``(X, y)`` batches of matching samples, dict batches for records; see :func:`stream.data_stream`."""
         q = dict(query or {})
-        stream = data_stream(self.scope, q, batch_size=batch_size, **kwargs)
+        stream = data_stream(self.scope, q, batch_size=batch_size, fields=fields, decode=decode, pad=pad, **kwargs)
         self._streams.add(stream)
         self._data_lineage = (q, weakref.ref(stream))
         return stream

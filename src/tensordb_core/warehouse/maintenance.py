@@ -34,7 +34,7 @@ from tensordb_core.store.scope import DELETION_STALE_S, DELETIONS, INTENTS
 
 #: Where each collection keeps blob keys.
 BLOB_FIELDS: dict[str, tuple[str, ...]] = {
-    "data": ("_x.key", "_y.key"),
+    "data": ("_x.key", "_y.key", "_chunk.key"),  # _chunk: the chunk of a record's binary fields
     "params": ("_blob.key",),
     "models": ("_code_blob",),
 }
