@@ -24,7 +24,8 @@ ALLOWED: dict[str, set[str]] = {
     "warehouse": {"errors", "format", "query", "store", "stream"},
     "torch": {"errors", "format", "query", "store", "stream", "warehouse"},
     "loop": {"errors", "format", "query", "store", "stream", "warehouse"},
-    "cli": {"errors", "format", "query", "store", "stream", "warehouse", "loop"},
+    "tensorlayer": {"errors", "format", "query", "store", "stream", "warehouse", "loop"},
+    "cli": {"errors", "format", "query", "store", "stream", "warehouse", "loop", "tensorlayer"},
     "testing": {"errors", "format", "query", "store", "stream", "warehouse", "embedded"},
 }
 

@@ -280,6 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_copy)
 
+    from tensordb_core.cli.migrate import add_parser as add_migrate_parser
+
+    add_migrate_parser(sub)  # tensordb migrate tensorlayer SRC_URI --to DST_URI
+
     p = sub.add_parser("status", help="a study at a glance: counts, queue, workers, best and deployed model")
     common(p)
     p.add_argument("--metric", default="test_acc")
