@@ -20,11 +20,17 @@ AUTOINCREMENT`` (the document's ``_seq``), ``id TEXT UNIQUE`` (its ``_id``) and
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 TRUE, FALSE = "1", "0"
+_UNSPELLABLE = re.compile(r'["\\\x00-\x1f\x7f]')
+#: Past this many values an ``$in`` of strings or exact integers is one bound JSON array read with
+#: ``json_each`` (SQLite binds at most 32,766 values); a longer list of other values is left to the
+#: reference evaluator.
+MANY_VALUES = 64
 #: Named parameters (``:p0``...): terms folded away by ``_and``/``_or`` may leave
 #: unused entries behind, which SQLite ignores, where positional ones would shift.
 SQLParams = dict[str, Any]
@@ -49,8 +55,14 @@ def ident(name: str) -> str:
 
 
 def json_path(parts: list[str]) -> str | None:
-    """``["a", "b"]`` -> ``'$."a"."b"'`` as a SQL literal, or None when a part cannot be spelled."""
-    if any('"' in p or "\\" in p for p in parts):
+    """``["a", "b"]`` -> ``'$."a"."b"'`` as a SQL literal, or None when a part cannot be spelled.
+
+    SQLite's JSON path has no escapes: a quote, a backslash or a control
+    character in a name cannot be spelled (control characters are stored as
+    ``\\uXXXX`` escapes the path would not match), so such a key is left to the
+    reference evaluator.
+    """
+    if any(_UNSPELLABLE.search(p) for p in parts):
         return None
     return sql_text("$" + "".join(f'."{p}"' for p in parts))
 
@@ -127,9 +139,9 @@ class Translator:
         elif op in ("$gt", "$gte", "$lt", "$lte"):
             cond = self._range(path, op, arg)
         elif op == "$in":
-            cond = _or([self._eq(path, v) for v in arg]) if arg else FALSE
-        elif op == "$all":
-            cond = _and([self._eq(path, v) for v in arg]) if arg else FALSE
+            cond = self._in(path, arg) if arg else FALSE
+        elif op == "$all":  # every match holds the first values too: a superset within SQLite's binds
+            cond = _and([self._eq(path, v) for v in arg[:MANY_VALUES]]) if arg else FALSE
         elif op == "$exists":
             cond = f"json_type(doc, {path}) IS NOT NULL" if arg else TRUE
         elif op == "$size":
@@ -193,6 +205,22 @@ class Translator:
             return f"json_type(doc, {path}) = 'array'"
         return f"json_type(doc, {path}) IN ('object','array')"
 
+    def _in(self, path: str, values: list[Any]) -> str:
+        """Any of ``values``: per-value equalities, or for long lists one ``json_each`` per value kind."""
+        if len(values) <= MANY_VALUES:
+            return _or([self._eq(path, v) for v in values])
+        texts = [v for v in values if isinstance(v, str)]
+        ints = [v for v in values if type(v) is int and abs(v) <= 2**53]
+        if len(texts) + len(ints) < len(values):  # floats, bools, null, arrays, objects: let the evaluator decide
+            return TRUE
+        x = f"json_extract(doc, {path})"
+        terms = []
+        for group, types in ((texts, "('text')"), (ints, _NUMBER_TYPES)):
+            if group:
+                listed = f"(SELECT value FROM json_each({self.bind(json.dumps(group))}))"
+                terms.append(self._leaf_or_element(path, f"{x} IN {listed}", types, f"e.value IN {listed}"))
+        return _or(terms)
+
     def _range(self, path: str, op: str, value: Any) -> str:
         x = f"json_extract(doc, {path})"
         if value is None:
@@ -224,18 +252,32 @@ class Translator:
             return f"{column} {sign} {self.bind(arg)}"
         if op == "$in" and all(ok(v) for v in arg):
             self.id_lookup |= name == "_id" and not self._or_depth
-            return f"{column} IN ({','.join(self.bind(v) for v in arg)})" if arg else FALSE
+            if not arg:
+                return FALSE
+            if len(arg) > MANY_VALUES:  # one bound JSON array: SQLite binds at most 32,766 values
+                return f"{column} IN (SELECT value FROM json_each({self.bind(json.dumps(list(arg)))}))"
+            return f"{column} IN ({','.join(self.bind(v) for v in arg)})"
         return TRUE
 
 
 def _combine(terms: list[str], joiner: str, identity: str, absorbing: str) -> str:
-    """Join SQL terms, folding the constants: ``identity`` terms drop out, one ``absorbing`` term decides."""
+    """Join SQL terms, folding the constants: ``identity`` terms drop out, one ``absorbing`` term decides.
+
+    Long chains are nested as a balanced tree: SQLite parses ``a OR b OR c ...``
+    into a tree as deep as the chain and refuses one deeper than 1,000, while
+    ``(a OR b) OR (c OR d)`` is only log2(n) deep.
+    """
     terms = [t for t in terms if t != identity]
     if absorbing in terms:
         return absorbing
     if not terms:
         return identity
-    return terms[0] if len(terms) == 1 else "(" + f" {joiner} ".join(terms) + ")"
+    if len(terms) == 1:
+        return terms[0]
+    if len(terms) > 8:
+        half = len(terms) // 2
+        terms = [_combine(terms[:half], joiner, identity, absorbing), _combine(terms[half:], joiner, identity, absorbing)]
+    return "(" + f" {joiner} ".join(terms) + ")"
 
 
 def _and(terms: list[str]) -> str:

@@ -423,13 +423,22 @@ def check_collection(name: Any) -> str:
     return name
 
 
+#: The largest ``limit``/``skip`` (a signed 64-bit count, as in MongoDB and SQLite) and ``batch_size`` (32-bit).
+MAX_WINDOW = 2**63 - 1
+MAX_BATCH_SIZE = 2**31 - 1
+
+
 def check_window(limit: Any, skip: Any, batch_size: Any = None) -> None:
-    """``find``'s ``limit``/``skip`` (ints >= 0) and ``batch_size`` (None or an int > 0), for every store."""
+    """``find``'s ``limit``/``skip`` (ints in [0, 2**63)) and ``batch_size`` (None or an int in [1, 2**31)).
+
+    The same bounds on every store, so a huge value is one typed error
+    everywhere instead of a driver's ``OverflowError`` on some.
+    """
     for name, value in (("limit", limit), ("skip", skip)):
-        if type(value) is not int or value < 0:
-            raise InvalidQuery(f"{name} must be a non-negative int, got {value!r}")
-    if batch_size is not None and (type(batch_size) is not int or batch_size <= 0):
-        raise InvalidQuery(f"batch_size must be a positive int, got {batch_size!r}")
+        if type(value) is not int or not 0 <= value <= MAX_WINDOW:
+            raise InvalidQuery(f"{name} must be an int from 0 to 2**63-1, got {value!r}")
+    if batch_size is not None and (type(batch_size) is not int or not 0 < batch_size <= MAX_BATCH_SIZE):
+        raise InvalidQuery(f"batch_size must be an int from 1 to 2**31-1, got {batch_size!r}")
 
 
 # ---------------------------------------------------------------------------------------------
