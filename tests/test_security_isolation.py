@@ -26,9 +26,10 @@ import pytest
 
 import tensordb_core as tdb
 from tensordb_core.errors import DocumentNotFound, TensorDBError
-from tensordb_core.warehouse.maintenance import BLOB_FIELDS, _get
+from tensordb_core.warehouse.maintenance import BLOB_FIELDS, keys_at
 
-COLLECTIONS = ("data", "params", "models", "jobs", "logs", "aliases", "alias_history")
+COLLECTIONS = ("data", "params", "models", "jobs", "logs", "aliases", "alias_history", "runs", "artifacts",
+               "registered_models", "model_versions", "model_alias_history")
 BY_DESIGN = {"use_study", "all_studies", "from_stores"}
 
 
@@ -46,14 +47,20 @@ class World:
         self.b_job = b.push_job({"train": "B"}, tags={"owner": "B"})
         b.train_log({"loss": 0.1}, step=1, owner="B")
         b.flush()
+        with b.start_run("B's run", params={"owner": "B"}, tags={"owner": "B"}) as run:
+            run.log_metrics({"acc": 0.99})
+            run.log_text("B's notes", "notes.txt")
+        self.b_run = run.id
+        b.register_model("net", self.b_param)
+        b.set_model_alias("net", "production", 1)
         a.import_data(X[:3] + 100, np.arange(3), {"owner": "A"})
         self.a_param = a.save_parameters({"w": X[:2]}, metrics={"acc": 0.5})
 
     def snapshot(self) -> Any:
         """Every document of study B and the bytes of every blob they reference."""
         docs = {c: sorted(repr(sorted(d.items())) for d in self.b.index.find(c, {"_study": "B"})) for c in COLLECTIONS}
-        keys = {_get(d, p) for c, paths in BLOB_FIELDS.items() for d in self.b.index.find(c, {"_study": "B"})
-                for p in paths} - {None}
+        keys = {k for c, paths in BLOB_FIELDS.items() for d in self.b.index.find(c, {"_study": "B"})
+                for p in paths for k in keys_at(d, p)}
         return docs, {k: self.b.blobs.get(k) for k in sorted(keys)}
 
 
@@ -67,6 +74,10 @@ def sees_nothing_of_b(docs: list[dict[str, Any]]) -> None:
 
 def _import(w: World) -> None:
     w.a.import_data(np.ones((2, 4), np.float32), tags={"owner": "A"})
+
+
+def _import_records(w: World) -> None:
+    w.a.import_records([{"x": np.ones(2, np.float32), "owner": "A"}], tags={"split": "train"})
 
 
 def _find_data(w: World) -> None:
@@ -191,12 +202,47 @@ def _data_snapshot(w: World) -> None:
         assert (xb >= 100).all(), "a sample of B was streamed"
 
 
+def _runs(w: World) -> None:
+    with w.a.start_run("A", params={"owner": "A"}) as run:
+        assert w.a.active_run() is run
+        run.log_metrics({"acc": 0.1})
+        run.set_tags({"owner": "A"})
+        run.log_text("A's notes", "notes.txt")
+    w.a.start_run("A2")
+    w.a.end_run("failed")
+    with pytest.raises(DocumentNotFound):
+        w.a.get_run(w.b_run)
+    for q in [None, *SNEAKY, {"_id": w.b_run}, {"params.owner": "B"}]:
+        assert all(d["_study"] == "A" for d in w.a.search_runs(q))
+
+
+def _artifacts(w: World) -> None:
+    assert w.a.list_artifacts(w.b_run) == []
+    with pytest.raises(DocumentNotFound):
+        w.a.load_artifact(w.b_run, "notes.txt")
+
+
+def _registry(w: World) -> None:
+    with pytest.raises(DocumentNotFound):
+        w.a.register_model("net", w.b_param)
+    with pytest.raises(DocumentNotFound):
+        w.a.get_model_version("net", 1)
+    with pytest.raises(DocumentNotFound):
+        w.a.set_model_alias("net", "production", 1)
+    with pytest.raises(DocumentNotFound):
+        w.a.load_model("net", alias="production")
+    assert w.a.list_models() == [] and w.a.list_model_versions("net") == [] and w.a.model_alias_history("net") == []
+    assert w.a.register_model("net", w.a_param) == 1, "A's numbering is its own"
+    w.a.set_model_alias("net", "production", 1)
+    assert w.a.load_model("net", alias="production")["w"].shape == (2, 4)
+
+
 def _close(w: World) -> None:
     pass  # exercised last by the fixture (and closing a handle cannot reach another study's documents)
 
 
 ATTACKS: dict[str, Callable[[World], None]] = {
-    "import_data": _import, "find_data": _find_data, "data_generator": _data_generator,
+    "import_data": _import, "import_records": _import_records, "find_data": _find_data, "data_generator": _data_generator,
     "save_model_architecture": _save_arch, "find_model_architecture": _find_arch,
     "save_parameters": _save_params, "save_parameter": _save_parameter, "find_parameters": _find_params,
     "best_parameters": _best, "record_metrics": _record_metrics, "find_parameter_docs": _find_param_docs,
@@ -204,6 +250,10 @@ ATTACKS: dict[str, Callable[[World], None]] = {
     "push_job": _push, "pop_job": _pop, "find_jobs": _find_jobs, "log": _logs, "train_log": _logs,
     "valid_log": _logs, "test_log": _logs, "find_logs": _find_logs, "flush": _logs, "close": _close,
     "current_lineage": _lineage, "data_snapshot": _data_snapshot,
+    "start_run": _runs, "end_run": _runs, "active_run": _runs, "get_run": _runs, "search_runs": _runs,
+    "list_artifacts": _artifacts, "load_artifact": _artifacts, "register_model": _registry,
+    "get_model_version": _registry, "list_models": _registry, "list_model_versions": _registry,
+    "set_model_alias": _registry, "model_alias_history": _registry, "load_model": _registry,
 }
 
 
@@ -234,7 +284,9 @@ def test_the_cross_study_view_is_read_only(world: World) -> None:
     for write in (lambda: view.import_data(np.ones((1, 2))), lambda: view.push_job({}), lambda: view.pop_job(),
                   lambda: view.save_parameters({"w": np.ones(1)}), lambda: view.record_metrics(world.b_param, {"a": 1}),
                   lambda: view.set_alias("x", world.b_param), lambda: view.train_log({"l": 1.0}),
-                  lambda: view.save_model_architecture("{}")):
+                  lambda: view.save_model_architecture("{}"), lambda: view.start_run(),
+                  lambda: view.register_model("net", world.b_param),
+                  lambda: view.set_model_alias("net", "production", 1)):
         with pytest.raises(TensorDBError):
             write()
     assert world.snapshot() == before

@@ -34,7 +34,6 @@ from typing import Any
 from tensordb_core.errors import DocumentNotFound, InvalidDocument, LeaseLost, TensorDBError
 from tensordb_core.loop.builders import build_model
 from tensordb_core.loop.framework import DBLogger, fit_generator
-from tensordb_core.store.protocols import new_id
 from tensordb_core.warehouse.handle import TensorDB
 
 Progress = Callable[[str], None]
@@ -199,16 +198,25 @@ def run_continuous_job(db: TensorDB, job: Any, progress: Progress | None = None,
 
 def run_job(db: TensorDB, job: Any, progress: Progress | None = None, *, stop: threading.Event | None = None,
             policy: BuildPolicy = DEFAULT_POLICY, poll_s: float = 1.0) -> dict[str, Any]:
-    """Run a train job, continuous or not, as its own *run* (its logs and parameters share a run id)."""
-    previous_run = db.lineage.get("run")
-    db.lineage["job"], db.lineage["run"] = job.id, new_id()
-    try:
-        if continuous_options(job.spec) is not None:
-            return run_continuous_job(db, job, progress, stop=stop, policy=policy, poll_s=poll_s)
-        return run_train_job(db, job, progress, stop=stop, policy=policy)
-    finally:
-        db.flush()  # the run's logs carry its run id: write them before the handle's run id is restored
-        db.lineage["run"] = previous_run
+    """Run a train job, continuous or not, inside its own run (``db.start_run``).
+
+    The run holds the job's hyperparameters and tags, and its logs and
+    parameter sets point at it; it ends ``finished``, ``failed`` (the job
+    raised), or ``killed`` (the worker was stopped, or lost the lease).
+    """
+    db.lineage["job"] = job.id
+    spec = job.spec if isinstance(job.spec, Mapping) else {}
+    hyper = spec.get("hyper") if isinstance(spec.get("hyper"), Mapping) else {}
+    worker = (getattr(job, "doc", None) or {}).get("worker")
+    tags = {"job": job.id, "worker": worker, "continuous": continuous_options(spec) is not None}
+    with db.start_run(f"job {job.id}", params=hyper, tags=tags) as run:
+        try:
+            if continuous_options(job.spec) is not None:
+                return run_continuous_job(db, job, progress, stop=stop, policy=policy, poll_s=poll_s)
+            return run_train_job(db, job, progress, stop=stop, policy=policy)
+        except (Interrupted, LeaseLost) as exc:
+            run.end("killed", error=f"{type(exc).__name__}: {exc}")
+            raise
 
 
 def finish_job(db: TensorDB, job: Any, progress: Progress | None = None, *, stop: threading.Event | None = None,

@@ -26,8 +26,12 @@ def _who() -> str:
         return "unknown"
 
 
-def set_alias(scope: StudyScope, name: str, target: str, *, who: str | None = None) -> str | None:
-    """Point ``name`` at ``target`` (a parameter id); returns the previous target."""
+def set_alias(scope: StudyScope, name: str, target: str, *, who: str | None = None,
+              run: str | None = None) -> str | None:
+    """Point ``name`` at ``target`` (a parameter id); returns the previous target.
+
+    ``run`` (the handle's active run, if any) is recorded on the history record.
+    """
     study = scope.require_writable()
     if not isinstance(name, str) or not name or not isinstance(target, str):
         raise InvalidDocument("an alias is a non-empty name pointing at a parameter id")
@@ -50,7 +54,8 @@ def set_alias(scope: StudyScope, name: str, target: str, *, who: str | None = No
                 {"$set": {"target": target, "updated": now}})
             if updated is None:
                 continue  # changed under us: re-read
-        scope.index.insert_many(HISTORY, [scope.new_doc(name=name, previous=previous, target=target, who=by, at=now)])
+        scope.index.insert_many(HISTORY, [scope.new_doc(name=name, previous=previous, target=target, who=by, at=now,
+                                                      run=run)])
         return previous
     raise IntegrityError(f"alias {name!r} kept changing concurrently; try again")
 

@@ -32,10 +32,12 @@ from tensordb_core.errors import BlobNotFound, IntegrityError
 from tensordb_core.store.blobkit import verify_content
 from tensordb_core.store.protocols import BlobStore, IndexStore
 from tensordb_core.store.scope import INTENTS, check_study
-from tensordb_core.warehouse.maintenance import BLOB_FIELDS
+from tensordb_core.warehouse.maintenance import BLOB_FIELDS, keys_at
 
-#: What a study consists of, in copy order (architectures before the parameters that name them).
-COLLECTIONS = ("models", "data", "params", "jobs", "logs", "aliases", "alias_history", "workers")
+#: What a study consists of, in copy order (architectures before the parameters that name them, runs
+#: before their artifacts, parameter sets before the model versions that register them).
+COLLECTIONS = ("models", "data", "params", "jobs", "logs", "aliases", "alias_history", "workers", "runs",
+               "artifacts", "registered_models", "model_versions", "model_alias_history")
 DEFAULT_PAGE = 200
 
 
@@ -74,14 +76,7 @@ def _pages(docs: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str,
 
 def blob_keys(collection: str, doc: Mapping[str, Any]) -> list[str]:
     """The blob keys a document references (see :data:`maintenance.BLOB_FIELDS`)."""
-    keys = []
-    for path in BLOB_FIELDS.get(collection, ()):
-        value: Any = doc
-        for part in path.split("."):
-            value = value.get(part) if isinstance(value, Mapping) else None
-        if isinstance(value, str):
-            keys.append(value)
-    return keys
+    return [key for path in BLOB_FIELDS.get(collection, ()) for key in keys_at(doc, path)]
 
 
 @contextmanager

@@ -2,7 +2,8 @@
 
 ``connect()`` picks the stores from a URI (or ``TENSORDB_URI`` /
 ``TENSORDB_BLOBS``) through the plugin registry; :class:`TensorDB` exposes the
-seed's API — data, architectures, parameters, jobs, logs — scoped to one study.
+seed's API — data, architectures, parameters, jobs, logs, and experiment tracking (runs, artifacts, registered
+models) — scoped to one study.
 Each concern lives in its own module; this class only wires them together and
 records lineage (which run, job, architecture and data snapshot produced a
 parameter set).
@@ -23,7 +24,7 @@ from tensordb_core.store.retrying import wrap as wrap_retrying
 from tensordb_core.store.scope import StudyScope, check_study
 from tensordb_core.store.uri import StoreURI, parse_uri
 from tensordb_core.stream.batches import data_stream
-from tensordb_core.warehouse import aliases, data, jobs, logs, models, params
+from tensordb_core.warehouse import aliases, artifacts, data, jobs, logs, models, params, registry, runs
 
 ENV_URI = "TENSORDB_URI"
 ENV_BLOBS = "TENSORDB_BLOBS"
@@ -37,6 +38,10 @@ INDEXES: dict[str, list[list[tuple[str, int]]]] = {
     jobs.COLLECTION: [[("_study", 1), ("status", 1), ("priority", -1), ("_seq", 1)], [("_study", 1), ("lease_until", 1)]],
     logs.COLLECTION: [[("_study", 1), ("kind", 1), ("step", 1)]],
     aliases.HISTORY: [[("_study", 1), ("name", 1), ("at", 1)]],
+    runs.COLLECTION: [[("_study", 1), ("_seq", 1)], [("_study", 1), ("status", 1), ("expires", 1)]],
+    artifacts.COLLECTION: [[("_study", 1), ("run", 1), ("name", 1)]],
+    registry.VERSIONS: [[("_study", 1), ("name", 1), ("version", 1)]],
+    registry.ALIAS_HISTORY: [[("_study", 1), ("name", 1), ("at", 1)]],
 }
 
 
@@ -94,6 +99,8 @@ class TensorDB:
         self._log_writer = logs.LogWriter(self.scope) if study is not None else None
         self._streams: weakref.WeakSet[Any] = weakref.WeakSet()  # closed before the stores on close()
         self._data_lineage: tuple[dict[str, Any], weakref.ref[Any]] | None = None
+        self._run: runs.Run | None = None
+        self._previous_run: str | None = None
         self._owns = _owns
         if _owns:
             for collection, specs in INDEXES.items():
@@ -203,7 +210,7 @@ class TensorDB:
 
     # -- aliases ------------------------------------------------------------------------------------
     def set_alias(self, name: str, param_id: str, *, who: str | None = None) -> str | None:
-        return aliases.set_alias(self.scope, name, param_id, who=who)
+        return aliases.set_alias(self.scope, name, param_id, who=who, run=self._run.id if self._run else None)
 
     def get_alias(self, name: str, *, at: float | None = None) -> str | None:
         return aliases.get_alias(self.scope, name, at=at)
@@ -213,7 +220,7 @@ class TensorDB:
 
     # -- jobs ---------------------------------------------------------------------------------------
     def push_job(self, spec: Any, tags: Mapping[str, Any] | None = None, **kwargs: Any) -> str:
-        return jobs.push_job(self.scope, spec, tags, **kwargs)
+        return jobs.push_job(self.scope, spec, tags, run=self._run.id if self._run else None, **kwargs)
 
     def pop_job(self, query: Mapping[str, Any] | None = None, *, lease_s: float = 60.0,
                 worker: str | None = None) -> jobs.Job | None:
@@ -230,6 +237,8 @@ class TensorDB:
         if self._log_writer is None:
             self.scope.require_writable()
         self._log_writer.log(kind, metrics, step, run=self.lineage.get("run"), tags=tags or None)
+        if self._run is not None and self.lineage.get("run") == self._run.id:
+            self._run.observe(kind, metrics, step)
 
     def train_log(self, metrics: Mapping[str, Any], step: int | None = None, **tags: Any) -> None:
         self.log("train", metrics, step, **tags)
@@ -249,6 +258,92 @@ class TensorDB:
         if self._log_writer is not None:
             self._log_writer.flush()
 
+    # -- runs (warehouse/runs.py) -----------------------------------------------------------------------
+    def start_run(self, name: str | None = None, params: Mapping[str, Any] | None = None,
+                  tags: Mapping[str, Any] | None = None, *, heartbeat_s: float = runs.HEARTBEAT_S,
+                  lapse_s: float = runs.LAPSE_S) -> runs.Run:
+        """Start a run; until it ends, this handle's logs, parameter sets, jobs and aliases point at it.
+
+        A context manager: the block's end marks it ``finished`` (``failed`` if
+        it raises).  One run at a time per handle; a process that dies reads
+        ``killed`` once ``lapse_s`` passes without a heartbeat.
+        """
+        if self._run is not None:
+            raise runs.RunNotActive(f"run {self._run.id} is active on this handle: end it first (db.end_run())")
+        self.flush()
+        run = runs.start_run(self.scope, self._log_for_run, name=name, params=params, tags=tags,
+                             job=self.lineage.get("job"), heartbeat_s=heartbeat_s, lapse_s=lapse_s,
+                             on_end=self._run_ended)
+        self._run, self._previous_run = run, self.lineage.get("run")
+        self.lineage["run"] = run.id
+        return run
+
+    def active_run(self) -> runs.Run | None:
+        """The run this handle is logging into, or None."""
+        return self._run
+
+    def end_run(self, status: str = "finished") -> None:
+        """End the active run (``finished``, ``failed`` or ``killed``); nothing to do when none is active."""
+        if self._run is not None:
+            self._run.end(status)
+
+    def _log_for_run(self, kind: str, metrics: Mapping[str, Any], step: int | None, run: str) -> None:
+        if self._log_writer is None:
+            self.scope.require_writable()
+        self._log_writer.log(kind, metrics, step, run=run)
+
+    def _run_ended(self, run: runs.Run) -> None:
+        self.flush()  # the run's logs carry its id: write them before the handle's run id is restored
+        if self._run is run:
+            self._run = None
+            self.lineage["run"] = self._previous_run
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """A run document of this study (status with the heartbeat lapse rule applied)."""
+        return runs.get_run(self.scope, run_id)
+
+    def search_runs(self, query: Mapping[str, Any] | None = None, *, sort: Any = None,
+                    limit: int = 0) -> list[dict[str, Any]]:
+        """Runs matching a query over ``params.*``, ``tags.*``, ``status``, ``metrics.*`` (latest),
+        ``metrics_min.*``/``metrics_max.*``; newest first unless ``sort``."""
+        return runs.search_runs(self.scope, query, sort=sort, limit=limit)
+
+    # -- artifacts (warehouse/artifacts.py) ------------------------------------------------------------
+    def list_artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        """The newest version of each artifact of a run of this study."""
+        return artifacts.list_artifacts(self.scope, run_id)
+
+    def load_artifact(self, run_id: str, name: str, *, path: str | os.PathLike[str] | None = None) -> Any:
+        """An artifact as logged (str, JSON value or bytes), or streamed to ``path`` (returns the path)."""
+        return artifacts.load_artifact(self.scope, run_id, name, path=path)
+
+    # -- registered models (warehouse/registry.py) --------------------------------------------------------
+    def register_model(self, name: str, param_id: str, *, description: str | None = None) -> int:
+        """Register a parameter set of this study as the next version (1, 2, ...) of model ``name``."""
+        return registry.register_model(self.scope, name, param_id, description=description,
+                                       run=self._run.id if self._run else None)
+
+    def get_model_version(self, name: str, version: int) -> dict[str, Any]:
+        return registry.get_model_version(self.scope, name, version)
+
+    def list_models(self) -> list[dict[str, Any]]:
+        return registry.list_models(self.scope)
+
+    def list_model_versions(self, name: str) -> list[dict[str, Any]]:
+        return registry.list_versions(self.scope, name)
+
+    def set_model_alias(self, name: str, alias: str, version: int, *, who: str | None = None) -> int | None:
+        """Point ``name@alias`` at ``version``; returns the previous version.  History is kept."""
+        return registry.set_model_alias(self.scope, name, alias, version, who=who,
+                                        run=self._run.id if self._run else None)
+
+    def model_alias_history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
+        return registry.model_alias_history(self.scope, name, alias)
+
+    def load_model(self, name: str, *, alias: str | None = None, version: int | None = None):
+        """The parameters of ``name@alias`` or of ``version`` (the latest version when neither)."""
+        return registry.load_model(self.scope, name, alias=alias, version=version)
+
     # -- seed-compatible names ------------------------------------------------------------------------
     def save_parameter(self, parameters: Any, metrics: Mapping[str, Any] | None = None, **kwargs: Any) -> str:
         """The seed's name for :meth:`save_parameters`."""
@@ -256,7 +351,8 @@ class TensorDB:
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def close(self) -> None:
-        """Stop open streams, flush logs and release the stores (only those this handle opened)."""
+        """End the active run, stop open streams, flush logs and release the stores (only those this handle opened)."""
+        self.end_run()
         for stream in list(self._streams):
             stream.close()
         self.flush()

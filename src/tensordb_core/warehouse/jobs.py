@@ -24,7 +24,7 @@ from tensordb_core.store.scope import StudyScope, check_json_value, check_tags
 
 COLLECTION = "jobs"
 RESERVED = frozenset({"spec", "status", "attempts", "attempts_left", "max_attempts", "lease_until", "worker",
-                      "token", "errors", "result", "priority", "started", "finished", "heartbeat"})
+                      "token", "errors", "result", "priority", "started", "finished", "heartbeat", "run"})
 STATES = ("queued", "running", "done", "dead")
 
 
@@ -33,14 +33,18 @@ def default_worker_name() -> str:
 
 
 def push_job(scope: StudyScope, spec: Any, tags: Mapping[str, Any] | None = None, *,
-             max_attempts: int = 3, priority: int = 0) -> str:
-    """Queue a job; ``spec`` is data (a dict or string), never code to execute."""
+             max_attempts: int = 3, priority: int = 0, run: str | None = None) -> str:
+    """Queue a job; ``spec`` is data (a dict or string), never code to execute.
+
+    ``run`` is the run the job was queued from (the handle's active run), kept for lineage.
+    """
     scope.require_writable()
     if max_attempts < 1:
         raise InvalidDocument("max_attempts must be at least 1")
     doc = scope.new_doc(spec=check_json_value(spec, "spec"), status="queued", attempts=0,
                         attempts_left=int(max_attempts), max_attempts=int(max_attempts), priority=int(priority),
-                        lease_until=None, worker=None, token=0, errors=[], result=None, **check_tags(tags, RESERVED))
+                        lease_until=None, worker=None, token=0, errors=[], result=None, run=run,
+                        **check_tags(tags, RESERVED))
     return scope.index.insert_many(COLLECTION, [doc])[0]
 
 

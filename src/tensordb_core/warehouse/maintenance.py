@@ -32,11 +32,12 @@ from tensordb_core.store.blobkit import verify_content
 from tensordb_core.store.protocols import BlobStore, IndexStore
 from tensordb_core.store.scope import DELETION_STALE_S, DELETIONS, INTENTS
 
-#: Where each collection keeps blob keys.
+#: Where each collection keeps blob keys (a path through an array, like ``parts.key``, names every element's).
 BLOB_FIELDS: dict[str, tuple[str, ...]] = {
     "data": ("_x.key", "_y.key", "_chunk.key"),  # _chunk: the chunk of a record's binary fields
     "params": ("_blob.key",),
     "models": ("_code_blob",),
+    "artifacts": ("parts.key",),
 }
 DEFAULT_GRACE_S = 3600.0
 #: Keys gc marks, re-checks and deletes at a time.
@@ -52,14 +53,22 @@ def _get(doc: Mapping[str, Any], path: str) -> Any:
     return value
 
 
+def keys_at(doc: Mapping[str, Any], path: str) -> list[str]:
+    """The blob keys at ``path`` in ``doc``, looking into every element of an array on the way."""
+    values: list[Any] = [doc]
+    for part in path.split("."):
+        values = [v.get(part) for v in values if isinstance(v, Mapping)]
+        values = [e for v in values for e in (v if isinstance(v, list) else [v])]
+    return [v for v in values if isinstance(v, str)]
+
+
 def referenced_keys(index: IndexStore) -> Iterator[tuple[str, str, str]]:
     """Every ``(collection, doc_id, blob_key)`` a document references."""
     for collection, paths in BLOB_FIELDS.items():
         projection = {p.split(".")[0]: 1 for p in paths}
         for doc in index.find(collection, {}, projection=projection, batch_size=5000):
             for path in paths:
-                key = _get(doc, path)
-                if isinstance(key, str):
+                for key in keys_at(doc, path):
                     yield collection, doc["_id"], key
 
 
@@ -117,9 +126,7 @@ def _referenced_among(index: IndexStore, keys: list[str]) -> set[str]:
     for collection, paths in BLOB_FIELDS.items():
         for path in paths:
             for doc in index.find(collection, {path: {"$in": keys}}, projection={path.split(".")[0]: 1}):
-                key = _get(doc, path)
-                if key in wanted:
-                    found.add(key)
+                found.update(key for key in keys_at(doc, path) if key in wanted)
     return found
 
 
