@@ -96,24 +96,26 @@ def migrate_tensorlayer(src_uri: str, dst_uri: str, *, study: str | None = None,
             where = {} if study is None else {"$or": [{"studyID": study}, {"project_name": study}]}
             totals = {c: _count(source, c, where) for c in COLLECTIONS}
             total, done = sum(totals.values()), 0
-            for name in COLLECTIONS:
-                for doc in _documents(source, name, where):
-                    label = f"{name}/{doc.get('_id')}"
-                    try:
-                        db = _handle(root, handles, doc)
-                        if _present(db, name, label):
-                            report.skipped[name] = report.skipped.get(name, 0) + 1
-                        else:
-                            MIGRATORS[name](source, db, name, doc, label)
-                            report.migrated[name] = report.migrated.get(name, 0) + 1
-                        report.studies.add(db.study or "")
-                    except BackendError:
-                        raise
-                    except TensorDBError as exc:  # this document cannot be stored: report it, go on
-                        report.refused.append((label, str(exc)))
-                    done += 1
-                    if progress is not None:
-                        progress(name, done, total)
+            try:
+                for name in COLLECTIONS:
+                    for doc in _documents(source, name, where):
+                        label = f"{name}/{doc.get('_id')}"
+                        try:
+                            db = _handle(root, handles, doc)
+                            if _present(db, name, label):
+                                report.skipped[name] = report.skipped.get(name, 0) + 1
+                            else:
+                                MIGRATORS[name](source, db, name, doc, label)
+                                report.migrated[name] = report.migrated.get(name, 0) + 1
+                            report.studies.add(db.study or "")
+                        except BackendError:
+                            raise
+                        except TensorDBError as exc:  # this document cannot be stored: report it, go on
+                            report.refused.append((label, str(exc)))
+                        done += 1
+                        if progress is not None:
+                            progress(name, done, total)
+            finally:  # an interrupted run keeps what it wrote, so the rerun skips it
                 for db in handles.values():
                     db.flush()
     finally:

@@ -34,6 +34,13 @@ ALLOWED_GLOBALS = frozenset({
 })
 
 
+def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+    """Protocol 2 spells ``bytes`` as ``_codecs.encode(str, 'latin1')``; only that spelling is admitted."""
+    if not isinstance(text, str) or encoding.replace("-", "").lower() not in ("latin1", "iso88591"):
+        raise pickle.UnpicklingError(f"_codecs.encode with encoding {encoding!r} is not how a pickle spells bytes")
+    return text.encode("latin1")
+
+
 class RefusedPickle(UnsafeOperation):
     """A stored pickle names something other than arrays, dtypes and plain values; it was not loaded."""
 
@@ -45,6 +52,8 @@ class _Restricted(pickle.Unpickler):
         self._where = where
 
     def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_bytes
         if (module, name) in ALLOWED_GLOBALS:
             return super().find_class(module, name)
         raise RefusedPickle(f"{self._where}: the pickle references {module}.{name}, which is not a numpy array, "
