@@ -180,6 +180,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_images(args: argparse.Namespace) -> int:
+    from tensordb_core.cli.import_images import import_images, parse_tags
+
+    if not args.study:
+        raise InvalidQuery("import-images needs --study (or $TENSORDB_STUDY): the study the images go into")
+    tags = parse_tags(args.tags)
+    with _connect(args) as db:
+        summary = import_images(db, args.dir, tags=tags, on_error=args.on_error, limit=args.limit,
+                                chunk_bytes=int(args.chunk_mb * (1 << 20)) if args.chunk_mb else None,
+                                progress=not args.quiet)
+    print(json.dumps(summary.as_dict()) if args.json else summary.line())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tensordb", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -290,6 +304,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["max", "min"], default="max")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("import-images", help="import an ImageFolder directory (class subfolders of JPEG/PNG files, "
+                       "stored as they are); a rerun imports only what is new")
+    p.add_argument("dir", metavar="DIR", help="the root whose subfolders are the classes: DIR/<class>/<image>")
+    p.add_argument("--uri", default=os.environ.get("TENSORDB_URI"), help="warehouse URI or directory")
+    p.add_argument("--blobs", default=os.environ.get("TENSORDB_BLOBS"), help="blob store URI (optional)")
+    p.add_argument("--study", default=os.environ.get("TENSORDB_STUDY"), help="the study (default $TENSORDB_STUDY)")
+    p.add_argument("--tags", help='JSON object every image gets, e.g. \'{"split": "train"}\'')
+    p.add_argument("--on-error", choices=["raise", "skip"], default="raise",
+                   help="a file that is not a JPEG/PNG: stop (default) or skip and count it")
+    p.add_argument("--limit", type=int, help="import at most this many new files, then stop")
+    p.add_argument("--chunk-mb", type=float, help="MiB of images per chunk blob (default: the import's)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_import_images)
     return parser
 
 
