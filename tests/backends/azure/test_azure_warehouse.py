@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from azurekit import ACCOUNT_KEY
 
-from tensordb_core.testing.warehouse_checks import check_warehouse_and_stream, run_cli_demo
+from tensordb_core.testing.warehouse_checks import check_records, check_warehouse_and_stream, run_cli_demo
 
 
 def test_warehouse_api_and_stream_on_azure_blobs(tmp_path, azure_uri, azure_key):
     check_warehouse_and_stream(tmp_path, azure_uri, blob_options=azure_key)
+
+
+def test_records_on_azure_blobs(tmp_path, azure_uri, azure_key):
+    check_records(tmp_path, azure_uri, blob_options=azure_key)
 
 
 def test_demo_with_azure_blobs(tmp_path, azure_uri):
