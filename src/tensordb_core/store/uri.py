@@ -1,9 +1,14 @@
 """Parse, hold and redact store URIs.
 
 A ``StoreURI`` is immutable and never shows a secret: ``repr``, ``str`` and
-``redacted()`` replace the password and every secret-looking query value
-(``secret``, ``key``, ``token``, ``sig``, ``password``, ``credential``...) with
-``***``.  Only ``reveal()`` gives the original string back, for handing to a
+``redacted()`` replace the password, any user name that is not a plain name,
+and every query value not known to be harmless with ``***``.  Known harmless
+means declared by a backend's option set (:mod:`tensordb_core.store.kit.options`
+calls :func:`declare_harmless`) or a common driver setting listed here, and
+not secret-looking (``secret``, ``key``, ``token``, ``sig``, ``password``,
+``credential``...).  An allow-list, because a misspelt or unknown option
+(``?pasword=...``, ``?sas=...``, a connection string) is exactly the one
+nobody thought to hide.  Only ``reveal()`` gives the original string back, for handing to a
 driver.  Multi-host authorities (``mongodb://h1:1,h2:2/db``) are kept as a
 tuple of hosts; ``mongodb+srv`` is one scheme, never split on ``+``.
 """
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
@@ -20,14 +26,40 @@ from tensordb_core.errors import InvalidURI
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://(.*)$", re.DOTALL)
 # "mechanismproperties": MongoDB's authMechanismProperties can carry AWS_SESSION_TOKEN:<token>.
 _SECRET_WORDS = ("password", "passwd", "pwd", "secret", "token", "sig", "credential", "accountkey", "key",
-                 "mechanismproperties")
+                 "mechanismproperties", "connectionstring", "sas")
 REDACTED = "***"
+#: Driver settings users put in URIs that carry no secret (MongoDB's connection options, mostly).
+_HARMLESS: set[str] = {
+    name.lower() for name in (
+        "directConnection", "replicaSet", "authSource", "authMechanism", "tls", "ssl", "retryWrites",
+        "retryReads", "w", "journal", "wTimeoutMS", "readPreference", "readConcernLevel", "appName",
+        "serverSelectionTimeoutMS", "connectTimeoutMS", "socketTimeoutMS", "maxPoolSize", "minPoolSize",
+        "maxIdleTimeMS", "heartbeatFrequencyMS", "localThresholdMS", "compressors", "zlibCompressionLevel",
+        "uuidRepresentation", "loadBalanced", "srvMaxHosts", "srvServiceName", "timeoutMS",
+    )
+}
+_PLAIN_USER = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+
+
+def declare_harmless(names: Iterable[str]) -> None:
+    """Let these option names show their values in printed URIs (a backend's declared, non-secret options)."""
+    _HARMLESS.update(n.lower() for n in names if not looks_secret(n))
+
+
+def looks_secret(name: str) -> bool:
+    """True for names that say they hold a secret (keys, tokens, signatures, passwords, connection strings)."""
+    lowered = name.lower().replace("_", "").replace("-", "")
+    return any(word in lowered for word in _SECRET_WORDS)
 
 
 def is_secret_option(name: str) -> bool:
-    """True for query options whose value must never be shown (keys, tokens, SAS signatures)."""
-    lowered = name.lower().replace("_", "").replace("-", "")
-    return any(word in lowered for word in _SECRET_WORDS)
+    """True for query options whose value must not be shown: secret-looking or not known to be harmless."""
+    return looks_secret(name) or name.lower() not in _HARMLESS
+
+
+def shown_user(username: str) -> str:
+    """A user name as printed: kept when it is a plain name, else ``***`` (``user%3Apw`` hides a password)."""
+    return quote(username, safe="") if _PLAIN_USER.match(username) else REDACTED
 
 
 @dataclass(frozen=True)
@@ -61,7 +93,7 @@ class StoreURI:
     def _render(self, *, secret: bool) -> str:
         auth = ""
         if self.username is not None:
-            auth = quote(self.username, safe="")
+            auth = quote(self.username, safe="") if secret else shown_user(self.username)
             if self.password is not None:
                 auth += ":" + (quote(self.password, safe="") if secret else REDACTED)
             auth += "@"
@@ -126,8 +158,8 @@ def _parse_hosts(hostlist: str, raw_for_errors: str) -> tuple[tuple[str, int | N
 
 
 def _redact_raw(text: str) -> str:
-    """Best-effort redaction of an unparseable string, for error messages."""
-    text = re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1" + REDACTED + "@", text)
+    """Best-effort redaction of an unparseable string, for error messages: all userinfo, unknown option values."""
+    text = re.sub(r"[^\s/@'\"]*@", REDACTED + "@", text)
     return re.sub(
         r"([?&;]([^=&;]*)=)([^&;]*)",
         lambda m: m.group(1) + (REDACTED if is_secret_option(m.group(2)) else m.group(3)),
@@ -156,7 +188,8 @@ def parse_uri(uri: str | os.PathLike[str] | StoreURI) -> StoreURI:
     if match is None:
         if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]+:", text):  # one letter + ':' is a Windows drive
             raise InvalidURI(
-                f"{_redact_raw(text)!r} looks like a URI without '//': write scheme://..., or ./{text} for a directory"
+                f"{_redact_raw(text)!r} looks like a URI without '//': write scheme://..., "
+                f"or ./{_redact_raw(text)} for a directory"
             )
         return StoreURI("file", (), os.path.abspath(os.path.expanduser(text)))
     scheme, rest = match.group(1).lower(), match.group(2)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tensordb_core.errors import InvalidURI
-from tensordb_core.store.uri import StoreURI
+from tensordb_core.store.uri import StoreURI, declare_harmless, looks_secret
 
 MiB = 1024 * 1024
 
@@ -175,6 +175,11 @@ class OptionSet:
     def __init__(self, what: str, options: Iterable[Option]) -> None:
         self.what = what  #: e.g. "S3 option": used in messages
         self.options: dict[str, Option] = {o.name: o for o in options}
+        # An option is harmless to print when it belongs in a URI and none of its spellings looks secret
+        # (an alias of a token is hidden with it; a keyword-only option in a URI is a mistake: hidden).
+        declare_harmless(s for o in self.options.values()
+                         if o.in_uri and not any(map(looks_secret, (o.name, *o.aliases)))
+                         for s in (o.name, *o.aliases))
         self._spelling: dict[str, str] = {}
         for option in self.options.values():
             for spelling in (option.name, *option.aliases):
