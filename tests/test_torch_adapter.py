@@ -82,3 +82,23 @@ def test_a_grouped_dataset_lets_the_warehouse_fix_each_epoch(warehouse):
     assert first == again == list(range(N))
     ds.set_epoch(1)
     assert sorted(y for _, ys in loader for y in ys.tolist()) == list(range(N + 30))
+
+
+@pytest.mark.timeout(120)
+def test_record_data_comes_as_dicts_of_tensors_with_ragged_fields_from_two_workers(tmp_path):
+    from tensordb_core.testing.warehouse_checks import sample_records
+    from tensordb_core.torch import collate_records
+
+    path = str(tmp_path / "records")
+    with tdb.connect(path, study="r") as db:
+        db.import_records(sample_records(40), chunk_bytes=4096)
+    ds = TensorDBIterableDataset(path, study="r", batch_size=8, seed=1, pad={"tokens": 0})
+    seen = []
+    for batch in torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2):
+        assert isinstance(batch["label"], torch.Tensor) and isinstance(batch["caption"], list)
+        assert isinstance(batch["tokens"], torch.Tensor) and batch["tokens_length"].shape == batch["label"].shape
+        assert isinstance(batch["image"], list) and all(isinstance(t, torch.Tensor) for t in batch["image"])
+        seen += batch["caption"]
+    assert sorted(seen) == sorted(f"caption {i}" for i in range(40))
+    one = collate_records([{"t": np.arange(2), "s": "a"}, {"t": np.arange(3), "s": "b"}], pad={"t": -1})
+    assert one["t"].tolist() == [[0, 1, -1], [0, 1, 2]] and one["t_length"].tolist() == [2, 3] and one["s"] == ["a", "b"]

@@ -13,6 +13,12 @@ Why batches come from the dataset (``batch_size=None`` in the loader): the
 stream reads whole chunks and decodes straight into batch arrays; collating
 single samples in the loader would undo that.
 
+Record data (``db.import_records``) comes as dicts: :func:`collate_records`
+turns each batch dict into tensors (stacked fields as tensors, ragged fields
+as lists of tensors, or padded where ``pad={"tokens": 0}`` asks; strings stay
+lists); pass ``collate=`` to change that.  ``collate_records`` also serves as a
+DataLoader's ``collate_fn`` over single record dicts.
+
 Sharding: each loader worker of each DDP rank streams its own shard
 ``(rank * num_workers + worker_id, world_size * num_workers)``, so across all
 processes every sample of an epoch is read exactly once.  Each worker opens its
@@ -22,7 +28,7 @@ own connection from ``uri`` (a connection cannot cross a process boundary).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,6 +44,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
 from tensordb_core.query.filters import validate_query
 from tensordb_core.stream.batches import DEFAULT_WINDOW_BYTES, data_stream
 from tensordb_core.stream.order import StreamState
+from tensordb_core.stream.records import collate
 from tensordb_core.warehouse.handle import connect
 
 
@@ -86,6 +93,7 @@ class TensorDBIterableDataset(IterableDataset):
         transform: Callable[[np.ndarray], Any] | None = None,
         window_bytes: int = DEFAULT_WINDOW_BYTES,
         as_of: int | None = None,
+        collate: Callable[[Any], Any] | None = None,
         **stream_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -97,6 +105,7 @@ class TensorDBIterableDataset(IterableDataset):
         self.stream_kwargs = stream_kwargs
         self.epoch = 0
         self.as_of = as_of
+        self.collate = collate or collate_records
 
     def set_epoch(self, epoch: int, as_of: int | None = None) -> None:
         """Which epoch the next iteration streams (its order depends on it), and its population.
@@ -129,10 +138,35 @@ class TensorDBIterableDataset(IterableDataset):
                                  window_bytes=self.window_bytes, state=state, as_of=self.as_of,
                                  **self.stream_kwargs)
             with stream:
-                for X, y in stream:
-                    yield torch.from_numpy(X), _label_tensor(y)
+                for batch in stream:
+                    if isinstance(batch, dict):
+                        yield self.collate(batch)
+                    else:
+                        X, y = batch
+                        yield torch.from_numpy(X), _label_tensor(y)
         finally:
             db.close()
+
+
+def collate_records(batch: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+                    pad: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A record batch as torch values: the stream's batch dict, or a list of record dicts (a ``collate_fn``).
+
+    A list is first collated like the stream's batches (equal shapes stacked,
+    ragged fields a list, or padded with ``<name>_length`` for the fields in
+    ``pad``).  Then numeric arrays become tensors, lists of numeric arrays
+    lists of tensors, and anything else (strings, bytes, JSON) stays as it is.
+    """
+    columns = collate(batch, pad) if not isinstance(batch, Mapping) else batch
+    return {name: _to_torch(value) for name, value in columns.items()}
+
+
+def _to_torch(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value) if value.dtype.kind in "biufc" else value
+    if isinstance(value, list) and value and all(isinstance(v, np.ndarray) for v in value):
+        return [_to_torch(v) for v in value]
+    return value
 
 
 def _label_tensor(y: np.ndarray | None) -> Any:
@@ -141,4 +175,4 @@ def _label_tensor(y: np.ndarray | None) -> Any:
     return torch.from_numpy(y)
 
 
-__all__ = ["TensorDBIterableDataset", "distributed_shard", "loader_shard"]
+__all__ = ["TensorDBIterableDataset", "collate_records", "distributed_shard", "loader_shard"]
