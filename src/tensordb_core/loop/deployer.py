@@ -24,7 +24,9 @@ public)::
 
 from __future__ import annotations
 
+import hmac
 import json
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -34,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from tensordb_core.errors import InvalidQuery, NotFound, TensorDBError
+from tensordb_core.errors import BackendUnavailable, InvalidQuery, NotFound, TensorDBError, UnsafeOperation
 from tensordb_core.loop.roles import DEFAULT_POLICY, BuildPolicy, Progress
 from tensordb_core.warehouse.handle import TensorDB
 from tensordb_core.warehouse.params import COLLECTION as PARAMS
@@ -188,9 +190,33 @@ class Deployer:
 
 
 # -- HTTP ----------------------------------------------------------------------------------------------------
+#: Seconds a client may take to send its request (a stalled client's connection is dropped, its thread freed).
+DEFAULT_HTTP_TIMEOUT_S = 30.0
+#: Where the bearer token comes from when ``serve_http`` is not given one (not argv: ``ps`` shows that).
+TOKEN_ENV = "TENSORDB_HTTP_TOKEN"
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
 class _Handler(BaseHTTPRequestHandler):
     deployer: Deployer  # set on the subclass serve_http makes
+    token: str | None = None  # likewise: when set, every request but /healthz needs "Authorization: Bearer <token>"
     server_version = "tensordb-deployer"
+
+    def handle_one_request(self) -> None:
+        """Drop a client that stalls past the socket timeout, without a traceback on the worker's stderr."""
+        try:
+            super().handle_one_request()
+        except OSError:  # TimeoutError while reading a body, or the client went away mid-reply
+            self.close_connection = True
+
+    def _authorized(self) -> bool:
+        if self.token is None or self.path == "/healthz":
+            return True
+        given = self.headers.get("Authorization", "")
+        if hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+            return True
+        self._reply(401, {"error": "send the deployer's token: Authorization: Bearer <token>"})
+        return False
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: a request log per prediction would drown the worker's output."""
@@ -204,6 +230,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:
+        if not self._authorized():
+            return
         served = self.deployer.served
         if self.path == "/model":
             self._reply(200, served.describe() if served else {"model": None, "metric": self.deployer.metric})
@@ -213,6 +241,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, {"error": "unknown path; use GET /model, GET /healthz or POST /predict"})
 
     def do_POST(self) -> None:
+        if not self._authorized():
+            return
         if self.path != "/predict":
             self._reply(404, {"error": "unknown path; use POST /predict"})
             return
@@ -227,6 +257,9 @@ class _Handler(BaseHTTPRequestHandler):
         except NoModel as exc:
             self._reply(503, {"error": str(exc)})
             return
+        except OSError:  # the body never came (socket timeout) or the client left: nobody to answer
+            self.close_connection = True
+            return
         except (ValueError, TypeError) as exc:
             self._reply(400, {"error": str(exc)})
             return
@@ -236,10 +269,32 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, {"predictions": predictions.tolist(), "model": model_id})
 
 
-def serve_http(deployer: Deployer, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    """Start the JSON endpoint on a daemon thread; returns the server (``.server_address``, ``.shutdown()``)."""
-    handler = type("DeployerHandler", (_Handler,), {"deployer": deployer})
-    server = ThreadingHTTPServer((host, port), handler)
+def serve_http(deployer: Deployer, host: str = "127.0.0.1", port: int = 0, *, token: str | None = None,
+               timeout_s: float = DEFAULT_HTTP_TIMEOUT_S) -> ThreadingHTTPServer:
+    """Start the JSON endpoint on a daemon thread; returns the server (``.server_address``, ``.shutdown()``).
+
+    Each connection gets its own thread and a socket timeout of ``timeout_s``:
+    a client that stalls is dropped after it, and others are answered
+    meanwhile.  ``token`` (default: the ``TENSORDB_HTTP_TOKEN`` environment
+    variable) makes every request but ``GET /healthz`` need
+    ``Authorization: Bearer <token>``; binding beyond loopback without one is
+    refused, since anyone who reaches the port could then use the model.
+    """
+    token = token if token is not None else (os.environ.get(TOKEN_ENV) or None)
+    if type(port) is not int or not 0 <= port <= 65535:
+        raise InvalidQuery(f"HTTP port must be an int from 0 to 65535 (0: any free port), got {port!r}")
+    if not (isinstance(timeout_s, (int, float)) and 0 < timeout_s < float("inf")):
+        raise InvalidQuery(f"HTTP timeout must be a positive number of seconds, got {timeout_s!r}")
+    if host not in _LOOPBACK and not token:
+        raise UnsafeOperation(
+            f"serving predictions on {host!r} (beyond loopback) needs a token: set {TOKEN_ENV} "
+            "(clients send Authorization: Bearer <token>), or bind 127.0.0.1"
+        )
+    handler = type("DeployerHandler", (_Handler,), {"deployer": deployer, "token": token, "timeout": timeout_s})
+    try:
+        server = ThreadingHTTPServer((host, port), handler)
+    except OSError as exc:
+        raise BackendUnavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="tensordb-deployer-http", daemon=True).start()
     return server
