@@ -10,6 +10,7 @@ containers and scalars — and refuses every other global with
 
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import pickle
 from typing import Any
@@ -52,6 +53,11 @@ class _Restricted(pickle.Unpickler):
         self._where = where
 
     def find_class(self, module: str, name: str) -> Any:
+        # Python 2 names (protocol < 3 writes them too: __builtin__.complex) checked as Python 3's.
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
         if (module, name) == ("_codecs", "encode"):
             return _latin1_bytes
         if (module, name) in ALLOWED_GLOBALS:
@@ -74,3 +80,8 @@ def load_arrays(data: bytes, where: str) -> Any:
         raise
     except Exception as exc:  # truncated or corrupt bytes: pickle raises many kinds
         raise RefusedPickle(f"{where}: not a readable pickle ({type(exc).__name__}: {exc})") from exc
+
+
+def dump_arrays(value: Any) -> bytes:
+    """Arrays as TensorLayer 1.x pickled them (protocol 2), for code that reads ``db.paramsfs.get(f_id).read()``."""
+    return pickle.dumps(value, protocol=2)

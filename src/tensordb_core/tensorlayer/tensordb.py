@@ -33,6 +33,7 @@ from tensordb_core.tensorlayer.common import (
     utcnow,
     weights_of,
 )
+from tensordb_core.tensorlayer.pickles import dump_arrays
 from tensordb_core.warehouse import jobs, logs, models, params
 
 #: Oldest first: what ``find_one`` without a sort returned on MongoDB (natural order).
@@ -204,10 +205,14 @@ class TensorDB:
         architecture matching ``margs``, the first parameter set matching
         ``wargs``, the data query ``dargs`` and the epoch count.  The seed's
         ``push_job(spec, tags)`` (two arguments) queues ``spec`` (code or a
-        dict) with ``tags``, as the warehouse's ``push_job`` does.
+        dict) with ``tags``, as the warehouse's ``push_job`` does; its worker
+        form ``push_job(march, filter, {'batch_size': .., 'epoch': ..})``
+        queues ``{'march', 'filter', **settings}`` for :meth:`pop_job`.
         """
         if dargs is None and epoch is None:
             return self.db.push_job(_text(margs, "job") if isinstance(margs, bytes) else margs, wargs)
+        if epoch is None and isinstance(dargs, Mapping):  # the seed's worker form: architecture, data, settings
+            return self.db.push_job({"march": margs, "filter": wargs, **dargs})
         _, mid = self.load_model_architecture(margs)
         _, wid = self.find_one_params(wargs)
         spec = {"model": mid, "weight": wid, "dargs": dargs, "epoch": epoch}
@@ -338,9 +343,7 @@ class _File:
         self._value = value
 
     def read(self) -> bytes:
-        import pickle
-
-        return pickle.dumps(self._value, protocol=2)
+        return dump_arrays(self._value)
 
 
 class DBLogger:
