@@ -24,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "warehouse": {"errors", "format", "query", "store", "stream"},
     "torch": {"errors", "format", "query", "store", "stream", "warehouse"},
     "loop": {"errors", "format", "query", "store", "stream", "warehouse"},
+    "integrations": {"errors", "format", "query", "store", "stream", "warehouse"},
     "tensorlayer": {"errors", "format", "query", "store", "stream", "warehouse", "loop"},
     "cli": {"errors", "format", "query", "store", "stream", "warehouse", "loop", "tensorlayer"},
     "testing": {"errors", "format", "query", "store", "stream", "warehouse", "embedded"},

@@ -298,6 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_migrate_parser(sub)  # tensordb migrate tensorlayer SRC_URI --to DST_URI
 
+    from tensordb_core.cli.runs import add_runs_parser
+
+    add_runs_parser(sub, common)
+
     p = sub.add_parser("status", help="a study at a glance: counts, queue, workers, best and deployed model")
     common(p)
     p.add_argument("--metric", default="test_acc")
