@@ -144,6 +144,7 @@ def data_stream(
     fields: Sequence[str] | None = None,
     decode: bool = True,
     pad: Mapping[str, Any] | None = None,
+    weights: str | Callable[[Mapping[str, Any]], float] | None = None,
 ) -> Stream:
     """Start streaming ``(X, y)`` batches (or dict batches of records) of the samples matching ``query``.
 
@@ -156,6 +157,15 @@ def data_stream(
     bytes.  ``transform`` then gets each record's dict.  A stream is a record
     stream when any of ``fields``/``decode=False``/``pad`` is given or when the
     first matching document is a record; ``(X, y)`` data streams as tuples.
+
+    ``weights`` draws each epoch *with replacement*: as many draws as the
+    epoch has samples, sample ``i`` with probability ``w_i / sum(w)``, where
+    ``w_i`` is the sample's field ``weights`` (a name) or ``weights(doc)`` (a
+    callable over the whole document; class balancing:
+    ``lambda d: 1 / counts[d["label"]]``).  The draws depend only on the seed,
+    the epoch and the population, so they are the same on every rank, after
+    a resume (pass the same ``weights``) and on every backend; shards split
+    them like any epoch.  Follow mode's tail (past the last epoch) is not weighted.
 
     ``transform(x)`` runs on each decoded sample (on a decode thread) before
     batching; ``x`` is read-only, return a new array.  ``prefetch`` batches are
@@ -207,9 +217,11 @@ def data_stream(
         raise InvalidStreamArgument(f"as_of={as_of} contradicts the state's epoch population (_seq <= "
                                     f"{start.epoch_seq}): resume from the state alone")
     records = _record_options(scope, q, fields, decode, pad)
+    if weights is not None and not (callable(weights) or isinstance(weights, str) and weights):
+        raise InvalidStreamArgument(f"weights must be a field name or a function of a document, not {weights!r}")
     cfg = StreamConfig(q, batch_size, bool(shuffle), seed, epochs, bool(follow), rank, world, transform, prefetch,
                        on_error, bool(drop_last), window_bytes, decode_workers, float(poll_s), bool(verify),
-                       group=group, records=records)
+                       group=group, records=records, weights=weights)
     return Stream(scope, cfg, start, cache)
 
 

@@ -35,14 +35,14 @@ from typing import Any
 
 import numpy as np
 
-from tensordb_core.errors import BackendError
+from tensordb_core.errors import BackendError, TensorDBError
 from tensordb_core.store.scope import StudyScope
 from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.decode import Decoder
 from tensordb_core.stream.fetch import BufferPool, Window, fetch_window
 from tensordb_core.stream.follow import Watermark
 from tensordb_core.stream.groups import EpochBounds
-from tensordb_core.stream.order import Ranges, StreamState, epoch_order, normalize, shard_positions
+from tensordb_core.stream.order import Ranges, StreamState, epoch_order, normalize, shard_positions, weighted_order
 from tensordb_core.stream.plan import COLLECTION, PROJECTION, FrozenRefs, RefTable
 from tensordb_core.stream.records import RecordDecoder, RecordTable, record_projection
 
@@ -78,6 +78,7 @@ class StreamConfig:
     verify: bool
     group: str | None = None  # ranks passing the same name agree on each epoch's population (stream/groups.py)
     records: RecordOptions | None = None  # dict batches of records (stream/records.py); None: (X, y) batches
+    weights: str | Callable[[Mapping[str, Any]], float] | None = None  # draw with replacement (order.weighted_order)
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,11 @@ class Engine:
         self.buffers = BufferPool(max_bytes=(WINDOWS_AHEAD + 2) * cfg.window_bytes)
         rec = cfg.records
         self.projection = PROJECTION if rec is None else record_projection(rec.fields)
+        if callable(cfg.weights):
+            self.projection = None  # the callable sees whole documents
+        elif cfg.weights is not None and self.projection is not None:
+            self.projection = {**self.projection, cfg.weights: 1}
+        self.weights: list[float] = []  # per row of the epoch table, when drawing by weights
         self.decoder: Decoder | RecordDecoder = Decoder(
             transform=cfg.transform, on_error=cfg.on_error, verify=cfg.verify, stats=self.counters,
         ) if rec is None else RecordDecoder(transform=cfg.transform, on_error=cfg.on_error, verify=cfg.verify,
@@ -273,13 +279,23 @@ class Engine:
         else:
             docs = self.scope.index.tail(COLLECTION, q, after=scanned)
         try:
-            _extend_checked(table, docs, seq)
+            _extend_checked(table, docs, seq, self._weigh if self.cfg.weights is not None else None)
         finally:
             close = getattr(docs, "close", None)
             if close is not None:
                 close()
         self.counters.add(index_s=time.perf_counter() - began)
         return seq
+
+    def _weigh(self, docs: list[Mapping[str, Any]]) -> None:
+        """Append the sampling weight of each document (a field's value, or the user's callable's)."""
+        rule = self.cfg.weights
+        for doc in docs:
+            w = rule(doc) if callable(rule) else doc.get(rule)  # type: ignore[union-attr]
+            if isinstance(w, bool) or not isinstance(w, (int, float, np.integer, np.floating)) or not w >= 0:
+                what = f"its field {rule!r} is {w!r}" if isinstance(rule, str) else f"the weights callable gave {w!r}"
+                raise TensorDBError(f"sample {doc.get('_id')}: {what}; a sampling weight is a number >= 0")
+            self.weights.append(float(w))
 
     def _table(self) -> RefTable:
         rec = self.cfg.records
@@ -288,8 +304,12 @@ class Engine:
     def _stream_epoch(self, epoch: int, seq: int, refs: FrozenRefs, n: int, ranges: Ranges) -> bool:
         cfg = self.cfg
         rows_all = np.arange(n, dtype=np.int64)
-        order = epoch_order(refs.chunk[:n], refs.span_bytes(rows_all), seed=cfg.seed, epoch=epoch,
-                            shuffle=cfg.shuffle, window_bytes=cfg.window_bytes)
+        if cfg.weights is not None:
+            order = weighted_order(refs.chunk[:n], refs.span_bytes(rows_all), np.asarray(self.weights[:n]),
+                                   seed=cfg.seed, epoch=epoch, window_bytes=cfg.window_bytes)
+        else:
+            order = epoch_order(refs.chunk[:n], refs.span_bytes(rows_all), seed=cfg.seed, epoch=epoch,
+                                shuffle=cfg.shuffle, window_bytes=cfg.window_bytes)
         positions = shard_positions(ranges, cfg.world, cfg.rank)
         phase = Phase(epoch, seq, ranges, n, len(positions))
         if not self._put(self.windows, _Marker("start", phase)):
@@ -415,7 +435,8 @@ class Engine:
             item.drop()  # the hold fetch_window gave us
 
 
-def _extend_checked(table: RefTable, docs: Any, max_seq: int | None) -> None:
+def _extend_checked(table: RefTable, docs: Any, max_seq: int | None,
+                    weigh: Callable[[list[Mapping[str, Any]]], None] | None = None) -> None:
     """Append documents that must arrive in increasing ``_seq`` (the protocol's default order)."""
     last = table.last_seq
     page: list[Mapping[str, Any]] = []
@@ -429,5 +450,9 @@ def _extend_checked(table: RefTable, docs: Any, max_seq: int | None) -> None:
         page.append(doc)
         if len(page) >= 8192:
             table.extend(page)
+            if weigh is not None:
+                weigh(page)
             page = []
     table.extend(page)
+    if weigh is not None:
+        weigh(page)

@@ -82,6 +82,31 @@ def epoch_order(chunk: np.ndarray, span: np.ndarray, *, seed: int, epoch: int, s
     return EpochOrder(order, row_window[order])
 
 
+def weighted_order(chunk: np.ndarray, span: np.ndarray, weights: np.ndarray, *, seed: int, epoch: int,
+                   window_bytes: int) -> EpochOrder:
+    """An epoch of ``len(chunk)`` draws *with replacement*, row ``i`` drawn with probability ``weights[i] / sum``.
+
+    Why keep windows: the draws are a multiset of rows, and ordering them by
+    the shuffled epoch's window of each row (random within a window) reads
+    each chunk once per window, as a plain shuffle does, without changing
+    which rows are drawn.  Depends only on the arrays, ``seed`` and ``epoch``
+    (so a resumed or sharded stream sees the same draws), like :func:`epoch_order`.
+    """
+    n = len(chunk)
+    if n == 0:
+        return EpochOrder(np.empty(0, np.int64), np.empty(0, np.int64))
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
+        raise TensorDBError("sampling weights must be finite numbers >= 0, one per sample, not all 0")
+    base = epoch_order(chunk, span, seed=seed, epoch=epoch, shuffle=True, window_bytes=window_bytes)
+    window_of_row = np.empty(n, dtype=np.int64)
+    window_of_row[base.order] = base.window
+    rng = np.random.default_rng([seed, epoch, 1])
+    draws = rng.choice(n, size=n, replace=True, p=w / w.sum()).astype(np.int64)
+    order = draws[np.lexsort((rng.random(n), window_of_row[draws]))]
+    return EpochOrder(order, window_of_row[order])
+
+
 def _windows(sizes: np.ndarray, window_bytes: int) -> np.ndarray:
     """Window index of each item of ``sizes`` (in order): a new window once ``window_bytes`` are filled."""
     before = np.cumsum(sizes) - sizes
