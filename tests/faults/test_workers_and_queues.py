@@ -93,15 +93,24 @@ def fenced_worker(uri: str, name: str, seed: int, conn: Any) -> None:
     rng = random.Random(seed)
     with tdb.connect(uri, study=QUEUE) as db:
         idle_since = time.monotonic()
+        claimed = 0
         while time.monotonic() - idle_since < 3.0:
             job = db.pop_job(lease_s=0.4, worker=name)
             if job is None:
                 time.sleep(0.02)
                 continue
             idle_since = time.monotonic()
-            stall = rng.random() < 0.25
+            claimed += 1
+            stall = (seed == 0 and claimed <= 3) or rng.random() < 0.25  # worker 0 stalls at first: some fence
             if stall:
                 time.sleep(0.9)  # past the lease, without a heartbeat: someone else may take it over
+            elif job.doc["attempts"] > 1:
+                # Taken over from a stalled worker: hold it (heartbeating) while that worker wakes and tries
+                # to complete, so its stale completion meets a *running* job and only the token refuses it.
+                hold_until = time.monotonic() + 1.0
+                while time.monotonic() < hold_until:
+                    job.heartbeat()
+                    time.sleep(0.1)
             else:
                 job.heartbeat()
             try:
@@ -135,6 +144,7 @@ def test_a_job_is_never_completed_by_two_workers(warehouse: str, procs, trials) 
     accepted = [e for e in events if e[0] == "done"]
     fenced = [e for e in events if e[0] == "fenced"]
     assert sorted(e[1] for e in accepted) == sorted(ids), "every job has exactly one accepted completion"
+    assert fenced, "some stale completion was tried and refused (worker 0 stalls on its first jobs)"
     assert all(e[4] for e in fenced), "only a worker that stalled past its lease is ever fenced"
     with tdb.connect(warehouse, study=QUEUE) as db:
         for doc in db.find_jobs():
