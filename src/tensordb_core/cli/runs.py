@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tensordb_core.cli.tables import align
 from tensordb_core.errors import InvalidQuery
 
 
@@ -27,31 +26,24 @@ def parse_sort(specs: Sequence[str] | None) -> list[tuple[str, int]] | None:
     return out or None
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))[:40]
-    return "-" if value is None else str(value)
-
-
 def format_runs(docs: Sequence[dict[str, Any]], *, max_columns: int = 8) -> str:
     """One row per run: id, name, status, start time, then the params and latest metrics that vary most often."""
+    from tensordb_core.cli.main import _table  # the CLI's one cell format
+
     if not docs:
         return "no runs match"
     params = sorted({f"params.{k}" for d in docs for k in d.get("params") or {}})
     metrics = sorted({f"metrics.{k}" for d in docs for k in d.get("metrics") or {}})
     extra = (params + metrics)[:max_columns]
-    head = ["id", "name", "status", "started", *extra]
     rows = []
     for d in docs:
-        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(d["started"])) if d.get("started") else None
-        values = [d["_id"], d.get("name"), d.get("status"), started]
+        row = {"id": d["_id"], "name": d.get("name"), "status": d.get("status"),
+               "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(d["started"])) if d.get("started") else None}
         for column in extra:
             group, _, key = column.partition(".")
-            values.append((d.get(group) or {}).get(key))
-        rows.append([_cell(v) for v in values])
-    return align(head, rows)
+            row[column] = (d.get(group) or {}).get(key)
+        rows.append(row)
+    return _table(rows, ["id", "name", "status", "started", *extra])
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
