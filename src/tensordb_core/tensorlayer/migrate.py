@@ -76,7 +76,7 @@ class MigrationReport:
                  for c in names]
         lines.append(f"studies: {', '.join(sorted(self.studies)) or '-'}; refused: {len(self.refused)}; "
                      f"{self.seconds:.1f}s")
-        lines += [f"refused {where}: {why}" for where, why in self.refused]
+        lines += [f"refused {where}: {why.removeprefix(where + ': ')}" for where, why in self.refused]
         return "\n".join(lines)
 
 
