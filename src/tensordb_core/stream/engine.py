@@ -111,17 +111,19 @@ class Phase:
 SMALL_SAMPLE_BYTES = 32 << 10
 
 
-def auto_decode_workers(stored_bytes: np.ndarray) -> int:
-    """Decode threads for samples of these stored sizes.
+def auto_decode_workers(stored_bytes: np.ndarray, media: bool = False) -> int:
+    """Decode threads for samples of these stored sizes (``media``: JPEG/PNG fields to decode).
 
     Each sample costs a few microseconds of Python (holding the GIL) around its
     crc32 and lz4 calls (which release it).  For small samples that GIL-held
     part dominates, and a second decode thread mostly adds GIL hand-offs:
     measured on 2 cores with 12 KiB images, one thread streamed ~15% faster at
     40% less CPU than two; with 150 KiB images two threads were ~10-50% faster.
+    Image decoding costs ~1-2 ms a JPEG with the GIL released, far more than
+    the Python around it, so media gets a thread per CPU whatever its size.
     """
     mean = float(stored_bytes.mean()) if len(stored_bytes) else 0.0
-    return 1 if mean < SMALL_SAMPLE_BYTES else max(1, min(4, os.cpu_count() or 1))
+    return 1 if mean < SMALL_SAMPLE_BYTES and not media else max(1, min(4, os.cpu_count() or 1))
 
 
 class Counters:
@@ -198,7 +200,9 @@ class Engine:
         """The decode pool, sized on first use from the first window's samples (None once stopping)."""
         with self._pool_lock:
             if self.pool is None and not self.stop.is_set():
-                workers = self.cfg.decode_workers or auto_decode_workers(window.refs.span_bytes(window.rows))
+                refs = window.refs
+                media = refs.records and self.cfg.records is not None and self.cfg.records.decode and refs.media
+                workers = self.cfg.decode_workers or auto_decode_workers(refs.span_bytes(window.rows), media)
                 self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tensordb-decode")
                 self.counters.add(decode_workers=workers)
             return None if self.stop.is_set() else self.pool

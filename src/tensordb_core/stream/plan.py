@@ -203,6 +203,7 @@ class FrozenRefs:
     """An immutable numpy snapshot of a :class:`RefTable` (what threads read)."""
 
     records = False  # (X, y) samples; stream.records.FrozenRecords says True
+    media = False
 
     def __init__(self, table: RefTable) -> None:
         n = len(table)

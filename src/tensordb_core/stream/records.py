@@ -161,6 +161,9 @@ class FrozenRecords:
             end = np.where(has, np.maximum(end, off + length), end)
         self.span_start = np.where(end > 0, start, 0)
         self.span_end = end
+        #: Some selected field is a JPEG/PNG image (decoding dominates: the engine sizes its decode pool on it).
+        self.media = any(bool(np.isin(codec, (MEDIA_IDS["jpeg"], MEDIA_IDS["png"])).any())
+                         for _o, _l, _c, codec, _f in self.fields.values())
 
     def span_bytes(self, rows: np.ndarray) -> np.ndarray:
         return self.span_end[rows] - self.span_start[rows]
