@@ -125,3 +125,12 @@ def test_typed_errors_for_bad_input(hub: TensorHub, tmp_path) -> None:
     with pytest.raises(InvalidDocument):
         hub.check_unfinished_task(None)
     assert "*******" in str(hub) and "mnist-proj" in str(hub)
+
+
+@pytest.mark.mongo
+def test_without_uri_it_connects_to_mongodb_like_the_original(mongo_server, mongo_db_name, raw_db) -> None:
+    with TensorHub(ip="127.0.0.1", port=mongo_server.port, dbname=mongo_db_name, project_name="p") as hub:
+        hub.save_training_log(accuracy=0.5)
+        assert hub.save_model(W, accuracy=0.5) is True
+    assert raw_db["logs"].count_documents({"_study": "p", "accuracy": 0.5}) == 1
+    assert raw_db["params"].count_documents({"_study": "p", "tl_kind": "model"}) == 1
