@@ -197,3 +197,11 @@ def test_a_corrupt_jpeg_on_read_names_sample_and_field_and_skip_counts_it(db):
     with db.data_generator(batch_size=6, shuffle=False, on_error="skip") as s:
         b = next(s)
         assert len(b["caption"]) == 5 and s.stats.skipped == 1 and s.stats.skipped_ids == (ids[2],)
+
+
+def test_a_transform_returning_tuples_yields_a_list_and_arrays_refuses_records(db):
+    db.import_records(sample_records(3))
+    with db.data_generator(batch_size=3, shuffle=False, transform=lambda r: (r["label"], r["caption"])) as s:
+        assert next(s) == [(0, "caption 0"), (1, "caption 1"), (2, "caption 2")]
+    with pytest.raises(SampleError, match=r"records\(\)"):
+        db.find_data().arrays()

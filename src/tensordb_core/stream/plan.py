@@ -32,7 +32,7 @@ from tensordb_core.format.codec import CODEC_IDS, dtype_from_str, expected_nbyte
 #: The index collection holding one document per sample (``warehouse.data`` writes it, the stream reads it).
 COLLECTION = "data"
 #: The document fields a sample read needs (the projection it asks the index for).
-PROJECTION = {"_id": 1, "_seq": 1, "_x": 1, "_y": 1, "label": 1}
+PROJECTION = {"_id": 1, "_seq": 1, "_x": 1, "_y": 1, "label": 1, "_fields": 1}  # _fields: to name a record
 #: Fetch the whole chunk when the selected bytes cover at least this fraction of it.
 DENSE_FRACTION = 0.25
 #: Ranged reads closer than this many bytes are merged into one request.
@@ -141,7 +141,8 @@ class RefTable:
         x, y = doc.get("_x"), doc.get("_y")
         try:
             if not isinstance(x, Mapping):
-                raise CodecError("it is a record (stream it with fields=[...])" if "_fields" in doc
+                raise CodecError("it is a record: read it with find_data(...).records(), or a stream of records"
+                                 if "_fields" in doc
                                  else "it is not a data sample (no _x blob reference)")
             key = str(x["key"])
             chunk = self._chunk_index.get(key)

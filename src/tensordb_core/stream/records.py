@@ -216,7 +216,8 @@ class RecordDecoder:
                         continue
                     decoded += nbytes
                     out.append(record)
-            batch = RecordBatch(out, len(errors), errors, collate(out, self.pad) if self.collated else None)
+            dicts = self.collated and all(isinstance(r, Mapping) for r in out)  # a transform may return anything
+            batch = RecordBatch(out, len(errors), errors, collate(out, self.pad) if dicts else None)
             self.stats.add(decode_s=time.perf_counter() - began, bytes_decoded=decoded, skipped=len(errors))
             return batch
         finally:
