@@ -130,10 +130,11 @@ def encode_image(array: np.ndarray, codec: str, quality: int | None = None) -> b
 
 def probe_image(data: bytes, codec: str) -> tuple[str, tuple[int, ...]]:
     """The ``(dtype, shape)`` that decoding ``data`` gives, read from the header (no pixel decoding)."""
+    pil = _pillow()
     try:
-        image = _pillow().open(io.BytesIO(data))
+        image = pil.open(io.BytesIO(data))
         fmt, mode, (width, height) = image.format, image.mode, image.size
-    except (OSError, ValueError, SyntaxError) as exc:  # PIL.UnidentifiedImageError is an OSError
+    except (OSError, ValueError, SyntaxError, pil.DecompressionBombError) as exc:  # UnidentifiedImageError: OSError
         raise CodecError(f"not a readable {codec} file: {exc}") from exc
     if fmt != {"jpeg": "JPEG", "png": "PNG"}[codec]:
         raise CodecError(f"the bytes are a {fmt or 'unknown'} file, not {codec}")
@@ -157,8 +158,9 @@ def decode_image(data: bytes | memoryview, codec: str, dtype: np.dtype, shape: t
                 return _as_recorded(out, dtype, shape, codec)
     elif codec != "png":
         raise CodecError(f"unknown image codec {codec!r}")
+    pil = _pillow()
     try:
-        image = _pillow().open(io.BytesIO(data))
+        image = pil.open(io.BytesIO(data))
         if image.format != {"jpeg": "JPEG", "png": "PNG"}[codec]:
             raise CodecError(f"the stored bytes are a {image.format} file, not {codec}")
         mode = image.mode
@@ -168,7 +170,7 @@ def decode_image(data: bytes | memoryview, codec: str, dtype: np.dtype, shape: t
         if mode != want:
             image = image.convert(want)
         out = np.asarray(image)
-    except (OSError, ValueError, SyntaxError) as exc:
+    except (OSError, ValueError, SyntaxError, pil.DecompressionBombError) as exc:
         raise CodecError(f"{codec} data failed to decode: {exc}") from exc
     return _as_recorded(out, dtype, shape, codec)
 
