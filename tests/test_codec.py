@@ -82,7 +82,11 @@ def test_no_pickle_anywhere_in_the_package():
     import tensordb_core
 
     root = pathlib.Path(tensordb_core.__file__).parent
+    # The one exception: TensorLayer migration's allow-list unpickler (held to that by tests/test_security_code.py).
+    allowed = {root / "tensorlayer" / "pickles.py"}
     for path in root.rglob("*.py"):
+        if path in allowed:
+            continue
         text = path.read_text()
         assert "import pickle" not in text and "allow_pickle=True" not in text, path
 
