@@ -27,6 +27,33 @@ def pytest_configure(config: pytest.Config) -> None:
         settings.load_profile("explore")
 
 
+#: Which server each marker stands for: the fixtures that start it, and the parameter ids that pick it.
+SERVERS: dict[str, tuple[set[str], tuple[str, ...]]] = {
+    "mongo": ({"mongo_server", "fault_mongo", "mongo_uri", "mongo_port", "mongo_warehouse", "mongo_server_uri"},
+              ("mongo", "gridfs")),
+    "s3": ({"moto_server", "fault_moto", "s3_uri"}, ("s3",)),
+    "gcs": ({"fake_gcs", "gcs_uri", "gcs_endpoint"}, ("gcs",)),
+    "azure": ({"azurite", "azure_uri", "azure_endpoint"}, ("azure",)),
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m deselection reads the markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that needs a server, so ``-m "not mongo"`` really leaves MongoDB out.
+
+    A test needs a server when one of that server's fixtures is in its fixture
+    closure, or when a parameter picks it (fixtures looked up at run time, like
+    the fault suite's ``warehouse["mongo"]``, show only there).
+    """
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        ids = set(callspec.id.lower().split("-")) if callspec else set()  # ids, not values: a value's repr may recurse
+        for marker, (fixtures, words) in SERVERS.items():
+            if names & fixtures or ids & set(words):
+                item.add_marker(getattr(pytest.mark, marker))
+
+
 @pytest.fixture(params=["memory", "dir"])
 def warehouse_uri(request, tmp_path) -> str:
     """A fresh warehouse URI on each embedded backend."""
