@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightning.pytorch as pl
 import numpy as np
 import pytest
-
-pytest.importorskip("lightning", reason="install tensordb[lightning] to test the logger")
-import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
