@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch  # installed by .ci/run (optional extra [torch] for users): missing fails, never skips
 
 import tensordb_core as tdb
-
-torch = pytest.importorskip("torch")  # installed by .ci/run; optional extra [torch] for users
-
 from tensordb_core.torch import TensorDBIterableDataset, loader_shard
 
 N = 120
