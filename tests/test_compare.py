@@ -114,3 +114,13 @@ def test_round_starts_mark_where_new_data_began_a_round():
     run = Run("j", params=[{"round": r, "step": s} for r, s in ((0, 10), (0, 20), (1, 30), (1, 40), (2, 50))])
     assert run.round_starts() == [20, 40]
     assert Run("k", params=[{"step": 5}]).round_starts() == []
+
+
+def test_the_default_metric_is_whichever_accuracy_the_study_has(tmp_path, capsys) -> None:
+    """A study scored only on test data (the continuous loop's evaluator) ranks by test_acc without --metric."""
+    uri = str(tmp_path / "only-test")
+    with tdb.connect(uri, "loop") as db:
+        db.save_parameters({"w": np.zeros(2)}, metrics={"test_acc": 0.8, "train_loss": 0.3})
+        assert compare_runs(db)[0] == "test_acc"
+    assert main(["compare", "--uri", uri, "--study", "loop"]) == 0
+    assert "best test_acc" in capsys.readouterr().out

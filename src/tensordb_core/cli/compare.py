@@ -120,7 +120,7 @@ def resolve_metric(runs: Sequence[Run], metric: str) -> str:
     return candidates[0]
 
 
-def compare_runs(db: TensorDB, *, metric: str = "valid_acc", mode: str = "max") -> tuple[str, list[dict[str, Any]]]:
+def compare_runs(db: TensorDB, *, metric: str = "acc", mode: str = "max") -> tuple[str, list[dict[str, Any]]]:
     """``(resolved metric, rows)``: one row per run, the best first."""
     if mode not in ("max", "min"):
         raise InvalidQuery(f"mode must be 'max' or 'min', not {mode!r}")

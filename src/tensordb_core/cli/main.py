@@ -277,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="compare the runs of a study (table, and learning curves with --plot)")
     common(p)
-    p.add_argument("--metric", default="valid_acc", help="ranking metric ('acc' matches valid_acc, test_acc)")
+    p.add_argument("--metric", default="acc", help="ranking metric (default acc: valid_acc, else test_acc, else any *_acc)")
     p.add_argument("--mode", choices=["max", "min"], default="max")
     p.add_argument("--plot", metavar="OUT.png", help="write every run's learning curves (needs tensordb[plot])")
     p.set_defaults(func=cmd_compare)
