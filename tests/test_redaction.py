@@ -41,3 +41,13 @@ def test_harmless_values_stay_readable() -> None:
     assert redact("mongodb://alice:pw@h:1/db?directConnection=true") == "mongodb://alice:***@h:1/db?directConnection=true"
     assert redact("mongodb://h/db?authMechanismProperties=AWS_SESSION_TOKEN:t0k") == "mongodb://h/db?authMechanismProperties=***"
     assert "hunter2" not in repr(parse_uri("s3://b/p?aws_session_token=hunter2"))
+
+
+def test_cli_errors_are_printed_as_written(capsys) -> None:
+    """The CLI used to run a whole message through redact(), which parsed it as one URI and garbled it."""
+    from tensordb_core.cli.main import main
+
+    assert main(["find", "--uri", "s3x://nowhere/db?sas=S3CR3T", "--study", "s"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tensordb: error: ") and "s3x://" in err and "file://" not in err
+    assert "%3F" not in err and "S3CR3T" not in err

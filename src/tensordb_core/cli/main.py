@@ -17,7 +17,7 @@ from typing import Any
 from tensordb_core.cli.tables import align
 from tensordb_core.errors import InvalidQuery, TensorDBError
 from tensordb_core.store.registry import list_schemes
-from tensordb_core.store.uri import redact
+from tensordb_core.store.uri import redact_text
 
 
 def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
@@ -331,7 +331,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except TensorDBError as exc:
-        print(f"tensordb: error: {redact(str(exc)) if '://' in str(exc) else exc}", file=sys.stderr)
+        # Messages are written redacted; redact_text is the second lock, and unlike redact() it leaves
+        # the text as written (redact() parses its input as one URI and garbled whole messages).
+        print(f"tensordb: error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -157,14 +157,23 @@ def _parse_hosts(hostlist: str, raw_for_errors: str) -> tuple[tuple[str, int | N
     return tuple(hosts)
 
 
-def _redact_raw(text: str) -> str:
-    """Best-effort redaction of an unparseable string, for error messages: all userinfo, unknown option values."""
-    text = re.sub(r"[^\s/@'\"]*@", REDACTED + "@", text)
+def redact_text(text: str) -> str:
+    """Hide credentials anywhere in free text (an error message, a log line) without reformatting it.
+
+    Userinfo with a password (``user:pw@``, after ``//`` or not) and query
+    values not known to be harmless (``?sas=...``, ``;AccountKey=...``) become
+    ``***``; everything else, ``://`` included, is left exactly as written.
+    """
+    text = re.sub(r"//[^\s/@'\"]*@", "//" + REDACTED + "@", text)
+    text = re.sub(r"(?<![\w/])[^\s/@:'\"]+:[^\s/@'\"]*@", REDACTED + "@", text)
     return re.sub(
-        r"([?&;]([^=&;]*)=)([^&;]*)",
+        r"([?&;]([^=&;\s]*)=)([^&;\s'\"]*)",
         lambda m: m.group(1) + (REDACTED if is_secret_option(m.group(2)) else m.group(3)),
         text,
     )
+
+
+_redact_raw = redact_text  # parse_uri's name for it: the input could not be parsed as a URI
 
 
 def parse_uri(uri: str | os.PathLike[str] | StoreURI) -> StoreURI:
