@@ -22,7 +22,9 @@ uses.  Two datasets: ``images`` (every JPEG + an int label) and ``image+mask``
    (images ragged, so lists), in this process and through a torch
    ``DataLoader`` with 2 workers (decode in the workers); TensorDB decodes on
    its stream's threads.  Each is a warm-up epoch, then the best of
-   ``--repeat`` fresh epochs (opening the dataset/stream included).
+   ``--repeat`` fresh epochs (opening the dataset/stream included), the
+   systems' epochs interleaved round by round so drifting load on a shared
+   machine falls on all of them alike.
 4. ``filter label==3``: the ~10% of samples with one label, decoded;
    TensorDB queries its index and reads only those samples, the peers read
    everything and keep what matches (decoding only those).
@@ -35,12 +37,14 @@ Results print as a table and go to ``benchmarks/results/records.json``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -129,8 +133,13 @@ def tensordb_loader(uri: str, query: dict[str, Any], batch: int, workers: int) -
     return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=False), how
 
 
-def tensordb_rows(spec: ImageSet, root: Path, work: Path, masks: bool, files_bytes: int, repeat: int,
-                  workers: int) -> list[dict[str, Any]]:
+#: What a system offers to measure: {group: (function returning (samples, bytes), extra row fields)}.
+Measures = dict[str, tuple[Callable[[], tuple[int, int]], dict[str, Any]]]
+
+
+def tensordb_write(spec: ImageSet, root: Path, work: Path, masks: bool, files_bytes: int,
+                   workers: int) -> tuple[dict[str, Any], Measures]:
+    """Import the files with ``import_records`` (the write row), and what to time on the result."""
     name = "image+mask" if masks else "images"
     uri = str(work / f"tdb-{name}")
     n = spec.n_masks if masks else spec.n
@@ -138,21 +147,18 @@ def tensordb_rows(spec: ImageSet, root: Path, work: Path, masks: bool, files_byt
         cpu, began = time.process_time(), time.perf_counter()
         db.import_records(tensordb_records(spec, root, masks))
         took, cpu = time.perf_counter() - began, time.process_time() - cpu
-    blobs = dir_bytes(Path(uri) / "blobs")
-    rows = [row(name, "write", "TensorDB", took, n, cpu, stored_bytes=dir_bytes(Path(uri)), blob_bytes=blobs,
-                vs_files=round(dir_bytes(Path(uri)) / files_bytes, 4), blobs_vs_files=round(blobs / files_bytes, 4))]
-    took, got, _, cpu = timed(repeat, lambda: tensordb_epoch(uri, {}, BATCH))
-    rows.append(row(name, "epoch, 1 process", "TensorDB", took, got, cpu))
+    blobs, stored = dir_bytes(Path(uri) / "blobs"), dir_bytes(Path(uri))
+    written = row(name, "write", "TensorDB", took, n, cpu, stored_bytes=stored, blob_bytes=blobs,
+                  vs_files=round(stored / files_bytes, 4), blobs_vs_files=round(blobs / files_bytes, 4))
     loader, how = tensordb_loader(uri, {}, BATCH, workers)
-    took, got, _, cpu = timed(repeat, lambda: count(loader))
-    rows.append(row(name, f"epoch, DataLoader {workers} workers", "TensorDB", took, got, cpu, how=how))
+    measures: Measures = {
+        "epoch, 1 process": (functools.partial(tensordb_epoch, uri, {}, BATCH), {}),
+        f"epoch, DataLoader {workers} workers": (functools.partial(count, loader), {"how": how}),
+    }
     if not masks:
-        took, got, _, cpu = timed(repeat, lambda: tensordb_epoch(uri, {"label": LABEL}, BATCH))
-        rows.append(row(name, f"filter label=={LABEL}", "TensorDB", took, got, cpu, how="index query, reads only those"))
-    return rows
-
-
-# -- the files themselves and the peers --------------------------------------------------------------------
+        measures[f"filter label=={LABEL}"] = (functools.partial(tensordb_epoch, uri, {"label": LABEL}, BATCH),
+                                             {"how": "index query, reads only those"})
+    return written, measures
 
 
 def decode_files(spec: ImageSet, root: Path, masks: bool, threads: int) -> tuple[int, int]:
@@ -170,8 +176,9 @@ def decode_files(spec: ImageSet, root: Path, masks: bool, threads: int) -> tuple
         return n, sum(pool.map(one, range(n), chunksize=16))
 
 
-def peer_rows(peer_cls: type[Peer], spec: ImageSet, root: Path, work: Path, masks: bool, files_bytes: int,
-              repeat: int, workers: int) -> list[dict[str, Any]]:
+def peer_write(peer_cls: type[Peer], spec: ImageSet, root: Path, work: Path, masks: bool, files_bytes: int,
+               workers: int) -> tuple[dict[str, Any], Measures]:
+    """Write the files with the peer's own writer (the write row), and what to time on the result."""
     name = "image+mask" if masks else "images"
     peer = peer_cls(work / f"{peer_cls.module}-{name}")
     n = spec.n_masks if masks else spec.n
@@ -179,14 +186,43 @@ def peer_rows(peer_cls: type[Peer], spec: ImageSet, root: Path, work: Path, mask
     peer.write(samples(spec, root, masks), files_bytes)
     took, cpu = time.perf_counter() - began, time.process_time() - cpu
     stored = dir_bytes(peer.out)
-    rows = [row(name, "write", peer.name, took, n, cpu, stored_bytes=stored, vs_files=round(stored / files_bytes, 4))]
-    took, got, _, cpu = timed(repeat, lambda: peer.epoch(BATCH))
-    rows.append(row(name, "epoch, 1 process", peer.name, took, got, cpu))
-    took, got, _, cpu = timed(repeat, lambda: peer.epoch(BATCH, workers))
-    rows.append(row(name, f"epoch, DataLoader {workers} workers", peer.name, took, got, cpu))
+    written = row(name, "write", peer.name, took, n, cpu, stored_bytes=stored, vs_files=round(stored / files_bytes, 4))
+    measures: Measures = {
+        "epoch, 1 process": (functools.partial(peer.epoch, BATCH), {}),
+        f"epoch, DataLoader {workers} workers": (functools.partial(peer.epoch, BATCH, workers), {}),
+    }
     if not masks:
-        took, got, _, cpu = timed(repeat, lambda: peer.epoch(BATCH, keep=lambda s: int(s["label"]) == LABEL))
-        rows.append(row(name, f"filter label=={LABEL}", peer.name, took, got, cpu, how="read all, keep matches"))
+        measures[f"filter label=={LABEL}"] = (functools.partial(peer.epoch, BATCH, keep=_label_is(LABEL)),
+                                             {"how": "read all, keep matches"})
+    return written, measures
+
+
+def _label_is(label: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda s: int(s["label"]) == label
+
+
+def measure(dataset: str, systems: dict[str, Measures], repeat: int) -> list[dict[str, Any]]:
+    """Every group's rows, the systems interleaved: each round times each system once, in a rotated order.
+
+    Why interleaved: on a shared machine the load drifts over minutes; timing
+    one system's repeats back to back hands it one stretch of load and the next
+    system another.  A warm-up run of each first (page cache, imports, shared
+    memory); the fastest round of each system is kept.
+    """
+    rows = []
+    for group in dict.fromkeys(g for m in systems.values() for g in m):
+        here = {name: m[group] for name, m in systems.items() if group in m}
+        best: dict[str, Any] = dict.fromkeys(here)
+        for fn, _ in here.values():
+            fn()
+        names = list(here)
+        for r in range(repeat):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                took, n, _, cpu = timed(1, here[name][0], warm=False)
+                if best[name] is None or took < best[name][0]:
+                    best[name] = (took, n, cpu)
+        for name, (took, n, cpu) in best.items():
+            rows.append(row(dataset, group, name, took, n, cpu, **here[name][1]))
     return rows
 
 
@@ -270,19 +306,25 @@ def main(argv: list[str] | None = None) -> int:
             name = "image+mask" if masks else "images"
             files_bytes = mask_jpeg + sizes["mask_bytes"] if masks else sizes["jpeg_bytes"]
             n = spec.n_masks if masks else spec.n
+            systems: dict[str, Measures] = {}
             for threads in sorted({1, cpu_count()}):
-                took, got, _, cpu = timed(args.repeat, lambda t=threads, m=masks: decode_files(spec, root, m, t))
-                rows.append(row(name, "files + decode", f"files, {threads} thread{'s' if threads > 1 else ''}",
-                                took, got, cpu, how="read each file, decode it; nothing else"))
+                label = f"files, {threads} thread{'s' if threads > 1 else ''}"
+                systems[label] = {"files + decode": (functools.partial(decode_files, spec, root, masks, threads),
+                                                     {"how": "read each file, decode it; nothing else"})}
             t0 = time.perf_counter()
-            rows += tensordb_rows(spec, root, work, masks, files_bytes, args.repeat, args.workers)
-            print(f"[{name}] TensorDB: {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+            written, systems["TensorDB"] = tensordb_write(spec, root, work, masks, files_bytes, args.workers)
+            rows.append(written)
             for peer_cls in PEERS:
                 if installed(peer_cls.module):
-                    t0 = time.perf_counter()
-                    rows += peer_rows(peer_cls, spec, root, work, masks, files_bytes, args.repeat, args.workers)
-                    print(f"[{name}] {peer_cls.name}: {time.perf_counter() - t0:.1f}s", file=sys.stderr)
-            print(f"[{name}] {n} samples, files {files_bytes / 1e6:.1f} MB", file=sys.stderr)
+                    written, systems[peer_cls.name] = peer_write(peer_cls, spec, root, work, masks, files_bytes,
+                                                                 args.workers)
+                    rows.append(written)
+            print(f"[{name}] {n} samples ({files_bytes / 1e6:.1f} MB of files) written by "
+                  f"{sum(not k.startswith('files') for k in systems)} "
+                  f"systems in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+            t0 = time.perf_counter()
+            rows += measure(name, systems, args.repeat)
+            print(f"[{name}] measured in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     vs = versus(rows)
