@@ -2,8 +2,13 @@
 
 Why batched: a loop that logs every step must not pay a database round trip
 per step.  Records are buffered and flushed when the buffer holds
-``flush_every`` records, when ``flush_interval_s`` has passed since the last
-flush, on :meth:`LogWriter.flush`/``close``, and at interpreter exit.  Each
+``flush_every`` records; by a background thread once the oldest has waited
+``flush_interval_s`` (1 s by default), so records show up without a further
+``log()`` call and a SIGKILL loses at most about that much; on
+:meth:`LogWriter.flush`/``close``; at interpreter exit; and on SIGTERM/SIGINT
+(how Kubernetes, SLURM and Ctrl-C stop a trainer: the default SIGTERM action
+skips ``atexit``), after which the handler that was installed before runs as
+it would have.  Each
 record is its own document (study, kind, step, metrics, timestamp), so a long
 run never approaches a document-size limit.  A ``datetime`` passed among the
 metrics (TensorLayer's DBLogger adds one) is kept as a tag of the record.
@@ -13,6 +18,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
+import signal
 import threading
 import time
 import weakref
@@ -28,7 +35,12 @@ COLLECTION = "logs"
 KINDS = ("train", "valid", "test")
 RESERVED = frozenset({"kind", "step", "metrics", "timestamp", "run"})
 
+#: Seconds a record may wait in a buffer before the background thread writes it.
+DEFAULT_FLUSH_INTERVAL_S = 1.0
 _writers: weakref.WeakSet[LogWriter] = weakref.WeakSet()
+_started = threading.Lock()
+_flusher: threading.Thread | None = None
+_previous_handlers: dict[int, Any] = {}
 
 
 @atexit.register
@@ -38,17 +50,64 @@ def _flush_all() -> None:
             writer.flush()
 
 
+def _flush_due_forever() -> None:
+    """The background flusher: write each buffer whose oldest record has waited its writer's interval."""
+    while True:
+        time.sleep(0.1)
+        for writer in list(_writers):
+            if writer.due():
+                with contextlib.suppress(Exception):  # kept in the buffer; the next flush tries again
+                    writer.flush()
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    """Write the buffers, then do what the previous handler (or the default action) would have done."""
+    _flush_all()
+    previous = _previous_handlers.get(signum, signal.SIG_DFL)
+    if callable(previous):
+        previous(signum, frame)
+    elif previous == signal.SIG_DFL:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)  # die by the signal, as without us (exit status, core, parent's view)
+
+
+def _start_flushing() -> None:
+    """Once per process: the background thread, and SIGTERM/SIGINT handlers where signals can be set."""
+    global _flusher
+    with _started:
+        if _flusher is not None and _flusher.is_alive():
+            return
+        _flusher = threading.Thread(target=_flush_due_forever, name="tensordb-log-flusher", daemon=True)
+        _flusher.start()
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread; atexit and the timer still hold
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            current = signal.getsignal(signum)
+            if current is _on_signal or current == signal.SIG_IGN or current is None:
+                continue  # ours already, ignored on purpose, or set outside Python: leave it alone
+            _previous_handlers[signum] = current
+            signal.signal(signum, _on_signal)
+
+
 class LogWriter:
     """Buffers log records of one study and writes them in batches."""
 
-    def __init__(self, scope: StudyScope, *, flush_every: int = 256, flush_interval_s: float = 2.0) -> None:
+    def __init__(self, scope: StudyScope, *, flush_every: int = 256,
+                 flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S) -> None:
         self._scope = scope
         self._buffer: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._last_flush = time.monotonic()
+        # Re-entrant: the SIGTERM/SIGINT handler flushes on the main thread, possibly while it holds the lock.
+        self._lock = threading.RLock()
         self._steps: dict[tuple[str, str | None], int] = {}
         self.flush_every, self.flush_interval_s = flush_every, flush_interval_s
+        self._oldest: float | None = None  # when the oldest buffered record arrived
         _writers.add(self)
+        _start_flushing()
+
+    def due(self) -> bool:
+        """Whether the oldest buffered record has waited ``flush_interval_s``."""
+        oldest = self._oldest
+        return oldest is not None and time.monotonic() - oldest >= self.flush_interval_s
 
     def log(self, kind: str, metrics: Mapping[str, Any], step: int | None = None, run: str | None = None,
             tags: Mapping[str, Any] | None = None) -> None:
@@ -66,21 +125,24 @@ class LogWriter:
                                   run=run, **check_tags(tags, RESERVED))
         with self._lock:
             self._buffer.append(doc)
-            due = len(self._buffer) >= self.flush_every or time.monotonic() - self._last_flush >= self.flush_interval_s
-        if due:
+            if self._oldest is None:
+                self._oldest = time.monotonic()
+            full = len(self._buffer) >= self.flush_every
+        if full:
             self.flush()
 
     def flush(self) -> None:
         """Write every buffered record now."""
         with self._lock:
             batch, self._buffer = self._buffer, []
-            self._last_flush = time.monotonic()
+            oldest, self._oldest = self._oldest, None
         if batch:
             try:
                 self._scope.index.insert_many(COLLECTION, batch)
             except BaseException:
                 with self._lock:  # keep the records for the next attempt: nothing is lost
                     self._buffer[:0] = batch
+                    self._oldest = oldest if self._oldest is None else min(oldest or self._oldest, self._oldest)
                 raise
 
 
