@@ -49,7 +49,7 @@ def generate(spec: ImageSet, out: Path) -> dict[str, Any]:
     """Write ``out/jpeg/NNNNN.jpg`` (+ ``out/mask/NNNNN.png``) and ``out/labels.npy``; reused when already there.
 
     Content: a two-colour gradient, four filled ellipses and a noise texture,
-    which encodes at ~80-90 KB an image at quality 90 (ImageNet's average is
+    which encodes at ~90 KB an image at quality 90 (ImageNet's average is
     ~110 KB).  Labels are uniform in 0-9, so ``label == 3`` is ~10% of samples.
     """
     done = out / "done"

@@ -7,7 +7,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/records.py --markdown benchmarks/results/records.json
 
 Every row uses the same files, generated once per run (``record_loaders.generate``:
-RGB JPEGs of 256-500 px a side at quality 90, ~85 KB each; masks are 5-class
+RGB JPEGs of 256-500 px a side at quality 90, ~90 KB each; masks are 5-class
 PNGs), and every system decodes with the same functions (simplejpeg for JPEG,
 Pillow for PNG, ``record_loaders.DECODERS``), the libraries TensorDB's stream
 uses.  Two datasets: ``images`` (every JPEG + an int label) and ``image+mask``
