@@ -22,8 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-PIL = pytest.importorskip("PIL")
 from PIL import Image
 
 from tensordb_core.cli.import_images import (
@@ -228,15 +226,6 @@ def test_an_unreadable_file_is_a_typed_error_naming_it(tmp_path):
         with pytest.raises(UnreadableFile) as err:
             import_images(db, root)
         assert isinstance(err.value, OSError)
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_a_file_without_read_permission_is_a_typed_error(tmp_path):
-    root = tmp_path / "images"
-    write_folder(root)
-    (root / "dog" / "dog-0.jpg").chmod(0)
-    with connect(str(tmp_path / "wh"), "imgs") as db, pytest.raises(UnreadableFile, match="dog/dog-0.jpg"):
-        import_images(db, root)
 
 
 def test_bad_options_and_a_changed_class_list(folder, tmp_path):
