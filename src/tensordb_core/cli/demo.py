@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -136,6 +139,14 @@ def run_demo(uri: str = "./tensordb-demo", blobs: str | None = None, *, study: s
             db.set_alias("best", best["_id"], who="tensordb demo")
             say(f"\nbest model: {best['_id']} (epoch {best.get('epoch')}, hidden {best.get('hyper', {}).get('hidden')})"
                 f" valid_acc {best['metrics']['valid_acc']:.3f}, test_acc {best_acc:.3f}; alias 'best' points at it")
-        say(f"done in {time.time() - started:.1f}s — inspect with: tensordb jobs --uri {db.index.uri.redacted()}"
+        say(f"done in {time.time() - started:.1f}s — inspect with: {_command()} jobs --uri {db.index.uri.redacted()}"
             f" --study {study}")
         return {"rows": rows, "best_test_acc": best_acc, "best_id": best["_id"] if best else None}
+
+
+def _command() -> str:
+    """How to call ``tensordb`` from this shell: bare when it is on PATH, else the path this demo ran from."""
+    if shutil.which("tensordb"):
+        return "tensordb"
+    here = os.path.join(os.path.dirname(sys.executable), "tensordb")
+    return os.path.relpath(here) if os.path.exists(here) else f"{sys.executable} -m tensordb_core.cli"
