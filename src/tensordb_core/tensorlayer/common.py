@@ -19,7 +19,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -181,3 +181,19 @@ class StoredModel:
 
     def __repr__(self) -> str:
         return f"StoredModel(model_name={self.doc.get('model_name')!r}, arrays={len(self.all_weights)})"
+
+
+class WarehouseBacked:
+    """What both legacy classes are underneath: a warehouse handle ``db`` they close, and a context manager."""
+
+    db: Warehouse
+
+    def close(self) -> None:
+        """Write buffered logs and release the connection."""
+        self.db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

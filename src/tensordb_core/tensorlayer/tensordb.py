@@ -16,13 +16,14 @@ import os
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any
 
 from tensordb_core.errors import DocumentNotFound, InvalidDocument
 from tensordb_core.store.scope import check_json_value
 from tensordb_core.tensorlayer.common import (
     KIND,
     InsertResult,
+    WarehouseBacked,
     as_array,
     delete,
     legacy_query,
@@ -55,7 +56,7 @@ def delete_logs(db: Any, kind: str, args: Mapping[str, Any] | None) -> int:
     return delete(db.scope, logs.COLLECTION, {"$and": [{"kind": kind}, legacy_query(args)]})
 
 
-class TensorDB:
+class TensorDB(WarehouseBacked):
     """TensorLayer 1.x's ``TensorDB``: parameters, logs, architectures and jobs of one study (``studyID``).
 
     Without ``uri`` it connects to MongoDB at ``ip:port/db_name`` as the
@@ -278,15 +279,6 @@ class TensorDB:
         return self.db.data_generator(legacy_query(args), batch_size, **kwargs)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
-    def close(self) -> None:
-        """Write buffered logs and release the connection."""
-        self.db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _text(value: Any, what: str) -> str:

@@ -11,25 +11,12 @@ executes its stored script, so :meth:`TensorHub.run_top_task` demands
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 
 from tensordb_core.errors import InvalidDocument, UnsafeOperation
-from tensordb_core.tensorlayer.common import (
-    KIND,
-    StoredModel,
-    as_array,
-    default_project_name,
-    delete,
-    legacy_query,
-    open_warehouse,
-    public,
-    split_fields,
-    take_step,
-    utcnow,
-    weights_of,
-)
+from tensordb_core.tensorlayer import common
 from tensordb_core.tensorlayer.tensordb import OLDEST_FIRST, delete_logs, write_log
 from tensordb_core.warehouse import jobs, models, params
 
@@ -39,7 +26,7 @@ TASK_STATES = {"pending": "queued", "running": "running", "finished": "done"}
 TASK_LEASE_S = 24 * 3600.0
 
 
-class TensorHub:
+class TensorHub(common.WarehouseBacked):
     """TensorLayer 2.x's ``TensorHub`` on the warehouse; ``uri=`` picks any backend, else MongoDB at ``ip:port``."""
 
     def __init__(self, ip: str = "localhost", port: int = 27017, dbname: str = "dbname", username: str | None = "None",
@@ -47,9 +34,9 @@ class TensorHub:
                  **connect_kwargs: Any) -> None:
         self.ip, self.port, self.dbname = ip, port, dbname
         self.username = None if username in (None, "None") else username
-        self.project_name = project_name if project_name is not None else default_project_name()
-        self.db = open_warehouse(uri, self.project_name, ip=ip, port=port, db_name=dbname, user_name=self.username,
-                                 password=password, **connect_kwargs)
+        self.project_name = project_name if project_name is not None else common.default_project_name()
+        self.db = common.open_warehouse(uri, self.project_name, ip=ip, port=port, db_name=dbname,
+                                        user_name=self.username, password=password, **connect_kwargs)
         self.scope = self.db.scope
 
     def __str__(self) -> str:
@@ -59,16 +46,16 @@ class TensorHub:
     # -- models ------------------------------------------------------------------------------------
     def save_model(self, network: Any = None, model_name: str = "model", **kwargs: Any) -> bool:
         """Save a network's weights (``all_weights``/``weights``, a list or a dict of arrays) and its ``config``."""
-        tags, metrics = split_fields({**kwargs, "model_name": model_name, "time": utcnow()})
+        tags, metrics = common.split_fields({**kwargs, "model_name": model_name, "time": common.utcnow()})
         config = getattr(network, "config", None)
         if config is not None:
             tags["architecture"] = config
-        tags[KIND] = "model"
-        step = take_step(tags)
-        self.db.save_parameters(weights_of(network), metrics, tags, step=step)
+        tags[common.KIND] = "model"
+        step = common.take_step(tags)
+        self.db.save_parameters(common.weights_of(network), metrics, tags, step=step)
         return True
 
-    def find_top_model(self, sort: Any = None, model_name: str = "model", **kwargs: Any) -> StoredModel | bool:
+    def find_top_model(self, sort: Any = None, model_name: str = "model", **kwargs: Any) -> common.StoredModel | bool:
         """The first matching model (oldest unless ``sort``) as a :class:`StoredModel`, or ``False``.
 
         1.10's ``find_top_model(sess, ...)`` also works: a session (or
@@ -80,27 +67,28 @@ class TensorHub:
         found = self._models(sort, model_name, kwargs, limit=1)
         return found[0] if found else False
 
-    def find_models(self, sort: Any = None, model_name: str = "model", **kwargs: Any) -> list[StoredModel]:
+    def find_models(self, sort: Any = None, model_name: str = "model", **kwargs: Any) -> list[common.StoredModel]:
         """Every matching model (oldest first unless ``sort``); an addition to the original API."""
         return self._models(sort, model_name, kwargs, limit=0)
 
-    def _models(self, sort: Any, model_name: str, kwargs: Mapping[str, Any], limit: int) -> list[StoredModel]:
-        query = {"$and": [{KIND: "model", "model_name": model_name}, legacy_query(kwargs)]}
+    def _models(self, sort: Any, model_name: str, kwargs: Mapping[str, Any], limit: int) -> list[common.StoredModel]:
+        query = {"$and": [{common.KIND: "model", "model_name": model_name}, common.legacy_query(kwargs)]}
         docs = self.db.find_parameter_docs(query, sort=sort or OLDEST_FIRST, limit=limit)
-        return [StoredModel(self.db.load_parameters(doc), public(doc, "project_name", self.project_name)) for doc in docs]
+        return [common.StoredModel(self.db.load_parameters(doc), common.public(doc, "project_name", self.project_name))
+                for doc in docs]
 
     def delete_model(self, **kwargs: Any) -> None:
         """Delete the matching models of this project (all of them with no arguments)."""
-        delete(self.scope, params.COLLECTION, {"$and": [{KIND: "model"}, legacy_query(kwargs)]})
+        common.delete(self.scope, params.COLLECTION, {"$and": [{common.KIND: "model"}, common.legacy_query(kwargs)]})
 
     # -- datasets ----------------------------------------------------------------------------------
     def save_dataset(self, dataset: Any = None, dataset_name: str | None = None, **kwargs: Any) -> bool:
         """Save a dataset: an array, or a list/tuple/dict of arrays (``[X_train, y_train, X_test, y_test]``)."""
         _need_name(dataset_name, "dataset_name")
         arrays, shape = dataset_arrays(dataset)
-        tags, metrics = split_fields({**kwargs, "dataset_name": dataset_name, "time": utcnow()})
-        tags.update({KIND: "dataset", "tl_shape": shape})
-        step = take_step(tags)
+        tags, metrics = common.split_fields({**kwargs, "dataset_name": dataset_name, "time": common.utcnow()})
+        tags.update({common.KIND: "dataset", "tl_shape": shape})
+        step = common.take_step(tags)
         self.db.save_parameters(arrays, metrics, tags, step=step)
         return True
 
@@ -115,7 +103,7 @@ class TensorHub:
 
     def _datasets(self, name: str | None, sort: Any, kwargs: Mapping[str, Any], limit: int) -> list[Any]:
         _need_name(name, "dataset_name")
-        query = {"$and": [{KIND: "dataset", "dataset_name": name}, legacy_query(kwargs)]}
+        query = {"$and": [{common.KIND: "dataset", "dataset_name": name}, common.legacy_query(kwargs)]}
         out = []
         for doc in self.db.find_parameter_docs(query, sort=sort or OLDEST_FIRST, limit=limit):
             arrays, shape = self.db.load_parameters(doc), doc.get("tl_shape")
@@ -124,20 +112,20 @@ class TensorHub:
 
     def delete_datasets(self, **kwargs: Any) -> None:
         """Delete the matching datasets of this project."""
-        delete(self.scope, params.COLLECTION, {"$and": [{KIND: "dataset"}, legacy_query(kwargs)]})
+        common.delete(self.scope, params.COLLECTION, {"$and": [{common.KIND: "dataset"}, common.legacy_query(kwargs)]})
 
     # -- logs --------------------------------------------------------------------------------------
     def save_training_log(self, **kwargs: Any) -> None:
         """Save a training record (``accuracy=.33, loss=.98``); ``time`` is added."""
-        write_log(self.db, "train", {**kwargs, "time": utcnow()})
+        write_log(self.db, "train", {**kwargs, "time": common.utcnow()})
 
     def save_validation_log(self, **kwargs: Any) -> None:
         """Save a validation record; ``time`` is added."""
-        write_log(self.db, "valid", {**kwargs, "time": utcnow()})
+        write_log(self.db, "valid", {**kwargs, "time": common.utcnow()})
 
     def save_testing_log(self, **kwargs: Any) -> None:
         """Save a test record; ``time`` is added."""
-        write_log(self.db, "test", {**kwargs, "time": utcnow()})
+        write_log(self.db, "test", {**kwargs, "time": common.utcnow()})
 
     def delete_training_log(self, **kwargs: Any) -> None:
         """Delete matching training records (all with no arguments)."""
@@ -163,10 +151,10 @@ class TensorHub:
                 code = fh.read().decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InvalidDocument(f"cannot read the task script {script!r} as UTF-8 text: {exc}") from exc
-        tags, _ = split_fields({**kwargs, "task_name": task_name, "time": utcnow(),
+        tags, _ = common.split_fields({**kwargs, "task_name": task_name, "time": common.utcnow(),
                                 "hyper_parameters": dict(hyper_parameters or {}),
                                 "saved_result_keys": list(saved_result_keys or [])})
-        tags[KIND] = "task"
+        tags[common.KIND] = "task"
         self.db.push_job({"script": code, "script_name": script}, tags)
 
     def run_top_task(self, task_name: str | None = None, sort: Any = None, *, trusted: bool = False,
@@ -206,7 +194,7 @@ class TensorHub:
 
     def delete_tasks(self, **kwargs: Any) -> None:
         """Delete the matching tasks of this project."""
-        delete(self.scope, jobs.COLLECTION, self._task_query(None, kwargs))
+        common.delete(self.scope, jobs.COLLECTION, self._task_query(None, kwargs))
 
     def check_unfinished_task(self, task_name: str | None = None, **kwargs: Any) -> bool:
         """Whether a matching task is still pending or running."""
@@ -215,22 +203,13 @@ class TensorHub:
         return self.db.index.count(jobs.COLLECTION, self.scope.query(query)) > 0
 
     def _task_query(self, task_name: str | None, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        q = legacy_query(kwargs)
+        q = common.legacy_query(kwargs)
         if isinstance(q.get("status"), str):
             q["status"] = TASK_STATES.get(q["status"], q["status"])
-        parts: list[dict[str, Any]] = [{KIND: "task"}] + ([{"task_name": task_name}] if task_name else []) + [q]
+        parts: list[dict[str, Any]] = [{common.KIND: "task"}] + ([{"task_name": task_name}] if task_name else []) + [q]
         return {"$and": parts}
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    def close(self) -> None:
-        """Write buffered logs and release the connection."""
-        self.db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def dataset_arrays(dataset: Any) -> tuple[list[np.ndarray] | dict[str, np.ndarray], str]:
@@ -238,7 +217,7 @@ def dataset_arrays(dataset: Any) -> tuple[list[np.ndarray] | dict[str, np.ndarra
     shape = "array" if isinstance(dataset, np.ndarray) else type(dataset).__name__
     if shape not in ("array", "list", "tuple", "dict"):
         raise InvalidDocument(f"a dataset is an array or a list/tuple/dict of arrays, not {shape}")
-    return weights_of([dataset] if shape == "array" else dataset), shape
+    return common.weights_of([dataset] if shape == "array" else dataset), shape
 
 
 def _need_name(value: Any, what: str) -> None:
@@ -250,6 +229,6 @@ def _jsonable(value: Any) -> Any:
     """A task result as a stored value: arrays and tensors as (nested) lists."""
     if value is None or isinstance(value, (str, int, float, bool, list, dict)):
         return value
-    arr = as_array(value)
+    arr = common.as_array(value)
     return arr.item() if arr.ndim == 0 else arr.tolist()
 
