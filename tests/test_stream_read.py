@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import tensordb_core
+import tensordb_core as tdb
 from tensordb_core.format import codec
 from tensordb_core.stream import decode
 from tensordb_core.stream.batches import InvalidStreamArgument, SampleError, read_batch
@@ -134,3 +135,21 @@ def test_read_batch_reports_what_it_skipped_and_refuses_bad_arguments(db):
     assert empty.X.shape == (0,) and empty.Y is None
     with pytest.raises(InvalidStreamArgument, match="on_error"):
         db.find_data().arrays(on_error="ignore")
+
+
+@pytest.mark.parametrize("position", [0, 1, 2, 3])
+def test_arrays_skip_a_missing_chunk_wherever_it_is(tmp_path, position):
+    """Issue 20, item 1: arrays(on_error="skip") raised RuntimeError (a StopIteration in a generator) for 3 of 4
+    positions of the missing chunk; every position now skips exactly that chunk's samples."""
+    with tdb.connect(tmp_path / "w", study="s") as db:
+        X = np.arange(40 * 6, dtype=np.float32).reshape(40, 6)
+        for part in range(4):
+            db.import_data(X[part * 10:(part + 1) * 10], list(range(part * 10, (part + 1) * 10)))
+        keys = sorted({d["_x"]["key"] for d in db.index.find("data", {})},
+                      key=lambda k: min(d["label"] for d in db.index.find("data", {"_x.key": k})))
+        assert len(keys) == 4
+        db.blobs.delete(keys[position])
+        Xs, ys = db.find_data().arrays(on_error="skip")
+        kept = [i for i in range(40) if i // 10 != position]
+        assert ys.tolist() == kept
+        np.testing.assert_array_equal(Xs, X[kept])
