@@ -31,6 +31,10 @@ class InvalidQuery(TensorDBError, ValueError):
     """A query, sort, projection or update is outside the portable subset."""
 
 
+class InvalidArgument(TensorDBError, TypeError):
+    """A call got an argument it does not take, or one of the wrong kind (``step="x"``, ``lease_s=-1``)."""
+
+
 class InvalidDocument(TensorDBError, ValueError):
     """Tags or metrics are not JSON-like, or use a reserved key."""
 

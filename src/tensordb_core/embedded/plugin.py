@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from tensordb_core.errors import InvalidURI
 from tensordb_core.store.hookspecs import SchemeInfo, hookimpl
 from tensordb_core.store.uri import StoreURI
 
@@ -43,7 +44,10 @@ def open_file_index(uri: StoreURI, **options: Any) -> Any:
     from tensordb_core.embedded import file_blobs
     from tensordb_core.embedded.sqlite_index import SQLiteIndexStore
 
-    os.makedirs(uri.path, exist_ok=True)
+    try:
+        os.makedirs(uri.path, exist_ok=True)
+    except OSError as exc:  # a file in the way, a name too long, no permission, a read-only disk
+        raise InvalidURI(f"cannot use {uri.redacted()} as a warehouse directory: {exc.strerror or exc}") from exc
     return SQLiteIndexStore(os.path.join(uri.path, INDEX_FILE), uri=uri, shared=file_blobs.OPTIONS.names, **options)
 
 
@@ -92,7 +96,6 @@ def _sqlite_path(uri: StoreURI) -> str:
     if uri.host:
         path = os.path.join(uri.host, path)
     if not path:
-        from tensordb_core.errors import InvalidURI
 
         raise InvalidURI("sqlite URI without a file: write sqlite:///relative.db or sqlite:////abs/path.db")
     return os.path.abspath(os.path.expanduser(path))

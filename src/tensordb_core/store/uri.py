@@ -189,6 +189,8 @@ def parse_uri(uri: str | os.PathLike[str] | StoreURI) -> StoreURI:
     if not isinstance(uri, str):
         raise InvalidURI(f"a store URI must be a string or path, not {type(uri).__name__}")
     text = uri.strip()
+    if "\x00" in text:
+        raise InvalidURI("a store URI or path cannot contain a NUL character")
     if not text:
         raise InvalidURI("empty store URI: give a directory (./warehouse) or a URI such as mongodb://host/db")
     if text.startswith("://"):

@@ -8,10 +8,11 @@ Tuesday" is :func:`get_alias` with ``at=``.
 from __future__ import annotations
 
 import getpass
+import math
 import time
 from typing import Any
 
-from tensordb_core.errors import DocumentNotFound, IntegrityError, InvalidDocument
+from tensordb_core.errors import DocumentNotFound, IntegrityError, InvalidDocument, InvalidQuery
 from tensordb_core.store.scope import StudyScope
 from tensordb_core.warehouse.params import COLLECTION as PARAMS
 
@@ -61,7 +62,9 @@ def set_alias(scope: StudyScope, name: str, target: str, *, who: str | None = No
 
 
 def get_alias(scope: StudyScope, name: str, *, at: float | None = None) -> str | None:
-    """The parameter id ``name`` points at now (or at time ``at``), or None."""
+    """The parameter id ``name`` points at now (or at time ``at``, Unix seconds), or None."""
+    if at is not None and (not isinstance(at, (int, float)) or isinstance(at, bool) or not math.isfinite(at)):
+        raise InvalidQuery(f"at must be a time in Unix seconds (time.time()), not {at!r}")
     if at is None:
         for doc in scope.index.find(COLLECTION, scope.query({"name": name}), limit=1):
             return doc["target"]

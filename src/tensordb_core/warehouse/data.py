@@ -22,6 +22,7 @@ import numpy as np
 
 from tensordb_core.errors import InvalidDocument
 from tensordb_core.format.codec import check_array, pack_segments
+from tensordb_core.query.filters import check_window, validate_sort
 from tensordb_core.store.scope import StudyScope, check_json_value, check_tags
 from tensordb_core.stream.batches import read_batch, read_records
 from tensordb_core.stream.follow import tail_grace
@@ -39,9 +40,10 @@ class DataCursor:
     def __init__(self, scope: StudyScope, query: Mapping[str, Any] | None, sort: Any = None,
                  limit: int = 0, skip: int = 0) -> None:
         self._scope = scope
+        check_window(limit, skip)
+        self._scoped = scope.query(query)  # validates (datetimes encoded): a typed error before any read
         self.query = dict(query or {})
-        self._scoped = scope.query(query)
-        self._sort, self._limit, self._skip = sort, limit, skip
+        self._sort, self._limit, self._skip = validate_sort(sort) or None, limit, skip
 
     def __len__(self) -> int:
         n = max(0, self._scope.index.count(COLLECTION, self._scoped) - self._skip)
@@ -99,7 +101,7 @@ def _samples(X: Any) -> list[np.ndarray]:
     """Every sample of ``X`` checked storable *before* anything is written (no partial import)."""
     if isinstance(X, np.ndarray) and X.ndim:
         samples: list[Any] = [X[i] for i in range(X.shape[0])]
-    elif isinstance(X, (np.ndarray, np.generic, str, bytes)) or not hasattr(X, "__iter__"):
+    elif isinstance(X, (np.ndarray, np.generic, str, bytes, Mapping, set, frozenset)) or not hasattr(X, "__iter__"):
         raise InvalidDocument(f"X must be an array of samples (N, ...) or a sequence of arrays, "
                               f"not {type(X).__name__}{' (0-d)' if np.ndim(X) == 0 else ''}")
     else:
@@ -111,8 +113,8 @@ def _labels(y: Any, n: int) -> tuple[list[Any], list[np.ndarray] | None]:
     """Scalar labels become the ``label`` tag; array labels are stored as segments."""
     if y is None:
         return [None] * n, None
-    if isinstance(y, (str, bytes)) or not hasattr(y, "__len__"):
-        raise InvalidDocument(f"labels must be one per sample (a sequence or array), not {type(y).__name__}")
+    if isinstance(y, (str, bytes, Mapping, set, frozenset)) or not hasattr(y, "__len__"):
+        raise InvalidDocument(f"labels must be one per sample, in order (a sequence or array), not {type(y).__name__}")
     if isinstance(y, np.ndarray) and y.ndim > 1 or (not isinstance(y, np.ndarray) and len(y) and np.ndim(y[0]) > 0):
         ys = [check_array(v) for v in y]
         if len(ys) != n:
@@ -135,6 +137,8 @@ def import_data(
 ) -> list[str]:
     """Store samples in chunk blobs and index them; returns the new document ids in order."""
     scope.require_writable()
+    if type(chunk_bytes) is not int or chunk_bytes <= 0:
+        raise InvalidDocument(f"chunk_bytes must be a positive int, not {chunk_bytes!r}")
     samples = _samples(X)
     n = len(samples)
     per_tags = _per_sample_tags(tags, n)

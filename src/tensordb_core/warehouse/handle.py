@@ -11,12 +11,14 @@ parameter set).
 
 from __future__ import annotations
 
+import inspect
 import os
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Self
 from urllib.parse import quote
 
+from tensordb_core.errors import InvalidArgument
 from tensordb_core.store.protocols import BlobStore, IndexStore, new_id
 from tensordb_core.store.registry import default_blobs, open_blobs, open_index
 from tensordb_core.store.retrying import RetryPolicy
@@ -66,7 +68,9 @@ def connect(uri: str | os.PathLike[str] | StoreURI | None = None, study: str | N
         index.close()
         raise
     index, blob_store = wrap_retrying(index, blob_store, policy)
-    return TensorDB.from_stores(index, blob_store, study or os.environ.get(ENV_STUDY) or DEFAULT_STUDY)
+    if study is None:
+        study = os.environ.get(ENV_STUDY) or DEFAULT_STUDY
+    return TensorDB.from_stores(index, blob_store, study)
 
 
 def seed_uri(ip: str = "127.0.0.1", port: int = 27017, db_name: str = "tensordb", user_name: str | None = None,
@@ -124,7 +128,7 @@ class TensorDB:
     def import_data(self, X: Any, y: Any = None, tags: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
                     **kwargs: Any) -> list[str]:
         """Store samples ``X`` (N, ...) with labels ``y`` and tags; returns their ids."""
-        return data.import_data(self.scope, X, y, tags, **kwargs)
+        return data.import_data(self.scope, X, y, tags, **known_kwargs(data.import_data, kwargs, "import_data"))
 
     def import_records(self, records: Iterable[Mapping[str, Any]], tags: Mapping[str, Any] | None = None, *,
                        encode: Mapping[str, str] | None = None,
@@ -151,8 +155,10 @@ class TensorDB:
                        fields: Sequence[str] | None = None, decode: bool = True,
                        pad: Mapping[str, Any] | None = None, **kwargs: Any):
         """Stream ``(X, y)`` batches of matching samples, dict batches for records; see :func:`stream.data_stream`."""
+        self.scope.query(query)  # validate here: a bad query is a typed error now, not later on the stream's thread
         q = dict(query or {})
-        stream = data_stream(self.scope, q, batch_size=batch_size, fields=fields, decode=decode, pad=pad, **kwargs)
+        stream = data_stream(self.scope, q, batch_size=batch_size, fields=fields, decode=decode, pad=pad,
+                             **known_kwargs(data_stream, kwargs, "data_generator"))
         self._streams.add(stream)
         self._data_lineage = (q, weakref.ref(stream))
         return stream
@@ -366,3 +372,14 @@ class TensorDB:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+
+def known_kwargs(func: Any, kwargs: Mapping[str, Any], what: str) -> Mapping[str, Any]:
+    """``kwargs`` unchanged when ``func`` takes them all; else a typed error naming the unknown ones and the known."""
+    params = inspect.signature(func).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    unknown = sorted(set(kwargs) - set(params))
+    if unknown:
+        known = sorted(n for n, p in params.items() if p.kind is p.KEYWORD_ONLY)
+        raise InvalidArgument(f"{what}() got unknown keyword argument(s) {unknown}; it takes {known}")
+    return kwargs

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tensordb_core.errors import InvalidDocument, LeaseLost
+from tensordb_core.errors import InvalidArgument, InvalidDocument, LeaseLost
 from tensordb_core.store.scope import StudyScope, check_json_value, check_tags
 
 COLLECTION = "jobs"
@@ -39,8 +39,10 @@ def push_job(scope: StudyScope, spec: Any, tags: Mapping[str, Any] | None = None
     ``run`` is the run the job was queued from (the handle's active run), kept for lineage.
     """
     scope.require_writable()
-    if max_attempts < 1:
-        raise InvalidDocument("max_attempts must be at least 1")
+    if type(max_attempts) is not int or max_attempts < 1:
+        raise InvalidDocument(f"max_attempts must be an int of at least 1, not {max_attempts!r}")
+    if type(priority) is not int or abs(priority) > 2**53:
+        raise InvalidDocument(f"priority must be an int (higher runs first), not {priority!r}")
     doc = scope.new_doc(spec=check_json_value(spec, "spec"), status="queued", attempts=0,
                         attempts_left=int(max_attempts), max_attempts=int(max_attempts), priority=int(priority),
                         lease_until=None, worker=None, token=0, errors=[], result=None, run=run,
@@ -60,6 +62,8 @@ def pop_job(scope: StudyScope, query: Mapping[str, Any] | None = None, *, lease_
             worker: str | None = None) -> Job | None:
     """Claim one job atomically (highest priority, then oldest), or return None when none is claimable."""
     scope.require_writable()
+    if not _positive_seconds(lease_s):
+        raise InvalidArgument(f"lease_s must be a positive number of seconds, not {lease_s!r}")
     now = time.time()
     bury_exhausted(scope, now)
     claimable = {"$and": [
@@ -131,3 +135,7 @@ class Job:
     def release(self) -> None:
         """Give the job back untouched (a clean shutdown): requeued without spending an attempt."""
         self._fenced({"$set": {"status": "queued", "lease_until": None}, "$inc": {"attempts_left": 1}}, "release")
+
+
+def _positive_seconds(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")

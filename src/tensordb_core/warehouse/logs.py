@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import numbers
 import os
 import signal
 import threading
@@ -27,7 +28,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from tensordb_core.errors import InvalidQuery
+from tensordb_core.errors import InvalidArgument, InvalidQuery
 from tensordb_core.store.scope import StudyScope, check_tags
 from tensordb_core.warehouse.params import clean_metrics
 
@@ -118,6 +119,8 @@ class LogWriter:
             tags = {**{k: v for k, v in metrics.items() if isinstance(v, datetime)}, **dict(tags or {})}
             metrics = {k: v for k, v in metrics.items() if not isinstance(v, datetime)}
         cleaned = clean_metrics(metrics)
+        if step is not None and (not isinstance(step, numbers.Integral) or isinstance(step, bool)):
+            raise InvalidArgument(f"step must be an int (or None: the next step), not {step!r}")
         if step is None:
             step = self._steps.get((kind, run), -1) + 1
         self._steps[(kind, run)] = int(step)
