@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import json
 import struct
+import traceback
 import uuid
 import zlib
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import numpy as np
 import pytest
@@ -38,7 +40,7 @@ from tensordb_core.format.codec import (
     encode_array,
 )
 from tensordb_core.store.registry import list_schemes
-from tensordb_core.store.uri import parse_uri
+from tensordb_core.store.uri import parse_uri, redact, redact_text
 
 CASES = {"tried": 0, "rejected": 0}
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -58,8 +60,7 @@ def attempt(fn: Any) -> Any:
 # -- URIs ------------------------------------------------------------------------------------------
 
 KNOWN = sorted({s.scheme for s in list_schemes()})
-uri_parts = st.builds(
-    lambda scheme, user, pw, hosts, path, query: f"{scheme}://{user}{pw}{hosts}{path}{query}",
+uri_parts_strategies = (
     st.one_of(st.sampled_from([*KNOWN, "mongodb+srv", "x", "", "1a", "a b"]), st.text(max_size=5)),
     st.sampled_from(["", "user@", "u%40x@", "@", ":@"]),
     st.sampled_from(["", ":pw@", ":p%3Aw@", ":@", ":pa:ss@"]),
@@ -69,6 +70,7 @@ uri_parts = st.builds(
     st.one_of(st.sampled_from(["", "?", "?a=1", "?a", "?secret=s&key=k", "?=x", "?a=1&&b=2", "#frag", "?a=%"]),
               st.text(max_size=8)),
 )
+uri_parts = st.builds(lambda *parts: "{}://{}{}{}{}{}".format(*parts), *uri_parts_strategies)
 
 
 @FUZZ
@@ -79,10 +81,47 @@ def test_fuzzed_uris_parse_or_raise_invalid_uri(text: str) -> None:
         return
     again = parse_uri(parsed.reveal())
     assert again.scheme == parsed.scheme and again.password == parsed.password
-    if parsed.password and len(parsed.password) >= 4:
-        others = parsed.reveal().replace(parsed.password, "", 1)
-        if parsed.password not in others:  # the secret is distinctive: it must not be shown anywhere
-            assert parsed.password not in parsed.redacted() and parsed.password not in repr(parsed)
+
+
+# Distinctive secrets whose percent-encoded form differs from the raw one (':', '/', '@', '%', '&', '=', ' ').
+SECRETS = ["Zq9:pass/word", "Zq9%pw@x", "Zq9 s&k=v", "Zq9secret"]
+
+
+def secret_forms(secret: str) -> set[str]:
+    """Every spelling a leaked secret could take in a message: raw, percent-encoded (both ways), form-encoded."""
+    return {secret, quote(secret, safe=""), quote(secret), quote_plus(secret)}
+
+
+def shown_on_failure(fn: Any) -> tuple[Any, str]:
+    """``(result, "")`` or ``(None, the whole formatted exception chain)`` for a typed rejection."""
+    CASES["tried"] += 1
+    try:
+        return fn(), ""
+    except TensorDBError as exc:
+        CASES["rejected"] += 1
+        return None, "".join(traceback.format_exception(exc))
+
+
+@FUZZ
+@given(scheme=st.one_of(st.sampled_from([*KNOWN, "mongodb+srv", "x", ""]), st.from_regex(r"\A[a-z][a-z0-9+.\-]{0,5}\Z")),
+       parts=st.tuples(*uri_parts_strategies[1:]), secret=st.sampled_from(SECRETS),
+       where=st.sampled_from(["password", "option", "both"]))
+def test_a_secret_in_a_fuzzed_uri_is_never_shown_in_any_form(
+    scheme: str, parts: tuple[str, ...], secret: str, where: str
+) -> None:
+    """Text that does not start like a URI is a directory path (shown as given), so the scheme is a URI scheme."""
+    user, _pw, hosts, path, query = parts
+    encoded = quote(secret, safe="")
+    userinfo = f"{user.rstrip('@') or 'u'}:{encoded}@" if where != "option" else user
+    if where != "password":
+        query = f"{query}{'&' if '?' in query else '?'}sas={encoded}"
+    text = f"{scheme}://{userinfo}{hosts}{path}{query}"
+    parsed, failure = shown_on_failure(lambda: parse_uri(text))
+    shown = [failure] if parsed is None else [parsed.redacted(), repr(parsed), str(parsed), redact(text)]
+    shown.append(redact_text(text))
+    for form in secret_forms(secret):
+        for message in shown:
+            assert form not in message, f"{form!r} shown in {message!r} (parsing {text!r})"
 
 
 @FUZZ
@@ -277,6 +316,10 @@ def test_malformed_sample_documents_fail_typed_on_every_read_path(x: Any) -> Non
 
 
 def test_fuzz_case_count_is_reported() -> None:
+    """The counter counts (checked on cases of its own, so the test passes alone or in any order), then is printed."""
+    before = dict(CASES)
+    assert attempt(lambda: parse_uri("s3://bucket/p")) is not None
+    assert attempt(lambda: parse_uri("mongodb://h:0/db")) is None
+    assert CASES == {"tried": before["tried"] + 2, "rejected": before["rejected"] + 1}
     print(f"\n[fuzz] URIs/arrays/headers/documents: {CASES['tried']} cases tried, {CASES['rejected']} refused "
           "with a typed TensorDBError, 0 untyped errors")
-    assert CASES["tried"] > 0
