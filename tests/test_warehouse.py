@@ -204,11 +204,20 @@ def test_aliases_cannot_point_into_another_study(warehouse_uri):
 
 
 def test_data_generator_covers_every_sample_once_per_epoch(db):
-    X, y = _digits_like(37)
-    db.import_data(X, y)
-    seen = np.concatenate([yb for _, yb in db.data_generator(batch_size=8, epochs=2, seed=3)])
+    """Each sample carries its own id as label and in its pixels, so a duplicate, a loss or a mix-up shows."""
+    X, _ = _digits_like(37)
+    ids = np.arange(37, dtype=np.int64)
+    X = X.copy()
+    X.reshape(len(X), -1)[:, 0] = ids
+    db.import_data(X, ids)
+    batches = list(db.data_generator(batch_size=8, epochs=2, seed=3))
+    seen = np.concatenate([yb for _, yb in batches])
+    pixels = np.concatenate([xb.reshape(len(xb), -1)[:, 0] for xb, _ in batches])
+    np.testing.assert_array_equal(pixels, seen)  # each label came with its own sample
     assert len(seen) == 74
-    np.testing.assert_array_equal(np.sort(seen[:37]), np.sort(y))
+    for epoch in (seen[:37], seen[37:]):
+        assert np.bincount(epoch, minlength=37).tolist() == [1] * 37
+    assert not np.array_equal(seen[:37], seen[37:])  # shuffled, and differently per epoch
 
 
 def test_seed_uri_matches_the_seed_constructor():
