@@ -400,12 +400,33 @@ def test_stats_report_throughput_and_time_split(db):
     s = stream.stats
     assert s.samples == N and s.batches == 10 and s.skipped == 0
     assert s.bytes_decoded == N * 48 and s.bytes_read > 0 and s.requests > 0
-    assert s.samples_per_s > 0 and s.decode_s > 0 and s.wait_fetch_s >= 0
+    assert s.samples_per_s > 0 and s.decode_s > 0 and s.wait_fetch_s <= s.elapsed_s
     assert json.loads(json.dumps(s.as_dict()))["samples"] == N
     assert s.decode_workers == 1  # 48-byte samples: one decode thread (see auto_decode_workers)
     forced = db.data_generator(batch_size=32, decode_workers=3, **SMALL)
     drain(forced)
     assert forced.stats.decode_workers == 3
+
+
+def test_wait_fetch_measures_a_slow_fetch(db, monkeypatch):
+    """A fast consumer of a slow store spends most of its time waiting on fetch, and ``wait_fetch_s`` says so."""
+    from tensordb_core.stream import fetch
+
+    make_data(db)
+    delay, windows = 0.05, []
+    real = fetch._fetch
+
+    def slow_fetch(*args, **kwargs):
+        windows.append(1)
+        time.sleep(delay)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fetch, "_fetch", slow_fetch)
+    stream = db.data_generator(batch_size=32, **SMALL)
+    drain(stream)
+    slept = delay * len(windows)
+    assert len(windows) >= 2
+    assert 0.5 * slept <= stream.stats.wait_fetch_s <= stream.stats.elapsed_s
 
 
 # -- the order and shard arithmetic (pure functions) ------------------------------------------------------
