@@ -61,3 +61,21 @@ def test_snapshot_is_the_last_insertion_and_waits_only_when_asked(db):
     began = time.monotonic()
     assert db.data_snapshot(settle_s=0.2) == bound
     assert time.monotonic() - began >= 0.2
+
+
+def test_snapshot_does_not_wait_unless_the_store_or_the_caller_asks(db, monkeypatch):
+    """Embedded stores commit in ``_seq`` order: no wait by default or with settle_s=0; a declared grace is waited."""
+    from dataclasses import replace
+
+    from tensordb_core.warehouse import data
+
+    make_data(db, n=30)
+    bound = db.data_snapshot()
+    slept: list[float] = []
+    monkeypatch.setattr(data.time, "sleep", slept.append)
+    assert db.data_snapshot() == bound and db.data_snapshot(settle_s=0) == bound
+    assert slept == []
+    index = db.scope.index
+    monkeypatch.setattr(index, "capabilities", replace(index.capabilities, tail_grace_s=0.25), raising=False)
+    assert db.data_snapshot() == bound
+    assert slept == [0.25]
