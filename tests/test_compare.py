@@ -104,8 +104,10 @@ def test_compare_command(trained, tmp_path, capsys):
     assert out.read_bytes()[:4] == b"\x89PNG"
     with tdb.connect(trained, "cmp") as db:
         assert format_rows(*compare_runs(db)).splitlines()[0] == text.splitlines()[0]
-    assert main(["compare", "--uri", str(tmp_path / "empty"), "--study", "none"]) == 0
+    assert main(["compare", "--uri", trained, "--study", "none"]) == 0
     assert "no runs" in capsys.readouterr().out
+    assert main(["compare", "--uri", str(tmp_path / "empty"), "--study", "none"]) == 2
+    assert "no warehouse at" in capsys.readouterr().err
 
 
 def test_round_starts_mark_where_new_data_began_a_round():

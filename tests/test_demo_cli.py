@@ -59,6 +59,8 @@ def test_cli_tables(demo_dir, capsys):
 
 
 def test_cli_errors_are_one_line_and_typed(capsys, tmp_path):
+    with connect(tmp_path / "w") as db:
+        db.push_job({"epochs": 1})
     assert main(["find", '{"$where": "1"}', "--uri", str(tmp_path / "w")]) == 2
     err = capsys.readouterr().err
     assert "$where" in err and "Traceback" not in err

@@ -53,10 +53,11 @@ def _query(text: str | None) -> dict[str, Any]:
     return value
 
 
-def _connect(args: argparse.Namespace):
+def _connect(args: argparse.Namespace, *, create: bool = False):
+    """The warehouse the command names; read commands (the default) refuse to create one where none is."""
     from tensordb_core.warehouse.handle import connect
 
-    return connect(args.uri, args.study, blobs=args.blobs)
+    return connect(args.uri, args.study, blobs=args.blobs, create=create)
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -75,11 +76,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_find(args: argparse.Namespace) -> int:
-    from tensordb_core.warehouse.handle import connect
-
-    with connect(args.uri, args.study, blobs=args.blobs) as db:
+    query = _query(args.query)
+    with _connect(args) as db:
         scope_db = db.all_studies() if args.all_studies else db
-        docs = list(scope_db.index.find(args.collection, scope_db.scope.query(_query(args.query)),
+        docs = list(scope_db.index.find(args.collection, scope_db.scope.query(query),
                                         limit=args.limit, sort=[("_seq", -1)] if args.newest else None))
         rows = [_flatten({k: v for k, v in d.items() if k not in ("_x", "_y", "_blob")}) for d in docs]
         columns = sorted({c for r in rows for c in r}, key=lambda c: (c.startswith("_") and c != "_id", c))
@@ -142,7 +142,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         test_query=_query(args.test_query) or {"split": "test"}, prefix=args.prefix, score_lease_s=args.score_lease,
         metric=args.metric, mode=args.mode, min_improvement=args.min_improvement,
         http_port=args.http_port, http_host=args.http_host, probe_query=_query(args.probe_query))
-    with _connect(args) as db:
+    with _connect(args, create=True) as db:
         print(f"[{args.role}] {db!r}", flush=True)
         handled = run_worker(db, args.role, opts)
     print(f"[{args.role}] stopped cleanly ({handled} handled)", flush=True)
@@ -186,7 +186,7 @@ def cmd_import_images(args: argparse.Namespace) -> int:
     if not args.study:
         raise InvalidQuery("import-images needs --study (or $TENSORDB_STUDY): the study the images go into")
     tags = parse_tags(args.tags)
-    with _connect(args) as db:
+    with _connect(args, create=True) as db:
         summary = import_images(db, args.dir, tags=tags, on_error=args.on_error, limit=args.limit,
                                 chunk_bytes=int(args.chunk_mb * (1 << 20)) if args.chunk_mb else None,
                                 progress=not args.quiet)

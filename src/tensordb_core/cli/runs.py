@@ -55,7 +55,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         raise InvalidQuery(f"the query must be JSON, e.g. '{{\"status\": \"finished\"}}': {exc}") from exc
     if query is not None and not isinstance(query, dict):
         raise InvalidQuery("the query must be a JSON object, e.g. '{\"status\": \"finished\"}'")
-    with connect(args.uri, args.study, blobs=args.blobs) as db:
+    with connect(args.uri, args.study, blobs=args.blobs, create=False) as db:
         docs = db.search_runs(query, sort=parse_sort(args.sort), limit=args.limit)
     if args.json:
         print(json.dumps(docs, indent=1, sort_keys=True))

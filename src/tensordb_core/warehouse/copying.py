@@ -175,13 +175,14 @@ def copy_warehouse(src: str, dst: str, *, study: str | None = None, src_blobs: s
 
     ``src_options``/``dst_options`` are ``{"index": {...}, "blobs": {...}}``
     store options (e.g. per-store credentials); the destination gets the
-    warehouse's indexes.
+    warehouse's indexes.  A source that holds no warehouse is an error
+    (:class:`~tensordb_core.errors.NotFound`), never created empty.
     """
     from tensordb_core.warehouse.handle import DEFAULT_STUDY, connect
 
     so, do = dict(src_options or {}), dict(dst_options or {})
     with connect(src, study or DEFAULT_STUDY, blobs=src_blobs, index_options=so.get("index"),
-                 blob_options=so.get("blobs")) as source, \
+                 blob_options=so.get("blobs"), create=False) as source, \
             connect(dst, study or DEFAULT_STUDY, blobs=dst_blobs, index_options=do.get("index"),
                     blob_options=do.get("blobs")) as target:
         return copy_stores(source.index, source.blobs, target.index, target.blobs, study=study, **options)

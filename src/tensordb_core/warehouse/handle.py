@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Self
 from urllib.parse import quote
 
-from tensordb_core.errors import InvalidArgument
+from tensordb_core.errors import InvalidArgument, NotFound
 from tensordb_core.store.protocols import BlobStore, IndexStore, new_id
 from tensordb_core.store.registry import default_blobs, open_blobs, open_index
 from tensordb_core.store.retrying import RetryPolicy
@@ -50,17 +50,27 @@ INDEXES: dict[str, list[list[tuple[str, int]]]] = {
 def connect(uri: str | os.PathLike[str] | StoreURI | None = None, study: str | None = None, *,
             blobs: str | StoreURI | None = None, index_options: Mapping[str, Any] | None = None,
             blob_options: Mapping[str, Any] | None = None,
-            retry: RetryPolicy | Mapping[str, Any] | bool | None = None) -> TensorDB:
+            retry: RetryPolicy | Mapping[str, Any] | bool | None = None, create: bool = True) -> TensorDB:
     """Open a warehouse.  ``uri`` defaults to ``$TENSORDB_URI`` then ``./warehouse``;
     ``blobs`` to ``$TENSORDB_BLOBS`` then the index's own default (GridFS for Mongo,
     the directory's ``blobs/`` for the embedded store).  ``retry`` (a dict of
     :class:`~tensordb_core.store.retrying.RetryPolicy` settings, or False for none) bounds
-    the retries of safe operations on transient backend failures."""
+    the retries of safe operations on transient backend failures.
+
+    ``create=False`` opens only a warehouse that is there: where none is (an embedded
+    directory without its index file, or an index whose collections hold no document)
+    it raises :class:`~tensordb_core.errors.NotFound` and creates nothing, so a typo in
+    a path is an error rather than a new, empty warehouse."""
     policy = RetryPolicy.from_option(retry)
     uri = uri if uri is not None else os.environ.get(ENV_URI, "./warehouse")
     blobs = blobs if blobs is not None else os.environ.get(ENV_BLOBS) or None
     index_uri = parse_uri(uri)
+    if not create and not _index_file_exists(index_uri):
+        raise _no_warehouse(index_uri)
     index = open_index(index_uri, **dict(index_options or {}))
+    if not create and not any(index.count(collection) for collection in INDEXES):
+        index.close()
+        raise _no_warehouse(index_uri)
     try:
         blob_uri = parse_uri(blobs) if blobs is not None else default_blobs(index_uri)
         blob_store = open_blobs(blob_uri, **dict(blob_options or {}))
@@ -71,6 +81,25 @@ def connect(uri: str | os.PathLike[str] | StoreURI | None = None, study: str | N
     if study is None:
         study = os.environ.get(ENV_STUDY) or DEFAULT_STUDY
     return TensorDB.from_stores(index, blob_store, study)
+
+
+#: The embedded index's file in a ``file://`` warehouse directory (``embedded/plugin.py``, which this layer may not
+#: import; tests/test_cli_no_warehouse.py holds the two names equal).
+EMBEDDED_INDEX_FILE = "index.sqlite"
+
+
+def _index_file_exists(uri: StoreURI) -> bool:
+    """False only for an embedded index (``file://``, ``sqlite://``) whose file is absent: opening would make it."""
+    if uri.scheme == "file":
+        return os.path.isfile(os.path.join(uri.path, EMBEDDED_INDEX_FILE))
+    if uri.scheme == "sqlite":  # three slashes: relative to the working directory, four: absolute (as SQLAlchemy)
+        path = os.path.join(uri.host or "", uri.path.removeprefix("/"))
+        return os.path.isfile(os.path.expanduser(path))
+    return True
+
+
+def _no_warehouse(uri: StoreURI) -> NotFound:
+    return NotFound(f"no warehouse at {uri.redacted()}: run `tensordb demo` or import data first")
 
 
 def seed_uri(ip: str = "127.0.0.1", port: int = 27017, db_name: str = "tensordb", user_name: str | None = None,
