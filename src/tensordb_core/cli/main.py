@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+from datetime import datetime
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,15 +21,32 @@ from tensordb_core.store.registry import list_schemes
 from tensordb_core.store.uri import redact_text
 
 
+#: Fields that hold a time.time() value: shown as local ISO times, not 1.796e+09.
+TIME_FIELDS = frozenset({"_created", "at", "ended", "expires", "finished", "heartbeat", "lease_until", "started",
+                         "updated", "until"})
+
+
+def iso_time(value: float) -> str:
+    """A ``time.time()`` value as a local ISO time to the second (2026-12-02T11:42:44)."""
+    return datetime.fromtimestamp(value).isoformat(timespec="seconds")
+
+
 def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
-    def cell(v: Any) -> str:
+    def cell(v: Any, column: str) -> str:
+        if column in TIME_FIELDS and isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+            return iso_time(v)
         if isinstance(v, float):
             return f"{v:.4g}"
         if isinstance(v, (dict, list)):
             return json.dumps(v, separators=(",", ":"))[:60]
         return "-" if v is None else str(v)
 
-    return align(columns, [[cell(r.get(c)) for c in columns] for r in rows])
+    return align(columns, [[cell(r.get(c), c) for c in columns] for r in rows])
+
+
+def _shown(shown: int, total: int) -> str:
+    """The line under a table cut at ``--limit``: nothing when every match is shown."""
+    return f"\nshowing {shown} of {total} (use --limit N, 0 for all)" if total > shown else ""
 
 
 def _flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -79,27 +97,39 @@ def cmd_find(args: argparse.Namespace) -> int:
     query = _query(args.query)
     with _connect(args) as db:
         scope_db = db.all_studies() if args.all_studies else db
-        docs = list(scope_db.index.find(args.collection, scope_db.scope.query(query),
-                                        limit=args.limit, sort=[("_seq", -1)] if args.newest else None))
+        scoped = scope_db.scope.query(query)
+        docs = list(scope_db.index.find(args.collection, scoped, limit=args.limit,
+                                        sort=[("_seq", -1)] if args.newest else None))
+        total = scope_db.index.count(args.collection, scoped) if args.limit and len(docs) >= args.limit else len(docs)
         rows = [_flatten({k: v for k, v in d.items() if k not in ("_x", "_y", "_blob")}) for d in docs]
         columns = sorted({c for r in rows for c in r}, key=lambda c: (c.startswith("_") and c != "_id", c))
-        print(_table(rows, columns[:12]) if rows else "no documents match")
+        print(_table(rows, columns[:12]) + _shown(len(rows), total) if rows else "no documents match")
     return 0
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
+    from tensordb_core.warehouse.logs import COLLECTION as LOGS
+
+    query = _query(args.query)
     with _connect(args) as db:
-        docs = db.find_logs(args.kind, _query(args.query), limit=args.limit)
+        docs = db.find_logs(args.kind, query, limit=args.limit)
+        total = len(docs)
+        if args.limit and total >= args.limit:
+            total = db.index.count(LOGS, db.scope.query({"$and": [{"kind": args.kind} if args.kind else {}, query]}))
         print(_table([_flatten(d) for d in docs], ["kind", "step", "run", *sorted(
-            {k for d in docs for k in _flatten(d) if k.startswith("metrics.")})]) if docs else "no logs")
+            {k for d in docs for k in _flatten(d) if k.startswith("metrics.")})]) + _shown(len(docs), total)
+              if docs else "no logs")
     return 0
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
+    query = _query(args.query)
     with _connect(args) as db:
-        docs = db.find_jobs(_query(args.query), limit=args.limit)
+        docs = db.find_jobs(query, limit=args.limit)
+        total = db.index.count("jobs", db.scope.query(query)) if args.limit and len(docs) >= args.limit else len(docs)
         rows = [{**d, "errors": len(d.get("errors") or []), "result": d.get("result")} for d in docs]
-        print(_table(rows, ["_id", "status", "attempts", "worker", "spec", "result", "errors"]) if rows else "no jobs")
+        print(_table(rows, ["_id", "status", "attempts", "worker", "spec", "result", "errors"]) + _shown(len(rows), total)
+              if rows else "no jobs")
     return 0
 
 
@@ -217,8 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("find", help="list documents matching a JSON query")
     common(p)
     p.add_argument("query", nargs="?", help='JSON query, e.g. \'{"split": "train"}\'')
-    p.add_argument("--collection", default="data", choices=["data", "models", "params", "jobs", "logs"])
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--collection", default="data", choices=["data", "models", "params", "jobs", "logs"],
+                   help="the collection to search (default: data)")
+    p.add_argument("--limit", type=int, default=20, help="rows to show, 0 for all (default: 20)")
     p.add_argument("--newest", action="store_true", help="newest first")
     p.add_argument("--all-studies", action="store_true", help="search every study (read-only)")
     p.set_defaults(func=cmd_find)
@@ -226,14 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("logs", help="show train/valid/test logs")
     common(p)
     p.add_argument("kind", nargs="?", choices=["train", "valid", "test"])
-    p.add_argument("--query")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--query", help='JSON query on the log documents, e.g. \'{"run": "..."}\'')
+    p.add_argument("--limit", type=int, default=50, help="rows to show, 0 for all (default: 50)")
     p.set_defaults(func=cmd_logs)
 
     p = sub.add_parser("jobs", help="show the job queue")
     common(p)
-    p.add_argument("query", nargs="?")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("query", nargs="?", help='JSON query, e.g. \'{"status": "running"}\'')
+    p.add_argument("--limit", type=int, default=50, help="rows to show, 0 for all (default: 50)")
     p.set_defaults(func=cmd_jobs)
 
     p = sub.add_parser("check", help="find dangling references, orphan and corrupted blobs (whole warehouse)")
