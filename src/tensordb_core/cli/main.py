@@ -1,4 +1,4 @@
-"""The ``tensordb`` command: demo, plugins, find, logs, jobs, check, gc, worker, compare, copy, status.
+"""The ``tensordb`` command: a warehouse from the shell (demo, find, logs, jobs, runs, status, compare, worker, copy, ...).
 
 Every command takes ``--uri`` (default ``$TENSORDB_URI`` or ``./warehouse``),
 ``--blobs`` and ``--study``; URIs are printed redacted, errors are one line
@@ -11,15 +11,15 @@ import argparse
 import json
 import os
 import sys
-from datetime import datetime
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
+from tensordb_core.cli.helptext import package_version, plain, summary
 from tensordb_core.cli.tables import align
 from tensordb_core.errors import InvalidQuery, TensorDBError
 from tensordb_core.store.registry import list_schemes
 from tensordb_core.store.uri import redact_text
-
 
 #: Fields that hold a time.time() value: shown as local ISO times, not 1.796e+09.
 TIME_FIELDS = frozenset({"_created", "at", "ended", "expires", "finished", "heartbeat", "lease_until", "started",
@@ -225,7 +225,9 @@ def cmd_import_images(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tensordb", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="tensordb", description=plain(__doc__),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"tensordb {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -354,7 +356,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_import_images)
+    _describe(sub)
     return parser
+
+
+#: Subcommands whose program module's docstring describes them (cli/<module>.py).
+PROGRAMS = {"demo": "demo", "compare": "compare", "status": "status", "runs": "runs", "import-images": "import_images"}
+
+
+def _describe(sub: Any) -> None:
+    """Each subcommand's --help opens with a description: its program's docstring summary, else its one-line help."""
+    helps = {action.dest: action.help for action in sub._choices_actions}
+    for name, p in sub.choices.items():
+        if p.description is None:
+            text = summary(f"tensordb_core.cli.{PROGRAMS[name]}") if name in PROGRAMS else ""
+            p.description = text or helps.get(name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
