@@ -79,9 +79,9 @@ def _connect(args: argparse.Namespace, *, create: bool = False):
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    rows = [{"scheme": s.scheme, "index": "yes" if s.index else "", "blobs": "yes" if s.blobs else "",
-             "plugin": s.source, "install": s.install_hint, "description": s.description} for s in list_schemes()]
-    print(_table(rows, ["scheme", "index", "blobs", "plugin", "description"]))
+    from tensordb_core.cli.plugins import scheme_rows
+
+    print(_table(scheme_rows(list_schemes()), ["scheme", "index", "blobs", "usable", "plugin", "description"]))
     return 0
 
 
@@ -236,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--blobs", default=os.environ.get("TENSORDB_BLOBS"), help="blob store URI (optional)")
         p.add_argument("--study", default=os.environ.get("TENSORDB_STUDY", "digits-mlp"))
 
-    p = sub.add_parser("plugins", help="list installed backend schemes and the plugins serving them")
+    p = sub.add_parser("plugins", help="list backend schemes, whether each one's client library is installed "
+                       "(else the extra to install), and the plugins serving them")
     p.set_defaults(func=cmd_plugins)
 
     p = sub.add_parser("demo", help="run the whole lifecycle on scikit-learn's digits")
