@@ -110,3 +110,108 @@ def test_watermark_settles_only_after_the_grace_and_never_goes_back():
     now[0] = 10.0
     assert mark.settled() == 5
     assert Watermark(index, "data", grace_s=0).settled() == 5
+
+
+# -- a follow stream whose store vanishes or fails ends with a typed error, not a silent poll ---------
+
+def _next_within(stream, seconds: float):
+    """``next(stream)`` on a helper thread: its result or exception, or a failure if it is still waiting."""
+    import threading
+
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["value"] = next(stream)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        stream.close()
+        pytest.fail(f"the follow stream was still waiting after {seconds} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _followed(db, n: int = 10):
+    """A follow stream (epochs=1) over ``n`` samples, its epoch consumed, now idle in the tail."""
+    import numpy as np
+
+    db.import_data(np.ones((n, 4), np.float32), np.arange(n))
+    stream = db.data_generator(batch_size=5, follow=True, epochs=1, shuffle=False, poll_s=0.05)
+    labels = [int(v) for _ in range(n // 5) for v in _next_within(stream, 10)[1]]
+    assert labels == list(range(n))
+    return stream
+
+
+@pytest.fixture
+def quick_watch(monkeypatch):
+    from tensordb_core.stream import engine
+
+    monkeypatch.setattr(engine, "WATCH_S", 0.2)
+
+
+def test_a_follow_stream_on_a_deleted_directory_warehouse_raises_instead_of_polling(tmp_path, quick_watch):
+    import shutil
+
+    where = tmp_path / "wh"
+    with tdb.connect(str(where), study="s") as db:
+        stream = _followed(db)
+        shutil.rmtree(where)  # the SQLite file stays readable through its open connection: only the blobs say so
+        with pytest.raises(tdb.BackendUnavailable, match="deleted or emptied"):
+            _next_within(stream, 10)
+
+
+def test_a_follow_stream_on_a_dropped_memory_collection_raises_instead_of_polling(quick_watch):
+    import uuid
+
+    from tensordb_core.store.retrying import unwrap
+
+    with tdb.connect(f"memory://drop-{uuid.uuid4().hex}", study="s") as db:
+        stream = _followed(db)
+        unwrap(db.index)._collections.clear()  # the collection dropped: last_seq starts again at 0
+        with pytest.raises(tdb.BackendUnavailable, match="dropped"):
+            _next_within(stream, 10)
+
+
+def test_a_follow_stream_on_a_failing_store_raises_within_the_retry_budget(quick_watch):
+    import time
+    import uuid
+
+    from tensordb_core.errors import TransientError
+    from tensordb_core.store.retrying import unwrap
+
+    with tdb.connect(f"memory://fail-{uuid.uuid4().hex}", study="s", retry={"total_s": 1.0}) as db:
+        stream = _followed(db)
+        inner = unwrap(db.index)
+
+        def down(*args, **kwargs):
+            raise TransientError("connection refused")
+
+        inner.last_seq = inner.tail = inner.find = down
+        began = time.monotonic()
+        with pytest.raises(tdb.BackendUnavailable, match="retry limit"):
+            _next_within(stream, 10)
+        assert time.monotonic() - began < 5
+
+
+def test_an_idle_follow_stream_survives_deletions_and_still_delivers_new_samples(quick_watch):
+    """Deleting the newest sample with its chunk is not a vanished store: the watch forgets it."""
+    import time
+    import uuid
+
+    import numpy as np
+
+    with tdb.connect(f"memory://keep-{uuid.uuid4().hex}", study="s") as db:
+        stream = _followed(db)
+        db.index.delete_many("data", {})
+        for key in list(db.blobs.list()):
+            db.blobs.delete(key)
+        time.sleep(0.6)  # several watch periods, idle
+        db.import_data(np.full((5, 4), 7, np.float32), np.arange(100, 105))
+        assert _next_within(stream, 10)[1].tolist() == [100, 101, 102, 103, 104]
+        stream.close()

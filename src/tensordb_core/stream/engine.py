@@ -40,7 +40,7 @@ from tensordb_core.store.scope import StudyScope
 from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.decode import Decoder
 from tensordb_core.stream.fetch import BufferPool, Window, fetch_window
-from tensordb_core.stream.follow import Watermark
+from tensordb_core.stream.follow import StoreWatch, Watermark
 from tensordb_core.stream.groups import EpochBounds
 from tensordb_core.stream.order import Ranges, StreamState, epoch_order, normalize, shard_positions, weighted_order
 from tensordb_core.stream.plan import COLLECTION, PROJECTION, FrozenRefs, RefTable
@@ -52,6 +52,8 @@ TICK_S = 0.05
 WINDOWS_AHEAD = 2
 #: Documents read per page when following new inserts.
 TAIL_PAGE = 4096
+#: How often an idle follow stream checks that the data it read still exists (see follow.StoreWatch).
+WATCH_S = 2.0
 #: Documents per index page when loading an epoch (large pages: the embedded index is ~2x faster than at 256).
 INDEX_PAGE = 4096
 
@@ -168,6 +170,7 @@ class Engine:
         elif cfg.weights is not None and self.projection is not None:
             self.projection = {**self.projection, cfg.weights: 1}
         self.weights: list[float] = []  # per row of the epoch table, when drawing by weights
+        self.newest: tuple[int, str, str] | None = None  # (_seq, id, chunk key) of the newest readable row read
         self.decoder: Decoder | RecordDecoder = Decoder(
             transform=cfg.transform, on_error=cfg.on_error, verify=cfg.verify, stats=self.counters,
         ) if rec is None else RecordDecoder(transform=cfg.transform, on_error=cfg.on_error, verify=cfg.verify,
@@ -314,6 +317,7 @@ class Engine:
         else:
             order = epoch_order(refs.chunk[:n], refs.span_bytes(rows_all), seed=cfg.seed, epoch=epoch,
                                 shuffle=cfg.shuffle, window_bytes=cfg.window_bytes)
+        self._note_newest(refs, n)
         positions = shard_positions(ranges, cfg.world, cfg.rank)
         phase = Phase(epoch, seq, ranges, n, len(positions))
         if not self._put(self.windows, _Marker("start", phase)):
@@ -330,8 +334,21 @@ class Engine:
                     return False
         return self._put(self.windows, _Marker("end", phase))
 
+    def _note_newest(self, refs: FrozenRefs, n: int) -> None:
+        """Remember the newest readable row among the first ``n`` (what an idle tail checks still exists)."""
+        readable = np.flatnonzero(refs.chunk[:n] >= 0)
+        if len(readable):
+            row = int(readable[-1])
+            if self.newest is None or int(refs.seq[row]) > self.newest[0]:
+                self.newest = (int(refs.seq[row]), refs.ids[row], refs.chunk_keys[int(refs.chunk[row])])
+
     def _stream_tail(self, q: Mapping[str, Any], after: int, position: int) -> None:
-        """Follow mode past the last epoch: new samples in insertion order, strided over the ranks."""
+        """Follow mode past the last epoch: new samples in insertion order, strided over the ranks.
+
+        While no new sample comes, the store is watched (follow.Watermark, follow.StoreWatch): a
+        collection dropped or a warehouse deleted underneath ends the stream with BackendUnavailable
+        within about :data:`WATCH_S` instead of polling forever in silence.
+        """
         cfg = self.cfg
         phase = Phase(None, after, [], 0, 0, position)
         if not self._put(self.windows, _Marker("start", phase)):
@@ -339,7 +356,11 @@ class Engine:
         scanned, index_of_next = after, 0
         # Only settled _seq ranges are streamed, so every rank (and a resumed stream) sees one order even
         # where a backend commits _seq ranges out of allocation order (MongoDB; see follow.Watermark).
-        watermark = Watermark(self.scope.index, COLLECTION, floor=after)
+        known = self.newest[0] if self.newest is not None else 0
+        watermark = Watermark(self.scope.index, COLLECTION, floor=after, known=known)
+        watch = StoreWatch(self.scope.index, self.scope.blobs, COLLECTION, every_s=max(WATCH_S, cfg.poll_s))
+        if self.newest is not None:
+            watch.remember(*self.newest[1:])
         while not self.stop.is_set():
             began = time.perf_counter()
             settled = watermark.settled()
@@ -349,6 +370,7 @@ class Engine:
             self.counters.add(index_s=time.perf_counter() - began)
             if not docs:
                 self._put(self.windows, _Marker("flush"))
+                watch.check()
                 self.stop.wait(cfg.poll_s)
                 continue
             scanned = int(docs[-1]["_seq"])
@@ -363,6 +385,9 @@ class Engine:
             table = self._table()
             _extend_checked(table, mine, None)
             refs = table.freeze()
+            self._note_newest(refs, refs.n)
+            if self.newest is not None:
+                watch.remember(*self.newest[1:])
             rows = np.arange(refs.n, dtype=np.int64)
             order = epoch_order(refs.chunk, refs.span_bytes(rows), seed=0, epoch=0, shuffle=False,
                                 window_bytes=cfg.window_bytes)

@@ -25,7 +25,8 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tensordb_core.store.protocols import Document, IndexStore
+from tensordb_core.errors import BackendUnavailable
+from tensordb_core.store.protocols import BlobStore, Document, IndexStore
 
 
 def tail_grace(index: IndexStore) -> float:
@@ -42,16 +43,29 @@ class Watermark:
     """
 
     def __init__(self, index: IndexStore, collection: str, *, floor: int = 0, grace_s: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, known: int = 0) -> None:
         self.index, self.collection = index, collection
         self.value = int(floor)
         self.grace_s = tail_grace(index) if grace_s is None else float(grace_s)
         self._clock = clock
         self._observed: deque[tuple[float, int]] = deque()  # (when, last_seq then)
+        self._known = int(known)  # the highest _seq known to exist: the store's last_seq can never fall below it
 
     def settled(self) -> int:
-        """Observe the store and return the current watermark (never decreasing)."""
+        """Observe the store and return the current watermark (never decreasing).
+
+        ``last_seq`` only grows while a collection exists; one below a ``_seq``
+        already seen (``known``, or an earlier observation) means the
+        collection was dropped or the store replaced underneath the reader,
+        which would otherwise wait in silence for documents that cannot come:
+        :class:`~tensordb_core.errors.BackendUnavailable`.
+        """
         latest = self.index.last_seq(self.collection)
+        if latest < self._known:
+            raise BackendUnavailable(
+                f"the {self.collection!r} collection's last _seq is {latest}, below the {self._known} already read: "
+                "it was dropped or its store deleted or replaced underneath this reader; reconnect and start again")
+        self._known = latest
         if self.grace_s <= 0:
             self.value = max(self.value, latest)
             return self.value
@@ -60,6 +74,58 @@ class Watermark:
         while self._observed and now - self._observed[0][0] >= self.grace_s:
             self.value = max(self.value, self._observed.popleft()[1])
         return self.value
+
+
+class StoreWatch:
+    """While a reader waits for new documents, checks now and then that the data it already read still exists.
+
+    Why: a store deleted underneath a follower often keeps answering — an
+    unlinked SQLite file stays readable through its open connection, a
+    vanished directory of blobs just holds no new chunks — so an idle
+    follower would poll forever in silence.  :meth:`check` (at most every
+    ``every_s`` seconds) looks for the chunk of the newest sample read
+    (:meth:`remember`); when it is gone while the index still lists the
+    sample, the warehouse is damaged or gone and the reader gets
+    :class:`~tensordb_core.errors.BackendUnavailable` instead of waiting.  A
+    sample that was deleted (document and chunk) is forgotten, not an error.
+    Store failures during the check come through the retrying wrapper, so
+    they too end in a typed error within its budget.
+    """
+
+    def __init__(self, index: IndexStore, blobs: BlobStore, collection: str, *, every_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.index, self.blobs, self.collection = index, blobs, collection
+        self.every_s = float(every_s)
+        self._clock = clock
+        self._last_check = clock()
+        self._probe: tuple[str, str] | None = None  # (document id, chunk key)
+
+    def remember(self, doc_id: str, chunk_key: str) -> None:
+        """The newest sample read and the blob that holds it (what :meth:`check` looks for)."""
+        self._probe = (doc_id, chunk_key)
+
+    def check(self) -> None:
+        """Raise ``BackendUnavailable`` if the remembered sample's chunk vanished while its document remains."""
+        now = self._clock()
+        if self._probe is None or now - self._last_check < self.every_s:
+            return
+        self._last_check = now
+        doc_id, key = self._probe
+        if self.blobs.exists(key):
+            return
+        cursor = self.index.find(self.collection, {"_id": doc_id}, projection={"_id": 1}, limit=1)
+        try:
+            listed = any(True for _ in cursor)
+        finally:
+            close = getattr(cursor, "close", None)
+            if close is not None:
+                close()
+        if not listed:
+            self._probe = None  # deleted with its chunk: an ordinary deletion
+            return
+        raise BackendUnavailable(
+            f"chunk {key} of sample {doc_id} is gone from the blob store while the index still lists the sample: "
+            "the warehouse was deleted or emptied underneath this follow stream; reconnect to a live warehouse")
 
 
 class Follower:
