@@ -16,7 +16,9 @@ from tensordb_core.warehouse.handle import connect
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("demo") / "wh"
-    result = run_demo(str(path), workers=2, epochs=6, say=lambda _m: None)
+    said: list[str] = []
+    result = run_demo(str(path), workers=2, epochs=6, say=said.append)
+    result["said"] = "\n".join(said)
     return path, result
 
 
@@ -26,6 +28,39 @@ def test_demo_trains_a_good_model_with_worker_processes(demo_dir):
     assert all(r["status"] == "done" for r in result["rows"])
     assert {r["worker"] for r in result["rows"]} <= {"worker-1", "worker-2"}
     assert all(r["steps"] == 6 * 34 for r in result["rows"])  # 1078 train samples / 32 per batch, 6 epochs
+
+
+def test_the_summary_reads_the_starred_row_of_the_table(demo_dir):
+    """Same selection (valid_acc, ties to the oldest), 1-based epochs and 6-character job ids in both."""
+    _, result = demo_dir
+    lines = result["said"].splitlines()
+    (starred,) = [line.split() for line in lines if line.startswith("* ")]
+    summary = next(line for line in lines if line.startswith("best model"))
+    job, _status, epoch, valid, test = starred[1], starred[2], starred[-5], starred[-4], starred[-3]
+    assert len(job) == 6 and 1 <= int(epoch) <= 6
+    assert f"job {job} epoch {epoch} " in summary and f"valid_acc {valid}, test_acc {test};" in summary
+    assert float(test) == pytest.approx(result["best_test_acc"], abs=5e-4)
+    assert summary.endswith(f"parameter set {result['best_id']}")
+
+
+def test_ties_are_broken_the_same_way_in_the_table_and_the_summary():
+    import numpy as np
+
+    from tensordb_core.cli.demo import best_model, comparison, format_table, summary
+
+    with connect("memory://demo-ties", "t") as db:
+        jobs = [db.push_job({"hyper": {"hidden": [h], "lr": 0.1}}) for h in (8, 16)]
+        ids = {}
+        for epoch in range(3):
+            for jid in jobs:  # both jobs reach valid_acc 0.9 at epochs 2 and 3; the oldest is job 0's epoch 2
+                ids[jid, epoch] = db.save_parameters({"w": np.zeros(2)}, step=epoch, metrics={
+                    "valid_acc": 0.9 if epoch else 0.5, "test_acc": 0.1 * (epoch + 1)}, tags={"job": jid, "epoch": epoch})
+        rows = comparison(db, jobs)
+        best = best_model(db, {"job": {"$in": jobs}})
+        assert best["_id"] == ids[jobs[0], 1] == rows[0]["best_id"]
+        assert rows[0]["epoch"] == 2 and rows[0]["test_acc_of_best"] == pytest.approx(0.2)
+        assert format_table(rows, best["_id"]).splitlines()[2].startswith(f"*  {jobs[0][-6:]}")
+        assert summary(best, rows).startswith(f"best model (*): job {jobs[0][-6:]} epoch 2 ")
 
 
 def test_the_demo_runs_the_worker_loop_until_idle(demo_dir):

@@ -27,6 +27,7 @@ import numpy as np
 from tensordb_core.cli.tables import align, number
 from tensordb_core.loop.worker import WorkerOptions, run_worker
 from tensordb_core.warehouse.handle import TensorDB, connect
+from tensordb_core.warehouse.params import numeric
 
 STUDY = "digits-mlp"
 SETTINGS = [
@@ -84,28 +85,53 @@ def _until_idle(db: TensorDB, role: str, stop: threading.Event, **options: Any) 
     return handled
 
 
+#: How the demo picks a model, in its table and its summary alike: the highest valid_acc, ties to the oldest
+#: parameter set (the rule of ``db.best_parameters``).
+SELECT = "valid_acc"
+_BEST_FIRST = [(f"metrics.{SELECT}", -1), ("_seq", 1)]
+#: Job ids are shown by their last 6 characters, as the workers' progress lines show them.
+SHORT_ID = 6
+
+
+def best_model(db: TensorDB, query: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The parameter document with the best valid_acc among ``query``'s, ties to the oldest."""
+    selected = {"$and": [numeric(f"metrics.{SELECT}"), query]} if query else numeric(f"metrics.{SELECT}")
+    return next(iter(db.find_parameter_docs(selected, sort=_BEST_FIRST, limit=1)), None)
+
+
 def comparison(db: TensorDB, job_ids: list[str]) -> list[dict[str, Any]]:
-    """One row per job: hyper-parameters, best valid/test accuracy, steps and wall time."""
+    """One row per job: hyper-parameters, its best model (epoch, valid and test accuracy), steps and wall time."""
     rows = []
     for jid in job_ids:
         job = db.find_jobs({"_id": jid})[0]
-        docs = db.find_parameter_docs({"job": jid})
-        best = max(docs, key=lambda d: d["metrics"].get("valid_acc", -1.0), default=None)  # model selection on valid
+        best = best_model(db, {"job": jid})
+        metrics = best["metrics"] if best else {}
         result = job.get("result") or {}
         rows.append({"job": jid, "status": job["status"], "hyper": job["spec"]["hyper"],
-                     "best_valid_acc": result.get("best_valid_acc"),
-                     "test_acc_of_best": best["metrics"].get("test_acc") if best else None,
+                     "best_id": best["_id"] if best else None,
+                     "epoch": best["epoch"] + 1 if best and isinstance(best.get("epoch"), int) else None,
+                     "best_valid_acc": metrics.get(SELECT), "test_acc_of_best": metrics.get("test_acc"),
                      "steps": result.get("steps"), "seconds": result.get("seconds"),
                      "worker": job.get("worker")})
     return rows
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    head = ["job", "status", "hidden", "lr", "valid_acc", "test_acc", "steps", "sec"]
-    cells = [[r["job"][-8:], r["status"], str(r["hyper"]["hidden"]), str(r["hyper"]["lr"]),
+def format_table(rows: list[dict[str, Any]], best_id: str | None = None) -> str:
+    """The comparison; ``*`` marks the row of the model the summary names (``best_id``)."""
+    head = ["", "job", "status", "hidden", "lr", "epoch", "valid_acc", "test_acc", "steps", "sec"]
+    cells = [["*" if best_id and r["best_id"] == best_id else "", r["job"][-SHORT_ID:], r["status"],
+              str(r["hyper"]["hidden"]), str(r["hyper"]["lr"]), number(r["epoch"], "d"),
               number(r["best_valid_acc"], ".3f"), number(r["test_acc_of_best"], ".3f"), number(r["steps"], "d"),
               number(r["seconds"], ".1f")] for r in rows]
     return align(head, cells)
+
+
+def summary(best: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The closing line: the starred row of the table, in words, with the parameter set the alias names."""
+    row = next(r for r in rows if r["best_id"] == best["_id"])
+    return (f"best model (*): job {row['job'][-SHORT_ID:]} epoch {number(row['epoch'], 'd')} (hidden "
+            f"{row['hyper']['hidden']}, lr {row['hyper']['lr']}): {SELECT} {number(row['best_valid_acc'], '.3f')}, "
+            f"test_acc {number(row['test_acc_of_best'], '.3f')}; alias 'best' -> parameter set {best['_id']}")
 
 
 def run_demo(uri: str = "./tensordb-demo", blobs: str | None = None, *, study: str = STUDY, workers: int = 2,
@@ -132,13 +158,12 @@ def run_demo(uri: str = "./tensordb-demo", blobs: str | None = None, *, study: s
         scored = _until_idle(db, "evaluator", stop, test_query=test)
         say(f"evaluator scored {scored} parameter sets on {len(db.find_data(test))} test samples")
         rows = comparison(db, job_ids)
-        say("\n" + format_table(rows))
-        _, best = db.best_parameters("valid_acc")  # select on validation, report test
+        best = best_model(db, {"job": {"$in": job_ids}})  # select on validation, report test
+        say("\n" + format_table(rows, best["_id"] if best else None))
         best_acc = best["metrics"].get("test_acc") if best else None
         if best:
             db.set_alias("best", best["_id"], who="tensordb demo")
-            say(f"\nbest model: {best['_id']} (epoch {best.get('epoch')}, hidden {best.get('hyper', {}).get('hidden')})"
-                f" valid_acc {best['metrics']['valid_acc']:.3f}, test_acc {best_acc:.3f}; alias 'best' points at it")
+            say("\n" + summary(best, rows))
         say(f"done in {time.time() - started:.1f}s — inspect with: {_command()} jobs --uri {db.index.uri.redacted()}"
             f" --study {study}")
         return {"rows": rows, "best_test_acc": best_acc, "best_id": best["_id"] if best else None}
