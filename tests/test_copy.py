@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -175,3 +176,46 @@ def test_copy_command(tmp_path, capsys):
     assert_same_study(src, dst)
     assert main(["copy", src, "nosuchscheme://x"]) == 2
     assert "nosuchscheme" in capsys.readouterr().err
+
+
+def test_a_copy_shows_no_source_worker_alive_and_no_job_running(tmp_path, capsys):
+    """The source's workers do not follow the copy: their records arrive stopped, their jobs queued."""
+    from tensordb_core.cli.status import study_status
+    from tensordb_core.loop.worker import WORKERS
+
+    src, dst = str(tmp_path / "src"), str(tmp_path / "dst")
+    make_study(src)
+    with tdb.connect(src, "s1") as db:
+        running = db.pop_job(worker="trainer-1", lease_s=3600)
+        db.index.insert_many(WORKERS, [db.scope.new_doc(name="trainer-1", role="trainer", state="running",
+                                                        heartbeat=time.time(), heartbeat_s=5.0, job=running.id)])
+        assert study_status(db)["jobs"]["running"] == 1 and study_status(db)["workers"][0]["alive"]
+    assert main(["copy", src, dst, "--study", "s1"]) == 0
+    out = capsys.readouterr().out
+    assert "1 job(s) running in the source copied as queued (lease cleared)" in out
+    assert "1 worker record(s) running in the source copied as stopped" in out
+    with tdb.connect(dst, "s1") as db:
+        status = study_status(db)
+        assert status["jobs"]["running"] == 0 and status["jobs"]["queued"] == 1 and status["workers"] == []
+        job = db.find_jobs({"_id": running.id})[0]
+        assert job["lease_until"] is None and job["attempts_left"] == running.doc["attempts_left"] + 1
+        taken = db.pop_job(worker="dst-worker")  # a destination worker can take it
+        assert taken is not None
+    with tdb.connect(src, "s1") as db:  # the source is untouched
+        assert study_status(db)["jobs"]["running"] == 1
+
+
+def test_a_second_copy_reports_the_blobs_it_found(tmp_path, capsys):
+    src, dst = str(tmp_path / "src"), str(tmp_path / "dst")
+    make_study(src)
+    first = copy_warehouse(src, dst, study="s1")
+    again = copy_warehouse(src, dst, study="s1")
+    assert first.blobs_copied > 0 and first.blobs_present == 0
+    assert again.blobs_copied == 0 and again.blobs_present == first.blobs_copied
+    assert main(["copy", src, dst, "--study", "s1"]) == 0
+    assert f"blobs: 0 copied (0 bytes), {first.blobs_copied} already present" in capsys.readouterr().out
+    victim = next(_chunk_files(Path(dst)))  # a blob lost at the destination is restored by the rerun
+    victim.unlink()
+    third = copy_warehouse(src, dst, study="s1")
+    assert third.blobs_copied == 1 and third.blobs_present == first.blobs_copied - 1
+    assert_same_study(src, dst)

@@ -10,6 +10,15 @@ Guarantees
   content address before it is written, and (``verify=True``, the default)
   read back from the destination and checked again — blobs that were already
   there included.
+* **Nothing seems alive that is not.**  A copy is a snapshot, and the
+  source's workers do not follow it: a ``workers`` record still running in
+  the source arrives ``stopped`` (its last heartbeat kept), and a job running
+  there arrives ``queued`` with its lease cleared and its attempt given back
+  (as ``Job.release`` does), so a worker at the destination can take it.
+  The report counts both.
+* **Every referenced blob accounted for.**  A rerun checks (and with
+  ``verify``, re-reads) the blobs of documents already at the destination too,
+  so it reports them as already present and restores any that went missing.
 * **Never a dangling reference.**  A page's blobs are written (announced by
   write intents, so a concurrent ``tensordb gc`` leaves them alone) before the
   page's documents.
@@ -17,7 +26,8 @@ Guarantees
   (the protocol reserves it), so documents are copied in source ``_seq``
   order: relative order — hence default result order, sort tie-breaks and
   ``tail`` order — is preserved, and every query returns the same documents
-  in the same order (``_seq`` values aside).
+  in the same order (``_seq`` values, and the running jobs and workers above,
+  aside).
 """
 
 from __future__ import annotations
@@ -51,6 +61,10 @@ class CopyReport:
     blobs_present: int = 0
     bytes_copied: int = 0
     seconds: float = 0.0
+    #: Jobs running in the source, copied as queued with their lease cleared.
+    jobs_requeued: int = 0
+    #: Worker records running in the source, copied as stopped.
+    workers_stopped: int = 0
 
     @property
     def documents_copied(self) -> int:
@@ -59,8 +73,13 @@ class CopyReport:
     def summary(self) -> str:
         parts = [f"{c}: {self.copied.get(c, 0)} copied, {self.skipped.get(c, 0)} present"
                  for c in sorted(set(self.copied) | set(self.skipped))]
-        return ("; ".join(parts) + f"\nblobs: {self.blobs_copied} copied ({self.bytes_copied} bytes), "
-                f"{self.blobs_present} already present; {self.seconds:.1f}s")
+        lines = ["; ".join(parts), (f"blobs: {self.blobs_copied} copied ({self.bytes_copied} bytes), "
+                 f"{self.blobs_present} already present; {self.seconds:.1f}s")]
+        if self.jobs_requeued:
+            lines.append(f"{self.jobs_requeued} job(s) running in the source copied as queued (lease cleared)")
+        if self.workers_stopped:
+            lines.append(f"{self.workers_stopped} worker record(s) running in the source copied as stopped")
+        return "\n".join(lines)
 
 
 def _pages(docs: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -124,18 +143,31 @@ class StudyCopier:
         for page in _pages(cursor, self.page):
             ids = [d["_id"] for d in page]
             present = {d["_id"] for d in self.dst_index.find(collection, {"_id": {"$in": ids}}, projection={"_id": 1})}
-            todo = [{k: v for k, v in d.items() if k != "_seq"} for d in page if d["_id"] not in present]
+            todo = [self._arriving(collection, {k: v for k, v in d.items() if k != "_seq"})
+                    for d in page if d["_id"] not in present]
             skipped += len(page) - len(todo)
-            if todo:
-                keys = list(dict.fromkeys(k for d in todo for k in blob_keys(collection, d) if k not in self._done))
-                with _announced(self.dst_index, keys):
-                    self._copy_blobs(keys, collection)
+            keys = list(dict.fromkeys(k for d in page for k in blob_keys(collection, d) if k not in self._done))
+            with _announced(self.dst_index, keys if todo else []):
+                self._copy_blobs(keys, collection)
+                if todo:
                     self.dst_index.insert_many(collection, todo)
-                copied += len(todo)
+            copied += len(todo)
             if self.progress:
                 self.progress(f"{collection}: {copied} copied, {skipped} present")
         self.report.copied[collection] = self.report.copied.get(collection, 0) + copied
         self.report.skipped[collection] = self.report.skipped.get(collection, 0) + skipped
+
+    def _arriving(self, collection: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """``doc`` as the destination stores it: no worker or lease of the source seems alive there."""
+        if collection == "jobs" and doc.get("status") == "running":
+            self.report.jobs_requeued += 1
+            attempts_left = doc.get("attempts_left")
+            return {**doc, "status": "queued", "lease_until": None,
+                    **({"attempts_left": attempts_left + 1} if isinstance(attempts_left, int) else {})}
+        if collection == "workers" and doc.get("state") == "running":
+            self.report.workers_stopped += 1
+            return {**doc, "state": "stopped", "job": None}
+        return doc
 
     def _copy_blobs(self, keys: Sequence[str], collection: str) -> None:
         missing = []
