@@ -19,7 +19,7 @@ from tensordb_core.cli.helptext import package_version, plain, summary
 from tensordb_core.cli.tables import align
 from tensordb_core.errors import InvalidQuery, TensorDBError
 from tensordb_core.store.registry import list_schemes
-from tensordb_core.store.uri import redact_text
+from tensordb_core.store.uri import StoreURI, parse_uri, redact_text
 
 #: Fields that hold a time.time() value: shown as local ISO times, not 1.796e+09.
 TIME_FIELDS = frozenset({"_created", "at", "ended", "expires", "finished", "heartbeat", "lease_until", "started",
@@ -71,11 +71,51 @@ def _query(text: str | None) -> dict[str, Any]:
     return value
 
 
+#: Schemes whose stores wait for a server before the first answer (PyMongo's server selection).
+SERVER_SCHEMES = ("mongodb", "mongodb+srv")
+DRIVER_TIMEOUT_S = 30.0  # PyMongo's default serverSelectionTimeoutMS, 30,000
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, not {text!r}")
+    return value
+
+
+def _target(uri: str | None, timeout: float | None) -> str | StoreURI | None:
+    """``uri`` with ``--timeout`` applied; for a server, say at once what the command waits for and how long.
+
+    The timeout is MongoDB's ``serverSelectionTimeoutMS`` URI option, which reaches PyMongo untouched
+    (tensordb_mongo/config.py) and the GridFS blobs that share the URI.
+    """
+    parsed = parse_uri(uri if uri is not None else os.environ.get("TENSORDB_URI", "./warehouse"))
+    if parsed.scheme not in SERVER_SCHEMES:
+        return uri
+    if timeout is not None:
+        parsed = parsed.with_options(serverSelectionTimeoutMS=str(max(1, round(timeout * 1000))))
+    shown = timeout if timeout is not None else _uri_timeout_s(parsed)
+    print(f"connecting to {parsed.redacted()} (timeout {shown:g} s, --timeout to change)", file=sys.stderr,
+          flush=True)
+    return parsed
+
+
+def _uri_timeout_s(uri: StoreURI) -> float:
+    try:
+        return float(uri.option("serverSelectionTimeoutMS") or DRIVER_TIMEOUT_S * 1000) / 1000
+    except ValueError:  # the driver's check names a malformed value
+        return DRIVER_TIMEOUT_S
+
+
 def _connect(args: argparse.Namespace, *, create: bool = False):
     """The warehouse the command names; read commands (the default) refuse to create one where none is."""
     from tensordb_core.warehouse.handle import connect
 
-    return connect(args.uri, args.study, blobs=args.blobs, create=create)
+    return connect(_target(args.uri, args.timeout), args.study, blobs=args.blobs, create=create)
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -88,7 +128,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from tensordb_core.cli.demo import run_demo
 
-    result = run_demo(args.uri_pos or args.uri or "./tensordb-demo", args.blobs, workers=args.workers,
+    result = run_demo(_target(args.uri_pos or args.uri or "./tensordb-demo", args.timeout), args.blobs,
+                      workers=args.workers,
                       epochs=args.epochs)
     return 0 if result["best_test_acc"] is not None else 1
 
@@ -194,7 +235,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_copy(args: argparse.Namespace) -> int:
     from tensordb_core.warehouse.copying import copy_warehouse
 
-    report = copy_warehouse(args.src, args.dst, study=None if args.all_studies else args.study,
+    report = copy_warehouse(_target(args.src, args.timeout), _target(args.dst, args.timeout), study=None if args.all_studies else args.study,
                             src_blobs=args.src_blobs, dst_blobs=args.dst_blobs, verify=not args.no_verify,
                             page=args.page, progress=(lambda m: print(m, flush=True)) if args.verbose else None)
     print(report.summary())
@@ -235,6 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="warehouse URI or directory (default $TENSORDB_URI or ./warehouse)")
         p.add_argument("--blobs", default=os.environ.get("TENSORDB_BLOBS"), help="blob store URI (optional)")
         p.add_argument("--study", default=os.environ.get("TENSORDB_STUDY", "digits-mlp"))
+        timeout_option(p)
+
+    def timeout_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--timeout", type=seconds, metavar="SECONDS",
+                       help="MongoDB: seconds to wait for a server before giving up (default: the URI's "
+                       f"serverSelectionTimeoutMS, else {DRIVER_TIMEOUT_S:g})")
 
     p = sub.add_parser("plugins", help="list backend schemes, whether each one's client library is installed "
                        "(else the extra to install), and the plugins serving them")
@@ -326,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-verify", action="store_true", help="do not read blobs back from the destination")
     p.add_argument("--page", type=int, default=200, help="documents per batch")
     p.add_argument("-v", "--verbose", action="store_true")
+    timeout_option(p)
     p.set_defaults(func=cmd_copy)
 
     from tensordb_core.cli.migrate import add_parser as add_migrate_parser
@@ -356,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-mb", type=float, help="MiB of images per chunk blob (default: the import's)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    timeout_option(p)
     p.set_defaults(func=cmd_import_images)
     _describe(sub)
     return parser

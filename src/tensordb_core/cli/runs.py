@@ -47,7 +47,7 @@ def format_runs(docs: Sequence[dict[str, Any]], *, max_columns: int = 8) -> str:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from tensordb_core.warehouse.handle import connect
+    from tensordb_core.cli.main import _connect
 
     try:
         query = json.loads(args.query) if args.query else None
@@ -55,7 +55,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         raise InvalidQuery(f"the query must be JSON, e.g. '{{\"status\": \"finished\"}}': {exc}") from exc
     if query is not None and not isinstance(query, dict):
         raise InvalidQuery("the query must be a JSON object, e.g. '{\"status\": \"finished\"}'")
-    with connect(args.uri, args.study, blobs=args.blobs, create=False) as db:
+    with _connect(args) as db:
         docs = db.search_runs(query, sort=parse_sort(args.sort), limit=args.limit)
     if args.json:
         print(json.dumps(docs, indent=1, sort_keys=True))
