@@ -24,7 +24,7 @@ import numpy as np
 from tensordb_core.errors import IntegrityError, TensorDBError
 from tensordb_core.format.codec import segment_bytes
 from tensordb_core.stream.fetch import Window
-from tensordb_core.stream.plan import FrozenRefs
+from tensordb_core.stream.plan import FrozenRefs, label_array
 
 
 class SampleError(IntegrityError):
@@ -206,9 +206,12 @@ def _stack(xs: list[Any]) -> np.ndarray:
     try:
         return np.stack(xs)
     except ValueError as exc:
-        shapes = sorted({tuple(np.shape(x)) for x in xs})[:4]
-        raise TensorDBError(f"samples in one batch have different shapes {shapes}: stream them with "
-                            "batch_size=1, or pass a transform that makes them equal (e.g. a crop or resize)") from exc
+        raise _shapes_error({tuple(np.shape(x)) for x in xs}) from exc
+
+
+def _shapes_error(shapes: set[tuple[int, ...]]) -> TensorDBError:
+    return TensorDBError(f"samples in one batch have different shapes {sorted(shapes)[:4]}: stream them with "
+                         "batch_size=1, or pass a transform that makes them equal (e.g. a crop or resize)")
 
 
 def _concat_labels(parts: list[tuple[np.ndarray | None, int]]) -> np.ndarray | None:
@@ -219,3 +222,100 @@ def _concat_labels(parts: list[tuple[np.ndarray | None, int]]) -> np.ndarray | N
         return parts[0][0]
     return np.concatenate([labels if labels is not None else np.full(count, None, dtype=object)
                            for labels, count in parts])
+
+
+# -- one result from many windows (find_data(...).arrays(), see batches.read_batch) ----------------------
+
+class JoinedRows:
+    """Windows' decoded ``X`` gathered into one array, preallocated for ``expected`` rows (grown by half if short).
+
+    Windows of another dtype or sample shape than the first (samples of
+    several formats) are kept aside and joined as ``np.stack`` would join
+    their samples: an upcast dtype, or the different-shapes error.
+    """
+
+    def __init__(self, expected: int) -> None:
+        self.expected = max(0, int(expected))
+        self.out: np.ndarray | None = None
+        self.filled = 0
+        self.parts: list[np.ndarray] | None = None  # set once windows disagree on dtype or shape
+        self.first_empty: np.ndarray | None = None
+
+    def add(self, X: np.ndarray) -> None:
+        if self.parts is not None:
+            self.parts.append(X)
+            return
+        if self.out is None:
+            if not len(X) and X.ndim == 1:  # nothing decoded here, format unknown (every sample skipped)
+                self.first_empty = X if self.first_empty is None else self.first_empty
+                return
+            self.out = np.empty((max(self.expected, len(X)), *X.shape[1:]), dtype=X.dtype)
+        if X.dtype != self.out.dtype or X.shape[1:] != self.out.shape[1:]:
+            if not len(X) and X.ndim == 1:
+                return
+            self.parts = [self.out[: self.filled], X]
+            self.out = None
+            return
+        end = self.filled + len(X)
+        if end > len(self.out):
+            grown = np.empty((max(end, len(self.out) + len(self.out) // 2 + 1), *self.out.shape[1:]), self.out.dtype)
+            grown[: self.filled] = self.out[: self.filled]
+            self.out = grown
+        self.out[self.filled : end] = X
+        self.filled = end
+
+    def result(self) -> np.ndarray:
+        if self.parts is not None:
+            try:
+                return np.concatenate([p for p in self.parts if len(p) or p.ndim > 1])
+            except ValueError as exc:
+                raise _shapes_error({tuple(p.shape[1:]) for p in self.parts if len(p)}) from exc
+        if self.out is None:
+            return self.first_empty if self.first_empty is not None else np.empty((0,))
+        return self.out if self.filled == len(self.out) else self.out[: self.filled].copy()
+
+
+class WindowLabels:
+    """What :func:`join_labels` needs of one window: its decoded labels, and its table's labels before skipping."""
+
+    def __init__(self, refs: FrozenRefs, batch: Batch) -> None:
+        self.Y = batch.Y
+        self.all = refs.labels  # every row's scalar label, as RefTable typed them for this window
+        self.n = refs.n
+        self.any_y = refs.any_y
+        self.kept: np.ndarray | None = None  # rows kept, when some were skipped
+        if batch.errors:
+            skipped = {e.doc_id for e in batch.errors}
+            self.kept = np.array([i for i, doc_id in enumerate(refs.ids) if doc_id not in skipped], dtype=np.int64)
+
+
+_JOINABLE = ({np.dtype(np.int64), np.dtype(np.float64)}, {np.dtype(bool)})
+
+
+def join_labels(windows: list[WindowLabels]) -> np.ndarray | None:
+    """The labels one table over every window would give (``plan.label_array`` over all, then the kept rows).
+
+    Windows whose labels np.concatenate joins to that same array (all int64/float64,
+    all bool, all str) are concatenated; anything else (None beside values,
+    mixed kinds, objects) is retyped from every row's value, as one table would.
+    """
+    if any(w.any_y for w in windows):  # array labels: stacked per sample, as the one-table decoder stacks them
+        ys = [w.Y for w in windows if w.Y is not None and len(w.Y)]
+        if not ys:
+            return None
+        if all(w.any_y for w in windows) and len({y.shape[1:] for y in ys}) == 1:
+            return np.concatenate(ys)
+        return _stack([v for y in ys for v in y])
+    if all(w.all is None for w in windows):
+        return None
+    dtypes = {w.all.dtype for w in windows if w.all is not None}
+    if all(w.all is not None for w in windows) and (
+            any(dtypes <= group for group in _JOINABLE) or all(d.kind == "U" for d in dtypes)):
+        return np.concatenate([w.all if w.kept is None else w.all[w.kept] for w in windows])
+    values: list[Any] = []
+    kept: list[np.ndarray] = []
+    for w in windows:
+        kept.append(len(values) + (np.arange(w.n, dtype=np.int64) if w.kept is None else w.kept))
+        values.extend(w.all.tolist() if w.all is not None else [None] * w.n)
+    joined = label_array(values)
+    return None if joined is None else joined[np.concatenate(kept)]

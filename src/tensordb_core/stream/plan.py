@@ -224,7 +224,7 @@ class FrozenRefs:
         y_end = self.y_off + self.y_len
         self.span_start = np.where(self.has_y, np.minimum(self.x_off, self.y_off), self.x_off)
         self.span_end = np.where(self.has_y, np.maximum(x_end, y_end), x_end)
-        self.labels = _label_array(table.labels)
+        self.labels = label_array(table.labels)
         #: The one input format of every row, when there is one (the common case: no per-batch check needed).
         self.x_format = self.formats[int(self.x_fmt[0])] if n and not self.bad and len(
             {int(f) for f in np.unique(self.x_fmt)}) == 1 else None
@@ -239,7 +239,7 @@ def _arrays(cols: _Columns) -> tuple[np.ndarray, ...]:
             np.array(cols.fmt, dtype=np.int64))
 
 
-def _label_array(labels: list[Any]) -> np.ndarray | None:
+def label_array(labels: list[Any]) -> np.ndarray | None:
     """Scalar labels as one array (numeric when they all are); ``None`` when no sample has one."""
     if all(v is None for v in labels):
         return None

@@ -63,9 +63,10 @@ class DataCursor:
         an unreadable sample raises :class:`~tensordb_core.stream.batches.SampleError`
         naming its document; ``on_error="skip"`` leaves it out.
         """
+        expected = len(self)  # sizes the output array once (read_batch grows it if more samples arrived meanwhile)
         docs = self._scope.index.find(COLLECTION, self._scoped, sort=self._sort, limit=self._limit, skip=self._skip,
                                       projection=PROJECTION)
-        batch = read_batch(self._scope.blobs, docs, on_error=on_error)
+        batch = read_batch(self._scope.blobs, docs, on_error=on_error, expected=expected)
         return batch.X, batch.Y
 
     def records(self, *, fields: Sequence[str] | None = None, decode: bool = True,
