@@ -196,7 +196,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
     from tensordb_core.warehouse.maintenance import gc
 
     with _connect(args) as db:
-        doomed = gc(db.index, db.blobs, grace_s=args.grace, dry_run=args.dry_run)
+        doomed = gc(db.index, db.blobs, grace_s=args.grace, dry_run=args.dry_run, force=args.force)
     print(f"{'would delete' if args.dry_run else 'deleted'} {len(doomed)} orphan blob(s)")
     return 0
 
@@ -327,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--grace", type=float, default=3600.0, help="seconds a write intent protects its blob")
+    p.add_argument("--force", action="store_true",
+                   help="collect even when other indexes share the blob store (deletes their blobs too)")
     p.set_defaults(func=cmd_gc)
 
     p = sub.add_parser("worker", help="run a trainer, evaluator or deployer until SIGTERM")

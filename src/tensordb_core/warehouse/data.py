@@ -29,6 +29,7 @@ from tensordb_core.stream.follow import tail_grace
 from tensordb_core.stream.groups import newest_seq
 from tensordb_core.stream.plan import COLLECTION, PROJECTION
 from tensordb_core.stream.records import record_projection
+from tensordb_core.warehouse.maintenance import register_index
 from tensordb_core.warehouse.records import DEFAULT_CHUNK_BYTES, import_records
 
 RESERVED = frozenset({"label"})
@@ -152,15 +153,18 @@ def import_data(
             budget += np.asarray(samples[end]).nbytes + (label_arrays[end].nbytes if label_arrays else 0)
             end += 1
         ids += _write_chunk(scope, samples[start:end], labels[start:end],
-                            label_arrays[start:end] if label_arrays else None, per_tags[start:end], codec)
+                            label_arrays[start:end] if label_arrays else None, per_tags[start:end], codec,
+                            first=start == 0)
         start = end
     return ids
 
 
 def _write_chunk(scope: StudyScope, xs: list[Any], labels: list[Any], ys: list[np.ndarray] | None,
-                 tags: list[dict[str, Any]], codec: str) -> list[str]:
+                 tags: list[dict[str, Any]], codec: str, *, first: bool = False) -> list[str]:
     arrays = xs + (ys or [])
     body, segments = pack_segments(arrays, codec)
+    if first:  # before this index's first chunk can land in a blob store another index's gc may read
+        register_index(scope.index, scope.blobs)
     with scope.writing_blobs() as put:
         key = put(body)  # the chunk exists before any document points at it
         return scope.index.insert_many(COLLECTION, _sample_docs(scope, key, len(body), segments, labels, ys, tags))

@@ -18,16 +18,25 @@ deletion marker for each key, re-reads intents and references for those keys,
 deletes the ones still unclaimed and removes the markers; a writer waits
 until no marker for its key is left, then stores the bytes again if they are
 gone (:meth:`StudyScope._settle`).
+
+gc can only prove a blob unreferenced by the index it reads.  Two warehouses
+may share one blob store (``blobs=file:///blobs`` for two SQLite indexes): each
+then sees the other's chunks as orphans.  So every index that writes into a
+blob store registers there (:func:`register_index`: a marker blob
+``_tensordb/indexes/<index id>``, before its first blob), and gc refuses
+(:class:`SharedBlobStore`) while another index is registered, unless forced.
 """
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tensordb_core.errors import BlobNotFound, IntegrityError
+from tensordb_core.errors import BlobNotFound, IntegrityError, UnsafeOperation
 from tensordb_core.store.blobkit import verify_content
 from tensordb_core.store.protocols import BlobStore, IndexStore
 from tensordb_core.store.scope import DELETION_STALE_S, DELETIONS, INTENTS
@@ -40,6 +49,10 @@ BLOB_FIELDS: dict[str, tuple[str, ...]] = {
     "artifacts": ("parts.key",),
 }
 DEFAULT_GRACE_S = 3600.0
+#: Marker blobs of the indexes that write into a blob store: ``_tensordb/indexes/<index id>`` (docs/FORMAT.md).
+OWNERS_PREFIX = "_tensordb/indexes/"
+#: The index's own identity: one document ``{_id: "index", id: <32 hex>}``, made on first need, never copied.
+IDENTITY = "index_identity"
 #: Keys gc marks, re-checks and deletes at a time.
 DELETE_BATCH = 500
 
@@ -91,7 +104,7 @@ class CheckReport:
 def check(index: IndexStore, blobs: BlobStore, *, verify: bool = True, grace_s: float = DEFAULT_GRACE_S) -> CheckReport:
     """Cross-check documents and blobs; with ``verify`` re-hash every referenced blob."""
     report = CheckReport()
-    stored = set(blobs.list(""))
+    stored = _stored_blobs(blobs)
     report.blobs = len(stored)
     recent = _live_intents(index, grace_s)
     refs: dict[str, list[tuple[str, str]]] = {}
@@ -130,6 +143,55 @@ def _referenced_among(index: IndexStore, keys: list[str]) -> set[str]:
     return found
 
 
+class SharedBlobStore(UnsafeOperation):
+    """gc refused: other indexes registered with the blob store keep blobs this index cannot see."""
+
+
+def index_id(index: IndexStore) -> str:
+    """This index's identity (32 hex digits), made once and kept in the index itself.
+
+    Why not its URI: one index is reached by several URIs (relative paths,
+    host aliases) and a copy of a warehouse is another index; an id stored
+    in the index follows the index, and ``tensordb copy`` does not carry it.
+    """
+    for _ in range(2):
+        found = next(iter(index.find(IDENTITY, {"_id": "index"}, limit=1)), None)
+        if found is not None:
+            return str(found["id"])
+        try:
+            index.insert_many(IDENTITY, [{"_id": "index", "id": uuid.uuid4().hex, "at": time.time()}])
+        except IntegrityError:  # another process made it first: read theirs
+            continue
+    found = next(iter(index.find(IDENTITY, {"_id": "index"}, limit=1)))
+    return str(found["id"])
+
+
+def register_index(index: IndexStore, blobs: BlobStore) -> str:
+    """Leave this index's marker blob in ``blobs`` (once; cheap after) and return the index id.
+
+    Writers call it before storing their first blob, so a gc reading another
+    index over the same blob store sees that it is shared before any of this
+    index's blobs could look like orphans to it.
+    """
+    me = index_id(index)
+    key = OWNERS_PREFIX + me
+    if not blobs.exists(key):
+        where = getattr(index, "uri", None)
+        shown = where.redacted() if hasattr(where, "redacted") else None
+        blobs.put(key, json.dumps({"index": me, "uri": shown, "at": time.time()}).encode())
+    return me
+
+
+def registered_indexes(blobs: BlobStore) -> set[str]:
+    """The ids of every index registered with ``blobs``."""
+    return {key[len(OWNERS_PREFIX):] for key in blobs.list(OWNERS_PREFIX) if key.startswith(OWNERS_PREFIX)}
+
+
+def _stored_blobs(blobs: BlobStore) -> set[str]:
+    """Every blob key but the owners' markers (never orphans: gc and check leave them alone)."""
+    return {key for key in blobs.list("") if not key.startswith(OWNERS_PREFIX)}
+
+
 def _delete_batch(index: IndexStore, blobs: BlobStore, keys: list[str], grace_s: float) -> list[str]:
     """Mark, look again, delete what is still unclaimed, unmark (see the module docs)."""
     now = time.time()
@@ -144,9 +206,25 @@ def _delete_batch(index: IndexStore, blobs: BlobStore, keys: list[str], grace_s:
     return gone
 
 
-def gc(index: IndexStore, blobs: BlobStore, *, grace_s: float = DEFAULT_GRACE_S, dry_run: bool = False) -> list[str]:
-    """Delete blobs no document references and no live writer announced; returns the deleted keys."""
-    stored = set(blobs.list(""))          # 1. blobs
+def gc(index: IndexStore, blobs: BlobStore, *, grace_s: float = DEFAULT_GRACE_S, dry_run: bool = False,
+       force: bool = False) -> list[str]:
+    """Delete blobs no document references and no live writer announced; returns the deleted keys.
+
+    Refuses with :class:`SharedBlobStore` (before listing anything) when
+    another index is registered with ``blobs``: its blobs are unreferenced
+    here but not unreferenced.  ``force=True`` (``tensordb gc --force``) is for
+    a store whose other indexes are gone; it deletes their blobs too.
+    """
+    me = register_index(index, blobs)
+    others = registered_indexes(blobs) - {me}
+    if others and not force:
+        shown = ", ".join(sorted(others)[:3]) + (", ..." if len(others) > 3 else "")
+        raise SharedBlobStore(
+            f"gc refused: this blob store is shared with {len(others)} other index(es) ({shown}), whose blobs this "
+            "index cannot see and would delete as orphans. Run gc from a warehouse that owns its blob store alone; "
+            "if those indexes are gone, run `tensordb gc --force` (force=True) or delete their marker blobs "
+            f"{OWNERS_PREFIX}<id> first.")
+    stored = _stored_blobs(blobs)          # 1. blobs
     announced = _live_intents(index, grace_s)  # 2. intents
     referenced = {key for _, _, key in referenced_keys(index)}  # 3. documents
     doomed = sorted(stored - announced - referenced)
