@@ -135,7 +135,7 @@ def run_cli_demo(uri: str, blobs: str | None = None, env: dict[str, str] | None 
     out = subprocess.run(argv, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})},
                          check=False)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "best model:" in out.stdout
+    assert "best model" in out.stdout, out.stdout[-3000:]
     accuracy = float(out.stdout.split("test_acc ")[-1].split(";")[0])
     assert accuracy >= 0.9, out.stdout[-2000:]
     return out.stdout
