@@ -79,11 +79,15 @@ _CONTENT_ADDRESS = re.compile(r"^[0-9a-f]{64}$")
 class RetryPolicy:
     """How often and how long to retry one operation (see the module docs for the schedule)."""
 
+    #: Tries in all, the first included (1: never retry).
     attempts: int = 5
+    #: The first sleep's ceiling; each later one grows by ``multiplier`` up to ``max_delay_s``.
     initial_delay_s: float = 0.05
     max_delay_s: float = 2.0
     multiplier: float = 2.0
+    #: The share of each sleep drawn at random (1: "full jitter", so clients do not retry in lockstep).
     jitter: float = 1.0
+    #: Give up when the next sleep would end more than this long after the first try.
     total_s: float = 30.0
 
     def __post_init__(self) -> None:
