@@ -8,6 +8,7 @@ the install command, never a skip: CI installs them (see .ci/run).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -129,3 +130,22 @@ def exception_texts(exc: BaseException) -> str:
         parts += [str(node), repr(node), *map(str, getattr(node, "__notes__", []))]
         node = node.__cause__ or node.__context__
     return "\n".join(parts)
+
+
+_mongo_kit: Any = None
+
+
+def mongo_kit() -> Any:
+    """The MongoDB tests' launcher (tests/backends/mongo/conftest.py: ``launch``, ``TEST_WRITE_BATCH``, fixtures).
+
+    Suites outside tests/backends/mongo start their own mongoeco server with it
+    (``mongo_kit().launch("mongoeco-<suite>")``); loaded once, under one name.
+    """
+    global _mongo_kit
+    if _mongo_kit is None:
+        path = Path(__file__).resolve().parent / "backends" / "mongo" / "conftest.py"
+        spec = importlib.util.spec_from_file_location("tensordb_tests_mongo_kit", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        _mongo_kit = module
+    return _mongo_kit

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import tensordb_core as tdb
+from serverkit import mongo_kit
 from tensordb_core.cli.main import main
 from tensordb_core.warehouse.copying import copy_warehouse
 from test_copy import assert_same_study, make_study
@@ -33,7 +34,7 @@ def _load(name: str, path: Path) -> Any:
 
 @pytest.fixture(scope="module")
 def mongo_base() -> Iterator[tuple[str, int]]:
-    kit = _load("mongo_kit_for_copy", HERE / "backends" / "mongo" / "conftest.py")
+    kit = mongo_kit()
     server = kit.launch("mongoeco-copy")
     try:
         yield f"mongodb://127.0.0.1:{server.port}", kit.TEST_WRITE_BATCH

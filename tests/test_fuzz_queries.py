@@ -12,7 +12,6 @@ what reaches the server).  A rejected write leaves no document behind.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import uuid
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tensordb_core as tdb
+from serverkit import mongo_kit
 from tensordb_core.embedded.memory import MemoryIndexStore
 from tensordb_core.embedded.sqlite_index import SQLiteIndexStore
 from tensordb_core.errors import TensorDBError
@@ -100,10 +100,7 @@ def command_counter() -> Any:
 
 @pytest.fixture(scope="module")
 def mongo_port() -> Iterator[int]:
-    spec = importlib.util.spec_from_file_location("tensordb_tests_mongo_kit", TESTS / "backends" / "mongo" / "conftest.py")
-    kit = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(kit)  # type: ignore[union-attr]
-    server = kit.launch("mongoeco-fuzz")
+    server = mongo_kit().launch("mongoeco-fuzz")
     yield server.port
     server.stop()
 

@@ -11,7 +11,6 @@ Every wait is bounded; no assertion depends on timing.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import os
@@ -30,6 +29,7 @@ import numpy as np
 import pytest
 
 import tensordb_core as tdb
+from serverkit import mongo_kit
 from tensordb_core.cli.demo import load_digits_splits
 from tensordb_core.loop.worker import find_workers
 
@@ -40,10 +40,7 @@ BOUND_S = 120.0  # an upper bound for each wait, far above what the loop needs
 
 def _mongo_kit() -> Any:
     """The Mongo backend tests' launcher (tests/backends/mongo/conftest.py), reused rather than rewritten."""
-    spec = importlib.util.spec_from_file_location("mongo_kit_for_loop", HERE / "backends" / "mongo" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return mongo_kit()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ endpoint, a refused password, a dead token service):
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import sys
@@ -28,6 +27,7 @@ import numpy as np
 import pytest
 
 import tensordb_core as tdb
+from serverkit import mongo_kit
 from tensordb_core.cli.main import main as cli_main
 from tensordb_core.errors import TensorDBError
 from tensordb_core.warehouse.maintenance import check, gc
@@ -52,10 +52,7 @@ FAST = {"attempts": 2, "initial_delay_s": 0.01, "max_delay_s": 0.02, "total_s": 
 
 
 def _mongo_kit() -> Any:
-    spec = importlib.util.spec_from_file_location("tensordb_tests_mongo_kit", TESTS / "backends" / "mongo" / "conftest.py")
-    kit = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(kit)  # type: ignore[union-attr]
-    return kit
+    return mongo_kit()
 
 
 @dataclass

@@ -8,7 +8,6 @@ Every server is a real one on 127.0.0.1, started through ``tests/serverkit.py``
 
 from __future__ import annotations
 
-import importlib.util
 import multiprocessing
 import os
 import sys
@@ -60,11 +59,9 @@ def procs() -> Any:
 
 
 def _mongo_kit() -> Any:
-    spec = importlib.util.spec_from_file_location("tensordb_tests_mongo_kit", TESTS / "backends" / "mongo" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
+    from serverkit import mongo_kit
+
+    return mongo_kit()
 
 
 @pytest.fixture(scope="session")

@@ -7,16 +7,14 @@ runs a test on the embedded store (memory and a directory) and on MongoDB.
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 from pathlib import Path
 
 import pytest
 
-_path = Path(__file__).resolve().parents[1] / "backends" / "mongo" / "conftest.py"
-_spec = importlib.util.spec_from_file_location("tensordb_tests_tl_mongo_fixtures", _path)
-_mongo = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_mongo)
+from serverkit import mongo_kit
+
+_mongo = mongo_kit()
 
 mongo_server = _mongo.mongo_server
 mongo_db_name = _mongo.mongo_db_name

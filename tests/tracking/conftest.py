@@ -6,29 +6,21 @@ is an error with the install command, never a skip).
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import tensordb_core as tdb
+from serverkit import mongo_kit
 
 TESTS = Path(__file__).resolve().parents[1]
 
 
-def _load(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def tracking_mongo() -> Iterator[str]:
-    kit = _load("mongo_kit_for_tracking", TESTS / "backends" / "mongo" / "conftest.py")
+    kit = mongo_kit()
     server = kit.launch("mongoeco-tracking")
     try:
         yield f"mongodb://127.0.0.1:{server.port}/t_{{}}?directConnection=true&write_batch_size={kit.TEST_WRITE_BATCH}"
