@@ -26,6 +26,9 @@ from tensordb_core.store.protocols import BlobStore, IndexStore, new_id
 
 _STUDY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")
 MAX_TAG_DEPTH = 16
+#: The samples' collection, and the dataset versions' pinned copies of them (warehouse/datasets.py).
+DATA = "data"
+MEMBERS = "dataset_members"
 #: Collection of blob write intents (see :meth:`StudyScope.writing_blobs`).
 INTENTS = "blob_intents"
 #: Collection of gc's deletion markers (see :func:`tensordb_core.warehouse.maintenance.gc`).
@@ -143,18 +146,37 @@ class StudyScope:
     index: IndexStore
     blobs: BlobStore
     study: str | None
+    #: Where this view's samples live: the data collection, or (a dataset version's view, :meth:`pinned`) the
+    #: members collection, whose documents are the samples as they were when the version was saved.
+    data_collection: str = DATA
+    #: The dataset version this view reads (its id), None for the live data.
+    version: str | None = None
 
     def query(self, query: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """``query`` validated and restricted to this study."""
+        """``query`` validated and restricted to this study (and, in a version's view, to that version)."""
         q = validate_query(encode_query_datetimes(query) if query else query)
         if self.study is None:
             return q
-        own = {"_study": self.study}
+        own: dict[str, Any] = {"_study": self.study}
+        if self.version is not None:
+            own = {"$and": [own, {"_dataset": self.version}]}
         return {"$and": [own, q]} if q else own
+
+    def pinned(self, version: str) -> StudyScope:
+        """A read-only view of dataset version ``version``: samples, tags and labels as the version pinned them.
+
+        Why a scope: the stream and the cursor already read "the samples of
+        ``scope``" through :attr:`data_collection` and :meth:`query`, so a
+        version reads through the same planner, fetcher and decoder, in the
+        ``_seq`` order its members were pinned in (the data's order).
+        """
+        return StudyScope(self.index, self.blobs, self.study, data_collection=MEMBERS, version=version)
 
     def require_writable(self) -> str:
         if self.study is None:
             raise TensorDBError("this is the read-only cross-study view: open a study to write (db.study('name'))")
+        if self.version is not None:
+            raise TensorDBError("a dataset version is read-only: write through the study's handle")
         return self.study
 
     def new_doc(self, **fields: Any) -> dict[str, Any]:

@@ -67,7 +67,7 @@ from tensordb_core.stream.engine import Counters, Engine, Phase, RecordOptions, 
 from tensordb_core.stream.fetch import fetch_window
 from tensordb_core.stream.groups import check_group
 from tensordb_core.stream.order import StreamState, advance
-from tensordb_core.stream.plan import COLLECTION, RefTable
+from tensordb_core.stream.plan import RefTable
 from tensordb_core.stream.records import RecordDecoder, RecordTable, check_fields
 
 #: Stored bytes per shuffle window (chunks read together and mixed): the shuffle buffer's size.
@@ -294,7 +294,7 @@ def _record_options(scope: StudyScope, query: Mapping[str, Any], fields: Any, de
     if pad is not None and (not isinstance(pad, Mapping) or not all(isinstance(k, str) for k in pad)):
         raise InvalidStreamArgument(f"pad must be a dict of field -> fill value, not {pad!r}")
     if selected is None and decode and pad is None:
-        first = next(iter(scope.index.find(COLLECTION, scope.query(query), limit=1,
+        first = next(iter(scope.index.find(scope.data_collection, scope.query(query), limit=1,
                                            projection={"_id": 1, "_x": 1, "_fields": 1})), None)
         if first is None or "_x" in first:
             return None

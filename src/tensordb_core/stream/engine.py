@@ -43,7 +43,7 @@ from tensordb_core.stream.fetch import BufferPool, Window, fetch_window
 from tensordb_core.stream.follow import StoreWatch, Watermark
 from tensordb_core.stream.groups import EpochBounds
 from tensordb_core.stream.order import Ranges, StreamState, epoch_order, normalize, shard_positions, weighted_order
-from tensordb_core.stream.plan import COLLECTION, PROJECTION, FrozenRefs, RefTable
+from tensordb_core.stream.plan import PROJECTION, FrozenRefs, RefTable
 from tensordb_core.stream.records import RecordDecoder, RecordTable, record_projection
 
 #: How often a blocked stage re-checks the stop event (seconds).
@@ -270,7 +270,7 @@ class Engine:
                 epoch += 1
             if not cfg.follow or self.stop.is_set():
                 return
-            tail_after = seq if seq is not None else self.scope.index.last_seq(COLLECTION)
+            tail_after = seq if seq is not None else self.scope.index.last_seq(self.scope.data_collection)
             position = 0
         else:
             tail_after, position = st.tail_after, st.tail_position
@@ -282,9 +282,10 @@ class Engine:
             return scanned
         began = time.perf_counter()
         if scanned == 0:  # _seq order: stop at the first document past ``seq`` (a bound in the query is slower)
-            docs = self.scope.index.find(COLLECTION, q, projection=self.projection, batch_size=INDEX_PAGE)
+            docs = self.scope.index.find(self.scope.data_collection, q, projection=self.projection,
+                                         batch_size=INDEX_PAGE)
         else:
-            docs = self.scope.index.tail(COLLECTION, q, after=scanned)
+            docs = self.scope.index.tail(self.scope.data_collection, q, after=scanned)
         try:
             _extend_checked(table, docs, seq, self._weigh if self.cfg.weights is not None else None)
         finally:
@@ -357,15 +358,16 @@ class Engine:
         # Only settled _seq ranges are streamed, so every rank (and a resumed stream) sees one order even
         # where a backend commits _seq ranges out of allocation order (MongoDB; see follow.Watermark).
         known = self.newest[0] if self.newest is not None else 0
-        watermark = Watermark(self.scope.index, COLLECTION, floor=after, known=known)
-        watch = StoreWatch(self.scope.index, self.scope.blobs, COLLECTION, every_s=max(WATCH_S, cfg.poll_s))
+        watermark = Watermark(self.scope.index, self.scope.data_collection, floor=after, known=known)
+        watch = StoreWatch(self.scope.index, self.scope.blobs, self.scope.data_collection,
+                           every_s=max(WATCH_S, cfg.poll_s))
         if self.newest is not None:
             watch.remember(*self.newest[1:])
         while not self.stop.is_set():
             began = time.perf_counter()
             settled = watermark.settled()
             docs = [] if settled <= scanned else list(islice(
-                self.scope.index.tail(COLLECTION, q, after=scanned, limit=TAIL_PAGE), TAIL_PAGE))
+                self.scope.index.tail(self.scope.data_collection, q, after=scanned, limit=TAIL_PAGE), TAIL_PAGE))
             docs = list(takewhile(lambda d, bound=settled: int(d["_seq"]) <= bound, docs))
             self.counters.add(index_s=time.perf_counter() - began)
             if not docs:
