@@ -169,8 +169,13 @@ class RefTable:
             self.has_y.append(False)
 
     def _add_segment(self, cols: _Columns, seg: Mapping[str, Any] | None) -> None:
+        """Append one segment's columns (the per-document hot path: no helper calls, one dict probe per field)."""
         if seg is None:
-            cols.add(0, 0, 0, 0, -1)
+            cols.off.append(0)
+            cols.length.append(0)
+            cols.crc.append(0)
+            cols.codec.append(0)
+            cols.fmt.append(-1)
             return
         codec = self.codec_ids.get(seg["codec"])
         if codec is None:
@@ -182,7 +187,12 @@ class RefTable:
         fmt = self._format_index.get((dtype, tuple(shape)))  # as stored: one dict probe per sample
         if fmt is None:
             fmt = self._format(str(dtype), tuple(int(d) for d in shape))
-        cols.add(off, length, int(seg["crc32"]), codec, fmt)
+        crc = int(seg["crc32"])
+        cols.off.append(off)  # appended only once every field parsed: a bad segment leaves no partial row
+        cols.length.append(length)
+        cols.crc.append(crc)
+        cols.codec.append(codec)
+        cols.fmt.append(fmt)
 
     def _format(self, dtype: str, shape: tuple[int, ...]) -> int:
         key = (dtype, shape)
