@@ -28,7 +28,8 @@ from serverkit import mongo_kit
 from tensordb_core.embedded.memory import MemoryIndexStore
 from tensordb_core.embedded.sqlite_index import SQLiteIndexStore
 from tensordb_core.errors import TensorDBError
-from tensordb_core.query.filters import validate_query
+from tensordb_core.query.filters import compile_query, matches, validate_query
+from tensordb_core.testing.querygen import QueryGen
 
 TESTS = Path(__file__).resolve().parent
 OPERATORS = ["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$and", "$or", "$nor", "$not",
@@ -245,3 +246,69 @@ def test_fuzz_case_count_is_reported() -> None:
     print(f"\n[fuzz] queries/updates/documents/tags: {CASES['tried']} cases tried, {CASES['rejected']} refused "
           "with a typed TensorDBError, 0 untyped errors")
     assert CASES["tried"] > 0
+
+
+# -- numeric path parts: every store against the reference evaluator ------------------------------
+
+#: MongoDB 8.0's answers for numeric path parts, derived from its path walk (``BSONElementIterator``).
+NUMERIC_PATH_CASES = [
+    ({"a": [3]}, {"a.0.b": None}, False),  # a scalar short of the path's end reaches nothing
+    ({"a": [{}]}, {"a.0": None}, True),  # inside a subdocument "0" is a field name: missing
+    ({"a": [[1, 2], 3]}, {"a.0": 1}, False),  # the element at a position is compared whole
+    ({"a": [[1, 2], 3]}, {"a.0": [1, 2]}, True),
+    ({"a": [[1, 2]]}, {"a.0": {"$size": 2}}, True),
+    ({"a": [{"b": 1}]}, {"a.0.b": 1}, True),
+    ({"a": [[{"b": 1}]]}, {"a.0.b": 1}, True),  # an array at the position is traversed by the rest
+    ({"a": [[1]]}, {"a.0.0": 1}, True),
+    ({"a": [5]}, {"a.1": None}, False),  # past the end: nothing, not missing
+    ({"a": [{"0": 5}]}, {"a.0": 5}, True),  # a digit-named field of an element
+    ({"a": [7, {"1": 8}]}, {"a.1": 8}, True),
+    ({"a": [5]}, {"a.00": 5}, False),  # "00" is no position
+]
+
+
+@pytest.mark.parametrize(("doc", "query", "expected"), NUMERIC_PATH_CASES, ids=lambda v: repr(v)[:40])
+def test_numeric_path_parts_follow_mongodb(doc: dict[str, Any], query: dict[str, Any], expected: bool) -> None:
+    assert matches(doc, query) is expected
+    assert compile_query(query)(doc) is expected
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_numeric_paths_over_nested_arrays_agree_with_the_reference(kind: str, tmp_path: Path) -> None:
+    """Seeded documents with nested arrays and digit-named fields, queried through numeric path parts:
+    the SQL prefilter must never drop a match the evaluator keeps."""
+    s: Any = MemoryIndexStore() if kind == "memory" else SQLiteIndexStore(tmp_path / "numeric.sqlite")
+    gen = QueryGen(seed=6, numeric_paths=True)
+    docs = [{"_id": f"case{i}", **doc} for i, (doc, _, _) in enumerate(NUMERIC_PATH_CASES)] + gen.documents(60)
+    s.insert_many("c", docs)
+    queries = [q for _, q, _ in NUMERIC_PATH_CASES] + [gen.query(docs) for _ in range(200)]
+    failures = []
+    for query in queries:
+        expected = [d["_id"] for d in docs if matches(d, query)]
+        got = [d["_id"] for d in s.find("c", query)]
+        if got != expected:
+            failures.append(f"{query!r}: unexpected {sorted(set(got) - set(expected))[:3]}, "
+                            f"missing {sorted(set(expected) - set(got))[:3]}")
+    s.close()
+    assert not failures, f"{kind}: {len(failures)} of {len(queries)} disagree:\n" + "\n".join(failures[:15])
+
+
+#: The cases mongoeco (the wire server the tests run; it indexes arrays positionally only and expands
+#: the element found there, like this evaluator before) answers against MongoDB 8.0's rule.
+MONGOECO_NUMERIC_PATH_DEVIATIONS = {0, 1, 2, 8, 9, 10, 11}
+
+
+def test_mongoeco_numeric_path_deviations_are_the_known_ones(mongo_port: int) -> None:
+    """The MongoDB backend passes queries through, so its semantics are the server's: record exactly where
+    mongoeco departs from MongoDB 8.0 on numeric path parts (a real MongoDB answers all cases as listed)."""
+    from tensordb_mongo import MongoIndexStore
+
+    s = MongoIndexStore(f"mongodb://127.0.0.1:{mongo_port}/fn_{uuid.uuid4().hex[:12]}?directConnection=true")
+    try:
+        s.insert_many("c", [{"_id": f"case{i}", **doc} for i, (doc, _, _) in enumerate(NUMERIC_PATH_CASES)])
+        deviations = {i for i, (_, query, expected) in enumerate(NUMERIC_PATH_CASES)
+                      if (s.count("c", {"$and": [{"_id": f"case{i}"}, query]}) == 1) is not expected}
+    finally:
+        s._client.drop_database(s.database)
+        s.close()
+    assert deviations == MONGOECO_NUMERIC_PATH_DEVIATIONS, "mongoeco's numeric-path answers changed: update the set"

@@ -31,9 +31,11 @@ fields instead), ``$elemMatch`` inside ``$all``, values that are not JSON
 (NaN, infinities, bytes, sets, integers beyond 64 bits), non-``str`` keys and
 nesting deeper than :data:`MAX_QUERY_DEPTH`.
 
+* a numeric path part (``"a.0"``) both indexes an array and, inside its
+  subdocuments, names a field; the element it indexes is compared whole.
+
 Outside the portable contract (deterministic here, may differ on a backend):
-numeric path parts combined with arrays of subdocuments whose fields are digits,
-and sorting on array-valued fields (see :func:`sort_key`).
+sorting on array-valued fields (see :func:`sort_key`).
 """
 
 from __future__ import annotations
@@ -299,39 +301,53 @@ def _match_filter(doc: Any, query: Mapping[str, Any]) -> bool:
     return True
 
 
-def resolve(value: Any, parts: Sequence[str], i: int = 0) -> list[Any]:
+def resolve(value: Any, parts: Sequence[str], i: int = 0, *, traverse_leaf: bool = False) -> list[Any]:
     """Every value a dotted path reaches in ``value`` (``MISSING`` where it ends at nothing).
 
-    Arrays along the way are traversed the MongoDB way: subdocuments are looked
-    into, scalars and nested arrays are skipped; a numeric part indexes the array.
-    The leaf array itself is returned unexpanded.
+    MongoDB 8.0's path walk (``BSONElementIterator``): subdocuments are entered
+    field by field; an array met before the path ends is traversed element by
+    element (:func:`_resolve_in_array`).  A leaf array is returned whole, and with
+    ``traverse_leaf`` (what comparisons use, ``$size``/``$elemMatch`` do not) each of
+    its elements first: one level, so ``{"a": 1}`` never matches ``[[1]]``.
     """
-    if i == len(parts):
-        return [value]
-    part = parts[i]
-    if isinstance(value, dict):
-        if part in value:
-            return resolve(value[part], parts, i + 1)
-        return [MISSING]
-    if isinstance(value, (list, tuple)):
-        index = array_index(part)
-        if index is not None:
-            return resolve(value[index], parts, i + 1) if index < len(value) else []
-        out: list[Any] = []
-        for element in value:
-            if isinstance(element, dict):
-                out.extend(resolve(element, parts, i))
-        return out
-    return [MISSING]
+    n = len(parts)
+    while i < n and isinstance(value, dict):
+        if parts[i] not in value:
+            return [MISSING]
+        value = value[parts[i]]
+        i += 1
+    if not isinstance(value, (list, tuple)):
+        return [value] if i == n else [MISSING]  # a scalar with path left over reaches nothing
+    if i == n:
+        return [*value, value] if traverse_leaf else [value]
+    return _resolve_in_array(value, parts, i, traverse_leaf)
 
 
-def _expanded(items: list[Any]) -> list[Any]:
-    """Leaf arrays match by themselves and by each element (one level)."""
-    out = []
-    for v in items:
-        out.append(v)
-        if isinstance(v, (list, tuple)):
-            out.extend(v)
+def _resolve_in_array(array: Sequence[Any], parts: Sequence[str], i: int, traverse_leaf: bool) -> list[Any]:
+    """What ``parts[i:]`` reaches through the elements of ``array`` (MongoDB's rules, in its order).
+
+    A subdocument element is searched for the rest of the path, a numeric part
+    included as a field name (``{"a.0": None}`` matches ``a: [{}]``).  The
+    element *at* a numeric part's position is also followed: returned as is when
+    the path ends there (an array element is compared whole: ``{"a.0": 1}`` does
+    not match ``a: [[1, 2]]``), else looked into if it is a subdocument or an
+    array.  Scalars short of the path's end reach nothing, not "missing":
+    ``{"a.0.b": None}`` does not match ``a: [3]``.
+    """
+    position = array_index(parts[i])
+    last = i + 1 == len(parts)
+    out: list[Any] = []
+    for k, element in enumerate(array):
+        if isinstance(element, dict):
+            out.extend(resolve(element, parts, i, traverse_leaf=traverse_leaf))
+        if k != position:
+            continue
+        if last:
+            out.append(element)
+        elif isinstance(element, dict):
+            out.extend(resolve(element, parts, i + 1, traverse_leaf=traverse_leaf))
+        elif isinstance(element, (list, tuple)):
+            out.extend(_resolve_in_array(element, parts, i + 1, traverse_leaf))
     return out
 
 
@@ -345,12 +361,12 @@ def _match_path(doc: Any, parts: list[str], op: str, arg: Any) -> bool:
         return not all(_match_path(doc, parts, o, a) for o, a in arg.items())
     if op == "$all":
         return bool(arg) and all(_match_path(doc, parts, "$eq", x) for x in arg)
-    items = resolve(doc, parts)
+    if op in ("$size", "$elemMatch"):
+        return any(_match_value(v, op, arg) for v in resolve(doc, parts) if v is not MISSING)
+    items = resolve(doc, parts, traverse_leaf=True)
     if op == "$exists":
         return any(v is not MISSING for v in items) == arg
-    if op in ("$size", "$elemMatch"):
-        return any(_match_value(v, op, arg) for v in items if v is not MISSING)
-    return any(_match_value(v, op, arg) for v in _expanded(items))
+    return any(_match_value(v, op, arg) for v in items)
 
 
 def _match_value(value: Any, op: str, arg: Any) -> bool:

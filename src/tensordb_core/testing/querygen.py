@@ -18,13 +18,22 @@ STRINGS = ["", "a", "b", "ab", "B", "é", "z"]
 SUB_FIELDS = ["x", "y"]
 #: Paths the query generator aims at, including ones no document has.
 PATHS = ["a", "b", "t", "n", "n.x", "n.y", "a.x", "a.y", "n.x.y", "nope", "t.x"]
+#: With ``numeric_paths``: subdocuments may hold digit-named fields, arrays nest, and queries aim
+#: numeric path parts at both (MongoDB reads ``"0"`` as a position *and* as a field name).
+DIGIT_FIELDS = ["0", "1"]
+NUMERIC_PATHS = ["a.0", "a.1", "a.0.x", "a.1.x", "a.0.0", "a.0.1", "a.0.0.x", "a.x.0", "n.0", "n.0.x", "n.1.y",
+                 "t.0", "t.2", "a.0.x.0", "a.00"]
 
 
 class QueryGen:
     """Draw documents and queries from one seeded generator."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, *, numeric_paths: bool = False) -> None:
         self.rng = random.Random(seed)
+        self.numeric_paths = numeric_paths
+        self.sub_fields = SUB_FIELDS + DIGIT_FIELDS if numeric_paths else SUB_FIELDS
+        self.paths = PATHS + NUMERIC_PATHS * 2 if numeric_paths else PATHS
+        self.max_depth = 3 if numeric_paths else 2
 
     # values ---------------------------------------------------------------------------------
     def scalar(self) -> Any:
@@ -40,7 +49,7 @@ class QueryGen:
         return None
 
     def subdoc(self, depth: int = 0) -> dict[str, Any]:
-        fields = self.rng.sample(SUB_FIELDS, self.rng.randint(0, 2))
+        fields = self.rng.sample(self.sub_fields, self.rng.randint(0, 2))
         out: dict[str, Any] = {}
         for f in fields:
             out[f] = self.value(depth + 1) if depth < 1 and self.rng.random() < 0.3 else self.scalar()
@@ -57,7 +66,7 @@ class QueryGen:
 
     def value(self, depth: int = 0) -> Any:
         r = self.rng.random()
-        if depth >= 2 or r < 0.55:
+        if depth >= self.max_depth or r < (0.4 if self.numeric_paths else 0.55):
             return self.scalar()
         if r < 0.75:
             return self.array(depth)
@@ -136,7 +145,7 @@ class QueryGen:
         if r < 0.88:
             if self.rng.random() < 0.5:
                 return {"$elemMatch": self.operator(None, depth + 1) if depth < 2 else {"$gt": self.range_operand()}}
-            field = self.rng.choice(SUB_FIELDS)
+            field = self.rng.choice(self.sub_fields)
             cond = self.operand() if self.rng.random() < 0.5 else self.operator(None, depth + 1)
             return {"$elemMatch": {field: cond}}
         if depth < 2:
@@ -151,7 +160,7 @@ class QueryGen:
             return {op: [self.query(docs, depth + 1) for _ in range(self.rng.randint(1, 3))]}
         out: dict[str, Any] = {}
         for _ in range(1 if self.rng.random() < 0.8 else 2):
-            path = self.rng.choice(PATHS)
+            path = self.rng.choice(self.paths)
             if self.rng.random() < 0.35:
                 out[path] = self.operand(docs)
             else:
