@@ -26,7 +26,8 @@ ALLOWED: dict[str, set[str]] = {
     "loop": {"errors", "format", "query", "store", "stream", "warehouse"},
     "integrations": {"errors", "format", "query", "store", "stream", "warehouse"},
     "tensorlayer": {"errors", "format", "query", "store", "stream", "warehouse", "loop"},
-    "cli": {"errors", "format", "query", "store", "stream", "warehouse", "loop", "tensorlayer"},
+    "ui": {"errors", "format", "query", "store", "stream", "warehouse", "loop"},
+    "cli": {"errors", "format", "query", "store", "stream", "warehouse", "loop", "tensorlayer", "ui"},
     "testing": {"errors", "format", "query", "store", "stream", "warehouse", "embedded"},
 }
 
