@@ -27,7 +27,8 @@ ALLOWED: dict[str, set[str]] = {
     "integrations": {"errors", "format", "query", "store", "stream", "warehouse"},
     "tensorlayer": {"errors", "format", "query", "store", "stream", "warehouse", "loop"},
     "ui": {"errors", "format", "query", "store", "stream", "warehouse", "loop"},
-    "cli": {"errors", "format", "query", "store", "stream", "warehouse", "loop", "tensorlayer", "ui"},
+    "export": {"errors", "format", "query", "store", "stream", "warehouse"},
+    "cli": {"errors", "format", "query", "store", "stream", "warehouse", "loop", "tensorlayer", "ui", "export"},
     "testing": {"errors", "format", "query", "store", "stream", "warehouse", "embedded"},
 }
 

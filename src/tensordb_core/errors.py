@@ -81,3 +81,11 @@ class LeaseLost(TensorDBError):
 
 class UnsafeOperation(TensorDBError):
     """Executing stored code or unpickling was asked without an explicit trusted opt-in."""
+
+
+class OutputExists(TensorDBError, FileExistsError):
+    """An export's output path already holds something and overwrite was not asked; nothing was written."""
+
+
+class OutputNotWritable(TensorDBError, PermissionError):
+    """An export's output path cannot be written (missing or read-only directory); nothing was written."""
