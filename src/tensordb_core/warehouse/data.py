@@ -45,17 +45,22 @@ class DataCursor:
         self._scoped = scope.query(query)  # validates (datetimes encoded): a typed error before any read
         self.query = dict(query or {})
         self._sort, self._limit, self._skip = validate_sort(sort) or None, limit, skip
+        self._collection = scope.data_collection  # a dataset version's view reads its pinned members
 
     def __len__(self) -> int:
-        n = max(0, self._scope.index.count(COLLECTION, self._scoped) - self._skip)
+        n = max(0, self._scope.index.count(self._collection, self._scoped) - self._skip)
         return min(n, self._limit) if self._limit else n
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        return iter(self._scope.index.find(COLLECTION, self._scoped, sort=self._sort, limit=self._limit, skip=self._skip))
+        docs = self._scope.index.find(self._collection, self._scoped, sort=self._sort, limit=self._limit,
+                                      skip=self._skip)
+        return iter(docs) if self._scope.version is None else map(as_sample, docs)
 
     def ids(self) -> list[str]:
-        return [d["_id"] for d in self._scope.index.find(
-            COLLECTION, self._scoped, sort=self._sort, limit=self._limit, skip=self._skip, projection={"_id": 1})]
+        key = "_id" if self._scope.version is None else "_sample"
+        return [d[key] for d in self._scope.index.find(
+            self._collection, self._scoped, sort=self._sort, limit=self._limit, skip=self._skip,
+            projection={key: 1})]
 
     def arrays(self, *, on_error: str = "raise") -> tuple[np.ndarray, np.ndarray | None]:
         """Load every matching sample: ``(X, y)`` stacked in result order (y None without labels).
@@ -65,8 +70,8 @@ class DataCursor:
         naming its document; ``on_error="skip"`` leaves it out.
         """
         expected = len(self)  # sizes the output array once (read_batch grows it if more samples arrived meanwhile)
-        docs = self._scope.index.find(COLLECTION, self._scoped, sort=self._sort, limit=self._limit, skip=self._skip,
-                                      projection=PROJECTION)
+        docs = self._scope.index.find(self._collection, self._scoped, sort=self._sort, limit=self._limit,
+                                      skip=self._skip, projection=PROJECTION)
         batch = read_batch(self._scope.blobs, docs, on_error=on_error, expected=expected)
         return batch.X, batch.Y
 
@@ -82,9 +87,16 @@ class DataCursor:
         :class:`~tensordb_core.stream.batches.SampleError` naming it and the
         field; ``on_error="skip"`` leaves it out.
         """
-        docs = self._scope.index.find(COLLECTION, self._scoped, sort=self._sort, limit=self._limit, skip=self._skip,
-                                      projection=record_projection(fields))
+        docs = self._scope.index.find(self._collection, self._scoped, sort=self._sort, limit=self._limit,
+                                      skip=self._skip, projection=record_projection(fields))
         return read_records(self._scope.blobs, docs, fields=fields, decode=decode, on_error=on_error)
+
+
+def as_sample(member: Mapping[str, Any]) -> dict[str, Any]:
+    """A dataset member as the sample document it pins: the sample's ``_id``, no version bookkeeping."""
+    doc = {k: v for k, v in member.items() if k not in ("_sample", "_dataset")}
+    doc["_id"] = member.get("_sample", member.get("_id"))
+    return doc
 
 
 def _per_sample_tags(tags: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None, n: int) -> list[dict[str, Any]]:

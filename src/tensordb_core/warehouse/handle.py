@@ -26,7 +26,19 @@ from tensordb_core.store.retrying import wrap as wrap_retrying
 from tensordb_core.store.scope import StudyScope, check_study
 from tensordb_core.store.uri import StoreURI, parse_uri
 from tensordb_core.stream.batches import data_stream
-from tensordb_core.warehouse import aliases, artifacts, data, jobs, logs, models, params, registry, runs
+from tensordb_core.warehouse import (
+    aliases,
+    artifacts,
+    data,
+    datasets,
+    jobs,
+    lifecycle,
+    logs,
+    models,
+    params,
+    registry,
+    runs,
+)
 
 ENV_URI = "TENSORDB_URI"
 ENV_BLOBS = "TENSORDB_BLOBS"
@@ -44,6 +56,9 @@ INDEXES: dict[str, list[list[tuple[str, int]]]] = {
     artifacts.COLLECTION: [[("_study", 1), ("run", 1), ("name", 1)]],
     registry.VERSIONS: [[("_study", 1), ("name", 1), ("version", 1)]],
     registry.ALIAS_HISTORY: [[("_study", 1), ("name", 1), ("at", 1)]],
+    datasets.MEMBERS: [[("_dataset", 1), ("_seq", 1)]],
+    datasets.DATASETS: [[("_study", 1), ("name", 1)]],
+    lifecycle.AUDIT: [[("_study", 1), ("at", 1)]],
 }
 
 
@@ -176,9 +191,11 @@ class TensorDB:
         return data.import_records(self.scope, records, tags, encode=encode, chunk_bytes=chunk_bytes)
 
     def find_data(self, query: Mapping[str, Any] | None = None, *, sort: Any = None, limit: int = 0,
-                  skip: int = 0) -> data.DataCursor:
-        """A lazy cursor over matching samples (``len()``, iterate docs, ``.arrays()``)."""
-        return data.DataCursor(self.scope, query, sort, limit, skip)
+                  skip: int = 0, dataset: str | None = None) -> data.DataCursor:
+        """A lazy cursor over matching samples (``len()``, iterate docs, ``.arrays()``); ``dataset=name`` reads
+        that version's pinned samples and labels (warehouse/datasets.py)."""
+        scope = self.scope if dataset is None else datasets.open_version(self.scope, dataset)[0]
+        return data.DataCursor(scope, query, sort, limit, skip)
 
     def data_generator(self, query: Mapping[str, Any] | None = None, batch_size: int = 32, *,
                        fields: Sequence[str] | None = None, decode: bool = True,
@@ -186,10 +203,13 @@ class TensorDB:
         """Stream ``(X, y)`` batches of matching samples, dict batches for records; see :func:`stream.data_stream`."""
         self.scope.query(query)  # validate here: a bad query is a typed error now, not later on the stream's thread
         q = dict(query or {})
-        stream = data_stream(self.scope, q, batch_size=batch_size, fields=fields, decode=decode, pad=pad,
+        scope, version = self.scope, kwargs.pop("dataset", None)
+        if version is not None:  # a dataset version: its pinned samples, its population (datasets.stream_args)
+            scope, kwargs = datasets.stream_args(self.scope, version, kwargs)
+        stream = data_stream(scope, q, batch_size=batch_size, fields=fields, decode=decode, pad=pad,
                              **known_kwargs(data_stream, kwargs, "data_generator"))
         self._streams.add(stream)
-        self._data_lineage = (q, weakref.ref(stream))
+        self._data_lineage = (q, weakref.ref(stream), version)
         return stream
 
     def data_snapshot(self, *, settle_s: float | None = None) -> int:
@@ -200,12 +220,13 @@ class TensorDB:
         """What produced the parameters saved now: run, job, architecture and the data snapshot read."""
         out = dict(self.lineage)
         if self._data_lineage is not None:
-            query, stream_ref = self._data_lineage
+            query, stream_ref, version = self._data_lineage
             stream = stream_ref()
             snap = stream.snapshot if stream is not None else None
             if snap is None:  # the stream is gone or never started: describe the data as it is now
-                snap = {"last_seq": self.index.last_seq(data.COLLECTION), "count": len(self.find_data(query))}
-            out["data"] = {"query": query, **snap}
+                snap = {"last_seq": self.index.last_seq(data.COLLECTION),
+                        "count": len(self.find_data(query, dataset=version))}
+            out["data"] = {"query": query, **snap, **({"dataset": version} if version is not None else {})}
         return out
 
     # -- architectures ------------------------------------------------------------------------------
@@ -378,6 +399,49 @@ class TensorDB:
     def load_model(self, name: str, *, alias: str | None = None, version: int | None = None):
         """The parameters of ``name@alias`` or of ``version`` (the latest version when neither)."""
         return registry.load_model(self.scope, name, alias=alias, version=version)
+
+    # -- data lifecycle (warehouse/lifecycle.py, warehouse/datasets.py) ---------------------------------
+    def delete_data(self, query: Mapping[str, Any] | None) -> int:
+        """Delete matching samples (dataset versions keep reading theirs); audited.  Returns how many."""
+        return lifecycle.delete_data(self.scope, query)
+
+    def update_data(self, query: Mapping[str, Any] | None, update: Mapping[str, Any]) -> int:
+        """``$set``/``$unset`` tags and JSON fields, labels included, of matching samples; audited."""
+        return lifecycle.update_data(self.scope, query, update)
+
+    def delete_parameters(self, query: Mapping[str, Any] | None) -> int:
+        """Delete matching parameter sets (refused while an alias or a model version points at one)."""
+        return lifecycle.delete_parameters(self.scope, query)
+
+    def delete_logs(self, kind: str | None, query: Mapping[str, Any] | None = None) -> int:
+        """Delete matching log records of ``kind`` (None: every kind); buffered logs are written first."""
+        self.flush()
+        return lifecycle.delete_logs(self.scope, kind, query)
+
+    def delete_jobs(self, query: Mapping[str, Any] | None) -> int:
+        """Delete matching jobs (refused while one runs under a live lease)."""
+        return lifecycle.delete_jobs(self.scope, query)
+
+    def delete_model_architectures(self, query: Mapping[str, Any] | None) -> int:
+        """Delete matching architectures."""
+        return lifecycle.delete_model_architectures(self.scope, query)
+
+    def save_dataset(self, name: str, query: Mapping[str, Any] | None = None, *,
+                     description: str | None = None) -> dict[str, Any]:
+        """Pin the samples matching ``query`` now, with their tags and labels, as dataset version ``name``."""
+        return datasets.save_dataset(self.scope, name, query, description=description)
+
+    def list_datasets(self) -> list[dict[str, Any]]:
+        """Every dataset version of the study (name, count, query, created, who, description)."""
+        return datasets.list_datasets(self.scope)
+
+    def dataset_info(self, name: str) -> dict[str, Any]:
+        """One dataset version's count, query, created, who and description."""
+        return datasets.dataset_info(self.scope, name)
+
+    def drop_dataset(self, name: str) -> int:
+        """Drop a dataset version; returns how many samples it pinned."""
+        return datasets.drop_dataset(self.scope, name)
 
     # -- seed-compatible names ------------------------------------------------------------------------
     def save_parameter(self, parameters: Any, metrics: Mapping[str, Any] | None = None, **kwargs: Any) -> str:

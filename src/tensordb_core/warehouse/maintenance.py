@@ -39,11 +39,12 @@ from typing import Any
 from tensordb_core.errors import BlobNotFound, IntegrityError, UnsafeOperation
 from tensordb_core.store.blobkit import verify_content
 from tensordb_core.store.protocols import BlobStore, IndexStore
-from tensordb_core.store.scope import DELETION_STALE_S, DELETIONS, INTENTS
+from tensordb_core.store.scope import DELETION_STALE_S, DELETIONS, INTENTS, MEMBERS
 
 #: Where each collection keeps blob keys (a path through an array, like ``parts.key``, names every element's).
 BLOB_FIELDS: dict[str, tuple[str, ...]] = {
     "data": ("_x.key", "_y.key", "_chunk.key"),  # _chunk: the chunk of a record's binary fields
+    MEMBERS: ("_x.key", "_y.key", "_chunk.key"),  # dataset versions' pinned copies: their chunks stay live
     "params": ("_blob.key",),
     "models": ("_code_blob",),
     "artifacts": ("parts.key",),
