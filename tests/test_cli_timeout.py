@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from tensordb_core.cli.main import _target, main
+from tensordb_core.cli.common import target as _target
+from tensordb_core.cli.main import main
 
 UNREACHABLE = "mongodb://bob:s3cr3tpw@127.0.0.1:1/lab"  # port 1: connection refused until the timeout
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tensordb_core.cli.tables import align, number
+from tensordb_core.cli.tables import number, render
 from tensordb_core.errors import InvalidQuery, MissingDependency
 from tensordb_core.warehouse import jobs as jobs_mod
 from tensordb_core.warehouse.handle import TensorDB
@@ -155,7 +155,7 @@ def format_rows(metric: str, rows: Sequence[Mapping[str, Any]]) -> str:
         cells.append([r["run"][-8:], str(r["status"] or "-"), hyper, number(r[f"best_{metric}"], ".4f"),
                       *(number(r["best_metrics"].get(o), ".4f") for o in others),
                       number(r["steps"], "d"), str(r["saved"]), number(r["wall_s"], ".1f"), str(r["worker"] or "-")])
-    return align(head, cells)
+    return render(head, cells)
 
 
 def learning_curves(db: TensorDB, runs: Sequence[Run], metric: str) -> dict[str, dict[str, list[tuple[int, float]]]]:

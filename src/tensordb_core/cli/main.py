@@ -12,164 +12,76 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
+from tensordb_core.cli.common import (
+    DRIVER_TIMEOUT_S,
+    flatten_metrics,
+    open_warehouse,
+    parse_query,
+    seconds,
+    shown_line,
+    table,
+    target,
+)
 from tensordb_core.cli.helptext import package_version, plain, summary
-from tensordb_core.cli.tables import align
 from tensordb_core.errors import InvalidQuery, TensorDBError
 from tensordb_core.store.registry import list_schemes
-from tensordb_core.store.uri import StoreURI, parse_uri, redact_text
-
-#: Fields that hold a time.time() value: shown as local ISO times, not 1.796e+09.
-TIME_FIELDS = frozenset({"_created", "at", "ended", "expires", "finished", "heartbeat", "lease_until", "started",
-                         "updated", "until"})
-
-
-def iso_time(value: float) -> str:
-    """A ``time.time()`` value as a local ISO time to the second (2026-12-02T11:42:44)."""
-    return datetime.fromtimestamp(value).isoformat(timespec="seconds")
-
-
-def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
-    def cell(v: Any, column: str) -> str:
-        if column in TIME_FIELDS and isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
-            return iso_time(v)
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        if isinstance(v, (dict, list)):
-            return json.dumps(v, separators=(",", ":"))[:60]
-        return "-" if v is None else str(v)
-
-    return align(columns, [[cell(r.get(c), c) for c in columns] for r in rows])
-
-
-def _shown(shown: int, total: int) -> str:
-    """The line under a table cut at ``--limit``: nothing when every match is shown."""
-    return f"\nshowing {shown} of {total} (use --limit N, 0 for all)" if total > shown else ""
-
-
-def _flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in doc.items():
-        if isinstance(v, dict) and k in ("metrics",):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
-    return out
-
-
-def _query(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidQuery(f"the query must be JSON, e.g. '{{\"split\": \"train\"}}': {exc}") from exc
-    if not isinstance(value, dict):
-        raise InvalidQuery("the query must be a JSON object")
-    return value
-
-
-#: Schemes whose stores wait for a server before the first answer (PyMongo's server selection).
-SERVER_SCHEMES = ("mongodb", "mongodb+srv")
-DRIVER_TIMEOUT_S = 30.0  # PyMongo's default serverSelectionTimeoutMS, 30,000
-
-
-def seconds(text: str) -> float:
-    """An argparse type: a positive, finite number of seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, not {text!r}")
-    return value
-
-
-def _target(uri: str | None, timeout: float | None) -> str | StoreURI | None:
-    """``uri`` with ``--timeout`` applied; for a server, say at once what the command waits for and how long.
-
-    The timeout is MongoDB's ``serverSelectionTimeoutMS`` URI option, which reaches PyMongo untouched
-    (tensordb_mongo/config.py) and the GridFS blobs that share the URI.
-    """
-    parsed = parse_uri(uri if uri is not None else os.environ.get("TENSORDB_URI", "./warehouse"))
-    if parsed.scheme not in SERVER_SCHEMES:
-        return uri
-    if timeout is not None:
-        parsed = parsed.with_options(serverSelectionTimeoutMS=str(max(1, round(timeout * 1000))))
-    shown = timeout if timeout is not None else _uri_timeout_s(parsed)
-    print(f"connecting to {parsed.redacted()} (timeout {shown:g} s, --timeout to change)", file=sys.stderr,
-          flush=True)
-    return parsed
-
-
-def _uri_timeout_s(uri: StoreURI) -> float:
-    try:
-        return float(uri.option("serverSelectionTimeoutMS") or DRIVER_TIMEOUT_S * 1000) / 1000
-    except ValueError:  # the driver's check names a malformed value
-        return DRIVER_TIMEOUT_S
-
-
-def _connect(args: argparse.Namespace, *, create: bool = False):
-    """The warehouse the command names; read commands (the default) refuse to create one where none is."""
-    from tensordb_core.warehouse.handle import connect
-
-    return connect(_target(args.uri, args.timeout), args.study, blobs=args.blobs, create=create)
+from tensordb_core.store.uri import redact_text
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     from tensordb_core.cli.plugins import scheme_rows
 
-    print(_table(scheme_rows(list_schemes()), ["scheme", "index", "blobs", "usable", "plugin", "description"]))
+    print(table(scheme_rows(list_schemes()), ["scheme", "index", "blobs", "usable", "plugin", "description"]))
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from tensordb_core.cli.demo import run_demo
 
-    result = run_demo(_target(args.uri_pos or args.uri or "./tensordb-demo", args.timeout), args.blobs,
+    result = run_demo(target(args.uri_pos or args.uri or "./tensordb-demo", args.timeout), args.blobs,
                       workers=args.workers,
                       epochs=args.epochs)
     return 0 if result["best_test_acc"] is not None else 1
 
 
 def cmd_find(args: argparse.Namespace) -> int:
-    query = _query(args.query)
-    with _connect(args) as db:
+    query = parse_query(args.query)
+    with open_warehouse(args) as db:
         scope_db = db.all_studies() if args.all_studies else db
         scoped = scope_db.scope.query(query)
         docs = list(scope_db.index.find(args.collection, scoped, limit=args.limit,
                                         sort=[("_seq", -1)] if args.newest else None))
         total = scope_db.index.count(args.collection, scoped) if args.limit and len(docs) >= args.limit else len(docs)
-        rows = [_flatten({k: v for k, v in d.items() if k not in ("_x", "_y", "_blob")}) for d in docs]
+        rows = [flatten_metrics({k: v for k, v in d.items() if k not in ("_x", "_y", "_blob")}) for d in docs]
         columns = sorted({c for r in rows for c in r}, key=lambda c: (c.startswith("_") and c != "_id", c))
-        print(_table(rows, columns[:12]) + _shown(len(rows), total) if rows else "no documents match")
+        print(table(rows, columns[:12]) + shown_line(len(rows), total) if rows else "no documents match")
     return 0
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
     from tensordb_core.warehouse.logs import COLLECTION as LOGS
 
-    query = _query(args.query)
-    with _connect(args) as db:
+    query = parse_query(args.query)
+    with open_warehouse(args) as db:
         docs = db.find_logs(args.kind, query, limit=args.limit)
         total = len(docs)
         if args.limit and total >= args.limit:
             total = db.index.count(LOGS, db.scope.query({"$and": [{"kind": args.kind} if args.kind else {}, query]}))
-        print(_table([_flatten(d) for d in docs], ["kind", "step", "run", *sorted(
-            {k for d in docs for k in _flatten(d) if k.startswith("metrics.")})]) + _shown(len(docs), total)
+        print(table([flatten_metrics(d) for d in docs], ["kind", "step", "run", *sorted(
+            {k for d in docs for k in flatten_metrics(d) if k.startswith("metrics.")})]) + shown_line(len(docs), total)
               if docs else "no logs")
     return 0
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    query = _query(args.query)
-    with _connect(args) as db:
+    query = parse_query(args.query)
+    with open_warehouse(args) as db:
         docs = db.find_jobs(query, limit=args.limit)
         total = db.index.count("jobs", db.scope.query(query)) if args.limit and len(docs) >= args.limit else len(docs)
         rows = [{**d, "errors": len(d.get("errors") or []), "result": d.get("result")} for d in docs]
-        print(_table(rows, ["_id", "status", "attempts", "worker", "spec", "result", "errors"]) + _shown(len(rows), total)
+        print(table(rows, ["_id", "status", "attempts", "worker", "spec", "result", "errors"]) + shown_line(len(rows), total)
               if rows else "no jobs")
     return 0
 
@@ -177,7 +89,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from tensordb_core.warehouse.maintenance import check
 
-    with _connect(args) as db:
+    with open_warehouse(args) as db:
         report = check(db.index, db.blobs, verify=not args.no_verify, grace_s=args.grace)
     print(f"documents referencing blobs: {report.documents}; blobs stored: {report.blobs}")
     for collection, doc_id, key in report.dangling:
@@ -195,7 +107,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_gc(args: argparse.Namespace) -> int:
     from tensordb_core.warehouse.maintenance import gc
 
-    with _connect(args) as db:
+    with open_warehouse(args) as db:
         doomed = gc(db.index, db.blobs, grace_s=args.grace, dry_run=args.dry_run, force=args.force)
     print(f"{'would delete' if args.dry_run else 'deleted'} {len(doomed)} orphan blob(s)")
     return 0
@@ -209,11 +121,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
         poll_s=args.poll, heartbeat_s=args.heartbeat, name=args.name,
         policy=BuildPolicy(allow_import=args.allow_import, trusted=args.trusted),
         progress=lambda m: print(f"[{args.role}] {m}", flush=True),
-        job_query=_query(args.jobs), lease_s=args.lease, until_idle=args.until_idle,
-        test_query=_query(args.test_query) or {"split": "test"}, prefix=args.prefix, score_lease_s=args.score_lease,
+        job_query=parse_query(args.jobs), lease_s=args.lease, until_idle=args.until_idle,
+        test_query=parse_query(args.test_query) or {"split": "test"}, prefix=args.prefix, score_lease_s=args.score_lease,
         metric=args.metric, mode=args.mode, min_improvement=args.min_improvement,
-        http_port=args.http_port, http_host=args.http_host, probe_query=_query(args.probe_query))
-    with _connect(args, create=True) as db:
+        http_port=args.http_port, http_host=args.http_host, probe_query=parse_query(args.probe_query))
+    with open_warehouse(args, create=True) as db:
         print(f"[{args.role}] {db!r}", flush=True)
         handled = run_worker(db, args.role, opts)
     print(f"[{args.role}] stopped cleanly ({handled} handled)", flush=True)
@@ -223,7 +135,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from tensordb_core.cli.compare import compare_runs, format_rows, plot_runs
 
-    with _connect(args) as db:
+    with open_warehouse(args) as db:
         metric, rows = compare_runs(db, metric=args.metric, mode=args.mode)
         print(format_rows(metric, rows))
         if args.plot:
@@ -235,7 +147,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_copy(args: argparse.Namespace) -> int:
     from tensordb_core.warehouse.copying import copy_warehouse
 
-    report = copy_warehouse(_target(args.src, args.timeout), _target(args.dst, args.timeout), study=None if args.all_studies else args.study,
+    report = copy_warehouse(target(args.src, args.timeout), target(args.dst, args.timeout), study=None if args.all_studies else args.study,
                             src_blobs=args.src_blobs, dst_blobs=args.dst_blobs, verify=not args.no_verify,
                             page=args.page, progress=(lambda m: print(m, flush=True)) if args.verbose else None)
     print(report.summary())
@@ -245,7 +157,7 @@ def cmd_copy(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from tensordb_core.cli.status import format_status, study_status
 
-    with _connect(args) as db:
+    with open_warehouse(args) as db:
         status = study_status(db, metric=args.metric, mode=args.mode)
     print(json.dumps(status, indent=1, default=str) if args.json else format_status(status))
     return 0
@@ -257,7 +169,7 @@ def cmd_import_images(args: argparse.Namespace) -> int:
     if not args.study:
         raise InvalidQuery("import-images needs --study (or $TENSORDB_STUDY): the study the images go into")
     tags = parse_tags(args.tags)
-    with _connect(args, create=True) as db:
+    with open_warehouse(args, create=True) as db:
         summary = import_images(db, args.dir, tags=tags, on_error=args.on_error, limit=args.limit,
                                 chunk_bytes=int(args.chunk_mb * (1 << 20)) if args.chunk_mb else None,
                                 progress=not args.quiet)

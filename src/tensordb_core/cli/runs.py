@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tensordb_core.cli.common import open_warehouse, parse_query, table
 from tensordb_core.errors import InvalidQuery
 
 
@@ -28,8 +29,6 @@ def parse_sort(specs: Sequence[str] | None) -> list[tuple[str, int]] | None:
 
 def format_runs(docs: Sequence[dict[str, Any]], *, max_columns: int = 8) -> str:
     """One row per run: id, name, status, start time, then the params and latest metrics that vary most often."""
-    from tensordb_core.cli.main import _table  # the CLI's one cell format
-
     if not docs:
         return "no runs match"
     params = sorted({f"params.{k}" for d in docs for k in d.get("params") or {}})
@@ -43,19 +42,12 @@ def format_runs(docs: Sequence[dict[str, Any]], *, max_columns: int = 8) -> str:
             group, _, key = column.partition(".")
             row[column] = (d.get(group) or {}).get(key)
         rows.append(row)
-    return _table(rows, ["id", "name", "status", "started", *extra])
+    return table(rows, ["id", "name", "status", "started", *extra])
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from tensordb_core.cli.main import _connect
-
-    try:
-        query = json.loads(args.query) if args.query else None
-    except json.JSONDecodeError as exc:
-        raise InvalidQuery(f"the query must be JSON, e.g. '{{\"status\": \"finished\"}}': {exc}") from exc
-    if query is not None and not isinstance(query, dict):
-        raise InvalidQuery("the query must be a JSON object, e.g. '{\"status\": \"finished\"}'")
-    with _connect(args) as db:
+    query = parse_query(args.query, '{"status": "finished"}') or None
+    with open_warehouse(args) as db:
         docs = db.search_runs(query, sort=parse_sort(args.sort), limit=args.limit)
     if args.json:
         print(json.dumps(docs, indent=1, sort_keys=True))
