@@ -4,10 +4,18 @@
 
     from tensordb_core.torch import TensorDBIterableDataset
     ds = TensorDBIterableDataset("./warehouse", {"split": "train"}, study="cifar", batch_size=64, seed=1)
-    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=4)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=4, persistent_workers=True)
     for epoch in range(10):
         ds.set_epoch(epoch)          # like DistributedSampler: a new order each epoch
         for X, y in loader: ...
+
+Persistent workers: :meth:`TensorDBIterableDataset.set_epoch` writes the
+epoch and its population into shared memory, which workers read when each
+epoch's iteration starts, so workers need not restart to see a new epoch.
+Each worker process keeps the sample references it read
+(:class:`~tensordb_core.stream.memo.IndexMemo`): a later epoch reads only the
+documents inserted since, instead of the whole index again.  Samples deleted
+(or re-tagged) after a worker read them are seen by a new dataset object.
 
 Why batches come from the dataset (``batch_size=None`` in the loader): the
 stream reads whole chunks and decodes straight into batch arrays; collating
@@ -43,6 +51,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
 
 from tensordb_core.query.filters import validate_query
 from tensordb_core.stream.batches import DEFAULT_WINDOW_BYTES, data_stream
+from tensordb_core.stream.memo import IndexMemo
 from tensordb_core.stream.order import StreamState
 from tensordb_core.stream.records import collate
 from tensordb_core.warehouse.handle import connect
@@ -73,8 +82,8 @@ class TensorDBIterableDataset(IterableDataset):
     :func:`tensordb_core.stream.batches.data_stream` (``transform``, ``cache_bytes``,
     ``on_error``, ``drop_last``, ``prefetch``, ``decode_workers`` ...).
     Call :meth:`set_epoch` before each epoch for a new order and a population
-    every worker agrees on (with the loader's default ``persistent_workers=False``,
-    so workers see the new epoch); ``as_of`` fixes the population of the
+    every worker agrees on (persistent workers see it too: it is kept in
+    shared memory); ``as_of`` fixes the population of the
     iterations before the first :meth:`set_epoch`, which takes a new one.
     Resuming mid-epoch is the stream's job (``state=``, without loader
     workers): a loader cannot tell which worker's batches it has consumed.
@@ -103,9 +112,33 @@ class TensorDBIterableDataset(IterableDataset):
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.transform, self.window_bytes = transform, window_bytes
         self.stream_kwargs = stream_kwargs
-        self.epoch = 0
-        self.as_of = as_of
+        # (epoch, as_of or -1) in shared memory: persistent loader workers read what set_epoch wrote.
+        self._shared = torch.tensor([0, -1 if as_of is None else int(as_of)], dtype=torch.int64).share_memory_()
         self.collate = collate or collate_records
+        self._memo: IndexMemo | None = None
+        self._memo_pid = 0
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next iteration streams (set by :meth:`set_epoch`; shared with loader workers)."""
+        return int(self._shared[0])
+
+    @property
+    def as_of(self) -> int | None:
+        """The ``_seq`` bound of the next iteration's population (None: each stream takes its own)."""
+        value = int(self._shared[1])
+        return None if value < 0 else value
+
+    def _index_memo(self) -> IndexMemo:
+        """This process's memo of sample references (a forked worker starts its own)."""
+        if self._memo is None or self._memo_pid != os.getpid():
+            self._memo, self._memo_pid = IndexMemo(), os.getpid()
+        return self._memo
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_memo"], state["_memo_pid"] = None, 0  # references are per process: a spawned worker reads its own
+        return state
 
     def set_epoch(self, epoch: int, as_of: int | None = None) -> None:
         """Which epoch the next iteration streams (its order depends on it), and its population.
@@ -119,24 +152,22 @@ class TensorDBIterableDataset(IterableDataset):
         argument) leaves the bound to the group: every worker of every rank
         reads the one recorded in the warehouse for this epoch.
         """
-        self.epoch = int(epoch)
-        if as_of is None and self.stream_kwargs.get("group") is not None:
-            self.as_of = None
-            return
-        if as_of is None:
+        if as_of is None and self.stream_kwargs.get("group") is None:
             with connect(self.uri, self.study, blobs=self.blobs) as db:
                 as_of = db.data_snapshot(settle_s=0)
-        self.as_of = int(as_of)
+        self._shared[1] = -1 if as_of is None else int(as_of)
+        self._shared[0] = int(epoch)
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         rank, world = loader_shard()
-        state = StreamState(self.query, self.seed, bool(self.shuffle), self.window_bytes, epoch=self.epoch)
+        epoch, as_of = self.epoch, self.as_of
+        state = StreamState(self.query, self.seed, bool(self.shuffle), self.window_bytes, epoch=epoch)
         db = connect(self.uri, self.study, blobs=self.blobs)
         try:
             stream = data_stream(db.scope, self.query, batch_size=self.batch_size, shuffle=self.shuffle,
-                                 seed=self.seed, epochs=self.epoch + 1, shard=(rank, world), transform=self.transform,
-                                 window_bytes=self.window_bytes, state=state, as_of=self.as_of,
-                                 **self.stream_kwargs)
+                                 seed=self.seed, epochs=epoch + 1, shard=(rank, world), transform=self.transform,
+                                 window_bytes=self.window_bytes, state=state, as_of=as_of,
+                                 index_memo=self._index_memo(), **self.stream_kwargs)
             with stream:
                 for batch in stream:
                     if isinstance(batch, dict):

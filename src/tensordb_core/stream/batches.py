@@ -66,6 +66,7 @@ from tensordb_core.stream.decode import Batch, Decoder, JoinedRows, SampleError,
 from tensordb_core.stream.engine import Counters, Engine, Phase, RecordOptions, StreamConfig
 from tensordb_core.stream.fetch import fetch_window
 from tensordb_core.stream.groups import check_group
+from tensordb_core.stream.memo import IndexMemo
 from tensordb_core.stream.order import StreamState, advance
 from tensordb_core.stream.plan import RefTable
 from tensordb_core.stream.records import RecordDecoder, RecordTable, check_fields
@@ -145,6 +146,7 @@ def data_stream(
     decode: bool = True,
     pad: Mapping[str, Any] | None = None,
     weights: str | Callable[[Mapping[str, Any]], float] | None = None,
+    index_memo: IndexMemo | None = None,
 ) -> Stream:
     """Start streaming ``(X, y)`` batches (or dict batches of records) of the samples matching ``query``.
 
@@ -180,6 +182,9 @@ def data_stream(
     (a name every rank passes, e.g. the run id) makes them agree through the
     warehouse instead, for every epoch, follow mode included
     (:mod:`tensordb_core.stream.groups`).
+    ``index_memo`` (a :class:`~tensordb_core.stream.memo.IndexMemo`) starts
+    from the sample references an earlier stream of this process read and
+    reads only documents inserted since (the torch adapter's workers use one).
     See the module docs for the guarantees.
     """
     q = validate_query(query)
@@ -222,7 +227,9 @@ def data_stream(
     cfg = StreamConfig(q, batch_size, bool(shuffle), seed, epochs, bool(follow), rank, world, transform, prefetch,
                        on_error, bool(drop_last), window_bytes, decode_workers, float(poll_s), bool(verify),
                        group=group, records=records, weights=weights)
-    return Stream(scope, cfg, start, cache)
+    if index_memo is not None and not isinstance(index_memo, IndexMemo):
+        raise InvalidStreamArgument(f"index_memo must be an IndexMemo or None, not {type(index_memo).__name__}")
+    return Stream(scope, cfg, start, cache, index_memo)
 
 
 #: Samples decoded at a time by :func:`read_batch` (and at most :data:`READ_WINDOW_BYTES` of stored bytes):
@@ -345,7 +352,8 @@ class Stream(Iterator[Any]):
     their own threads.  A context manager: ``with db.data_generator(...) as s:``.
     """
 
-    def __init__(self, scope: StudyScope, cfg: StreamConfig, state: StreamState, cache: ChunkCache | None) -> None:
+    def __init__(self, scope: StudyScope, cfg: StreamConfig, state: StreamState, cache: ChunkCache | None,
+                 memo: IndexMemo | None = None) -> None:
         self.config = cfg
         self._start = state
         self._cache = cache
@@ -357,7 +365,7 @@ class Stream(Iterator[Any]):
         self._began = time.perf_counter()
         self._ended: float | None = None
         self._closed = False
-        self._engine = Engine(scope, cfg, state, cache)
+        self._engine = Engine(scope, cfg, state, cache, memo)
         self._finalizer = weakref.finalize(self, self._engine.shutdown, False)
 
     def __iter__(self) -> Stream:

@@ -42,6 +42,7 @@ from tensordb_core.stream.decode import Decoder
 from tensordb_core.stream.fetch import BufferPool, Window, fetch_window
 from tensordb_core.stream.follow import StoreWatch, Watermark
 from tensordb_core.stream.groups import EpochBounds
+from tensordb_core.stream.memo import IndexMemo, memo_key
 from tensordb_core.stream.order import Ranges, StreamState, epoch_order, normalize, shard_positions, weighted_order
 from tensordb_core.stream.plan import PROJECTION, FrozenRefs, RefTable
 from tensordb_core.stream.records import RecordDecoder, RecordTable, record_projection
@@ -153,8 +154,10 @@ class _Marker:
 class Engine:
     """Owns the stream's threads and queues; the user-facing stream reads :attr:`out`."""
 
-    def __init__(self, scope: StudyScope, cfg: StreamConfig, state: StreamState, cache: ChunkCache | None) -> None:
+    def __init__(self, scope: StudyScope, cfg: StreamConfig, state: StreamState, cache: ChunkCache | None,
+                 memo: IndexMemo | None = None) -> None:
         self.scope, self.cfg, self.state, self.cache = scope, cfg, state, cache
+        self.memo = memo if cfg.weights is None and not cfg.follow else None  # see _borrow_table
         self.counters = Counters()
         self.stop = threading.Event()
         self.bounds = EpochBounds(scope, cfg.group, stop=self.stop)
@@ -244,8 +247,31 @@ class Engine:
     def _produce(self) -> None:
         cfg, st = self.cfg, self.state
         q = self.scope.query(cfg.query)
-        table = self._table()
-        scanned = 0
+        key, (table, scanned) = self._borrow_table(q)
+        try:
+            self._produce_from(q, table, scanned)
+        finally:
+            if key is not None and self.memo is not None:
+                self.memo.give(key, table, self.scanned)
+
+    def _borrow_table(self, q: Mapping[str, Any]) -> tuple[Any, tuple[RefTable, int]]:
+        """The table a memo kept for this query (read up to its bound), else an empty one.
+
+        Only plain epochs borrow: follow mode and weighted draws keep per-row
+        state beside the table (tail positions, weights) that a memo does not.
+        """
+        self.scanned = 0
+        if self.memo is None:
+            return None, (self._table(), 0)
+        rec = self.cfg.records
+        key = memo_key(self.scope.data_collection, q, self.projection, None if rec is None else rec.fields)
+        kept = self.memo.take(key)
+        if kept is not None:
+            self.scanned = kept[1]
+        return key, kept if kept is not None else (self._table(), 0)
+
+    def _produce_from(self, q: Mapping[str, Any], table: RefTable, scanned: int) -> None:
+        cfg, st = self.cfg, self.state
         seq = st.epoch_seq
         resume_ranges = st.remaining
         epoch = st.epoch
@@ -255,7 +281,7 @@ class Engine:
                 if seq is None or (cfg.follow and not first):
                     seq = self.bounds.bound(epoch)  # the epoch's population: _seq <= seq
                 first = False
-                scanned = self._load(table, q, scanned, seq)
+                scanned = self.scanned = self._load(table, q, scanned, seq)
                 refs = table.freeze()
                 n = int(np.searchsorted(refs.seq, seq, side="right"))
                 if n == 0 and cfg.follow and cfg.epochs is None:

@@ -1,0 +1,70 @@
+"""Sample references kept between streams of one process, so a later epoch reads only what is new.
+
+Why: building an epoch's :class:`~tensordb_core.stream.plan.RefTable` reads
+every matching index document (several microseconds each, seconds for a
+million samples).  A stream reuses its table across its own epochs, but a
+torch ``DataLoader`` worker starts a new stream every epoch; with an
+:class:`IndexMemo` that outlives those streams (the torch adapter keeps one
+per worker process), the next stream starts from the table the last one
+built and asks the index only for documents inserted since
+(``tail(after=...)``), so an epoch starts in milliseconds however large the
+warehouse.
+
+What it does not see: documents deleted, or whose tags changed, after they
+were read.  A memo is for one training run's loader, whose data is fixed or
+only grows; a new memo (a new dataset object, or :meth:`IndexMemo.clear`)
+reads the index afresh.
+
+Thread safety: a table is lent to one stream at a time (:meth:`take` removes
+it, :meth:`give` puts it back), so two live streams never extend one table;
+a stream that finds its table lent builds its own.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Hashable
+from typing import Any
+
+from tensordb_core.stream.plan import RefTable
+
+
+def memo_key(collection: str, query: Any, projection: Any, fields: Any) -> Hashable:
+    """What a kept table depends on: the collection, the query and what each document is read for."""
+    return (collection, json.dumps(query, sort_keys=True, default=repr),
+            json.dumps(projection, sort_keys=True, default=repr), None if fields is None else tuple(fields))
+
+
+class IndexMemo:
+    """Tables of sample references by :func:`memo_key`, each with the ``_seq`` bound it was read up to."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tables: dict[Hashable, tuple[RefTable, int]] = {}
+
+    def take(self, key: Hashable) -> tuple[RefTable, int] | None:
+        """Borrow the table kept under ``key`` and its bound (None when none is kept or it is lent out)."""
+        with self._lock:
+            return self._tables.pop(key, None)
+
+    def give(self, key: Hashable, table: RefTable, scanned: int) -> None:
+        """Keep ``table``, read up to ``_seq`` ``scanned``, for the next stream asking with ``key``."""
+        if scanned <= 0:
+            return
+        with self._lock:
+            kept = self._tables.get(key)
+            if kept is None or kept[1] < scanned:
+                self._tables[key] = (table, scanned)
+
+    def clear(self) -> None:
+        """Forget every kept table: the next stream reads the index afresh."""
+        with self._lock:
+            self._tables.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._tables)
+
+
+__all__ = ["IndexMemo", "memo_key"]

@@ -1,0 +1,94 @@
+"""Persistent DataLoader workers and the index memo (issue 16): epochs without restarting workers or rereading the index.
+
+Needs the CPU build of torch (CI installs it; see ``.ci/run``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch  # installed by .ci/run: missing fails, never skips
+
+import tensordb_core as tdb
+from tensordb_core.stream.batches import DEFAULT_WINDOW_BYTES, InvalidStreamArgument, data_stream
+from tensordb_core.stream.memo import IndexMemo
+from tensordb_core.stream.order import StreamState
+from tensordb_core.torch import TensorDBIterableDataset
+
+N = 120
+
+
+def _import(db: tdb.TensorDB, labels: np.ndarray) -> None:
+    X = (labels[:, None] + np.zeros(6)).astype(np.float32).reshape(len(labels), 2, 3)
+    db.import_data(X, labels, chunk_bytes=512)
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    path = str(tmp_path / "wh")
+    with tdb.connect(path, study="torch") as db:
+        _import(db, np.arange(N))
+    return path
+
+
+def _epoch_labels(ds: TensorDBIterableDataset, loader, epoch: int) -> list[int]:
+    ds.set_epoch(epoch)
+    return [v for _, y in loader for v in y.tolist()]
+
+
+@pytest.mark.timeout(120)
+def test_persistent_workers_stream_each_epoch_like_fresh_workers(warehouse):
+    """Same epochs, same order as workers restarted every epoch; new samples join the next epoch."""
+    def make(persistent: bool):
+        ds = TensorDBIterableDataset(warehouse, study="torch", batch_size=8, seed=3, window_bytes=1000)
+        return ds, torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2, persistent_workers=persistent)
+
+    kept_ds, kept = make(True)
+    fresh_ds, fresh = make(False)
+    first = [_epoch_labels(kept_ds, kept, e) for e in range(2)]
+    assert first == [_epoch_labels(fresh_ds, fresh, e) for e in range(2)]
+    assert all(sorted(labels) == list(range(N)) for labels in first)
+    assert first[0] != first[1]
+    with tdb.connect(warehouse, study="torch") as db:
+        _import(db, np.arange(N, N + 40))
+    grown = _epoch_labels(kept_ds, kept, 2)
+    assert sorted(grown) == list(range(N + 40))  # the memo's table was extended by the tail, not reused stale
+    assert grown == _epoch_labels(fresh_ds, fresh, 2)
+
+
+def test_a_memo_makes_the_next_stream_read_only_new_documents(warehouse, monkeypatch):
+    with tdb.connect(warehouse, study="torch") as db:
+        index = db.scope.index
+        reads = {"find": 0, "tail": 0}
+        for name in reads:
+            real = getattr(index, name)
+
+            def counted(*args, _real=real, _name=name, **kwargs):
+                for doc in _real(*args, **kwargs):
+                    reads[_name] += not kwargs.get("limit")  # not the one-document probe for records
+                    yield doc
+
+            monkeypatch.setattr(index, name, counted)
+        memo = IndexMemo()
+
+        def epoch_labels(epoch: int) -> list[int]:
+            with data_stream(db.scope, {}, batch_size=16, seed=1, index_memo=memo, epochs=epoch + 1,
+                             state=StreamState({}, 1, True, DEFAULT_WINDOW_BYTES, epoch=epoch)) as stream:
+                return [v for _, y in stream for v in y.tolist()]
+
+        first = epoch_labels(0)
+        assert reads == {"find": N, "tail": 0} and len(memo) == 1
+        again = epoch_labels(0)
+        assert again == first and reads == {"find": N, "tail": 0}  # nothing read again
+        _import(db, np.arange(N, N + 10))
+        third = epoch_labels(1)
+        assert sorted(third) == list(range(N + 10))
+        assert reads == {"find": N, "tail": 10}  # only the documents inserted since
+        with data_stream(db.scope, {}, batch_size=16, seed=1, epochs=2,
+                         state=StreamState({}, 1, True, DEFAULT_WINDOW_BYTES, epoch=1)) as plain:
+            assert [v for _, y in plain for v in y.tolist()] == third
+
+
+def test_index_memo_must_be_a_memo(warehouse):
+    with tdb.connect(warehouse, study="torch") as db, pytest.raises(InvalidStreamArgument):
+        data_stream(db.scope, {}, index_memo={"not": "a memo"})
