@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from tensordb_core.errors import InvalidQuery, UnsafeOperation
+from tensordb_core.errors import InvalidDocument, InvalidQuery, UnsafeOperation
 from tensordb_core.store.scope import StudyScope, check_json_value
 from tensordb_core.warehouse import aliases, jobs, logs, models, params, registry
 from tensordb_core.warehouse.data import COLLECTION as DATA
@@ -80,7 +80,10 @@ def check_update(update: Any) -> dict[str, Any]:
             if not all(parts) or head.startswith(("_", "$")) or head in RESERVED_FIELDS:
                 raise InvalidQuery(f"{op} on {path!r}: fields starting with '_' (ids, _seq, chunk references), "
                                    f"'$' and {sorted(RESERVED_FIELDS)} are reserved; name a tag or a JSON field")
-            checked[path] = 1 if op == "$unset" else check_json_value(value, path)
+            try:
+                checked[path] = 1 if op == "$unset" else check_json_value(value, path)
+            except InvalidDocument as exc:
+                raise InvalidQuery(f"{op}: {exc}") from exc
         out[op] = checked
     return out
 
