@@ -71,7 +71,7 @@ def _newest(db: TensorDB, collection: str, field: str = "_created") -> float | N
 
 def study_summary(db: TensorDB) -> dict[str, Any]:
     """Counts (samples, runs, parameter sets, jobs) and the time of the newest document of any kind."""
-    count = lambda c: db.index.count(c, db.scope.query({}))  # noqa: E731
+    count = lambda c: db.index.count(c, db.scope.query({}))
     times = [t for c in ACTIVITY if (t := _newest(db, c)) is not None]
     for doc in db.index.find(WORKERS, db.scope.query({}), sort=[("_seq", -1)], limit=5):
         if isinstance(doc.get("heartbeat"), (int, float)):

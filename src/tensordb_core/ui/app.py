@@ -37,8 +37,15 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tensordb_core.errors import (CodecError, InvalidArgument, InvalidDocument, InvalidQuery, InvalidURI,
-                                  NotFound, TensorDBError)
+from tensordb_core.errors import (
+    CodecError,
+    InvalidArgument,
+    InvalidDocument,
+    InvalidQuery,
+    InvalidURI,
+    NotFound,
+    TensorDBError,
+)
 from tensordb_core.store.uri import redact_text
 from tensordb_core.ui import api, samples
 from tensordb_core.warehouse import artifacts
@@ -301,7 +308,7 @@ def page(name: str, title: str) -> Callable[[Request], Any]:
         settings: UISettings = request.app.state.settings
         study = request.path_params.get("study") or settings.default_study or ""
         run = request.path_params.get("run", "")
-        esc = lambda s: html.escape(str(s), quote=True)  # noqa: E731
+        esc = lambda s: html.escape(str(s), quote=True)
         base = f"/studies/{quote(study, safe='')}" if study else ""
         nav = "".join(
             f'<a href="{esc(href)}" class="{"active" if key == name or (key == "runs" and name == "run") else ""}">'

@@ -60,7 +60,7 @@ def encoded_to_png(data: bytes) -> bytes:
         image = Image.open(io.BytesIO(data))
         image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced scale, much faster for big images
         image.load()
-    except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds for a damaged file
+    except Exception as exc:
         raise CodecError(f"the stored image could not be decoded: {type(exc).__name__}") from exc
     if image.mode not in ("L", "RGB", "RGBA"):
         image = image.convert("RGBA" if "A" in image.mode else "RGB")
