@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -231,15 +230,15 @@ def check_labels(classes: list[str], earlier: Mapping[str, int]) -> dict[str, in
     return mapping
 
 
-Progress = Callable[[int, int], None]
 
 
 def records(found: Scan, labels: Mapping[str, int], seen: Imported, summary: Summary, *,
-            on_error: str = "raise", limit: int | None = None, advance: Progress | None = None) -> Iterator[dict[str, Any]]:
+            on_error: str = "raise", limit: int | None = None,
+            advance: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
     """One record per new image, read lazily; ``summary`` counts what is passed over.
 
-    ``advance(files, bytes)`` is called for every file looked at (imported or
-    skipped), so a progress bar reaches its total.
+    ``advance(1)`` is called for every file looked at (imported or skipped),
+    so a progress bar over ``len(found.files)`` reaches its total.
     """
     for f in found.files:
         if limit is not None and summary.imported >= limit:
@@ -251,7 +250,7 @@ def records(found: Scan, labels: Mapping[str, int], seen: Imported, summary: Sum
                 raise
             summary.undecodable += 1
             if advance:
-                advance(1, f.size)
+                advance(1)
             continue
         digest = hashlib.sha256(data).hexdigest()
         if seen.key(f.rel, digest) in seen.files:
@@ -263,81 +262,29 @@ def records(found: Scan, labels: Mapping[str, int], seen: Imported, summary: Sum
             yield {IMAGE_FIELD: Encoded(data, codec), "label": labels[f.class_name], "label_name": f.class_name,
                    "path": f.rel, "sha256": digest}
         if advance:
-            advance(1, len(data))
+            advance(1)
 
 
-def import_images(db: Any, root: str | os.PathLike[str], *, tags: Mapping[str, Any] | None = None,
+def import_images(db: Any, root: str | os.PathLike[str] | Scan, *, tags: Mapping[str, Any] | None = None,
                   chunk_bytes: int | None = None, on_error: str = "raise", limit: int | None = None,
-                  progress: bool = False) -> Summary:
-    """Import the ImageFolder at ``root`` into ``db``'s study; see the module docstring for the record layout."""
+                  progress: Callable[[int], None] | None = None) -> Summary:
+    """Import the ImageFolder at ``root`` into ``db``'s study; see the module docstring for the record layout.
+
+    ``root`` may be an earlier :func:`scan` of it (the CLI scans first, to size its progress bar);
+    ``progress(n)`` counts files looked at, up to ``len(scan(root).files)``.
+    """
     if on_error not in ("raise", "skip"):
         raise InvalidDocument(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     clash = FIELDS & set(tags or {})
     if clash:
         raise InvalidDocument(f"--tags may not set {sorted(clash)}: import-images writes those fields itself")
     began = time.perf_counter()
-    found = scan(root)
+    found = root if isinstance(root, Scan) else scan(root)
     seen, earlier = imported_files(db)
     labels = check_labels(found.classes, earlier)
     summary = Summary(other=Counter(found.other), classes=len(found.classes))
     kwargs: dict[str, Any] = {} if chunk_bytes is None else {"chunk_bytes": chunk_bytes}
-    with progress_bar(len(found.files), sum(f.size for f in found.files), enabled=progress) as advance:
-        stream = records(found, labels, seen, summary, on_error=on_error, limit=limit, advance=advance)
-        db.import_records(stream, tags=dict(tags) if tags else None, **kwargs)
+    stream = records(found, labels, seen, summary, on_error=on_error, limit=limit, advance=progress)
+    db.import_records(stream, tags=dict(tags) if tags else None, **kwargs)
     summary.seconds = time.perf_counter() - began
     return summary
-
-
-class progress_bar:
-    """A rich progress bar on stderr (``tensordb[cli]``), plain lines every few seconds without rich, or nothing.
-
-    Used as ``with progress_bar(files, bytes) as advance: advance(1, nbytes)``.
-    """
-
-    def __init__(self, files: int, nbytes: int, *, enabled: bool = True, every_s: float = 5.0) -> None:
-        self.files, self.nbytes, self.enabled, self.every_s = files, nbytes, enabled, every_s
-        self._bar: Any = None
-        self._done = [0, 0]
-        self._last = time.monotonic()
-
-    def __enter__(self) -> Progress | None:
-        if not self.enabled:
-            return None
-        try:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
-        except ImportError:
-            return self._plain
-        # The bar counts bytes (files differ in size); the text beside it counts files.
-        self._bar = Progress(TextColumn("importing"), BarColumn(), TextColumn("{task.fields[files]}"),
-                             DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-                             console=Console(stderr=True))
-        self._bar.start()
-        task = self._bar.add_task("import", total=self.nbytes, files=f"0/{self.files} files")
-
-        def advance(files: int, nbytes: int) -> None:
-            self._done[0] += files
-            self._done[1] += nbytes
-            self._bar.update(task, completed=self._done[1], files=f"{self._done[0]}/{self.files} files")
-
-        return advance
-
-    def _plain(self, files: int, nbytes: int) -> None:
-        self._done[0] += files
-        self._done[1] += nbytes
-        now = time.monotonic()
-        if now - self._last >= self.every_s or self._done[0] == self.files:
-            self._last = now
-            print(f"importing: {self._done[0]}/{self.files} files, {self._done[1] / 1e6:.1f} MB", file=sys.stderr,
-                  flush=True)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
 from tensordb_core.cli.common import (
@@ -25,6 +26,7 @@ from tensordb_core.cli.common import (
     target,
 )
 from tensordb_core.cli.helptext import package_version, plain, summary
+from tensordb_core.cli.progress import progress
 from tensordb_core.errors import InvalidQuery, TensorDBError
 from tensordb_core.store.registry import list_schemes
 from tensordb_core.store.uri import redact_text
@@ -147,9 +149,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_copy(args: argparse.Namespace) -> int:
     from tensordb_core.warehouse.copying import copy_warehouse
 
-    report = copy_warehouse(target(args.src, args.timeout), target(args.dst, args.timeout), study=None if args.all_studies else args.study,
-                            src_blobs=args.src_blobs, dst_blobs=args.dst_blobs, verify=not args.no_verify,
-                            page=args.page, progress=(lambda m: print(m, flush=True)) if args.verbose else None)
+    with progress("copying", None, unit="documents") as advance:
+        report = copy_warehouse(target(args.src, args.timeout), target(args.dst, args.timeout),
+                                study=None if args.all_studies else args.study, src_blobs=args.src_blobs,
+                                dst_blobs=args.dst_blobs, verify=not args.no_verify, page=args.page, progress=advance,
+                                log=(lambda m: print(m, flush=True)) if args.verbose else None)
     print(report.summary())
     return 0
 
@@ -164,15 +168,17 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_import_images(args: argparse.Namespace) -> int:
-    from tensordb_core.cli.import_images import import_images, parse_tags
+    from tensordb_core.cli.import_images import import_images, parse_tags, scan
 
     if not args.study:
         raise InvalidQuery("import-images needs --study (or $TENSORDB_STUDY): the study the images go into")
     tags = parse_tags(args.tags)
-    with open_warehouse(args, create=True) as db:
-        summary = import_images(db, args.dir, tags=tags, on_error=args.on_error, limit=args.limit,
+    found = scan(args.dir)
+    bar = nullcontext(None) if args.quiet else progress("importing", len(found.files), unit="files")
+    with open_warehouse(args, create=True) as db, bar as advance:
+        summary = import_images(db, found, tags=tags, on_error=args.on_error, limit=args.limit,
                                 chunk_bytes=int(args.chunk_mb * (1 << 20)) if args.chunk_mb else None,
-                                progress=not args.quiet)
+                                progress=advance)
     print(json.dumps(summary.as_dict()) if args.json else summary.line())
     return 0
 
@@ -297,6 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
     from tensordb_core.cli.runs import add_runs_parser
 
     add_runs_parser(sub, common)
+
+    from tensordb_core.cli.export import add_export_parser
+
+    add_export_parser(sub, common)  # tensordb export --format npz|parquet|webdataset|hf PATH
 
     from tensordb_core.cli.ui import add_parser as add_ui_parser
 

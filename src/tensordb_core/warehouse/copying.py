@@ -119,14 +119,20 @@ def _check(key: str, data: bytes, expected: bytes | None, where: str) -> None:
 
 
 class StudyCopier:
-    """Copies documents and blobs from one pair of stores to another (see the module docs)."""
+    """Copies documents and blobs from one pair of stores to another (see the module docs).
+
+    ``progress(n)`` is told after each page how many more documents were handled (copied or
+    found already present), for a progress bar; ``log`` gets one line per page (``--verbose``).
+    """
 
     def __init__(self, src_index: IndexStore, src_blobs: BlobStore, dst_index: IndexStore, dst_blobs: BlobStore, *,
                  study: str | None = None, collections: Sequence[str] = COLLECTIONS, page: int = DEFAULT_PAGE,
-                 verify: bool = True, progress: Callable[[str], None] | None = None) -> None:
+                 verify: bool = True, progress: Callable[[int], None] | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
         self.src_index, self.src_blobs, self.dst_index, self.dst_blobs = src_index, src_blobs, dst_index, dst_blobs
         self.query = {"_study": check_study(study)} if study is not None else {}
-        self.collections, self.page, self.verify, self.progress = tuple(collections), max(1, int(page)), verify, progress
+        self.collections, self.page, self.verify = tuple(collections), max(1, int(page)), verify
+        self.progress, self.log = progress, log
         self._done: set[str] = set()  # blobs known good at the destination in this run
         self.report = CopyReport()
 
@@ -153,7 +159,9 @@ class StudyCopier:
                     self.dst_index.insert_many(collection, todo)
             copied += len(todo)
             if self.progress:
-                self.progress(f"{collection}: {copied} copied, {skipped} present")
+                self.progress(len(page))
+            if self.log:
+                self.log(f"{collection}: {copied} copied, {skipped} present")
         self.report.copied[collection] = self.report.copied.get(collection, 0) + copied
         self.report.skipped[collection] = self.report.skipped.get(collection, 0) + skipped
 
