@@ -54,6 +54,7 @@ from tensordb_core.stream.batches import DEFAULT_WINDOW_BYTES, data_stream
 from tensordb_core.stream.memo import IndexMemo
 from tensordb_core.stream.order import StreamState
 from tensordb_core.stream.records import collate
+from tensordb_core.warehouse import datasets
 from tensordb_core.warehouse.handle import connect
 
 
@@ -111,6 +112,7 @@ class TensorDBIterableDataset(IterableDataset):
         self.study, self.blobs = study, blobs
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.transform, self.window_bytes = transform, window_bytes
+        self.dataset = stream_kwargs.pop("dataset", None)  # a dataset version's name (warehouse/datasets.py)
         self.stream_kwargs = stream_kwargs
         # (epoch, as_of or -1) in shared memory: persistent loader workers read what set_epoch wrote.
         self._shared = torch.tensor([0, -1 if as_of is None else int(as_of)], dtype=torch.int64).share_memory_()
@@ -164,7 +166,11 @@ class TensorDBIterableDataset(IterableDataset):
         state = StreamState(self.query, self.seed, bool(self.shuffle), self.window_bytes, epoch=epoch)
         db = connect(self.uri, self.study, blobs=self.blobs)
         try:
-            stream = data_stream(db.scope, self.query, batch_size=self.batch_size, shuffle=self.shuffle,
+            scope = db.scope
+            if self.dataset is not None:  # its pinned samples and labels; its population, whatever the epoch
+                scope, pinned = datasets.stream_args(db.scope, self.dataset, {})
+                as_of = pinned["as_of"]
+            stream = data_stream(scope, self.query, batch_size=self.batch_size, shuffle=self.shuffle,
                                  seed=self.seed, epochs=epoch + 1, shard=(rank, world), transform=self.transform,
                                  window_bytes=self.window_bytes, state=state, as_of=as_of,
                                  index_memo=self._index_memo(), **self.stream_kwargs)
