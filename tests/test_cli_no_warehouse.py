@@ -40,11 +40,15 @@ def test_sqlite_and_memory_uris(tmp_path, capsys):
     assert capsys.readouterr().err.count("no warehouse at") == 1
 
 
-def test_the_warehouse_layer_knows_the_embedded_index_file():
-    from tensordb_core.embedded.plugin import INDEX_FILE
-    from tensordb_core.warehouse.handle import EMBEDDED_INDEX_FILE
+def test_the_store_says_whether_an_index_is_there(tmp_path):
+    """connect(create=False) asks the plugin (store.registry.index_exists) instead of knowing its file names."""
+    from tensordb_core.store.registry import index_exists
 
-    assert EMBEDDED_INDEX_FILE == INDEX_FILE
+    assert not index_exists(str(tmp_path / "wh")) and not index_exists(f"sqlite:///{tmp_path / 'x.db'}")
+    with tdb.connect(tmp_path / "wh", "s") as db:
+        db.push_job({"epochs": 1})
+    assert index_exists(str(tmp_path / "wh")) and index_exists(f"file://{tmp_path / 'wh'}")
+    assert index_exists("memory://anything"), "a store that cannot tell is opened and looked into"
 
 
 def test_connect_create_false(tmp_path):

@@ -81,6 +81,16 @@ def open_memory_blobs(uri: StoreURI, **options: Any) -> Any:
 
 
 @hookimpl
+def tensordb_index_exists(index_uri: StoreURI) -> bool | None:
+    """The SQLite file of a ``file://`` or ``sqlite://`` index is there (opening would create it)."""
+    if index_uri.scheme == "file":
+        return os.path.isfile(os.path.join(index_uri.path, INDEX_FILE))
+    if index_uri.scheme == "sqlite":
+        return os.path.isfile(_sqlite_path(index_uri))
+    return None
+
+
+@hookimpl
 def tensordb_default_blobs(index_uri: StoreURI) -> StoreURI | None:
     if index_uri.scheme in ("file", "memory"):
         return index_uri

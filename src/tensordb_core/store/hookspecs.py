@@ -123,6 +123,18 @@ def tensordb_open_blobs(uri: StoreURI, options: dict[str, Any]) -> BlobStore | N
 
 
 @hookspec(firstresult=True)
+def tensordb_index_exists(index_uri: StoreURI) -> bool | None:
+    """Whether an index is already stored at ``index_uri``, asked without opening it.
+
+    Answer False only when opening would *create* the index (an embedded file
+    that is absent), so ``connect(..., create=False)`` can refuse a mistyped
+    path without leaving an empty warehouse behind.  Return None if
+    ``index_uri`` is not yours or you cannot tell cheaply (a server: the caller
+    then opens it and finds its collections empty).
+    """
+
+
+@hookspec(firstresult=True)
 def tensordb_default_blobs(index_uri: StoreURI) -> StoreURI | None:
     """The blob store that goes with an index store when the caller names none.
 

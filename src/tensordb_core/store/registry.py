@@ -151,6 +151,11 @@ def open_blobs(uri: str | StoreURI, **options: Any) -> BlobStore:
     return store
 
 
+def index_exists(index_uri: str | StoreURI) -> bool:
+    """False only when a plugin says no index is stored at ``index_uri`` (opening it would create one)."""
+    return plugin_manager().hook.tensordb_index_exists(index_uri=parse_uri(index_uri)) is not False
+
+
 def default_blobs(index_uri: str | StoreURI) -> StoreURI:
     """The blob store URI that pairs with ``index_uri`` when the caller names none."""
     parsed = parse_uri(index_uri)

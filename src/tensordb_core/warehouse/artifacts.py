@@ -26,9 +26,9 @@ from typing import Any, BinaryIO
 
 from tensordb_core.errors import DocumentNotFound, IntegrityError, InvalidDocument
 from tensordb_core.store.scope import StudyScope, check_json_value
-from tensordb_core.warehouse.runs import COLLECTION as RUNS
+from tensordb_core.warehouse.names import ARTIFACTS, RUNS
 
-COLLECTION = "artifacts"
+COLLECTION = ARTIFACTS
 #: Bytes per part blob: big enough to keep per-blob overhead small, small enough to hold a few in memory.
 PART_SIZE = 8 * 1024 * 1024
 KINDS = ("file", "text", "json", "figure")

@@ -43,11 +43,10 @@ from tensordb_core.store.blobkit import verify_content
 from tensordb_core.store.protocols import BlobStore, IndexStore
 from tensordb_core.store.scope import INTENTS, check_study
 from tensordb_core.warehouse.maintenance import BLOB_FIELDS, keys_at
+from tensordb_core.warehouse.names import STUDY_COLLECTIONS
 
-#: What a study consists of, in copy order (architectures before the parameters that name them, runs
-#: before their artifacts, parameter sets before the model versions that register them).
-COLLECTIONS = ("models", "data", "params", "jobs", "logs", "aliases", "alias_history", "workers", "runs",
-               "artifacts", "registered_models", "model_versions", "model_alias_history")
+#: What a study consists of, in copy order (see warehouse/names.py).
+COLLECTIONS = STUDY_COLLECTIONS
 DEFAULT_PAGE = 200
 
 

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from tensordb_core.errors import InvalidArgument, NotFound
 from tensordb_core.store.protocols import BlobStore, IndexStore, new_id
-from tensordb_core.store.registry import default_blobs, open_blobs, open_index
+from tensordb_core.store.registry import default_blobs, index_exists, open_blobs, open_index
 from tensordb_core.store.retrying import RetryPolicy
 from tensordb_core.store.retrying import wrap as wrap_retrying
 from tensordb_core.store.scope import StudyScope, check_study
@@ -80,7 +80,7 @@ def connect(uri: str | os.PathLike[str] | StoreURI | None = None, study: str | N
     uri = uri if uri is not None else os.environ.get(ENV_URI, "./warehouse")
     blobs = blobs if blobs is not None else os.environ.get(ENV_BLOBS) or None
     index_uri = parse_uri(uri)
-    if not create and not _index_file_exists(index_uri):
+    if not create and not index_exists(index_uri):
         raise _no_warehouse(index_uri)
     index = open_index(index_uri, **dict(index_options or {}))
     if not create and not any(index.count(collection) for collection in INDEXES):
@@ -96,21 +96,6 @@ def connect(uri: str | os.PathLike[str] | StoreURI | None = None, study: str | N
     if study is None:
         study = os.environ.get(ENV_STUDY) or DEFAULT_STUDY
     return TensorDB.from_stores(index, blob_store, study)
-
-
-#: The embedded index's file in a ``file://`` warehouse directory (``embedded/plugin.py``, which this layer may not
-#: import; tests/test_cli_no_warehouse.py holds the two names equal).
-EMBEDDED_INDEX_FILE = "index.sqlite"
-
-
-def _index_file_exists(uri: StoreURI) -> bool:
-    """False only for an embedded index (``file://``, ``sqlite://``) whose file is absent: opening would make it."""
-    if uri.scheme == "file":
-        return os.path.isfile(os.path.join(uri.path, EMBEDDED_INDEX_FILE))
-    if uri.scheme == "sqlite":  # three slashes: relative to the working directory, four: absolute (as SQLAlchemy)
-        path = os.path.join(uri.host or "", uri.path.removeprefix("/"))
-        return os.path.isfile(os.path.expanduser(path))
-    return True
 
 
 def _no_warehouse(uri: StoreURI) -> NotFound:

@@ -30,8 +30,10 @@ from typing import Any, Self
 
 from tensordb_core.errors import DocumentNotFound, InvalidDocument, TensorDBError
 from tensordb_core.store.scope import StudyScope, check_json_value, check_key
+from tensordb_core.warehouse.artifacts import log_artifact
+from tensordb_core.warehouse.names import RUNS
 
-COLLECTION = "runs"
+COLLECTION = RUNS
 STATES = ("running", "finished", "failed", "killed")
 ENDED = ("finished", "failed", "killed")
 #: Defaults: a killed process's run reads ``killed`` within ``LAPSE_S`` (+ one beat) seconds.
@@ -214,8 +216,6 @@ class Run:
 
     def log_artifact(self, source: Any, name: str | None = None, **options: Any) -> dict[str, Any]:
         """Store a file (path), bytes, or a matplotlib figure (PNG) under ``name``; see :mod:`.artifacts`."""
-        from tensordb_core.warehouse.artifacts import log_artifact
-
         self._require_active()
         return log_artifact(self._scope, self.id, source, name, **options)
 
