@@ -82,6 +82,7 @@ def fill(uri: str) -> dict[str, Any]:
         records = [{"image": square(c), "colour": c, "label": k} for k, c in enumerate(["red", "blue"] * 3)]
         db.import_records(records, tags={"split": "train"}, encode={"image": "png"})
         db.import_data(np.arange(2 * 64, dtype=np.float32).reshape(2, 8, 8), np.array([3, 5]), tags={"split": "test"})
+        db.save_dataset("squares-v1", {"split": "train"}, description="red and blue squares")
     with tdb.connect(uri, study="tabular") as db, db.start_run("gbm", params={"depth": 3}) as run:
         run.log_metrics({"rmse": 0.5}, step=0)
     return ids

@@ -271,7 +271,8 @@ def get_jobs(request: Request, settings: UISettings) -> dict[str, Any]:
 def get_data(request: Request, settings: UISettings) -> dict[str, Any]:
     return samples.sample_page(_study(request, settings), json_query(request),
                                int_param(request, "page", 1, 1, 10**9),
-                               int_param(request, "per_page", 24, 1, samples.MAX_PAGE))
+                               int_param(request, "per_page", 24, 1, samples.MAX_PAGE),
+                               request.query_params.get("dataset") or None)
 
 
 def get_thumbnail(request: Request, settings: UISettings) -> Response:

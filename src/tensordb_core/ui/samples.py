@@ -36,12 +36,18 @@ def _binary_fields(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return fields
 
 
-def sample_page(db: TensorDB, query: Mapping[str, Any] | None, page: int, per_page: int) -> dict[str, Any]:
-    """One page of samples: ``{total, page, per_page, samples: [{id, tags, label, fields}]}``."""
+def _find(db: TensorDB, query: Mapping[str, Any] | None, dataset: str | None, **window: Any) -> Any:
+    """``db.find_data`` over the live samples, or over dataset version ``dataset`` (its pinned tags and labels)."""
+    return db.find_data(query, **window) if dataset is None else db.find_data(query, dataset=dataset, **window)
+
+
+def sample_page(db: TensorDB, query: Mapping[str, Any] | None, page: int, per_page: int,
+                dataset: str | None = None) -> dict[str, Any]:
+    """One page of samples: ``{total, page, per_page, dataset, samples: [{id, tags, label, fields}]}``."""
     if page < 1 or not 1 <= per_page <= MAX_PAGE:
         raise InvalidQuery(f"page starts at 1 and per_page is 1..{MAX_PAGE}, not page={page}, per_page={per_page}")
-    cursor = db.find_data(query, sort=_ORDER, limit=per_page, skip=(page - 1) * per_page)
-    total = len(db.find_data(query))
+    cursor = _find(db, query, dataset, sort=_ORDER, limit=per_page, skip=(page - 1) * per_page)
+    total = len(_find(db, query, dataset))
     docs = list(cursor)
     records = cursor.records(decode=False) if docs else []
     base = f"/api/studies/{quote(db.study or '', safe='')}/data/"
@@ -53,6 +59,8 @@ def sample_page(db: TensorDB, query: Mapping[str, Any] | None, page: int, per_pa
             if name not in stored:
                 continue
             desc = stored[name]
+            # Payload fields never change after import (a dataset version pins tags and labels, sharing the
+            # chunks), so a version's sample shows the live sample's image.
             thumb = f"{base}{quote(doc['_id'], safe='')}/thumbnail/{quote(name, safe='')}"
             if desc.get("codec") in IMAGE_CODECS:
                 fields[name] = {"type": "image", "codec": desc.get("codec"), "shape": desc.get("shape"),
@@ -66,7 +74,7 @@ def sample_page(db: TensorDB, query: Mapping[str, Any] | None, page: int, per_pa
         tags = {k: v for k, v in doc.items() if not k.startswith("_") and k not in fields and k != "label"}
         samples.append(clean({"id": doc["_id"], "created": doc.get("_created"), "label": doc.get("label"),
                               "tags": tags, "fields": fields}))
-    return {"total": total, "page": page, "per_page": per_page, "samples": samples}
+    return {"total": total, "page": page, "per_page": per_page, "dataset": dataset, "samples": samples}
 
 
 def thumbnail(db: TensorDB, sample_id: str, field: str) -> bytes:

@@ -107,6 +107,7 @@
   TDB.pages.data = async function (content, { study }) {
     const params = new URLSearchParams(window.location.search);
     let query = params.get("q") || "", page = 1;
+    const dataset = params.get("dataset") || "";
     const perPage = 24;
     const grid = el("div", { class: "samples", id: "samples" });
     const pager = el("div", { class: "pager", id: "pager" });
@@ -115,7 +116,7 @@
       pager, grid, datasets);
     async function load(message) {
       try {
-        const answer = await api(studyPath(study, "/data"), { q: query, page, per_page: perPage });
+        const answer = await api(studyPath(study, "/data"), { q: query, page, per_page: perPage, dataset });
         if (message) message.textContent = "";
         draw(answer);
       } catch (e) {
@@ -126,6 +127,7 @@
       const pages = Math.max(1, Math.ceil(answer.total / answer.per_page));
       pager.replaceChildren(el("button", { text: "‹ prev", disabled: page <= 1, onclick: () => { page -= 1; load(); } }),
         el("span", { class: "muted", text: ` page ${page} of ${pages} · ${answer.total} sample(s) ` }),
+        dataset ? el("span", { class: "chip big", id: "dataset-chip" }, `dataset ${dataset} `, el("a", { href: pagePath(study, "/data"), text: "×", title: "all samples" })) : null,
         el("button", { text: "next ›", disabled: page >= pages, onclick: () => { page += 1; load(); } }));
       grid.replaceChildren(...answer.samples.map((s) => {
         const fields = Object.entries(s.fields);
@@ -147,7 +149,8 @@
     const d = await api(studyPath(study, "/datasets"));
     if (d.available) datasets.replaceChildren(TDB.section(`Dataset versions (${d.datasets.length})`, TDB.table(
       [...new Set(d.datasets.flatMap((x) => Object.keys(x)))].filter((k) => !k.startsWith("_") || k === "_created").slice(0, 8)
-        .map((k) => ({ key: k, label: k, cell: (x) => k.includes("created") || k === "at" ? TDB.fmtTime(x[k]) : TDB.fmtValue(x[k]) })),
+        .map((k) => ({ key: k, label: k, cell: (x) => k === "name" ? el("a", { href: pagePath(study, `/data?dataset=${encodeURIComponent(x.name)}`), text: x.name })
+          : k.includes("created") || k === "at" ? TDB.fmtTime(x[k]) : TDB.fmtValue(x[k]) })),
       d.datasets, { empty: "no dataset versions yet" })));
   };
 })();
