@@ -8,7 +8,9 @@ in-flight bound, ordering and error propagation identical everywhere.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -56,17 +58,41 @@ def split_request(request: BlobRequest) -> tuple[str, int, int | None]:
     return check_key(key), int(start), None if end is None else int(end)
 
 
+#: Threads of the process-wide fetch pool every ``get_many`` shares (each call still bounds its own in-flight requests).
+SHARED_FETCH_THREADS = 64
+_shared_pool: ThreadPoolExecutor | None = None
+_shared_pid = 0
+_shared_lock = threading.Lock()
+
+
+def shared_fetch_pool() -> ThreadPoolExecutor:
+    """The process's one fetch pool, made on first use (and again in a forked child, whose threads are gone).
+
+    Why one pool: a pool per ``get_many`` call started and joined up to
+    ``max_workers`` threads for every fetch batch (every stream window); the
+    threads now live as long as the process.  Only single requests run on it,
+    never a call that waits on the pool itself, so sharing cannot deadlock.
+    """
+    global _shared_pool, _shared_pid
+    with _shared_lock:
+        if _shared_pool is None or _shared_pid != os.getpid():
+            _shared_pool = ThreadPoolExecutor(max_workers=SHARED_FETCH_THREADS, thread_name_prefix="tensordb-fetch")
+            _shared_pid = os.getpid()
+        return _shared_pool
+
+
 def ordered_concurrent_map(fn: Callable[[T], R], items: Iterable[T], max_in_flight: int) -> Iterator[R]:
     """Apply ``fn`` to ``items`` on up to ``max_in_flight`` threads, yielding results in input order.
 
     At most ``max_in_flight`` calls are pending at once (back-pressure: a slow
     consumer stops new requests).  An exception is raised when its item's turn
-    comes; pending work is cancelled when the consumer stops early.
+    comes; pending work is cancelled when the consumer stops early.  The
+    threads are the process's shared fetch pool (:func:`shared_fetch_pool`).
     """
     if max_in_flight <= 1:
         yield from map(fn, items)
         return
-    pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="tensordb-fetch")
+    pool = shared_fetch_pool()
     pending: deque[Future[R]] = deque()
     try:
         for item in items:
@@ -78,4 +104,3 @@ def ordered_concurrent_map(fn: Callable[[T], R], items: Iterable[T], max_in_flig
     finally:
         for fut in pending:
             fut.cancel()
-        pool.shutdown(wait=False, cancel_futures=True)

@@ -48,6 +48,7 @@ reads samples through it, so a sample reads the same whoever asks.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import weakref
@@ -63,6 +64,7 @@ from tensordb_core.store.protocols import BlobStore
 from tensordb_core.store.scope import StudyScope
 from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.decode import Batch, Decoder, JoinedRows, SampleError, WindowLabels, join_labels
+from tensordb_core.stream.disk_cache import DEFAULT_DISK_CACHE_BYTES, DiskChunkCache
 from tensordb_core.stream.engine import Counters, Engine, Phase, RecordOptions, StreamConfig
 from tensordb_core.stream.fetch import fetch_window
 from tensordb_core.stream.groups import check_group
@@ -147,6 +149,8 @@ def data_stream(
     pad: Mapping[str, Any] | None = None,
     weights: str | Callable[[Mapping[str, Any]], float] | None = None,
     index_memo: IndexMemo | None = None,
+    cache_dir: str | os.PathLike[str] | DiskChunkCache | None = None,
+    disk_cache_bytes: int = DEFAULT_DISK_CACHE_BYTES,
 ) -> Stream:
     """Start streaming ``(X, y)`` batches (or dict batches of records) of the samples matching ``query``.
 
@@ -185,6 +189,11 @@ def data_stream(
     ``index_memo`` (a :class:`~tensordb_core.stream.memo.IndexMemo`) starts
     from the sample references an earlier stream of this process read and
     reads only documents inserted since (the torch adapter's workers use one).
+    ``cache_dir`` keeps the chunks read from a remote blob store in that local
+    directory, at most ``disk_cache_bytes`` (least recently used evicted),
+    shared by every stream, loader worker and process given the same
+    directory, so later epochs make no requests
+    (:mod:`tensordb_core.stream.disk_cache`).
     See the module docs for the guarantees.
     """
     q = validate_query(query)
@@ -229,7 +238,10 @@ def data_stream(
                        group=group, records=records, weights=weights)
     if index_memo is not None and not isinstance(index_memo, IndexMemo):
         raise InvalidStreamArgument(f"index_memo must be an IndexMemo or None, not {type(index_memo).__name__}")
-    return Stream(scope, cfg, start, cache, index_memo)
+    _check_int("disk_cache_bytes", disk_cache_bytes, 1)
+    disk = cache_dir if isinstance(cache_dir, DiskChunkCache) or cache_dir is None else DiskChunkCache(
+        cache_dir, int(disk_cache_bytes))
+    return Stream(scope, cfg, start, cache, index_memo, disk)
 
 
 #: Samples decoded at a time by :func:`read_batch` (and at most :data:`READ_WINDOW_BYTES` of stored bytes):
@@ -353,7 +365,7 @@ class Stream(Iterator[Any]):
     """
 
     def __init__(self, scope: StudyScope, cfg: StreamConfig, state: StreamState, cache: ChunkCache | None,
-                 memo: IndexMemo | None = None) -> None:
+                 memo: IndexMemo | None = None, disk: DiskChunkCache | None = None) -> None:
         self.config = cfg
         self._start = state
         self._cache = cache
@@ -365,7 +377,7 @@ class Stream(Iterator[Any]):
         self._began = time.perf_counter()
         self._ended: float | None = None
         self._closed = False
-        self._engine = Engine(scope, cfg, state, cache, memo)
+        self._engine = Engine(scope, cfg, state, cache, memo, disk)
         self._finalizer = weakref.finalize(self, self._engine.shutdown, False)
 
     def __iter__(self) -> Stream:

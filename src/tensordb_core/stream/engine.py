@@ -39,6 +39,7 @@ from tensordb_core.errors import BackendError, TensorDBError
 from tensordb_core.store.scope import StudyScope
 from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.decode import Decoder
+from tensordb_core.stream.disk_cache import DiskCachedBlobs, DiskChunkCache
 from tensordb_core.stream.fetch import BufferPool, Window, fetch_window
 from tensordb_core.stream.follow import StoreWatch, Watermark
 from tensordb_core.stream.groups import EpochBounds
@@ -155,8 +156,9 @@ class Engine:
     """Owns the stream's threads and queues; the user-facing stream reads :attr:`out`."""
 
     def __init__(self, scope: StudyScope, cfg: StreamConfig, state: StreamState, cache: ChunkCache | None,
-                 memo: IndexMemo | None = None) -> None:
+                 memo: IndexMemo | None = None, disk: DiskChunkCache | None = None) -> None:
         self.scope, self.cfg, self.state, self.cache = scope, cfg, state, cache
+        self.blobs: Any = scope.blobs if disk is None else DiskCachedBlobs(scope.blobs, disk)  # what windows read
         self.memo = memo if cfg.weights is None and not cfg.follow else None  # see _borrow_table
         self.counters = Counters()
         self.stop = threading.Event()
@@ -355,7 +357,7 @@ class Engine:
             for a, b in pairwise(bounds):
                 if self.stop.is_set():
                     return False
-                window = fetch_window(self.scope.blobs, refs, order.order[positions[a:b]], self.cache, self.counters,
+                window = fetch_window(self.blobs, refs, order.order[positions[a:b]], self.cache, self.counters,
                                       self.buffers, cfg.verify)
                 if not self._put(self.windows, window):
                     return False
@@ -421,7 +423,7 @@ class Engine:
                                 window_bytes=cfg.window_bytes)
             bounds = [0, *(np.flatnonzero(order.window[1:] != order.window[:-1]) + 1).tolist(), refs.n]
             for a, b in pairwise(bounds):
-                window = fetch_window(self.scope.blobs, refs, rows[a:b], self.cache, self.counters, self.buffers,
+                window = fetch_window(self.blobs, refs, rows[a:b], self.cache, self.counters, self.buffers,
                                       cfg.verify)
                 if not self._put(self.windows, window):
                     return

@@ -1,0 +1,256 @@
+"""A byte-bounded on-disk cache of remote chunk bytes, shared by every stream, worker and process on a machine.
+
+Why: a remote blob store (S3, GCS, Azure, GridFS) costs a request and the
+transfer for every chunk every epoch, while a training run reads the same
+chunks again each epoch.  Keeping the stored (compressed) chunks in a local
+directory makes later epochs read at local-disk speed, as LitData and MosaicML
+streaming do with their shard copies.  Off by default: ``data_stream(...,
+cache_dir="/local/ssd/tensordb-cache", disk_cache_bytes=50 << 30)``.
+
+Why it is safe to share: only *content-addressed* chunks are kept (a key whose
+last segment is the sha256 of its bytes, which is how every data chunk is
+stored), so a cached file can never be stale; two warehouses holding the same
+chunk share one file.  Each file is written to a temporary name and renamed
+into place (atomic on POSIX), so a reader sees a whole file or none.  A file
+is checked against its content address (sha256) the first time a cache object
+reads it; one that fails (a torn disk, a user's edit) is deleted and fetched
+again from the store.  After that the stream's per-segment crc32 still checks
+every sample it decodes.
+
+Bound and eviction: the files' total size is kept under ``max_bytes``: a hit
+sets the file's modification time to now, and when this process has written
+about a tenth of the bound since it last looked, it lists the directory and
+deletes the least recently used files until the total is under 90% of the
+bound.  Several processes may evict at once; a file deleted under a reader is
+a miss, never an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from tensordb_core.errors import BlobNotFound, TensorDBError
+from tensordb_core.store.kit.cloud import is_content_address
+from tensordb_core.store.protocols import BlobCapabilities, BlobRequest, BlobStore
+
+#: The default bound when only ``cache_dir`` is given.
+DEFAULT_DISK_CACHE_BYTES = 8 << 30
+#: Evict down to this fraction of the bound (so a full cache does not list its directory on every write).
+LOW_WATER = 0.9
+#: Temporary files older than this are leftovers of a crashed writer and are removed while evicting.
+STALE_TMP_S = 3600.0
+
+
+class DiskCacheError(TensorDBError, ValueError):
+    """The disk cache's directory or size is unusable (not a directory, not writable, a bad bound)."""
+
+
+class DiskChunkCache:
+    """Chunk bytes by content address in ``directory`` (two-level fan-out), at most ``max_bytes`` in all.
+
+    Picklable (a directory and a bound), so a torch ``DataLoader`` worker gets
+    the same cache as its parent.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], max_bytes: int = DEFAULT_DISK_CACHE_BYTES) -> None:
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
+            raise DiskCacheError(f"disk_cache_bytes must be a positive number of bytes, not {max_bytes!r}")
+        if not isinstance(directory, (str, os.PathLike)) or not os.fspath(directory):
+            raise DiskCacheError(f"cache_dir must be a directory path, not {directory!r}")
+        self.directory = Path(directory)
+        self.max_bytes = max_bytes
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DiskCacheError(f"cache_dir {str(self.directory)!r} cannot be created: {exc.strerror}") from exc
+        if not os.access(self.directory, os.W_OK | os.X_OK):
+            raise DiskCacheError(f"cache_dir {str(self.directory)!r} is not a writable directory")
+        self._init_runtime()
+
+    def _init_runtime(self) -> None:
+        self._lock = threading.Lock()
+        self._verified: set[tuple[str, int]] = set()  # (digest, size) checked against its address by this object
+        self._written = 0
+        self.hits = self.misses = self.refetched = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"directory": self.directory, "max_bytes": self.max_bytes}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.directory, self.max_bytes = state["directory"], state["max_bytes"]
+        self._init_runtime()
+
+    @staticmethod
+    def cacheable(key: str) -> bool:
+        """Only content-addressed keys: their bytes are fixed by their name, so a copy never goes stale."""
+        return is_content_address(key)
+
+    def _path(self, key: str) -> Path:
+        digest = key.rsplit("/", 1)[-1]
+        return self.directory / digest[:2] / digest
+
+    def get(self, key: str, start: int = 0, end: int | None = None) -> bytes | None:
+        """Bytes ``[start, end)`` of the cached chunk ``key``, or None (absent, or failed its check and deleted)."""
+        path = self._path(key)
+        try:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                digest = path.name
+                if (digest, size) not in self._verified:
+                    data = f.read()
+                    if hashlib.sha256(data).hexdigest() != digest:
+                        self._discard(path)
+                        return None
+                    with self._lock:
+                        self._verified.add((digest, size))
+                    out = data if start == 0 and end is None else data[start:end]
+                elif start == 0 and end is None:
+                    out = f.read()
+                else:
+                    f.seek(start)
+                    out = f.read(-1 if end is None else max(0, end - start))
+            os.utime(path)  # the LRU clock: now most recently used
+        except FileNotFoundError:
+            with self._lock:
+                self.misses += 1
+            return None
+        with self._lock:
+            self.hits += 1
+        return out
+
+    def _discard(self, path: Path) -> None:
+        with self._lock:
+            self.refetched += 1
+            self.misses += 1
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
+        """Keep a whole chunk (written under a temporary name, then renamed into place); evict when due."""
+        size = len(data)
+        if size > self.max_bytes:
+            return
+        path = self._path(key)
+        try:
+            path.parent.mkdir(exist_ok=True)
+            tmp = path.parent / f".tmp-{os.getpid()}-{uuid.uuid4().hex}"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except OSError:  # a full or read-only disk makes the cache a no-op, never a failed read
+            try:
+                tmp.unlink()
+            except (OSError, UnboundLocalError):
+                pass
+            return
+        with self._lock:
+            self._verified.add((path.name, size))  # written from bytes the caller just fetched
+            self._written += size
+            due = self._written >= self.max_bytes // 10
+            if due:
+                self._written = 0
+        if due:
+            self.evict()
+
+    def evict(self) -> int:
+        """Delete least recently used files until the total is under ``LOW_WATER`` of the bound; return bytes freed."""
+        files: list[tuple[float, int, str]] = []
+        now = time.time()
+        for sub in os.scandir(self.directory):
+            if not sub.is_dir(follow_symlinks=False):
+                continue
+            for entry in os.scandir(sub.path):
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if entry.name.startswith(".tmp-"):
+                    if now - st.st_mtime > STALE_TMP_S:
+                        _unlink(entry.path)
+                    continue
+                files.append((st.st_mtime, st.st_size, entry.path))
+        total = sum(size for _, size, _ in files)
+        if total <= self.max_bytes:
+            return 0
+        freed = 0
+        for _, size, path in sorted(files):
+            if total - freed <= LOW_WATER * self.max_bytes:
+                break
+            if _unlink(path):
+                freed += size
+        return freed
+
+    def nbytes(self) -> int:
+        """The bytes the directory holds now (all processes' files)."""
+        return sum(e.stat().st_size for s in os.scandir(self.directory) if s.is_dir()
+                   for e in os.scandir(s.path) if not e.name.startswith(".tmp-"))
+
+    def __repr__(self) -> str:
+        return f"DiskChunkCache({str(self.directory)!r}, max_bytes={self.max_bytes})"
+
+
+def _unlink(path: str) -> bool:
+    try:
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+class DiskCachedBlobs:
+    """The read side of a blob store with a :class:`DiskChunkCache` in front: what the stream's fetch stage calls.
+
+    Whole content-addressed chunks are served from the cache and stored there
+    on a miss; a byte range is served from a cached chunk, else fetched as a
+    range (not cached: a filtered read would otherwise fill the cache with
+    fragments).  Misses of one ``get_many`` go to the store in one
+    ``get_many``, so its concurrency is kept.
+    """
+
+    capabilities = BlobCapabilities()  # no read_into: hits are bytes from the cache
+
+    def __init__(self, inner: BlobStore, cache: DiskChunkCache) -> None:
+        self.inner, self.cache = inner, cache
+
+    def get_many(self, requests: Iterable[BlobRequest]) -> Iterator[bytes]:
+        """Bytes per request in request order; a missing blob raises :class:`BlobNotFound` at its turn."""
+        requests = list(requests)
+        found: list[bytes | None] = []
+        misses: list[BlobRequest] = []
+        for req in requests:
+            key, start, end = (req, 0, None) if isinstance(req, str) else req
+            hit = self.cache.get(key, start, end) if self.cache.cacheable(key) else None
+            found.append(hit)
+            if hit is None:
+                misses.append(req)
+        fetched = self.inner.get_many(misses) if misses else iter(())
+        try:
+            for req, hit in zip(requests, found):
+                if hit is not None:
+                    yield hit
+                    continue
+                data = next(fetched)  # BlobNotFound propagates at this request's turn
+                if isinstance(req, str) and self.cache.cacheable(req):
+                    self.cache.put(req, data)
+                yield data
+        finally:
+            close = getattr(fetched, "close", None)
+            if close is not None:
+                close()
+
+    def get(self, key: str, start: int = 0, end: int | None = None) -> bytes:
+        for data in self.get_many([key if start == 0 and end is None else (key, start, end)]):
+            return data
+        raise BlobNotFound(key)  # pragma: no cover - get_many yields one item or raises
+
+
+__all__ = ["DEFAULT_DISK_CACHE_BYTES", "DiskCacheError", "DiskCachedBlobs", "DiskChunkCache"]

@@ -1,0 +1,96 @@
+"""The on-disk chunk cache (stream/disk_cache.py): bound, LRU eviction, atomic files, content-address check, bad options."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+import tensordb_core as tdb
+from tensordb_core.stream.batches import InvalidStreamArgument
+from tensordb_core.stream.disk_cache import DiskCacheError, DiskCachedBlobs, DiskChunkCache
+
+
+def _chunk(i: int, size: int = 1000) -> tuple[str, bytes]:
+    data = bytes([i % 256]) * size
+    return f"chunks/{hashlib.sha256(data).hexdigest()}", data
+
+
+def test_bound_is_kept_by_evicting_least_recently_used(tmp_path):
+    cache = DiskChunkCache(tmp_path / "c", max_bytes=10_000)
+    keys = []
+    for i in range(8):
+        key, data = _chunk(i)
+        cache.put(key, data)
+        keys.append(key)
+        os.utime(cache._path(key), (1000 + i, 1000 + i))  # an explicit LRU clock: chunk i used at time i
+    assert cache.get(keys[0]) is not None  # chunk 0 is now the most recently used
+    for i in range(8, 14):
+        cache.put(*_chunk(i))
+    assert cache.nbytes() <= 10_000
+    assert cache.get(keys[0]) is not None  # kept: used recently
+    assert cache.get(keys[1]) is None  # evicted: the least recently used
+    assert not [p for p in (tmp_path / "c").rglob(".tmp-*")]  # written under a temporary name, renamed into place
+
+
+def test_ranges_come_from_a_cached_chunk_and_a_bad_copy_is_dropped(tmp_path):
+    cache = DiskChunkCache(tmp_path / "c", max_bytes=1 << 20)
+    key, data = _chunk(7)
+    cache.put(key, data)
+    fresh = pickle.loads(pickle.dumps(cache))  # what a loader worker gets: same directory, nothing verified yet
+    assert fresh.get(key, 10, 20) == data[10:20]
+    path = cache._path(key)
+    path.write_bytes(b"x" + data[1:])
+    again = DiskChunkCache(tmp_path / "c", max_bytes=1 << 20)
+    assert again.get(key) is None and not path.exists() and again.refetched == 1
+
+
+def test_only_content_addressed_whole_chunks_are_kept(tmp_path):
+    with tdb.connect(f"memory://dc-{os.getpid()}", study="s") as db:
+        key, data = _chunk(3)
+        db.scope.blobs.put(key, data)
+        db.scope.blobs.put("named/thing", b"mutable bytes")
+        cache = DiskChunkCache(tmp_path / "c", max_bytes=1 << 20)
+        blobs = DiskCachedBlobs(db.scope.blobs, cache)
+        assert list(blobs.get_many([(key, 0, 5), "named/thing"])) == [data[:5], b"mutable bytes"]
+        assert cache.nbytes() == 0  # a range is not a chunk; a name is not a content address
+        assert list(blobs.get_many([key])) == [data]
+        assert cache.nbytes() == len(data)
+        assert list(blobs.get_many([(key, 2, 4)])) == [data[2:4]] and cache.hits == 1
+
+
+@pytest.mark.parametrize("kwargs", [{"disk_cache_bytes": 0}, {"disk_cache_bytes": "1G"}, {"disk_cache_bytes": True}])
+def test_bad_options_are_typed_errors_and_create_nothing(tmp_path, kwargs):
+    with tdb.connect(tmp_path / "wh", study="s") as db:
+        db.import_data(np.zeros((4, 2), np.float32), np.arange(4))
+        with pytest.raises(InvalidStreamArgument):
+            db.data_generator({}, cache_dir=str(tmp_path / "never"), **kwargs)
+    assert not (tmp_path / "never").exists()
+    with pytest.raises(DiskCacheError):
+        DiskChunkCache(tmp_path / "c", max_bytes=-1)
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(DiskCacheError):
+        DiskChunkCache(tmp_path / "file" / "sub")
+
+
+def test_a_local_stream_through_the_cache_reads_the_same_batches(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.integers(0, 255, size=(64, 4, 4), dtype=np.uint8)
+    with tdb.connect(tmp_path / "wh", study="s") as db:
+        db.import_data(X, np.arange(64), chunk_bytes=256)
+
+        def epochs(**kw):
+            with db.data_generator({}, batch_size=8, seed=4, epochs=2, **kw) as stream:
+                return [(xb.copy(), yb.copy()) for xb, yb in stream]
+
+        plain = epochs()
+        for _ in range(2):  # filling the cache, then reading from it
+            cached = epochs(cache_dir=str(tmp_path / "c"), disk_cache_bytes=1 << 20)
+            assert len(cached) == len(plain)
+            for (a, b), (c, d) in zip(plain, cached):
+                np.testing.assert_array_equal(a, c)
+                np.testing.assert_array_equal(b, d)
+        assert DiskChunkCache(tmp_path / "c").nbytes() > 0
