@@ -29,6 +29,7 @@ from tensordb_core.stream.follow import tail_grace
 from tensordb_core.stream.groups import newest_seq
 from tensordb_core.stream.plan import COLLECTION, PROJECTION
 from tensordb_core.stream.records import record_projection
+from tensordb_core.warehouse import commits
 from tensordb_core.warehouse.maintenance import register_index
 from tensordb_core.warehouse.records import DEFAULT_CHUNK_BYTES, import_records
 
@@ -148,38 +149,51 @@ def import_data(
     *,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     codec: str = "auto",
+    key: str | None = None,
 ) -> list[str]:
-    """Store samples in chunk blobs and index them; returns the new document ids in order."""
+    """Store samples in chunk blobs and index them; returns the new document ids in order.
+
+    All or nothing (warehouse/commits.py): the chunks are written first and
+    the documents become visible in one commit, so a killed call leaves no
+    sample behind.  ``key`` makes a retry return the first call's ids instead
+    of importing again.
+    """
     scope.require_writable()
     if type(chunk_bytes) is not int or chunk_bytes <= 0:
         raise InvalidDocument(f"chunk_bytes must be a positive int, not {chunk_bytes!r}")
+    iid = commits.import_id(scope, key)
     samples = _samples(X)
     n = len(samples)
     per_tags = _per_sample_tags(tags, n)
     labels, label_arrays = _labels(y, n)
-    ids: list[str] = []
+    if key is not None and (done := commits.committed(scope, iid)) is not None:
+        return done
+    commits.begin(scope, iid)
+    register_index(scope.index, scope.blobs)  # before this index's first chunk can land where another index's gc reads
+    docs: list[dict[str, Any]] = []
     start = 0
-    while start < n:
-        end, budget = start, 0
-        while end < n and (end == start or budget < chunk_bytes):
-            budget += np.asarray(samples[end]).nbytes + (label_arrays[end].nbytes if label_arrays else 0)
-            end += 1
-        ids += _write_chunk(scope, samples[start:end], labels[start:end],
-                            label_arrays[start:end] if label_arrays else None, per_tags[start:end], codec,
-                            first=start == 0)
-        start = end
-    return ids
+    with scope.writing_blobs() as put:  # every chunk's intent is held until the commit
+        while start < n:
+            end, budget = start, 0
+            while end < n and (end == start or budget < chunk_bytes):
+                budget += np.asarray(samples[end]).nbytes + (label_arrays[end].nbytes if label_arrays else 0)
+                end += 1
+            docs += _chunk_docs(scope, put, samples[start:end], labels[start:end],
+                                label_arrays[start:end] if label_arrays else None, per_tags[start:end], codec, iid)
+            start = end
+        return commits.commit(scope, iid, docs)
 
 
-def _write_chunk(scope: StudyScope, xs: list[Any], labels: list[Any], ys: list[np.ndarray] | None,
-                 tags: list[dict[str, Any]], codec: str, *, first: bool = False) -> list[str]:
+def _chunk_docs(scope: StudyScope, put: Any, xs: list[Any], labels: list[Any], ys: list[np.ndarray] | None,
+                tags: list[dict[str, Any]], codec: str, iid: str) -> list[dict[str, Any]]:
+    """Write one chunk (the chunk exists before any document points at it) and return its documents."""
     arrays = xs + (ys or [])
     body, segments = pack_segments(arrays, codec)
-    if first:  # before this index's first chunk can land in a blob store another index's gc may read
-        register_index(scope.index, scope.blobs)
-    with scope.writing_blobs() as put:
-        key = put(body)  # the chunk exists before any document points at it
-        return scope.index.insert_many(COLLECTION, _sample_docs(scope, key, len(body), segments, labels, ys, tags))
+    key = put(body)
+    docs = _sample_docs(scope, key, len(body), segments, labels, ys, tags)
+    for doc in docs:
+        doc["_import"] = iid
+    return docs
 
 
 def _sample_docs(scope: StudyScope, key: str, size: int, segments: list[Any], labels: list[Any],

@@ -156,12 +156,13 @@ class TensorDB:
     # -- data ---------------------------------------------------------------------------------------
     def import_data(self, X: Any, y: Any = None, tags: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
                     **kwargs: Any) -> list[str]:
-        """Store samples ``X`` (N, ...) with labels ``y`` and tags; returns their ids."""
+        """Store samples ``X`` (N, ...) with labels ``y`` and tags; returns their ids (all or nothing; ``key=``
+        makes a retry return the first call's ids, warehouse/commits.py)."""
         return data.import_data(self.scope, X, y, tags, **known_kwargs(data.import_data, kwargs, "import_data"))
 
     def import_records(self, records: Iterable[Mapping[str, Any]], tags: Mapping[str, Any] | None = None, *,
                        encode: Mapping[str, str] | None = None,
-                       chunk_bytes: int = data.DEFAULT_CHUNK_BYTES) -> list[str]:
+                       chunk_bytes: int = data.DEFAULT_CHUNK_BYTES, key: str | None = None) -> list[str]:
         """Store records (any iterable of dicts, generators included, streamed in chunks); returns their ids.
 
         Field values: numpy arrays of any dtype and shape (lz4 or raw, or
@@ -170,10 +171,11 @@ class TensorDB:
         small JSON values (str, numbers, bool, None, lists, dicts), which live in
         the document and are queried like tags: ``find_data({"label": 3})``.
         ``tags`` are added to every record.  A bad record raises a typed error
-        naming it and the field, before its chunk is written.  Read them with
+        naming it and the field, and none of the call's records is imported
+        (imports are all or nothing; ``key`` makes a retry return the first ids).  Read them with
         ``find_data(q).records()`` or ``data_generator(q, ...)`` (dict batches).
         """
-        return data.import_records(self.scope, records, tags, encode=encode, chunk_bytes=chunk_bytes)
+        return data.import_records(self.scope, records, tags, encode=encode, chunk_bytes=chunk_bytes, key=key)
 
     def find_data(self, query: Mapping[str, Any] | None = None, *, sort: Any = None, limit: int = 0,
                   skip: int = 0, dataset: str | None = None) -> data.DataCursor:

@@ -40,6 +40,7 @@ from tensordb_core.errors import BlobNotFound, IntegrityError, UnsafeOperation
 from tensordb_core.store.blobkit import verify_content
 from tensordb_core.store.protocols import BlobStore, IndexStore
 from tensordb_core.store.scope import DELETION_STALE_S, DELETIONS, INTENTS, MEMBERS
+from tensordb_core.warehouse.commits import PENDING_PREFIX, collect_crashed
 
 #: Where each collection keeps blob keys (a path through an array, like ``parts.key``, names every element's).
 BLOB_FIELDS: dict[str, tuple[str, ...]] = {
@@ -77,10 +78,17 @@ def keys_at(doc: Mapping[str, Any], path: str) -> list[str]:
 
 
 def referenced_keys(index: IndexStore) -> Iterator[tuple[str, str, str]]:
-    """Every ``(collection, doc_id, blob_key)`` a document references."""
+    """Every ``(collection, doc_id, blob_key)`` a document references.
+
+    The hidden documents of an uncommitted import (warehouse/commits.py) do not
+    count: while the import runs its chunks are held by its write intents,
+    and once it crashed they are garbage.
+    """
     for collection, paths in BLOB_FIELDS.items():
-        projection = {p.split(".")[0]: 1 for p in paths}
+        projection = {p.split(".")[0]: 1 for p in paths} | {"_study": 1}
         for doc in index.find(collection, {}, projection=projection, batch_size=5000):
+            if str(doc.get("_study", "")).startswith(PENDING_PREFIX):
+                continue
             for path in paths:
                 for key in keys_at(doc, path):
                     yield collection, doc["_id"], key
@@ -225,6 +233,8 @@ def gc(index: IndexStore, blobs: BlobStore, *, grace_s: float = DEFAULT_GRACE_S,
             "index cannot see and would delete as orphans. Run gc from a warehouse that owns its blob store alone; "
             "if those indexes are gone, run `tensordb gc --force` (force=True) or delete their marker blobs "
             f"{OWNERS_PREFIX}<id> first.")
+    if not dry_run:
+        collect_crashed(index, grace_s)  # the hidden documents of imports that died more than grace_s ago
     stored = _stored_blobs(blobs)          # 1. blobs
     announced = _live_intents(index, grace_s)  # 2. intents
     referenced = {key for _, _, key in referenced_keys(index)}  # 3. documents

@@ -23,7 +23,7 @@ from tensordb_core.errors import CodecError, InvalidDocument, TensorDBError
 from tensordb_core.format.codec import checksum, encode_segment
 from tensordb_core.format.media import Encoded, encode_image, parse_encode_spec, probe_image
 from tensordb_core.store.scope import StudyScope, check_json_value, check_tags
-from tensordb_core.stream.plan import COLLECTION
+from tensordb_core.warehouse import commits
 
 DEFAULT_CHUNK_BYTES = 4 << 20
 
@@ -101,9 +101,14 @@ def _segment(value: Any, spec: tuple[str, int | None] | None) -> tuple[bytes, st
 
 
 def import_records(scope: StudyScope, records: Iterable[Mapping[str, Any]], tags: Mapping[str, Any] | None = None,
-                   *, encode: Mapping[str, str] | None = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[str]:
+                   *, encode: Mapping[str, str] | None = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+                   key: str | None = None) -> list[str]:
     """Store records (any iterable of dicts, generators included); returns the new ids in input order.
 
+    All or nothing (warehouse/commits.py): chunks are written as the input
+    streams, the documents (small) are kept and committed at the end, so a
+    bad record or a killed call leaves none of the call's records visible.
+    ``key`` makes a retry return the first call's ids.
     See :meth:`tensordb_core.warehouse.handle.TensorDB.import_records`.
     """
     scope.require_writable()
@@ -113,28 +118,28 @@ def import_records(scope: StudyScope, records: Iterable[Mapping[str, Any]], tags
         raise InvalidDocument(f"chunk_bytes must be a positive integer, not {chunk_bytes!r}")
     if isinstance(records, (Mapping, str, bytes)) or not hasattr(records, "__iter__"):
         raise InvalidDocument(f"records must be an iterable of dicts (a list, a generator), not {type(records).__name__}")
-    ids: list[str] = []
+    iid = commits.import_id(scope, key)
+    if key is not None and (done := commits.committed(scope, iid)) is not None:
+        return done
+    commits.begin(scope, iid)
+    docs: list[dict[str, Any]] = []
     pending: list[_Packed] = []
     budget = 0
-    for number, record in enumerate(records):
-        try:
+    with scope.writing_blobs() as put:  # every chunk's intent is held until the commit
+        for number, record in enumerate(records):
             packed = pack_record(record, number, shared, specs)
-        except TensorDBError as exc:
-            if ids:
-                raise type(exc)(f"{exc} (the {len(ids)} records before its chunk were imported)") from exc
-            raise
-        pending.append(packed)
-        budget += packed.nbytes
-        if budget >= chunk_bytes:
-            ids += _write(scope, pending)
-            pending, budget = [], 0
-    if pending:
-        ids += _write(scope, pending)
-    return ids
+            pending.append(packed)
+            budget += packed.nbytes
+            if budget >= chunk_bytes:
+                docs += _chunk_docs(scope, put, pending, iid)
+                pending, budget = [], 0
+        if pending:
+            docs += _chunk_docs(scope, put, pending, iid)
+        return commits.commit(scope, iid, docs)
 
 
-def _write(scope: StudyScope, packed: list[_Packed]) -> list[str]:
-    """One chunk blob (written first, under a write intent) and then the records' documents."""
+def _chunk_docs(scope: StudyScope, put: Any, packed: list[_Packed], iid: str) -> list[dict[str, Any]]:
+    """One chunk blob (written first, under the import's write intents) and the records' documents."""
     parts: list[bytes] = []
     offset = 0
     now = time.time()
@@ -148,15 +153,14 @@ def _write(scope: StudyScope, packed: list[_Packed]) -> list[str]:
             offset += len(payload)
         doc = scope.new_doc(**rec.doc)
         doc["_created"] = now
+        doc["_import"] = iid
         if fields:
             doc["_fields"] = fields
         docs.append(doc)
-    if not parts:
-        return scope.index.insert_many(COLLECTION, docs)
-    body = b"".join(parts)
-    with scope.writing_blobs() as put:
+    if parts:
+        body = b"".join(parts)
         key = put(body)  # the chunk exists before any document points at it
         for doc in docs:
             if "_fields" in doc:
                 doc["_chunk"] = {"key": key, "size": len(body)}
-        return scope.index.insert_many(COLLECTION, docs)
+    return docs
