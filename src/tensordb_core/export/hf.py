@@ -27,7 +27,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from datasets import Array2D, Array3D, Array4D, Array5D, Dataset, Features, Image, List, Value
+from datasets import (
+    Array2D,
+    Array3D,
+    Array4D,
+    Array5D,
+    Dataset,
+    Features,
+    Image,
+    List,
+    Value,
+    are_progress_bars_disabled,
+    disable_progress_bars,
+    enable_progress_bars,
+)
 from datasets.arrow_writer import ArrowWriter
 
 from tensordb_core.export.source import FieldSpec, Page, Schema, as_text
@@ -96,8 +109,13 @@ def write(stage: Path, pages: Iterable[Page], schema: Schema, options: dict[str,
     finally:
         writer.close()
     dataset = Dataset.from_file(str(scratch))
+    quiet = not are_progress_bars_disabled()
+    if quiet:  # the caller's progress callback is the one progress report; datasets' own bar would be a second
+        disable_progress_bars()
     try:
         dataset.save_to_disk(str(stage))
     finally:
+        if quiet:
+            enable_progress_bars()
         del dataset
         scratch.unlink(missing_ok=True)

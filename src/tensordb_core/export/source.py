@@ -176,7 +176,11 @@ def _note_json(spec: FieldSpec | None, name: str, value: Any) -> FieldSpec:
 
 
 def find(db: TensorDB, query: Mapping[str, Any] | None, dataset: str | None, **window: Any) -> DataCursor:
-    """``db.find_data`` with ``dataset=`` passed only when one is named (older handles do not take it)."""
+    """``db.find_data`` with ``dataset=`` passed only when one is named (older handles do not take it).
+
+    Read its documents with ``list(iter(cursor))``: ``list(cursor)`` would ask
+    ``len(cursor)`` first, a count query over every match, on every page.
+    """
     if dataset is None:
         return db.find_data(query, **window)
     return db.find_data(query, dataset=dataset, **window)  # type: ignore[call-arg]
@@ -201,7 +205,7 @@ def scan(db: TensorDB, query: Mapping[str, Any] | None, *, dataset: str | None =
     specs = schema.fields
     low = -1
     while True:
-        docs = list(find(db, _within(query, low), dataset, sort=[("_seq", 1)], limit=page_size))
+        docs = list(iter(find(db, _within(query, low), dataset, sort=[("_seq", 1)], limit=page_size)))
         if not docs:
             break
         for doc in docs:
@@ -253,8 +257,8 @@ def pages(db: TensorDB, query: Mapping[str, Any] | None, schema: Schema, *, data
     low = -1
     while low < schema.seq_bound:
         for _ in range(PAGE_RETRIES):
-            docs = list(find(db, _within(query, low, schema.seq_bound), dataset, sort=[("_seq", 1)],
-                             limit=page_size))
+            docs = list(iter(find(db, _within(query, low, schema.seq_bound), dataset, sort=[("_seq", 1)],
+                             limit=page_size)))
             if not docs:
                 return
             high = int(docs[-1]["_seq"])
