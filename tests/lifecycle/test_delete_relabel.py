@@ -132,3 +132,16 @@ def test_cross_study_view_cannot_delete(db: tdb.TensorDB) -> None:
     with pytest.raises(tdb.TensorDBError):
         db.all_studies().delete_data({})
     assert len(db.find_data()) == 12
+
+
+def test_every_blob_writer_registers_its_index(tmp_path) -> None:
+    """Parameters, architectures and records written alone still register the index with the blob store."""
+    from tensordb_core.store.owners import index_id, registered_indexes
+
+    shared = f"file://{tmp_path / 'blobs'}"
+    for i, write in enumerate([lambda db: db.save_parameters({"w": np.ones(3)}),
+                               lambda db: db.save_model_architecture("x" * 300_000),
+                               lambda db: db.import_records([{"b": b"payload"}])]):
+        with tdb.connect(f"sqlite:///{tmp_path}/i{i}.db", study="s", blobs=shared) as db:
+            write(db)
+            assert index_id(db.index) in registered_indexes(db.blobs)

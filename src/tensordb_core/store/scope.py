@@ -15,13 +15,14 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from tensordb_core.errors import InvalidDocument, TensorDBError
 from tensordb_core.query.filters import validate_query
 from tensordb_core.store.blobkit import content_key, verify_content
+from tensordb_core.store.owners import register_index
 from tensordb_core.store.protocols import BlobStore, IndexStore, new_id
 
 _STUDY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")
@@ -151,6 +152,8 @@ class StudyScope:
     data_collection: str = DATA
     #: The dataset version this view reads (its id), None for the live data.
     version: str | None = None
+    #: Whether this scope's index is registered with its blob store yet (store/owners.py).
+    _registered: bool = field(default=False, repr=False, compare=False)
 
     def query(self, query: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """``query`` validated and restricted to this study (and, in a version's view, to that version)."""
@@ -203,6 +206,9 @@ class StudyScope:
         intents: list[str] = []
 
         def put(data: bytes | bytearray | memoryview) -> str:
+            if not self._registered:  # before this index's first blob can land where another index's gc reads
+                register_index(self.index, self.blobs)
+                self._registered = True
             key = content_key(data)
             intents.extend(self.index.insert_many(INTENTS, [{"key": key, "at": time.time()}]))
             self.blobs.put(key, data)

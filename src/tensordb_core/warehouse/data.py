@@ -30,7 +30,6 @@ from tensordb_core.stream.groups import newest_seq
 from tensordb_core.stream.plan import COLLECTION, PROJECTION
 from tensordb_core.stream.records import record_projection
 from tensordb_core.warehouse import commits
-from tensordb_core.warehouse.maintenance import register_index
 from tensordb_core.warehouse.records import DEFAULT_CHUNK_BYTES, import_records
 
 RESERVED = frozenset({"label"})
@@ -169,7 +168,6 @@ def import_data(
     if key is not None and (done := commits.committed(scope, iid)) is not None:
         return done
     commits.begin(scope, iid)
-    register_index(scope.index, scope.blobs)  # before this index's first chunk can land where another index's gc reads
     docs: list[dict[str, Any]] = []
     start = 0
     with scope.writing_blobs() as put:  # every chunk's intent is held until the commit

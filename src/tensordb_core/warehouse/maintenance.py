@@ -29,15 +29,14 @@ blob store registers there (:func:`register_index`: a marker blob
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from tensordb_core.errors import BlobNotFound, IntegrityError, UnsafeOperation
 from tensordb_core.store.blobkit import verify_content
+from tensordb_core.store.owners import IDENTITY, OWNERS_PREFIX, index_id, register_index, registered_indexes  # noqa: F401 - re-exported
 from tensordb_core.store.protocols import BlobStore, IndexStore
 from tensordb_core.store.scope import DELETION_STALE_S, DELETIONS, INTENTS, MEMBERS
 from tensordb_core.warehouse.commits import PENDING_PREFIX, collect_crashed
@@ -51,10 +50,6 @@ BLOB_FIELDS: dict[str, tuple[str, ...]] = {
     "artifacts": ("parts.key",),
 }
 DEFAULT_GRACE_S = 3600.0
-#: Marker blobs of the indexes that write into a blob store: ``_tensordb/indexes/<index id>`` (docs/FORMAT.md).
-OWNERS_PREFIX = "_tensordb/indexes/"
-#: The index's own identity: one document ``{_id: "index", id: <32 hex>}``, made on first need, never copied.
-IDENTITY = "index_identity"
 #: Keys gc marks, re-checks and deletes at a time.
 DELETE_BATCH = 500
 
@@ -154,46 +149,6 @@ def _referenced_among(index: IndexStore, keys: list[str]) -> set[str]:
 
 class SharedBlobStore(UnsafeOperation):
     """gc refused: other indexes registered with the blob store keep blobs this index cannot see."""
-
-
-def index_id(index: IndexStore) -> str:
-    """This index's identity (32 hex digits), made once and kept in the index itself.
-
-    Why not its URI: one index is reached by several URIs (relative paths,
-    host aliases) and a copy of a warehouse is another index; an id stored
-    in the index follows the index, and ``tensordb copy`` does not carry it.
-    """
-    for _ in range(2):
-        found = next(iter(index.find(IDENTITY, {"_id": "index"}, limit=1)), None)
-        if found is not None:
-            return str(found["id"])
-        try:
-            index.insert_many(IDENTITY, [{"_id": "index", "id": uuid.uuid4().hex, "at": time.time()}])
-        except IntegrityError:  # another process made it first: read theirs
-            continue
-    found = next(iter(index.find(IDENTITY, {"_id": "index"}, limit=1)))
-    return str(found["id"])
-
-
-def register_index(index: IndexStore, blobs: BlobStore) -> str:
-    """Leave this index's marker blob in ``blobs`` (once; cheap after) and return the index id.
-
-    Writers call it before storing their first blob, so a gc reading another
-    index over the same blob store sees that it is shared before any of this
-    index's blobs could look like orphans to it.
-    """
-    me = index_id(index)
-    key = OWNERS_PREFIX + me
-    if not blobs.exists(key):
-        where = getattr(index, "uri", None)
-        shown = where.redacted() if hasattr(where, "redacted") else None
-        blobs.put(key, json.dumps({"index": me, "uri": shown, "at": time.time()}).encode())
-    return me
-
-
-def registered_indexes(blobs: BlobStore) -> set[str]:
-    """The ids of every index registered with ``blobs``."""
-    return {key[len(OWNERS_PREFIX):] for key in blobs.list(OWNERS_PREFIX) if key.startswith(OWNERS_PREFIX)}
 
 
 def _stored_blobs(blobs: BlobStore) -> set[str]:
