@@ -113,7 +113,7 @@ def write(stage: Path, pages: Iterable[Page], schema: Schema, options: dict[str,
             nbytes += batch.nbytes
             while rows >= rows_per_group or nbytes >= ROW_GROUP_BYTES:
                 table = pa.Table.from_batches(buffered, schema=arrow)
-                size = rows_per_group if rows >= rows_per_group else rows
+                size = min(rows_per_group, rows)
                 writer.write_table(table.slice(0, size), row_group_size=size)
                 rest = table.slice(size)
                 buffered, rows = rest.to_batches(), rest.num_rows

@@ -24,7 +24,7 @@ import tarfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -52,33 +52,63 @@ def _npy(value: Any) -> bytes:
     return out.getvalue()
 
 
+#: A tar archive ends with two zero blocks and is padded to a whole record, as tar(1) and Python's tarfile write it.
+_BLOCK, _RECORD = 512, 10240
+
+
+def tar_header(name: str, size: int, mtime: int) -> bytes:
+    """A POSIX ustar header for a regular file (mode 0444); pax for a name over 100 bytes or a size over 8 GiB.
+
+    Written by hand because ``tarfile.TarInfo.tobuf`` costs ~70 us a member,
+    which was half the time of a WebDataset export of small samples.
+    """
+    raw = name.encode()
+    if len(raw) > 100 or size >= 8 ** 11:
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode = size, mtime, 0o444
+        return info.tobuf(tarfile.PAX_FORMAT)
+    header = bytearray(_BLOCK)
+    header[0:len(raw)] = raw
+    header[100:124] = b"0000444\x000000000\x000000000\x00"  # mode, uid, gid
+    header[124:136] = b"%011o\x00" % size
+    header[136:148] = b"%011o\x00" % mtime
+    header[148:156] = b" " * 8  # the checksum is computed with its own field as spaces
+    header[156:157] = b"0"  # a regular file
+    header[257:265] = b"ustar\x0000"
+    header[148:156] = b"%06o\x00 " % sum(header)
+    return bytes(header)
+
+
 class _Shards:
     """The shard being written, and when to start the next one."""
 
     def __init__(self, directory: Path, max_samples: int, max_bytes: int) -> None:
         self.directory, self.max_samples, self.max_bytes = directory, max_samples, max_bytes
         self.number, self.samples, self.nbytes = -1, 0, 0
-        self.tar: tarfile.TarFile | None = None
-        self.mtime = time.time()
+        self.file: BinaryIO | None = None
+        self.mtime = int(time.time())
 
     def add(self, members: list[tuple[str, bytes]]) -> None:
-        if self.tar is None or self.samples >= self.max_samples or self.nbytes >= self.max_bytes:
+        if self.file is None or self.samples >= self.max_samples or self.nbytes >= self.max_bytes:
             self.close()
             self.number += 1
             self.samples = self.nbytes = 0
-            self.tar = tarfile.open(self.directory / f"{self.directory.name}-{self.number:06d}.tar", "w",
-                                    format=tarfile.USTAR_FORMAT)
+            self.file = open(self.directory / f"{self.directory.name}-{self.number:06d}.tar", "wb")  # noqa: SIM115
+        parts = []
         for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = len(data), int(self.mtime), 0o444
-            self.tar.addfile(info, io.BytesIO(data))
-            self.nbytes += 512 + len(data)
+            parts += [tar_header(name, len(data), self.mtime), data, bytes(-len(data) % _BLOCK)]
+        block = b"".join(parts)
+        self.file.write(block)
+        self.nbytes += len(block)
         self.samples += 1
 
     def close(self) -> None:
-        if self.tar is not None:
-            self.tar.close()
-            self.tar = None
+        """End the shard as tar does: two zero blocks, then zeros up to a whole record."""
+        if self.file is not None:
+            end = self.nbytes + 2 * _BLOCK
+            self.file.write(bytes(2 * _BLOCK + (-end % _RECORD)))
+            self.file.close()
+            self.file = None
 
 
 def write(stage: Path, pages: Iterable[Page], schema: Schema, options: dict[str, Any]) -> None:
