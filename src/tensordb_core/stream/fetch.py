@@ -144,7 +144,7 @@ def _precheck(window: Window) -> None:
 
 def _fetch(blobs: BlobStore, refs: FrozenRefs, rows: np.ndarray, cache: ChunkCache | None,
            stats: Any, pool: BufferPool | None) -> Window:
-    plan = plan_fetch(refs, rows)
+    plan = plan_fetch(refs, rows, local=bool(blobs.capabilities.read_into))
     bufs: list[Any] = [None] * len(plan.requests)
     todo: list[int] = []
     for i, (key, start, end) in enumerate(plan.requests):
@@ -176,18 +176,25 @@ def _fetch(blobs: BlobStore, refs: FrozenRefs, rows: np.ndarray, cache: ChunkCac
 
 def _read_pooled(read_into: Callable[..., int], requests: list[tuple[str, int, int | None]], lengths: list[int],
                  pool: BufferPool, pooled: list[bytearray]) -> list[Any]:
-    """Fill pooled buffers with ``read_into`` (a short read leaves a short view: decoding reports it)."""
+    """Fill one pooled buffer, a slice per request, with ``read_into`` (a short read leaves a short view).
+
+    Why one buffer per window: a filtered read makes thousands of small range
+    requests, and a pooled buffer each made the pool's free list (and its
+    best-fit search) thousands long: 1.2 s of 2.2 s for 2,000 ranges.
+    """
+    buf = pool.acquire(sum(lengths))
+    pooled.append(buf)
+    whole = memoryview(buf)
     out: list[Any] = []
+    at = 0
     for (key, start, _end), length in zip(requests, lengths):
-        buf = pool.acquire(length)
-        view = memoryview(buf)[:length]
+        view = whole[at:at + length]
+        at += length
         try:
             n = read_into(key, start, view)
         except BlobNotFound as exc:
-            pool.release([buf])
             out.append(exc)
             continue
-        pooled.append(buf)
         out.append(view[:n])
     return out
 
