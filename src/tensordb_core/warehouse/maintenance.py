@@ -30,16 +30,17 @@ blob store registers there (:func:`register_index`: a marker blob
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tensordb_core.errors import BlobNotFound, IntegrityError, UnsafeOperation
+from tensordb_core.errors import BlobNotFound, IntegrityError, InvalidArgument, UnsafeOperation
 from tensordb_core.store.blobkit import verify_content
 from tensordb_core.store.owners import IDENTITY, OWNERS_PREFIX, index_id, register_index, registered_indexes  # noqa: F401 - re-exported
 from tensordb_core.store.protocols import BlobStore, IndexStore
 from tensordb_core.store.scope import DELETION_STALE_S, DELETIONS, INTENTS, MEMBERS
 from tensordb_core.warehouse.commits import PENDING_PREFIX, collect_crashed
+from tensordb_core.warehouse.compaction import COMPACT_BELOW, compact
 
 #: Where each collection keeps blob keys (a path through an array, like ``parts.key``, names every element's).
 BLOB_FIELDS: dict[str, tuple[str, ...]] = {
@@ -105,8 +106,10 @@ class CheckReport:
         return not (self.dangling or self.corrupted)
 
 
-def check(index: IndexStore, blobs: BlobStore, *, verify: bool = True, grace_s: float = DEFAULT_GRACE_S) -> CheckReport:
-    """Cross-check documents and blobs; with ``verify`` re-hash every referenced blob."""
+def check(index: IndexStore, blobs: BlobStore, *, verify: bool = True, grace_s: float = DEFAULT_GRACE_S,
+          progress: Callable[[int], None] | None = None) -> CheckReport:
+    """Cross-check documents and blobs; with ``verify`` re-hash every referenced blob (``progress(1)`` after each)."""
+    grace_s = check_grace(grace_s)
     report = CheckReport()
     stored = _stored_blobs(blobs)
     report.blobs = len(stored)
@@ -125,6 +128,8 @@ def check(index: IndexStore, blobs: BlobStore, *, verify: bool = True, grace_s: 
                 report.corrupted.append(key)
             except BlobNotFound:
                 report.dangling += [(c, d, key) for c, d in owners]
+        if progress is not None:
+            progress(1)
     report.pending = sorted(stored & recent - refs.keys())
     report.orphans = sorted(stored - refs.keys() - recent)
     return report
@@ -170,15 +175,33 @@ def _delete_batch(index: IndexStore, blobs: BlobStore, keys: list[str], grace_s:
     return gone
 
 
+def check_grace(grace_s: Any) -> float:
+    """``grace_s`` as seconds, or :class:`InvalidArgument` for a negative or non-numeric value."""
+    if isinstance(grace_s, bool) or not isinstance(grace_s, (int, float)) or not grace_s >= 0 \
+            or grace_s == float("inf"):
+        raise InvalidArgument(f"grace must be a finite number of seconds >= 0, not {grace_s!r}")
+    return float(grace_s)
+
+
 def gc(index: IndexStore, blobs: BlobStore, *, grace_s: float = DEFAULT_GRACE_S, dry_run: bool = False,
-       force: bool = False) -> list[str]:
+       force: bool = False, compact_below: float = COMPACT_BELOW,
+       progress: Callable[[int], None] | None = None) -> list[str]:
     """Delete blobs no document references and no live writer announced; returns the deleted keys.
+
+    First it clears the hidden documents of imports that died more than
+    ``grace_s`` ago (warehouse/commits.py) and compacts chunks whose live
+    bytes are under ``compact_below`` of their size (warehouse/compaction.py;
+    0 turns it off; the old chunks then wait out ``grace_s`` for readers).
+    ``progress(n)`` is told of every ``n`` chunks compacted or blobs deleted.
 
     Refuses with :class:`SharedBlobStore` (before listing anything) when
     another index is registered with ``blobs``: its blobs are unreferenced
     here but not unreferenced.  ``force=True`` (``tensordb gc --force``) is for
     a store whose other indexes are gone; it deletes their blobs too.
     """
+    grace_s = check_grace(grace_s)
+    if isinstance(compact_below, bool) or not isinstance(compact_below, (int, float)) or not 0 <= compact_below <= 1:
+        raise InvalidArgument(f"compact_below must be a fraction between 0 and 1, not {compact_below!r}")
     me = register_index(index, blobs)
     others = registered_indexes(blobs) - {me}
     if others and not force:
@@ -190,6 +213,8 @@ def gc(index: IndexStore, blobs: BlobStore, *, grace_s: float = DEFAULT_GRACE_S,
             f"{OWNERS_PREFIX}<id> first.")
     if not dry_run:
         collect_crashed(index, grace_s)  # the hidden documents of imports that died more than grace_s ago
+        if compact_below > 0:
+            compact(index, blobs, below=compact_below, progress=progress)
     stored = _stored_blobs(blobs)          # 1. blobs
     announced = _live_intents(index, grace_s)  # 2. intents
     referenced = {key for _, _, key in referenced_keys(index)}  # 3. documents
@@ -198,7 +223,10 @@ def gc(index: IndexStore, blobs: BlobStore, *, grace_s: float = DEFAULT_GRACE_S,
         return doomed
     deleted: list[str] = []
     for start in range(0, len(doomed), DELETE_BATCH):
-        deleted += _delete_batch(index, blobs, doomed[start : start + DELETE_BATCH], grace_s)
+        batch = _delete_batch(index, blobs, doomed[start : start + DELETE_BATCH], grace_s)
+        deleted += batch
+        if progress is not None:
+            progress(len(batch))
     index.delete_many(INTENTS, {"at": {"$lt": time.time() - grace_s}})
     index.delete_many(DELETIONS, {"at": {"$lt": time.time() - DELETION_STALE_S}})  # a crashed gc's markers
     return deleted

@@ -1,0 +1,71 @@
+"""gc gives the space of deleted samples back: mostly-dead chunks are rewritten, readers of old references finish."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tensordb_core as tdb
+from tensordb_core.stream.batches import read_batch
+from tensordb_core.warehouse import maintenance
+
+N = 200
+
+
+def _stored_bytes(db: tdb.TensorDB) -> int:
+    return sum(db.blobs.size(k) for k in db.blobs.list() if not k.startswith("_tensordb/"))
+
+
+def _fill(db: tdb.TensorDB) -> np.ndarray:
+    X = np.random.default_rng(0).standard_normal((N, 64)).astype(np.float32)  # incompressible: stored raw-ish
+    db.import_data(X, np.arange(N), tags={"split": "train"}, chunk_bytes=20 * X[0].nbytes)
+    return X
+
+
+def test_deleting_90_percent_and_gc_returns_the_space(db: tdb.TensorDB) -> None:
+    X = _fill(db)
+    before = _stored_bytes(db)
+    keep = np.sort(np.random.default_rng(1).choice(N, N // 10, replace=False))
+    assert db.delete_data({"label": {"$nin": keep.tolist()}}) == N - len(keep)
+    assert maintenance.gc(db.index, db.blobs, grace_s=0)
+    after = _stored_bytes(db)
+    assert after < 0.2 * before
+    Xk, yk = db.find_data().arrays()
+    assert np.array_equal(yk, keep) and np.array_equal(Xk, X[keep])
+    report = maintenance.check(db.index, db.blobs, grace_s=0)
+    assert report.ok and report.orphans == []
+
+
+def test_versions_are_repointed_with_the_samples_they_pin(db: tdb.TensorDB) -> None:
+    X = _fill(db)
+    db.save_dataset("few", {"label": {"$lt": 15}})
+    db.delete_data({"label": {"$gte": 5}})  # the version pins 15, the data keeps 5: most chunk bytes are dead
+    maintenance.gc(db.index, db.blobs, grace_s=0)
+    assert np.array_equal(db.find_data(dataset="few").arrays()[0], X[:15])
+    assert np.array_equal(db.find_data().arrays()[0], X[:5])
+    assert maintenance.check(db.index, db.blobs, grace_s=0).ok
+
+
+def test_a_reader_of_the_old_references_finishes_within_the_grace(db: tdb.TensorDB) -> None:
+    X = _fill(db)
+    db.delete_data({"label": {"$gte": 6}})
+    planned = list(db.index.find("data", db.scope.query()))  # a reader planned its reads before gc
+    maintenance.gc(db.index, db.blobs, grace_s=60)
+    assert [d["_x"]["key"] for d in db.find_data()] != [d["_x"]["key"] for d in planned]  # repointed
+    assert np.array_equal(read_batch(db.blobs, planned).X, X[:6])  # the old chunks wait out the grace
+    maintenance.gc(db.index, db.blobs, grace_s=0)
+    assert np.array_equal(db.find_data().arrays()[0], X[:6])
+
+
+def test_bad_grace_is_a_typed_error_and_deletes_nothing(db: tdb.TensorDB) -> None:
+    _fill(db)
+    db.delete_data({})
+    keys = set(db.blobs.list())
+    for grace in (-1, float("nan"), float("inf"), "10", None, True):
+        with pytest.raises(tdb.InvalidArgument):
+            maintenance.gc(db.index, db.blobs, grace_s=grace)
+        with pytest.raises(tdb.InvalidArgument):
+            maintenance.check(db.index, db.blobs, grace_s=grace)
+    with pytest.raises(tdb.InvalidArgument):
+        maintenance.gc(db.index, db.blobs, compact_below=2)
+    assert set(db.blobs.list()) == keys
