@@ -106,10 +106,13 @@
       results.replaceChildren(el("div", { class: "scroll" }, TDB.table(columns, answer.runs, { empty: "no runs match", cls: "runs-table" })), note);
     }
 
+    let generation = 0;  // ticking boxes quickly starts overlapping fetches: only the newest one draws
     async function drawCompare() {
+      const mine = ++generation;
       const runs = current.filter((r) => selected.has(r.id));
       if (!runs.length) { compare.replaceChildren(); return; }
       const curves = await curvesOf(study, runs);
+      if (mine !== generation) return;
       compare.replaceChildren(
         TDB.section(`Learning curves · ${runs.length} run(s)`, chartPanel(curves, { emptyText: "these runs logged no metrics" })),
         TDB.section("Params, side by side", paramsDiff(runs)));
