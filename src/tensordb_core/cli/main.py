@@ -89,10 +89,11 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from tensordb_core.cli.progress import progress
     from tensordb_core.warehouse.maintenance import check
 
-    with open_warehouse(args) as db:
-        report = check(db.index, db.blobs, verify=not args.no_verify, grace_s=args.grace)
+    with open_warehouse(args) as db, progress("checking", None, unit="blobs") as advance:
+        report = check(db.index, db.blobs, verify=not args.no_verify, grace_s=args.grace, progress=advance)
     print(f"documents referencing blobs: {report.documents}; blobs stored: {report.blobs}")
     for collection, doc_id, key in report.dangling:
         print(f"DANGLING  {collection} {doc_id} -> missing blob {key}")
@@ -107,10 +108,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
+    from tensordb_core.cli.progress import progress
     from tensordb_core.warehouse.maintenance import gc
 
-    with open_warehouse(args) as db:
-        doomed = gc(db.index, db.blobs, grace_s=args.grace, dry_run=args.dry_run, force=args.force)
+    with open_warehouse(args) as db, progress("collecting", None, unit="chunks and blobs") as advance:
+        doomed = gc(db.index, db.blobs, grace_s=args.grace, dry_run=args.dry_run, force=args.force, progress=advance)
     print(f"{'would delete' if args.dry_run else 'deleted'} {len(doomed)} orphan blob(s)")
     return 0
 
@@ -303,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     from tensordb_core.cli.runs import add_runs_parser
 
     add_runs_parser(sub, common)
+
+    from tensordb_core.cli.lifecycle import add_lifecycle_parser
+
+    add_lifecycle_parser(sub, common)  # tensordb delete | relabel | datasets list|show|drop (cli/lifecycle.py)
 
     from tensordb_core.cli.export import add_export_parser
 

@@ -11,12 +11,14 @@ from typing import Any
 
 from tensordb_core.loop.deployer import DEFAULT_ALIAS
 from tensordb_core.loop.worker import WORKERS, find_workers
-from tensordb_core.warehouse import aliases, data, jobs, logs, models, params
+from tensordb_core.warehouse import aliases, data, datasets, jobs, lifecycle, logs, models, params
 from tensordb_core.warehouse.handle import TensorDB
 from tensordb_core.warehouse.params import numeric
 
 COLLECTIONS = (data.COLLECTION, models.COLLECTION, params.COLLECTION, jobs.COLLECTION, logs.COLLECTION,
-               aliases.COLLECTION, aliases.HISTORY, WORKERS)
+               aliases.COLLECTION, aliases.HISTORY, WORKERS, datasets.DATASETS)
+#: How many of the newest deletes and relabels the status shows.
+RECENT_CHANGES = 5
 
 
 def study_status(db: TensorDB, *, metric: str = "test_acc", mode: str = "max") -> dict[str, Any]:
@@ -38,6 +40,8 @@ def study_status(db: TensorDB, *, metric: str = "test_acc", mode: str = "max") -
         "metric": metric,
         "best": _model(best),
         "deployed": _model(deployed),
+        "changes": [{k: a.get(k) for k in ("action", "collection", "query", "count", "who", "at")}
+                    for a in lifecycle.recent(scope, RECENT_CHANGES)],
     }
 
 
@@ -71,4 +75,9 @@ def format_status(status: dict[str, Any]) -> str:
             value = m["metrics"].get(metric)
             shown = f"{value:.4f}" if isinstance(value, (int, float)) else "-"
             lines.append(f"{label + ':':<10} {m['id']}  {metric} {shown}  job {m['job'] or '-'}  step {m['step']}")
+    changes = status.get("changes") or []
+    lines.append(f"changes:   {'none (no delete or relabel yet)' if not changes else 'newest first'}")
+    for c in changes:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(c["at"])) if c.get("at") else "-"
+        lines.append(f"  {when}  {c['action']:<12} {c['collection']:<8} {c['count']:>7}  by {c['who']}  {c['query']}")
     return "\n".join(lines)
