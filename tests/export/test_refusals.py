@@ -11,9 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import tensordb_core as tdb
 from tensordb_core.errors import (
     DocumentNotFound,
     InvalidArgument,
+    InvalidDocument,
     OutputExists,
     OutputNotWritable,
 )
@@ -41,6 +43,15 @@ def test_bad_arguments_are_refused_with_nothing_written(xy, tmp_path, kwargs):
     with pytest.raises(InvalidArgument):
         export_data(xy.db, tmp_path / "out", **kwargs)
     assert _listing(tmp_path) == []
+
+
+def test_a_field_named_like_a_companion_column_is_refused(tmp_path):
+    with tdb.connect(tmp_path / "w", study="s") as db:
+        db.import_records([{"tokens": np.arange(n), "tokens_shape": "mine"} for n in (2, 3)])
+        with pytest.raises(InvalidDocument, match="tokens_shape"):
+            export_data(db, tmp_path / "out.parquet", format="parquet")
+        export_data(db, tmp_path / "out.parquet", format="parquet", fields=["tokens"])
+    assert _listing(tmp_path) == ["out.parquet", "w"]
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))

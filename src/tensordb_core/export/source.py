@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 #: Segment codecs that hold a numpy array (the rest are media: jpeg, png, bytes).
 ARRAY_CODECS = ("none", "lz4")
+#: Columns some formats write beside a ragged or media field NAME (NAME_offsets, NAME_shapes, NAME_shape).
+COMPANION_SUFFIXES = ("_offsets", "_shapes", "_shape")
 #: How many times a page is re-read when the warehouse changed between its two reads.
 PAGE_RETRIES = 3
 
@@ -230,7 +232,18 @@ def scan(db: TensorDB, query: Mapping[str, Any] | None, *, dataset: str | None =
         if unknown:
             raise InvalidArgument(f"fields {unknown} are in no matching sample; the samples have {sorted(specs)}")
         schema.fields = {name: specs[name] for name in fields}
+    _check_companions(schema)
     return schema
+
+
+def _check_companions(schema: Schema) -> None:
+    """Refuse a field named like another's companion column (``tokens_shape`` beside a ragged ``tokens``)."""
+    for spec in schema.fields.values():
+        if spec.kind in ("image", "bytes") or spec.ragged or not spec.complete(schema.count):
+            for suffix in COMPANION_SUFFIXES:
+                if f"{spec.name}{suffix}" in schema.fields:
+                    raise InvalidDocument(f"field {spec.name}{suffix!s} would collide with the {suffix} column "
+                                          f"exported beside {spec.name!r}: leave one out with fields=[...]")
 
 
 def check_fields(fields: Any) -> list[str] | None:
