@@ -240,6 +240,9 @@ class FrozenRefs:
         self.span_start = np.where(self.has_y, np.minimum(self.x_off, self.y_off), self.x_off)
         self.span_end = np.where(self.has_y, np.maximum(x_end, y_end), x_end)
         self.labels = label_array(table.labels)
+        #: Rows whose input segment passed its crc32 in this process (see fetch._precheck): later epochs
+        #: over this snapshot skip the check.  Written by one fetch thread at a time.
+        self.verified = np.zeros(n, dtype=bool)
         #: The one input format of every row, when there is one (the common case: no per-batch check needed).
         self.x_format = self.formats[int(self.x_fmt[0])] if n and not self.bad and len(
             {int(f) for f in np.unique(self.x_fmt)}) == 1 else None
