@@ -60,3 +60,10 @@ def test_an_existing_path_needs_overwrite(warehouse, tmp_path, capsys):
     assert main(["export", *warehouse, "--format", "npz", "--overwrite", str(out)]) == 0
     with np.load(out) as z:
         assert z["x"].shape == (30, 2)
+
+
+def test_no_warehouse_there_is_one_line_and_creates_nothing(tmp_path, capsys):
+    where = tmp_path / "typo"
+    assert main(["export", "--uri", str(where), "--format", "npz", str(tmp_path / "out.npz")]) == 2
+    assert "no warehouse at" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
