@@ -80,6 +80,8 @@ def test_a_non_empty_directory_is_refused_and_an_empty_one_is_used(xy, tmp_path)
         export_data(xy.db, tmp_path / "full", format="webdataset")
     assert _listing(tmp_path / "full") == ["mine.txt"]
     (tmp_path / "empty").mkdir()
+    with pytest.raises(OutputExists):  # a file format never replaces a directory unasked
+        export_data(xy.db, tmp_path / "empty", format="npz")
     export_data(xy.db, tmp_path / "empty", format="webdataset")
     assert _listing(tmp_path / "empty") == ["empty-000000.tar"]
 

@@ -116,7 +116,7 @@ def export_data(db: TensorDB, path: str | os.PathLike[str], query: Mapping[str, 
         raise InvalidArgument(f"page_size must be a positive integer, not {page_size!r}")
     if dataset is not None and (not isinstance(dataset, str) or not dataset):
         raise InvalidArgument(f"dataset must be a dataset version's name, not {dataset!r}")
-    target = check_target(path, overwrite=bool(overwrite))
+    target = check_target(path, overwrite=bool(overwrite), directory=fmt.directory)
     write = fmt.writer()
     schema = scan(db, query, dataset=dataset, fields=names, page_size=page_size)
     source = pages(db, query, schema, dataset=dataset, page_size=page_size)

@@ -20,16 +20,17 @@ from pathlib import Path
 from tensordb_core.errors import OutputExists, OutputNotWritable
 
 
-def check_target(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
+def check_target(path: str | os.PathLike[str], *, overwrite: bool, directory: bool) -> Path:
     """The resolved output path, after checking it may be written; nothing is created here.
 
-    Raises :class:`OutputExists` for an existing file or non-empty directory
-    (unless ``overwrite``) and :class:`OutputNotWritable` when its parent
-    directory is missing or not writable.
+    Raises :class:`OutputExists` for anything already there (unless
+    ``overwrite``) except an empty directory where the format writes a
+    directory, and :class:`OutputNotWritable` when the parent directory is
+    missing or not writable.
     """
     target = Path(os.fspath(path)).expanduser().absolute()
     if target.exists() or target.is_symlink():
-        empty_dir = target.is_dir() and not target.is_symlink() and not any(target.iterdir())
+        empty_dir = directory and target.is_dir() and not target.is_symlink() and not any(target.iterdir())
         if not empty_dir and not overwrite:
             raise OutputExists(f"{target} already exists: choose a new path, or pass overwrite=True "
                                "(--overwrite) to replace it")
