@@ -90,6 +90,7 @@ def test_run_page_shows_curves_and_artifacts(server, page, filled) -> None:
     expect(page.locator("#title")).to_have_text("Run mlp-lr0.1")
     expect(page.locator("#artifacts .artifact")).to_have_count(4)
     expect(page.locator(".artifact[data-name='notes.txt'] pre")).to_contain_text("training log of lr=0.1")
+    assert "null" not in page.locator("#content").inner_text()  # an absent job shows nothing, not "null"
     page.wait_for_load_state("networkidle")
 
 

@@ -142,14 +142,16 @@
       }
       artifactsList.append(item);
     }
-    content.replaceChildren(
-      el("div", { class: "stats" }, TDB.stat("status", r.status), TDB.stat("duration", TDB.fmtDuration(r.duration_s)),
+    content.replaceChildren(...[
+      el("div", { class: "stats" }, el("div", { class: `stat status-${r.status === "finished" ? "done" : r.status === "running" ? "running" : "dead"}` },
+        el("div", { class: "stat-value", text: r.status }), el("div", { class: "stat-label", text: "status" })), TDB.stat("duration", TDB.fmtDuration(r.duration_s)),
         TDB.stat("started", TDB.fmtTime(r.started)), TDB.stat("user@host", `${r.user || "?"}@${r.host || "?"}`)),
       r.error ? el("div", { class: "error", text: r.error }) : null,
       TDB.section("Learning curves", chartPanel(byName, { emptyText: "this run logged no metrics" })),
       el("div", { class: "two" }, TDB.section("Params", kv(r.params)), TDB.section("Latest metrics", kv(r.metrics))),
       TDB.section("Tags", kv(r.tags)),
       r.job_doc ? TDB.section("Job", el("pre", { class: "json", text: JSON.stringify(r.job_doc.spec, null, 1) })) : null,
-      TDB.section(`Artifacts (${r.artifacts.length})`, r.artifacts.length ? artifactsList : el("div", { class: "muted", text: "no artifacts" })));
+      TDB.section(`Artifacts (${r.artifacts.length})`, r.artifacts.length ? artifactsList : el("div", { class: "muted", text: "no artifacts" })),
+    ].filter(Boolean));
   };
 })();
