@@ -106,3 +106,12 @@ def test_a_failure_while_writing_leaves_the_old_content_and_no_partial_files(xy,
         export_data(xy.db, path, format=fmt, overwrite=True, page_size=32, progress=interrupted)
     assert path.read_bytes() == b"the previous export" and _listing(tmp_path) == ["out"]
 
+
+
+def test_a_format_whose_library_is_missing_names_the_extra_to_install():
+    from tensordb_core.errors import MissingDependency
+    from tensordb_core.export import Format
+
+    missing = Format("lance", "tensordb_core.export.npz", directory=True, requires=("no_such_library_for_tensordb",))
+    with pytest.raises(MissingDependency, match=r"pip install 'tensordb\[export\]'"):
+        missing.writer()

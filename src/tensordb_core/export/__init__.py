@@ -44,7 +44,7 @@ class Format:
     summary: str = ""
 
     def writer(self) -> Callable[..., None]:
-        """The module's ``write(stage, pages, schema, options, advance)``; :class:`MissingDependency` names the extra."""
+        """The module's ``write(stage, pages, schema, options)`` (``MissingDependency`` names the extra to install)."""
         for requirement in self.requires:
             try:
                 importlib.import_module(requirement)
