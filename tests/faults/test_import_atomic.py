@@ -12,7 +12,6 @@ once, and a second retry must return the same ids.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import time
@@ -65,16 +64,15 @@ def kill_trial(procs: Any, uri: str, trial: int, rng: random.Random) -> None:
     parent.recv()
     if kill_at is None:
         time.sleep(rng.uniform(0.0, 0.3))
-        os.kill(proc.pid, signal.SIGKILL)
     else:
         deadline = time.monotonic() + 30
         while proc.is_alive() and not parent.poll(0.01) and time.monotonic() < deadline:
             pass
-        if proc.is_alive():
-            os.kill(proc.pid, signal.SIGKILL)
+    if proc.is_alive():
+        proc.kill()
     proc.join(10)
     parent.close()
-    assert proc.exitcode == -signal.SIGKILL
+    assert proc.exitcode == -signal.SIGKILL, f"trial {trial}: the importer exited with {proc.exitcode}, not killed"
 
 
 def test_killed_imports_are_all_or_nothing_and_retries_do_not_duplicate(warehouse: str, procs, trials,
