@@ -150,7 +150,11 @@ def test_a_query_in_the_data_browser_filters_the_thumbnails(server, page) -> Non
     page.click("form.query-form button")
     expect(samples).to_have_count(8)
     page.wait_for_load_state("networkidle")
+    assert "null" not in page.locator("#content").inner_text()
     snapshot(page, "data")
+    page.click("#datasets a:text('squares-v1')")  # a dataset version's pinned samples
+    expect(page.locator("#dataset-chip")).to_contain_text("squares-v1")
+    expect(samples).to_have_count(6)
 
 
 def test_models_page_shows_aliases_history_and_lineage(server, page) -> None:

@@ -125,10 +125,10 @@
     }
     function draw(answer) {
       const pages = Math.max(1, Math.ceil(answer.total / answer.per_page));
-      pager.replaceChildren(el("button", { text: "‹ prev", disabled: page <= 1, onclick: () => { page -= 1; load(); } }),
+      pager.replaceChildren(el("span", { class: "pager-buttons" }, el("button", { text: "‹ prev", disabled: page <= 1, onclick: () => { page -= 1; load(); } }),
         el("span", { class: "muted", text: ` page ${page} of ${pages} · ${answer.total} sample(s) ` }),
         dataset ? el("span", { class: "chip big", id: "dataset-chip" }, `dataset ${dataset} `, el("a", { href: pagePath(study, "/data"), text: "×", title: "all samples" })) : null,
-        el("button", { text: "next ›", disabled: page >= pages, onclick: () => { page += 1; load(); } }));
+        el("button", { text: "next ›", disabled: page >= pages, onclick: () => { page += 1; load(); } })));
       grid.replaceChildren(...answer.samples.map((s) => {
         const fields = Object.entries(s.fields);
         const images = fields.filter(([, f]) => f.thumbnail).map(([name, f]) => el("figure", {},

@@ -37,7 +37,7 @@
     const names = Object.keys(curvesByName).sort();
     const holder = el("div", { class: "chart", id: "chart" });
     if (!names.length) return el("div", { class: "muted", text: emptyText });
-    const prefer = names.find((n) => /valid_acc|acc$/.test(n)) || names.find((n) => n === "loss") || names[0];
+    const prefer = ["valid_acc", "test_acc", "acc", "loss"].find((n) => names.includes(n)) || names[0];
     const select = el("select", { id: "metric", onchange: redraw }, names.map((n) => el("option", { value: n, text: n, selected: n === prefer })));
     const logBox = el("input", { type: "checkbox", id: "logscale", onchange: redraw });
     const panel = el("div", { class: "chart-panel" },
