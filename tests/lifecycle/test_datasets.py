@@ -110,3 +110,14 @@ def test_records_versions_read_pinned_json_fields(db: tdb.TensorDB) -> None:
     assert recs[5]["image"].tolist() == [[5, 5], [5, 5]]
     batches = list(db.data_generator(dataset="r", batch_size=6, shuffle=False))
     assert batches[0]["caption"] == [f"c{i}" for i in range(6)]
+
+
+def test_gc_removes_members_of_a_version_whose_drop_died(db: tdb.TensorDB) -> None:
+    _import(db)
+    db.save_dataset("keep")
+    db.save_dataset("gone")
+    db.delete_data({})
+    doc = db.index.find(datasets.DATASETS, {"name": "gone"}).__iter__().__next__()
+    db.index.delete_many(datasets.DATASETS, {"_id": doc["_id"]})  # as a drop killed after its first delete leaves it
+    maintenance.gc(db.index, db.blobs, grace_s=0)
+    assert db.index.count(MEMBERS) == 20 and len(db.find_data(dataset="keep").arrays()[0]) == 20

@@ -70,7 +70,7 @@ def save_dataset(scope: StudyScope, name: str, query: Mapping[str, Any] | None =
         raise InvalidArgument(f"description must be a string, not {type(description).__name__}")
     version = new_id()
     doc = scope.new_doc(_id=f"{study}:{name}", name=name, version=version, query=json.dumps(query or {}, default=str),
-                        description=description, who=who(), created=time.time(), state="saving", count=0, last=0)
+                        description=description, who=who(), created=time.time(), state="saving", count=0)
     try:
         scope.index.insert_many(DATASETS, [doc])
     except IntegrityError as exc:
@@ -78,10 +78,8 @@ def save_dataset(scope: StudyScope, name: str, query: Mapping[str, Any] | None =
                             "(db.drop_dataset / tensordb datasets drop) or choose another name") from exc
     try:
         count = _pin(scope, version, {"$and": [q, {"_seq": {"$lte": newest_seq(scope)}}]})
-        last = next((int(d["_seq"]) for d in scope.index.find(
-            MEMBERS, {"_dataset": version}, sort=[("_seq", -1)], limit=1, projection={"_seq": 1})), 0)
         scope.index.update_many(DATASETS, {"_id": doc["_id"], "version": version},
-                                {"$set": {"state": "ready", "count": count, "last": last}})
+                                {"$set": {"state": "ready", "count": count}})
     except BaseException:
         _remove(scope, doc["_id"], version)
         raise
@@ -148,7 +146,9 @@ def open_version(scope: StudyScope, name: str) -> tuple[StudyScope, dict[str, An
     doc = _doc(scope, name)
     if doc.get("state") != "ready":
         raise DatasetNotFound(f"dataset {name!r} is incomplete (its save was interrupted): drop it and save again")
-    return scope.pinned(doc["version"]), {**_info(doc), "last": int(doc.get("last") or 0)}
+    last = next((int(d["_seq"]) for d in scope.index.find(  # asked, not stored: a copied index renumbers _seq
+        MEMBERS, {"_dataset": doc["version"]}, sort=[("_seq", -1)], limit=1, projection={"_seq": 1})), 0)
+    return scope.pinned(doc["version"]), {**_info(doc), "last": last}
 
 
 def stream_args(scope: StudyScope, name: str, kwargs: Mapping[str, Any]) -> tuple[StudyScope, dict[str, Any]]:
@@ -164,5 +164,28 @@ def stream_args(scope: StudyScope, name: str, kwargs: Mapping[str, Any]) -> tupl
     return view, {**kwargs, "as_of": info["last"]}
 
 
-__all__ = ["DATASETS", "MEMBERS", "DatasetExists", "DatasetNotFound", "dataset_info", "drop_dataset", "list_datasets",
-           "open_version", "save_dataset", "stream_args"]
+def collect_orphan_members(index: Any) -> int:
+    """Delete members whose version has no document (a drop that died between its two deletes); gc calls it.
+
+    A save writes its version document before its first member, so a save in
+    progress never looks orphaned.
+    """
+    known = {d["version"] for d in index.find(DATASETS, {}, projection={"version": 1})}
+    orphaned = {m["_dataset"] for m in index.find(MEMBERS, {}, projection={"_dataset": 1}, batch_size=PIN_BATCH)
+                if m.get("_dataset") not in known}
+    return sum(index.delete_many(MEMBERS, {"_dataset": version}) for version in orphaned)
+
+
+__all__ = [
+    "DATASETS",
+    "MEMBERS",
+    "DatasetExists",
+    "DatasetNotFound",
+    "collect_orphan_members",
+    "dataset_info",
+    "drop_dataset",
+    "list_datasets",
+    "open_version",
+    "save_dataset",
+    "stream_args",
+]

@@ -41,6 +41,7 @@ from tensordb_core.store.protocols import BlobStore, IndexStore
 from tensordb_core.store.scope import DELETION_STALE_S, DELETIONS, INTENTS, MEMBERS
 from tensordb_core.warehouse.commits import PENDING_PREFIX, collect_crashed
 from tensordb_core.warehouse.compaction import COMPACT_BELOW, compact
+from tensordb_core.warehouse.datasets import collect_orphan_members
 
 #: Where each collection keeps blob keys (a path through an array, like ``parts.key``, names every element's).
 BLOB_FIELDS: dict[str, tuple[str, ...]] = {
@@ -213,6 +214,7 @@ def gc(index: IndexStore, blobs: BlobStore, *, grace_s: float = DEFAULT_GRACE_S,
             f"{OWNERS_PREFIX}<id> first.")
     if not dry_run:
         collect_crashed(index, grace_s)  # the hidden documents of imports that died more than grace_s ago
+        collect_orphan_members(index)  # members of versions whose drop died half-way
         if compact_below > 0:
             compact(index, blobs, below=compact_below, progress=progress)
     stored = _stored_blobs(blobs)          # 1. blobs
