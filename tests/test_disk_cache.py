@@ -11,7 +11,7 @@ import pytest
 
 import tensordb_core as tdb
 from tensordb_core.stream.batches import InvalidStreamArgument
-from tensordb_core.stream.disk_cache import DiskCacheError, DiskCachedBlobs, DiskChunkCache
+from tensordb_core.stream.disk_cache import DiskCachedBlobs, DiskCacheError, DiskChunkCache
 
 
 def _chunk(i: int, size: int = 1000) -> tuple[str, bytes]:

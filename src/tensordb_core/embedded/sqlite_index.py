@@ -51,6 +51,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from tensordb_core.embedded import sql_filter as sf
+from tensordb_core.embedded.jsondocs import fresh_projection, stored_json
 from tensordb_core.errors import (
     BackendError,
     BackendUnavailable,
@@ -64,14 +65,12 @@ from tensordb_core.format import jsontext
 from tensordb_core.query.filters import (
     check_collection,
     check_window,
-    compile_projection,
     compile_query,
     compile_update,
     sort_key,
     validate_query,
     validate_sort,
 )
-from tensordb_core.query.values import check_document
 from tensordb_core.store.kit.cursors import IteratorCursor
 from tensordb_core.store.kit.options import Option, OptionSet, one_of, seconds, whole
 from tensordb_core.store.protocols import Document, IndexCapabilities, new_id
@@ -80,25 +79,7 @@ from tensordb_core.store.uri import StoreURI
 DEFAULT_PAGE = 256
 
 
-def _fresh_projection(projection: Any) -> Callable[[Document], Document]:
-    """Project documents this store has just parsed from JSON, without copying them.
 
-    Why: ``compile_projection`` deep-copies what it keeps (callers may hand it
-    shared documents), but every document here is a new object no one else
-    holds, so the copy only costs: it was ~40% of the stream's per-document
-    index cost.  Top-level inclusions (the stream's projection) become one dict
-    comprehension in the document's own order, as ``_include`` orders them;
-    anything else goes through ``compile_projection`` (which also validates).
-    """
-    project = compile_projection(projection)
-    if projection is None or not projection:
-        return lambda doc: doc
-    flags = dict(projection)
-    included = [p for p, f in flags.items() if p != "_id"]
-    if not included or any("." in path for path in flags) or any(flags[p] != 1 for p in included):
-        return project
-    keep = frozenset(p for p, f in flags.items() if f == 1) | ({"_id"} if flags.get("_id", 1) == 1 else set())
-    return lambda doc: {k: v for k, v in doc.items() if k in keep}
 #: The index's options (keywords, else the URI's query): parsed by the kit's one option parser.
 OPTIONS = OptionSet(
     "SQLite index option",
@@ -392,7 +373,7 @@ class SQLiteIndexStore:
         batch_size: int | None = None,
     ) -> IteratorCursor:
         check_collection(collection)
-        checked, spec, project = validate_query(query), validate_sort(sort), _fresh_projection(projection)
+        checked, spec, project = validate_query(query), validate_sort(sort), fresh_projection(projection)
         check_window(limit, skip, batch_size)
 
         def rows() -> Iterator[Document]:
@@ -452,12 +433,14 @@ class SQLiteIndexStore:
     # protocol: writes -----------------------------------------------------------------------
     def insert_many(self, collection: str, docs: Sequence[Mapping[str, Any]]) -> list[str]:
         check_collection(collection)
-        checked = [check_document(d, f"document {i}") for i, d in enumerate(docs)]
-        ids = [d.get("_id") or new_id() for d in checked]
         try:
-            rows = [(doc_id, self._dump(d)) for doc_id, d in zip(ids, checked)]
-        except ValueError as exc:  # pragma: no cover - check_document already refused non-JSON values
-            raise InvalidDocument(str(exc)) from exc
+            stored = [stored_json(d, f"document {i}") for i, d in enumerate(docs)]
+        except ValueError as exc:
+            if isinstance(exc, InvalidDocument):
+                raise
+            raise InvalidDocument(str(exc)) from exc  # pragma: no cover - the checks refused non-JSON values
+        ids = [doc_id or new_id() for doc_id, _ in stored]
+        rows = [(doc_id, body) for doc_id, (_, body) in zip(ids, stored)]
         if not rows:
             return []
         if len(set(ids)) != len(ids):

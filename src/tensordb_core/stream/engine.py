@@ -247,7 +247,7 @@ class Engine:
             self._put(self.windows, _Marker("error", exc))
 
     def _produce(self) -> None:
-        cfg, st = self.cfg, self.state
+        cfg = self.cfg
         q = self.scope.query(cfg.query)
         key, (table, scanned) = self._borrow_table(q)
         try:
