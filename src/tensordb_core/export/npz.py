@@ -123,22 +123,21 @@ def write(stage: Path, pages: Iterable[Page], schema: Schema, options: dict[str,
     """Write ``stage`` (a file path) as an ``.npz`` holding every field's arrays and ``_id``."""
     scratch = stage.parent / "npz-scratch"
     scratch.mkdir()
+    columns: list[_Column] = []
     try:
-        fields = [_Field(spec, schema.count, scratch) for spec in schema.fields.values()]
         ids = _Column(scratch, "_id", np.dtype(f"<U{schema.id_len}"))
+        fields = [_Field(spec, schema.count, scratch) for spec in schema.fields.values()]
+        columns = [ids, *(col for f in fields for col in f.columns)]
         for page in pages:
             ids.append(np.asarray(page.ids, dtype=ids.dtype))
             for f in fields:
                 f.add([rec.get(f.spec.name) for rec in page.records])
         with zipfile.ZipFile(stage, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-            ids.finish(archive)
-            for f in fields:
-                for col in f.columns:
-                    col.finish(archive)
+            for col in columns:
+                col.finish(archive)
             layout = {"samples": ids.rows, "fields": {f.spec.name: f.describe() for f in fields}}
             archive.writestr("_schema.json", json.dumps(layout, indent=1))
     finally:
-        for f in locals().get("fields", []):
-            for col in f.columns:
-                col.file.close()
+        for col in columns:
+            col.file.close()
         shutil.rmtree(scratch, ignore_errors=True)
