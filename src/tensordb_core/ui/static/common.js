@@ -58,6 +58,12 @@ TDB.fmtValue = function (v) {
   if (typeof v === "object") return JSON.stringify(v);
   return String(v);
 };
+/* A JSON value in a table cell: shortened to max characters, the whole value in the tooltip. */
+TDB.jsonCell = function (value, max) {
+  if (value === undefined || value === null) return "–";
+  const text = typeof value === "string" ? value : JSON.stringify(value), limit = max || 100;
+  return TDB.el("code", { class: "json-cell", title: text.length > limit ? text : null, text: text.length > limit ? text.slice(0, limit - 1) + "…" : text });
+};
 TDB.shortId = (id) => (typeof id === "string" ? id.slice(-8) : "–");
 TDB.badge = (status) => TDB.el("span", { class: `badge ${status || "none"}`, text: status || "–" });
 

@@ -77,14 +77,14 @@
       jobsBox.replaceChildren(TDB.table([
         { key: "id", label: "job", cell: (j) => el("code", { title: j.id, text: TDB.shortId(j.id) }) },
         { key: "status", label: "status", cell: (j) => TDB.badge(j.status) },
-        { key: "spec", label: "spec", value: (j) => JSON.stringify(j.spec), cell: (j) => el("code", { class: "spec", text: JSON.stringify(j.spec) }) },
-        { key: "tags", label: "tags", value: (j) => JSON.stringify(j.tags) },
+        { key: "spec", label: "spec", value: (j) => JSON.stringify(j.spec), cell: (j) => TDB.jsonCell(j.spec, 90) },
+        { key: "tags", label: "tags", value: (j) => JSON.stringify(j.tags), cell: (j) => TDB.jsonCell(j.tags, 40) },
         { key: "worker", label: "worker" },
         { key: "lease_until", label: "lease", cell: (j) => j.status === "running" && j.lease_until ? `${Math.round(j.lease_until - Date.now() / 1000)} s left` : "–" },
         { key: "heartbeat", label: "heartbeat", cell: (j) => TDB.fmtAgo(j.heartbeat) },
         { key: "attempts", label: "attempts", cls: "num", cell: (j) => `${j.attempts}/${j.max_attempts}` },
         { key: "created", label: "queued", cell: (j) => TDB.fmtTime(j.created) },
-        { key: "result", label: "result", value: (j) => j.result === null ? null : JSON.stringify(j.result) },
+        { key: "result", label: "result", value: (j) => j.result === null ? null : JSON.stringify(j.result), cell: (j) => TDB.jsonCell(j.result, 70) },
       ], q.jobs, { empty: status ? `no ${status} jobs` : "the queue is empty", cls: "jobs-table" }));
       workersBox.replaceChildren(TDB.table([
         { key: "name", label: "worker" }, { key: "role", label: "role" },
