@@ -70,6 +70,13 @@ def test_binary_fields_of_records_are_immutable(db: tdb.TensorDB) -> None:
     assert db.find_data().records()[0]["caption"] == "b"
 
 
+def test_array_labels_are_immutable(db: tdb.TensorDB) -> None:
+    db.import_data(np.zeros((3, 2), np.float32), np.ones((3, 4), np.float32))
+    with pytest.raises(tdb.InvalidQuery, match="binary field"):
+        db.update_data({}, {"$set": {"label": 1}})
+    assert db.find_data().arrays()[1].shape == (3, 4)
+
+
 def test_bad_queries_are_typed_and_delete_nothing(db: tdb.TensorDB) -> None:
     _import(db)
     with pytest.raises(tdb.InvalidQuery):

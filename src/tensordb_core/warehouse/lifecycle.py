@@ -99,8 +99,10 @@ def update_data(scope: StudyScope, query: Mapping[str, Any] | None, update: Mapp
     checked = check_update(update)
     q = scope.query(query)
     for path in {p.split(".")[0] for fields in checked.values() for p in fields}:
-        if scope.index.count(DATA, {"$and": [q, {f"_fields.{path}": {"$exists": True}}]}):
-            raise InvalidQuery(f"{path!r} is a binary field of matching records: payloads are immutable")
+        binary = {"_y": {"$exists": True}} if path == "label" else {f"_fields.{path}": {"$exists": True}}
+        if scope.index.count(DATA, {"$and": [q, binary]}):
+            raise InvalidQuery(f"{path!r} is a binary field (an array label or a record's payload) of matching "
+                               "samples: payloads are immutable")
     count = scope.index.update_many(DATA, q, checked)
     record(scope, "relabel", DATA, query, count, update=json.dumps(checked, sort_keys=True))
     return count
