@@ -47,7 +47,16 @@ def fill(uri: str) -> dict[str, Any]:
     with tdb.connect(uri, study="vision") as db:
         db.save_model_architecture('{"builder": "numpy-mlp", "inputs": 64, "outputs": 10}', tags={"name": "mlp"})
         db.find_model_architecture({"name": "mlp"})
+        records = [{"image": square(c), "colour": c, "label": k} for k, c in enumerate(["red", "blue"] * 3)]
+        db.import_records(records, tags={"split": "train"}, encode={"image": "png"})
+        db.import_data(np.arange(2 * 64, dtype=np.float32).reshape(2, 8, 8), np.array([3, 5]), tags={"split": "test"})
+        for _ in db.data_generator({"split": "train"}, batch_size=6, epochs=1):
+            pass  # what the parameter sets were trained on goes into their lineage
+        ids["jobs"] = [db.push_job({"epochs": e, "arch": {"name": "mlp"}}, tags={"type": "train"}) for e in (1, 2, 3)]
+        done = db.pop_job({"type": "train"}, lease_s=600, worker="w-done")  # the first run trains this job
         for i, (lr, fail) in enumerate([(0.1, False), (0.03, False), (0.01, True)]):
+            if i == 1:
+                db.lineage.pop("job")  # the other runs belong to no job
             try:
                 with db.start_run(f"mlp-lr{lr}", params={"lr": lr, "layers": 2 + i, "optimizer": "sgd"},
                                   tags={"team": "vision"}) as run:
@@ -72,16 +81,11 @@ def fill(uri: str) -> dict[str, Any]:
         db.set_model_alias("classifier", "production", 1, who="alice")
         db.set_model_alias("classifier", "production", 2, who="bob")
         db.set_model_alias("classifier", "staging", 2, who="bob")
-        ids["jobs"] = [db.push_job({"epochs": e, "arch": {"name": "mlp"}}, tags={"type": "train"}) for e in (1, 2, 3)]
-        done = db.pop_job({"type": "train"}, lease_s=600, worker="w-done")
         done.complete({"acc": 0.9})
         ids["done_job"] = done.id
         record = WorkerRecord(db, "trainer", "trainer@test", heartbeat_s=3600)
         record.update(job=None)
         record._quit.set()  # no beating thread left behind: the record stays as written
-        records = [{"image": square(c), "colour": c, "label": k} for k, c in enumerate(["red", "blue"] * 3)]
-        db.import_records(records, tags={"split": "train"}, encode={"image": "png"})
-        db.import_data(np.arange(2 * 64, dtype=np.float32).reshape(2, 8, 8), np.array([3, 5]), tags={"split": "test"})
         db.save_dataset("squares-v1", {"split": "train"}, description="red and blue squares")
     with tdb.connect(uri, study="tabular") as db, db.start_run("gbm", params={"depth": 3}) as run:
         run.log_metrics({"rmse": 0.5}, step=0)

@@ -122,6 +122,8 @@ def test_models_versions_aliases_history_and_lineage(client, filled) -> None:
     assert lineage["version"]["param_id"] == filled[1]["params"][0]
     assert lineage["run"]["id"] == filled[1]["runs"][0] and lineage["run"]["name"] == "mlp-lr0.1"
     assert lineage["architecture"]["name"] == "mlp" and "code" not in lineage["architecture"]
+    assert lineage["job"]["id"] == filled[1]["done_job"] and lineage["job"]["status"] == "done"
+    assert lineage["data"]["query"] == {"split": "train"} and lineage["data"]["count"] == 6
 
 
 def test_jobs_by_status_and_workers(client, filled) -> None:

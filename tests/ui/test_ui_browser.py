@@ -162,6 +162,7 @@ def test_models_page_shows_aliases_history_and_lineage(server, page) -> None:
     expect(page.locator("table.alias-history tbody tr")).to_have_count(3)
     page.locator("table.versions button", has_text="lineage").first.click()
     expect(page.locator("#lineage")).to_contain_text("mlp-lr0.1")
+    expect(page.locator("#lineage")).to_contain_text('"split":"train"')
     snapshot(page, "models")
 
 
