@@ -234,6 +234,17 @@ def test_token_is_enforced_when_set(ui_db, filled) -> None:
     assert client.get("/api/studies/vision/runs").status_code == 401
 
 
+def test_a_rebound_host_name_is_refused_without_a_token(ui_db, filled) -> None:
+    """DNS rebinding: evil.example resolving to 127.0.0.1 lets its page reach the UI, but with its own Host."""
+    client = TestClient(create_app(UISettings(db=ui_db, uri=filled[0], allowed_hosts=("127.0.0.1", "localhost",
+                                                                                     "::1"))))
+    for host in ("127.0.0.1:5000", "localhost:5000", "[::1]:5000", "LOCALHOST"):
+        assert client.get("/api/studies", headers={"host": host}).status_code == 200, host
+    for host in ("evil.example:5000", "evil.example", "127.0.0.1.evil.example:5000", ""):
+        refused = client.get("/api/studies", headers={"host": host})
+        assert refused.status_code == 400 and refused.json()["type"] == "BadHost", host
+
+
 def test_security_headers_on_pages_api_and_static(client) -> None:
     for path in ("/", "/api/studies", "/static/common.js"):
         headers = client.get(path).headers

@@ -73,30 +73,45 @@ def test_cli_refuses_a_public_host_without_token(filled, capsys, monkeypatch) ->
     assert "--token" in capsys.readouterr().err
 
 
-def test_cli_serves_the_warehouse(filled) -> None:
+@pytest.mark.parametrize("token", ["cli-token", None])
+def test_cli_serves_the_warehouse(filled, token) -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    env = {**os.environ, "TENSORDB_UI_TOKEN": "cli-token"}
+    env = {k: v for k, v in os.environ.items() if k != "TENSORDB_UI_TOKEN"}
+    if token:
+        env["TENSORDB_UI_TOKEN"] = token
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
     proc = subprocess.Popen([sys.executable, "-m", "tensordb_core.cli", "ui", "--uri", filled[0], "--study",
                              "vision", "--port", str(port)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+
+    def get(path: str, **headers: str) -> tuple[int, dict]:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={**auth, **headers})
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
     try:
-        deadline, body = time.monotonic() + 20, None
-        while time.monotonic() < deadline and body is None:
-            request = urllib.request.Request(f"http://127.0.0.1:{port}/api/info",
-                                             headers={"Authorization": "Bearer cli-token"})
+        deadline, answer = time.monotonic() + 20, None
+        while time.monotonic() < deadline and answer is None:
             try:
-                with urllib.request.urlopen(request, timeout=2) as response:
-                    body = json.loads(response.read())
+                answer = get("/api/info")
             except OSError:
                 assert proc.poll() is None, proc.communicate()
                 time.sleep(0.1)
-        assert body is not None, "tensordb ui did not answer within 20 s"
-        assert body["default_study"] == "vision" and body["token_required"] is True
-        with pytest.raises(urllib.error.HTTPError, match="401"):
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2)
+        assert answer is not None, "tensordb ui did not answer within 20 s"
+        assert answer[0] == 200 and answer[1]["default_study"] == "vision"
+        assert answer[1]["token_required"] is bool(token)
+        if token:
+            auth.clear()
+            assert get("/api/studies")[0] == 401
+        else:  # no token: only loopback names are answered (a rebound DNS name is refused)
+            assert get("/api/studies", Host="evil.example:80")[0] == 400
+            assert get("/api/studies", Host=f"localhost:{port}")[0] == 200
     finally:
         proc.terminate()
         proc.communicate(timeout=10)

@@ -18,6 +18,8 @@ from typing import Any
 from tensordb_core.errors import InvalidArgument, MissingDependency
 
 ENV_TOKEN = "TENSORDB_UI_TOKEN"
+#: Host names a token-less UI answers to (its Host header): loopback only, against DNS rebinding.
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 #: Seconds an idle keep-alive connection is held open (uvicorn's timeout_keep_alive).
 KEEP_ALIVE_S = 5
 
@@ -68,7 +70,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
         uri = db.index.uri.redacted()
         default = args.study if args.study and study_exists(db, args.study) else None
         app = create_app(UISettings(db=db, uri=uri, default_study=default, token=token,
-                                    request_timeout_s=args.request_timeout))
+                                    request_timeout_s=args.request_timeout,
+                                    allowed_hosts=None if token else (*LOOPBACK_NAMES, args.host)))
         print(f"tensordb ui: {uri} on http://{args.host}:{args.port}/"
               + (" (token required: open /?token=<token> once per browser)" if token else ""), file=sys.stderr,
               flush=True)

@@ -82,6 +82,9 @@ class UISettings:
     default_study: str | None = None
     token: str | None = None
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
+    #: Host names requests may address (the Host header); None accepts any.  Without a token, ``tensordb ui``
+    #: accepts only loopback names, so a web page whose DNS name is rebound to 127.0.0.1 cannot read the UI.
+    allowed_hosts: tuple[str, ...] | None = None
 
 
 def status_of(exc: TensorDBError) -> int:
@@ -99,8 +102,16 @@ def error(status: int, message: str, kind: str) -> JSONResponse:
 class Guard:
     """ASGI middleware: the token check and the security headers, on every response (static files included)."""
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    def __init__(self, app: ASGIApp, token: str | None, allowed_hosts: tuple[str, ...] | None = None) -> None:
         self.app, self.token = app, token
+        self.allowed_hosts = None if allowed_hosts is None else {h.lower() for h in allowed_hosts}
+
+    def _host_allowed(self, request: Request) -> bool:
+        if self.allowed_hosts is None:
+            return True
+        host = request.headers.get("host", "").lower()
+        name = host[1:].split("]", 1)[0] if host.startswith("[") else host.rsplit(":", 1)[0] if ":" in host else host
+        return name in self.allowed_hosts
 
     def _authorised(self, request: Request) -> bool:
         if not self.token:
@@ -115,6 +126,11 @@ class Guard:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
+        if not self._host_allowed(request):
+            await self._send_with_headers(error(400, "this UI answers only to its own address (Host header "
+                                                "refused): open it as http://127.0.0.1:<port>/", "BadHost"),
+                                          scope, receive, send)
+            return
         if not self._authorised(request):
             response: Response = error(401, "a token is required: send 'Authorization: Bearer <token>' or open "
                                        "the page with ?token=<token>", "Unauthorized")
@@ -341,7 +357,8 @@ def create_app(settings: UISettings) -> Starlette:
     routes = [Route(path, endpoint(fn), methods=["GET"]) for path, fn in API]
     routes += [Route(path, page(name, title), methods=["GET"]) for path, name, title in PAGES]
     routes.append(Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"))
-    app = Starlette(routes=routes, middleware=[Middleware(Guard, token=settings.token)],
+    app = Starlette(routes=routes, middleware=[Middleware(Guard, token=settings.token,
+                                                               allowed_hosts=settings.allowed_hosts)],
                     exception_handlers={HTTPException: not_found})
     app.state.settings = settings
     return app
