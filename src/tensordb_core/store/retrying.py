@@ -54,6 +54,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Self, TypeVar
 
 from tensordb_core.errors import BackendUnavailable, IntegrityError, InvalidURI, TransientError
+from tensordb_core.query.filters import validate_sort
 from tensordb_core.store.protocols import (
     BlobCapabilities,
     BlobRequest,
@@ -360,7 +361,7 @@ class RetryingIndexStore(_Forwarding):
     def find(self, collection: str, query: Query | None = None, *, sort: SortSpec | None = None, limit: int = 0,
              skip: int = 0, projection: Mapping[str, int] | None = None, batch_size: int | None = None) -> Cursor:
         action = f"find in {collection}"
-        resumable = sort is None or [tuple(s) for s in sort] == [("_seq", 1)]
+        resumable = sort is None or validate_sort(sort) == [("_seq", 1)]  # typed InvalidQuery for a bad sort
         sent, strip, keeps_seq = _with_seq(projection) if resumable else (projection, False, False)
 
         def open_(after: int | None, yielded: int) -> Cursor:

@@ -14,6 +14,7 @@ from typing import Any
 
 from tensordb_core.errors import DocumentNotFound, IntegrityError, InvalidDocument, InvalidQuery
 from tensordb_core.store.scope import StudyScope
+from tensordb_core.warehouse.arguments import check_name, check_optional_name
 from tensordb_core.warehouse.params import COLLECTION as PARAMS
 
 COLLECTION = "aliases"
@@ -34,7 +35,9 @@ def set_alias(scope: StudyScope, name: str, target: str, *, who: str | None = No
     ``run`` (the handle's active run, if any) is recorded on the history record.
     """
     study = scope.require_writable()
-    if not isinstance(name, str) or not name or not isinstance(target, str):
+    check_name(name, "an alias name")
+    check_optional_name(who, "who")
+    if not isinstance(target, str):
         raise InvalidDocument("an alias is a non-empty name pointing at a parameter id")
     if scope.index.count(PARAMS, scope.query({"_id": target})) != 1:
         raise DocumentNotFound(f"no parameter set {target!r} in study {study!r} for alias {name!r}")
@@ -63,6 +66,7 @@ def set_alias(scope: StudyScope, name: str, target: str, *, who: str | None = No
 
 def get_alias(scope: StudyScope, name: str, *, at: float | None = None) -> str | None:
     """The parameter id ``name`` points at now (or at time ``at``, Unix seconds), or None."""
+    check_name(name, "an alias name")
     if at is not None and (not isinstance(at, (int, float)) or isinstance(at, bool) or not math.isfinite(at)):
         raise InvalidQuery(f"at must be a time in Unix seconds (time.time()), not {at!r}")
     if at is None:
@@ -75,4 +79,5 @@ def get_alias(scope: StudyScope, name: str, *, at: float | None = None) -> str |
 
 
 def alias_history(scope: StudyScope, name: str) -> list[dict[str, Any]]:
+    check_name(name, "an alias name")
     return list(scope.index.find(HISTORY, scope.query({"name": name}), sort=[("at", 1)]))

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 
 from tensordb_core.errors import DocumentNotFound, IntegrityError, InvalidDocument
 from tensordb_core.store.scope import StudyScope, check_json_value
+from tensordb_core.warehouse.arguments import check_name as check_plain_name
 from tensordb_core.warehouse.names import ARTIFACTS, RUNS
 
 COLLECTION = ARTIFACTS
@@ -105,7 +106,8 @@ def log_artifact(scope: StudyScope, run_id: str, source: Any, name: str | None =
 
 
 def list_artifacts(scope: StudyScope, run_id: str) -> list[dict[str, Any]]:
-    """The newest version of each artifact of a run, by name."""
+    """The newest version of each artifact of a run, by name (none for a run this study does not hold)."""
+    check_plain_name(run_id, "run id")
     newest: dict[str, dict[str, Any]] = {}
     for doc in scope.index.find(COLLECTION, scope.query({"run": run_id}), sort=[("_seq", 1)]):
         newest[doc["name"]] = doc

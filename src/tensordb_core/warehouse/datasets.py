@@ -32,6 +32,7 @@ from tensordb_core.errors import IntegrityError, InvalidArgument, NotFound
 from tensordb_core.store.protocols import new_id
 from tensordb_core.store.scope import DATA, MEMBERS, StudyScope
 from tensordb_core.stream.groups import newest_seq
+from tensordb_core.warehouse.arguments import check_text
 from tensordb_core.warehouse.lifecycle import record, who
 
 #: One document per dataset version of a study.
@@ -66,8 +67,7 @@ def save_dataset(scope: StudyScope, name: str, query: Mapping[str, Any] | None =
     study = scope.require_writable()
     check_name(name)
     q = scope.query(query)
-    if description is not None and not isinstance(description, str):
-        raise InvalidArgument(f"description must be a string, not {type(description).__name__}")
+    check_text(description, "description")
     version = new_id()
     doc = scope.new_doc(_id=f"{study}:{name}", name=name, version=version, query=json.dumps(query or {}, default=str),
                         description=description, who=who(), created=time.time(), state="saving", count=0)

@@ -21,6 +21,7 @@ from typing import Any
 
 from tensordb_core.errors import InvalidArgument, InvalidDocument, LeaseLost
 from tensordb_core.store.scope import StudyScope, check_json_value, check_tags
+from tensordb_core.warehouse.arguments import check_optional_name, query_dict
 
 COLLECTION = "jobs"
 RESERVED = frozenset({"spec", "status", "attempts", "attempts_left", "max_attempts", "lease_until", "worker",
@@ -64,14 +65,15 @@ def pop_job(scope: StudyScope, query: Mapping[str, Any] | None = None, *, lease_
     scope.require_writable()
     if not _positive_seconds(lease_s):
         raise InvalidArgument(f"lease_s must be a positive number of seconds, not {lease_s!r}")
+    wanted = query_dict(query)
+    who = check_optional_name(worker, "worker") or default_worker_name()
     now = time.time()
     bury_exhausted(scope, now)
     claimable = {"$and": [
-        dict(query or {}),
+        wanted,
         {"attempts_left": {"$gt": 0}},
         {"$or": [{"status": "queued"}, {"status": "running", "lease_until": {"$lt": now}}]},
     ]}
-    who = worker or default_worker_name()
     doc = scope.index.find_one_and_update(
         COLLECTION, scope.query(claimable),
         {"$set": {"status": "running", "worker": who, "lease_until": now + lease_s, "started": now,

@@ -30,6 +30,7 @@ from typing import Any
 
 from tensordb_core.errors import InvalidArgument, InvalidQuery
 from tensordb_core.store.scope import StudyScope, check_tags
+from tensordb_core.warehouse.arguments import query_dict
 from tensordb_core.warehouse.params import clean_metrics
 
 COLLECTION = "logs"
@@ -119,8 +120,9 @@ class LogWriter:
             tags = {**{k: v for k, v in metrics.items() if isinstance(v, datetime)}, **dict(tags or {})}
             metrics = {k: v for k, v in metrics.items() if not isinstance(v, datetime)}
         cleaned = clean_metrics(metrics)
-        if step is not None and (not isinstance(step, numbers.Integral) or isinstance(step, bool)):
-            raise InvalidArgument(f"step must be an int (or None: the next step), not {step!r}")
+        if step is not None and (not isinstance(step, numbers.Integral) or isinstance(step, bool)
+                                 or not 0 <= step < 2**63):
+            raise InvalidArgument(f"step must be an int from 0 to 2**63-1 (or None: the next step), not {step!r}")
         if step is None:
             step = self._steps.get((kind, run), -1) + 1
         self._steps[(kind, run)] = int(step)
@@ -156,6 +158,6 @@ def find_logs(scope: StudyScope, kind: str | None = None, query: Mapping[str, An
         raise InvalidQuery(f"log kind must be one of {KINDS}, not {kind!r}")
     parts: list[dict[str, Any]] = [{"kind": kind}] if kind else []
     if query:
-        parts.append(dict(query))
+        parts.append(query_dict(query))
     q = {"$and": parts} if len(parts) > 1 else (parts[0] if parts else {})
     return list(scope.index.find(COLLECTION, scope.query(q), sort=sort or [("step", 1)], limit=limit))

@@ -21,8 +21,9 @@ INLINE_LIMIT = 256 * 1024
 
 def save_model_architecture(scope: StudyScope, code: str, tags: Mapping[str, Any] | None = None) -> str:
     scope.require_writable()
-    if not isinstance(code, str):
-        raise InvalidDocument(f"an architecture is a string (code or config), not {type(code).__name__}")
+    if not isinstance(code, str) or "\x00" in code:
+        shown = "a string with NUL" if isinstance(code, str) else type(code).__name__
+        raise InvalidDocument(f"an architecture is a string (code or config) without NUL, not {shown}")
     fields = check_tags(tags, RESERVED)
     raw = code.encode()
     with scope.writing_blobs() as put:

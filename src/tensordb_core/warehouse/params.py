@@ -15,7 +15,8 @@ import numpy as np
 
 from tensordb_core.errors import DocumentNotFound, InvalidDocument, InvalidQuery
 from tensordb_core.format.codec import decode_archive, encode_archive
-from tensordb_core.store.scope import StudyScope, check_json_value, check_tags
+from tensordb_core.store.scope import StudyScope, check_json_value, check_key, check_tags
+from tensordb_core.warehouse.arguments import check_name, query_dict
 
 COLLECTION = "params"
 RESERVED = frozenset({"metrics", "lineage", "step", "scoring"})  # scoring: evaluator claims
@@ -23,14 +24,20 @@ NEWEST_FIRST = [("_seq", -1)]
 
 
 def clean_metrics(metrics: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Metrics as JSON numbers; NaN/inf (a diverged loss) are kept as the strings "nan"/"inf"/"-inf"."""
+    """Metrics as JSON numbers; NaN/inf (a diverged loss) are kept as the strings "nan"/"inf"/"-inf".
+
+    Checked whole when called (names too), so a buffered log record can never fail later, at flush.
+    """
+    if metrics is not None and not isinstance(metrics, Mapping):
+        raise InvalidDocument(f"metrics must be a dict of name -> number, not {type(metrics).__name__}")
     out: dict[str, Any] = {}
     for name, value in (metrics or {}).items():
+        check_key(name, "metrics")
         if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
             value = value.item()
         if isinstance(value, float) and not math.isfinite(value):
             value = str(value)
-        out[str(name)] = check_json_value(value, f"metrics.{name}")
+        out[name] = check_json_value(value, f"metrics.{name}")
     return out
 
 
@@ -39,6 +46,8 @@ def save_parameters(scope: StudyScope, params: Mapping[str, Any] | Sequence[np.n
                     step: int | None = None, lineage: Mapping[str, Any] | None = None) -> str:
     """Store a parameter set; returns its id."""
     scope.require_writable()
+    if step is not None and (type(step) is not int or not 0 <= step < 2**63):
+        raise InvalidDocument(f"step must be an int from 0 to 2**63-1 (or None), not {step!r}")
     fields = check_tags(tags, RESERVED)
     cleaned, traced = clean_metrics(metrics), check_json_value(dict(lineage or {}), "lineage")
     blob = encode_archive(params)
@@ -84,8 +93,8 @@ def best_parameters(scope: StudyScope, metric: str, mode: str = "max", query: Ma
     """``(params, doc)`` with the best numeric ``metrics.<metric>``, ties to the oldest; ``(None, None)`` if none."""
     if mode not in ("max", "min"):
         raise InvalidQuery(f"mode must be 'max' or 'min', not {mode!r}")
-    field = f"metrics.{metric}"
-    q = {"$and": [numeric(field), dict(query or {})]} if query else numeric(field)
+    field = f"metrics.{check_key(check_name(metric, 'metric'), 'metric')}"
+    q = {"$and": [numeric(field), query_dict(query)]} if query else numeric(field)
     return find_parameters(scope, q, sort=[(field, -1 if mode == "max" else 1)])
 
 

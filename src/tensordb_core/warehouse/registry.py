@@ -25,6 +25,7 @@ from tensordb_core.errors import DocumentNotFound, IntegrityError, InvalidDocume
 from tensordb_core.store.scope import StudyScope
 from tensordb_core.warehouse import params
 from tensordb_core.warehouse.aliases import _who
+from tensordb_core.warehouse.arguments import check_optional_name, check_text
 
 MODELS = "registered_models"
 VERSIONS = "model_versions"
@@ -68,6 +69,7 @@ def register_model(scope: StudyScope, name: str, param_id: str, *, description: 
     taken from its lineage).
     """
     scope.require_writable()
+    check_text(description, "description")
     check_name(name)
     if description is not None and not isinstance(description, str):
         raise InvalidDocument("description must be a string")
@@ -108,6 +110,7 @@ def list_models(scope: StudyScope) -> list[dict[str, Any]]:
 
 def list_versions(scope: StudyScope, name: str) -> list[dict[str, Any]]:
     """Every version of ``name``, oldest first."""
+    check_name(name)
     return list(scope.index.find(VERSIONS, scope.query({"name": name}), sort=[("version", 1)]))
 
 
@@ -122,6 +125,7 @@ def set_model_alias(scope: StudyScope, name: str, alias: str, version: int, *, w
     """Point ``name@alias`` at ``version``; returns the previous version (None if new).  History is kept."""
     scope.require_writable()
     check_alias(alias)
+    check_optional_name(who, "who")
     get_model_version(scope, name, version)
     now, by = time.time(), who or _who()
     for _ in range(5):
@@ -139,6 +143,9 @@ def set_model_alias(scope: StudyScope, name: str, alias: str, version: int, *, w
 
 def model_alias_history(scope: StudyScope, name: str, alias: str | None = None) -> list[dict[str, Any]]:
     """Every alias change of ``name`` (one alias, or all), oldest first."""
+    check_name(name)
+    if alias is not None:
+        check_alias(alias)
     q: dict[str, Any] = {"name": name} if alias is None else {"name": name, "alias": alias}
     return list(scope.index.find(ALIAS_HISTORY, scope.query(q), sort=[("at", 1), ("_seq", 1)]))
 
