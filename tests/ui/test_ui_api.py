@@ -266,3 +266,20 @@ def test_a_slow_request_answers_503_within_the_limit(ui_db, filled, monkeypatch)
     assert response.status_code == 503 and "longer than 0.2 s" in response.json()["error"]
     assert time.monotonic() - started < 0.9
     assert client.get("/api/studies").status_code == 200
+
+
+def test_mixed_records_describe_every_binary_field(tmp_path) -> None:
+    """Records of one page with different fields: JPEG, an image-shaped mask, raw bytes, a vector."""
+    with tdb.connect(str(tmp_path / "w"), study="m") as db:
+        db.import_records([{"image": np.zeros((8, 8, 3), np.uint8), "mask": np.eye(8, dtype=np.uint8), "raw": b"abc",
+                            "caption": "one"}, {"vec": np.arange(3.0)}], encode={"image": "jpeg"})
+        client = TestClient(create_app(UISettings(db=db, uri=str(tmp_path / "w"))))
+        first, second = client.get("/api/studies/m/data").json()["samples"]
+        assert first["fields"]["image"]["type"] == "image" and first["fields"]["image"]["codec"] == "jpeg"
+        assert (first["fields"]["mask"]["max"], first["fields"]["mask"]["shape"]) == (1.0, [8, 8])
+        assert first["fields"]["raw"] == {"type": "bytes", "size": 3} and first["tags"] == {"caption": "one"}
+        assert second["fields"] == {"vec": {"type": "array", "shape": [3], "dtype": "float64", "min": 0.0,
+                                            "max": 2.0, "mean": 1.0}}
+        for name in ("image", "mask"):
+            assert client.get(first["fields"][name]["thumbnail"]).headers["content-type"] == "image/png"
+        assert client.get(f"/api/studies/m/data/{first['id']}/thumbnail/raw").status_code == 400  # not an image

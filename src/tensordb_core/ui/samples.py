@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from tensordb_core.errors import DocumentNotFound, InvalidQuery
+from tensordb_core.errors import DocumentNotFound, InvalidQuery, TensorDBError
 from tensordb_core.format.media import IMAGE_CODECS
 from tensordb_core.ui.api import clean
 from tensordb_core.ui.thumbnails import array_to_png, encoded_to_png, looks_like_image, summarise
@@ -41,6 +41,23 @@ def _find(db: TensorDB, query: Mapping[str, Any] | None, dataset: str | None, **
     return db.find_data(query, **window) if dataset is None else db.find_data(query, dataset=dataset, **window)
 
 
+def _read_arrays(cursor: Any, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The page's array fields decoded (for their min/max), one dict per document.
+
+    Only arrays are read: an image's codec, shape and dtype are in its
+    document and its pixels come through the thumbnail endpoint, so a page
+    of 24 multi-megabyte JPEGs reads no image bytes at all.
+    """
+    wanted = sorted({name for doc in docs for name, desc in _binary_fields(doc).items()
+                     if desc.get("codec") not in (*IMAGE_CODECS, "bytes")})
+    if not wanted:
+        return [{} for _ in docs]
+    try:
+        return cursor.records(fields=wanted, decode=False)
+    except TensorDBError:  # samples of the page hold different fields: read each one's own
+        return cursor.records(decode=False)
+
+
 def sample_page(db: TensorDB, query: Mapping[str, Any] | None, page: int, per_page: int,
                 dataset: str | None = None) -> dict[str, Any]:
     """One page of samples: ``{total, page, per_page, dataset, samples: [{id, tags, label, fields}]}``."""
@@ -49,28 +66,27 @@ def sample_page(db: TensorDB, query: Mapping[str, Any] | None, page: int, per_pa
     cursor = _find(db, query, dataset, sort=_ORDER, limit=per_page, skip=(page - 1) * per_page)
     total = len(_find(db, query, dataset))
     docs = list(cursor)
-    records = cursor.records(decode=False) if docs else []
+    records = _read_arrays(cursor, docs)
     base = f"/api/studies/{quote(db.study or '', safe='')}/data/"
     samples = []
-    for doc, record in zip(docs, records, strict=False):
-        stored = _binary_fields(doc)
+    for doc, record in zip(docs, records, strict=True):
         fields: dict[str, Any] = {}
-        for name, value in record.items():
-            if name not in stored:
-                continue
-            desc = stored[name]
+        for name, desc in _binary_fields(doc).items():
             # Payload fields never change after import (a dataset version pins tags and labels, sharing the
             # chunks), so a version's sample shows the live sample's image.
             thumb = f"{base}{quote(doc['_id'], safe='')}/thumbnail/{quote(name, safe='')}"
+            value = record.get(name)
             if desc.get("codec") in IMAGE_CODECS:
                 fields[name] = {"type": "image", "codec": desc.get("codec"), "shape": desc.get("shape"),
                                 "dtype": desc.get("dtype"), "thumbnail": thumb}
+            elif desc.get("codec") == "bytes":
+                fields[name] = {"type": "bytes", "size": desc.get("length")}
             elif isinstance(value, np.ndarray):
                 fields[name] = {"type": "array", **summarise(value)}
                 if looks_like_image(value.shape):
                     fields[name]["thumbnail"] = thumb
             else:
-                fields[name] = {"type": "bytes", "size": len(value) if hasattr(value, "__len__") else None}
+                fields[name] = {"type": "array", "shape": desc.get("shape"), "dtype": desc.get("dtype")}
         tags = {k: v for k, v in doc.items() if not k.startswith("_") and k not in fields and k != "label"}
         samples.append(clean({"id": doc["_id"], "created": doc.get("_created"), "label": doc.get("label"),
                               "tags": tags, "fields": fields}))
