@@ -29,7 +29,7 @@ from tensordb_core.errors import DocumentNotFound, TensorDBError
 from tensordb_core.warehouse.maintenance import BLOB_FIELDS, keys_at
 
 COLLECTIONS = ("data", "params", "models", "jobs", "logs", "aliases", "alias_history", "runs", "artifacts",
-               "registered_models", "model_versions", "model_alias_history")
+               "registered_models", "model_versions", "model_alias_history", "datasets", "dataset_members", "audit")
 BY_DESIGN = {"use_study", "all_studies", "from_stores"}
 
 
@@ -53,6 +53,7 @@ class World:
         self.b_run = run.id
         b.register_model("net", self.b_param)
         b.set_model_alias("net", "production", 1)
+        b.save_dataset("b-set", {"owner": "B"})
         a.import_data(X[:3] + 100, np.arange(3), {"owner": "A"})
         self.a_param = a.save_parameters({"w": X[:2]}, metrics={"acc": 0.5})
 
@@ -237,6 +238,27 @@ def _registry(w: World) -> None:
     assert w.a.load_model("net", alias="production")["w"].shape == (2, 4)
 
 
+def _lifecycle(w: World) -> None:
+    """Deletes, relabels and dataset versions of A reach none of B's documents, whatever the query says."""
+    for i, q in enumerate([*SNEAKY, {"_id": {"$in": w.b_data}}]):
+        w.a.save_dataset(f"a{i}", q)
+        sees_nothing_of_b(list(w.a.find_data(dataset=f"a{i}")))
+        w.a.update_data(q, {"$set": {"owner": "A"}})
+        w.a.delete_data(q)
+        w.a.delete_logs(None, q)
+        w.a.delete_jobs(q)
+        w.a.delete_model_architectures(q)
+        w.a.delete_parameters(q)
+    assert w.a.delete_parameters({"_id": w.b_param}) == 0
+    with pytest.raises(TensorDBError):
+        w.a.update_data({}, {"$set": {"_study": "B"}})
+    assert "b-set" not in {d["name"] for d in w.a.list_datasets()}
+    for read in (lambda: w.a.dataset_info("b-set"), lambda: w.a.drop_dataset("b-set"),
+                 lambda: w.a.find_data(dataset="b-set"), lambda: w.a.data_generator(dataset="b-set")):
+        with pytest.raises(TensorDBError):
+            read()
+
+
 def _close(w: World) -> None:
     pass  # exercised last by the fixture (and closing a handle cannot reach another study's documents)
 
@@ -254,6 +276,9 @@ ATTACKS: dict[str, Callable[[World], None]] = {
     "list_artifacts": _artifacts, "load_artifact": _artifacts, "register_model": _registry,
     "get_model_version": _registry, "list_models": _registry, "list_model_versions": _registry,
     "set_model_alias": _registry, "model_alias_history": _registry, "load_model": _registry,
+    "delete_data": _lifecycle, "update_data": _lifecycle, "delete_parameters": _lifecycle, "delete_logs": _lifecycle,
+    "delete_jobs": _lifecycle, "delete_model_architectures": _lifecycle, "save_dataset": _lifecycle,
+    "list_datasets": _lifecycle, "dataset_info": _lifecycle, "drop_dataset": _lifecycle,
 }
 
 
