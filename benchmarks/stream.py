@@ -75,6 +75,7 @@ from benchkit import (
 from other_loaders import other_loader_rows, other_loaders, versus_others
 from remote_rows import backend_rows, remote_rows, remote_specs
 from report import machine, markdown_table, print_table
+from versus_litdata import litdata_installed, litdata_rows, versus_litdata
 
 import tensordb_core as tdb
 
@@ -110,7 +111,10 @@ def local_rows(db: tdb.TensorDB, spec: Spec, work: Path, repeat: int, ceilings: 
         rows.append(row(spec, f"stream next epochs ({how})", took, spec.n, spec.n * spec.sample_bytes, top,
                         decode_s=round(stats["decode_s"], 3), wait_fetch_s=round(stats["wait_fetch_s"], 3),
                         wait_decode_s=round(stats["wait_decode_s"], 3)))
-    return rows + other_loader_rows(spec, work, repeat, top)
+    rows += other_loader_rows(spec, work, repeat, top)
+    if litdata_installed():
+        rows += litdata_rows(spec, work, repeat, top, str(work / "wh"), layout)
+    return rows
 
 
 # -- main -------------------------------------------------------------------------------------------------
@@ -170,11 +174,14 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     others = other_loaders()
     versus = versus_others(rows)
+    litdata = versus_litdata([r for r in rows if r.get("vs_sequential_get") is None and ":" not in r["row"].split(" ")[0]])
     print_table(rows)
     for b in backends:
         print(f"{b['backend']}: {b['status']}")
     for other in others:
         print(f"{other['row']}: {other['status']}")
+    for v in litdata:
+        print(f"{v['dataset']} vs LitData: " + ", ".join(f"{k} {val}x" for k, val in v.items() if k != "dataset"))
     for v in versus:
         print(f"{v['dataset']}: TensorDB stream next epochs (shuffled) {v['tensordb_samples_per_s']:,.0f}/s = "
               f"{v['ratio']:.2f}x {v['best_other']} {v['best_other_samples_per_s']:,.0f}/s "
@@ -184,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
               "datasets": {s.name: s.n for s in datasets}, "remote_datasets": {s.name: s.n for s in remote},
               "machine": {**machine(), "load_average_at_start": load_before},
               "total_seconds": round(time.perf_counter() - began, 1), "rows": rows, "backends": backends,
-              "other_loaders": others, "vs_other_loaders": versus}
+              "other_loaders": others, "vs_other_loaders": versus, "vs_litdata": litdata}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
