@@ -106,8 +106,12 @@ def test_artifacts_inline_when_safe_downloaded_otherwise(client, filled) -> None
     binary = client.get(f"{base}/weights.bin")
     assert binary.headers["content-type"] == "application/octet-stream" and binary.content == b"\x00\x01binary weights"
     assert binary.headers["content-disposition"].startswith("attachment")
-    # A file artifact named .png is still sent as a download: only the warehouse's own media types render inline.
-    assert client.get(f"{base}/sample.png").headers["content-disposition"].startswith("attachment")
+    # A file artifact is shown inline only when its bytes are an image or UTF-8 text: the bytes decide, not the name.
+    image = client.get(f"{base}/sample.png")
+    assert image.headers["content-type"] == "image/png" and "content-disposition" not in image.headers
+    assert client.get(f"{base}/sample.png", params={"download": 1}).headers["content-type"] == \
+        "application/octet-stream"
+    assert [a["shown_as"] for a in detail["artifacts"]] == ["text", "text", "image", None]
     assert client.get(f"{base}/nope.txt").status_code == 404
     assert client.get(f"{base}/..%2Fetc").status_code in (400, 404)
 
@@ -266,6 +270,41 @@ def test_a_slow_request_answers_503_within_the_limit(ui_db, filled, monkeypatch)
     assert response.status_code == 503 and "longer than 0.2 s" in response.json()["error"]
     assert time.monotonic() - started < 0.9
     assert client.get("/api/studies").status_code == 200
+
+
+def test_artifact_bytes_decide_what_is_rendered(tmp_path) -> None:
+    """An HTML page or SVG logged as .png or .txt is never rendered: only PNG/JPEG bytes and UTF-8 text are."""
+    with tdb.connect(str(tmp_path / "w"), study="a") as db, db.start_run("r") as run:
+        run.log_artifact(b"<html><script>alert(1)</script></html>", "fake.png")
+        run.log_artifact(b"<svg onload=alert(1)>", "drawing.svg")
+        run.log_artifact(b"\xff\xfe not utf-8 \x80", "binary.txt")
+        run.log_artifact(b"<script>alert(1)</script>", "page.html")
+        run.log_artifact(b"epoch,loss\n1,0.5\n", "curve.csv")
+        client = TestClient(create_app(UISettings(db=db, uri=str(tmp_path / "w"))))
+        base = f"/api/studies/a/runs/{run.id}/artifacts"
+        for name in ("fake.png", "drawing.svg", "binary.txt", "page.html"):
+            response = client.get(f"{base}/{name}")
+            assert response.headers["content-type"] == "application/octet-stream", name
+            assert response.headers["content-disposition"].startswith("attachment"), name
+        csv = client.get(f"{base}/curve.csv")
+        assert csv.headers["content-type"].startswith("text/plain") and csv.text == "epoch,loss\n1,0.5\n"
+
+
+def test_large_artifacts_stream_as_downloads(tmp_path, monkeypatch) -> None:
+    from tensordb_core.ui import app as ui_app
+    from tensordb_core.warehouse import artifacts
+
+    monkeypatch.setattr(artifacts, "PART_SIZE", 1000)
+    monkeypatch.setattr(ui_app, "INLINE_MAX_BYTES", 2000)
+    payload = bytes(range(256)) * 20  # 5,120 bytes: 6 parts
+    with tdb.connect(str(tmp_path / "w"), study="a") as db, db.start_run("r") as run:
+        run.log_artifact(payload, "big.bin")
+        run.log_text("x" * 3000, "big.txt")
+        client = TestClient(create_app(UISettings(db=db, uri=str(tmp_path / "w"))))
+        base = f"/api/studies/a/runs/{run.id}/artifacts"
+        response = client.get(f"{base}/big.bin")
+        assert response.content == payload and response.headers["content-length"] == "5120"
+        assert client.get(f"{base}/big.txt").headers["content-disposition"].startswith("attachment")  # over the limit
 
 
 def test_mixed_records_describe_every_binary_field(tmp_path) -> None:

@@ -92,6 +92,8 @@ def test_run_page_shows_curves_and_artifacts(server, page, filled) -> None:
     expect(page.locator(".artifact[data-name='notes.txt'] pre")).to_contain_text("training log of lr=0.1")
     assert "null" not in page.locator("#content").inner_text()  # an absent job shows nothing, not "null"
     page.wait_for_load_state("networkidle")
+    assert page.evaluate("() => document.querySelector(\".artifact[data-name='sample.png'] img\").naturalWidth") == 24
+    page.wait_for_load_state("networkidle")
 
 
 def test_runs_table_lists_the_runs_and_sorts_by_any_column(server, page, console_errors) -> None:

@@ -138,9 +138,46 @@ def run_detail(db: TensorDB, run_id: str) -> dict[str, Any]:
     return row
 
 
+PNG_MAGIC, JPEG_MAGIC = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
+#: File artifacts with these names are shown as text when their bytes are UTF-8.
+TEXT_SUFFIXES = (".txt", ".log", ".csv", ".tsv", ".md", ".json", ".yaml", ".yml", ".toml", ".ini", ".cfg")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def shown_as(doc: Mapping[str, Any]) -> str | None:
+    """How the run page shows an artifact: ``image``, ``text`` or None (a download link only), by kind and name."""
+    name, kind = str(doc.get("name", "")).lower(), doc.get("kind")
+    if kind == "figure" or (kind == "file" and name.endswith(IMAGE_SUFFIXES)):
+        return "image"
+    if kind in ("text", "json") or (kind == "file" and name.endswith(TEXT_SUFFIXES)):
+        return "text"
+    return None
+
+
+def inline_type(doc: Mapping[str, Any], body: bytes) -> str | None:
+    """The media type to show ``body`` inline with, or None to send it as a download.
+
+    Decided from the bytes, not the name: only PNG and JPEG images and UTF-8
+    text are ever rendered, so an uploaded ``.html`` or ``.svg`` can never run
+    in the UI's origin.
+    """
+    if body.startswith(PNG_MAGIC):
+        return "image/png"
+    if body.startswith(JPEG_MAGIC):
+        return "image/jpeg"
+    if shown_as(doc) == "text":
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        return "application/json" if doc.get("kind") == "json" else "text/plain; charset=utf-8"
+    return None
+
+
 def artifact_row(doc: Mapping[str, Any]) -> dict[str, Any]:
     return clean({"name": doc["name"], "kind": doc.get("kind"), "media_type": doc.get("media_type"),
-                  "size": doc.get("size"), "sha256": doc.get("sha256"), "created": doc.get("_created")})
+                  "size": doc.get("size"), "sha256": doc.get("sha256"), "created": doc.get("_created"),
+                  "shown_as": shown_as(doc)})
 
 
 def run_curves(db: TensorDB, run_id: str) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -61,8 +61,8 @@ PAGES = (("/", "studies", "Studies"),
          ("/studies/{study}/models", "models", "Models"),
          ("/studies/{study}/jobs", "jobs", "Jobs & workers"),
          ("/studies/{study}/data", "data", "Data"))
-#: Artifact media types shown in the page; anything else is sent as a download (never rendered as HTML).
-INLINE_TYPES = {"image/png", "image/jpeg", "text/plain; charset=utf-8", "application/json"}
+#: Artifacts up to this size may be shown inline; larger ones are always streamed as downloads.
+INLINE_MAX_BYTES = 20 << 20
 SECURITY_HEADERS = {
     "content-security-policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
                                "script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'",
@@ -257,17 +257,21 @@ def get_artifacts(request: Request, settings: UISettings) -> dict[str, Any]:
 
 
 def get_artifact(request: Request, settings: UISettings) -> Response:
+    """Small images and text inline (decided from their bytes); everything else a download streamed part by part."""
     db = _study(request, settings)
     run, name = request.path_params["run"], request.path_params["name"]
     artifacts.check_name(name)
     doc = artifacts.artifact_doc(db.scope, run, name)
-    body = b"".join(artifacts.iter_parts(db.scope, doc))
-    media = doc.get("media_type") or "application/octet-stream"
-    if request.query_params.get("download") or media not in INLINE_TYPES:
-        quoted = quote(name, safe="")
-        return Response(body, media_type="application/octet-stream",
-                        headers={"content-disposition": f"attachment; filename*=UTF-8''{quoted}"})
-    return Response(body, media_type=media)
+    headers = {"content-disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}",
+               "content-length": str(int(doc.get("size") or 0))}
+    if not request.query_params.get("download") and int(doc.get("size") or 0) <= INLINE_MAX_BYTES:
+        body = b"".join(artifacts.iter_parts(db.scope, doc))
+        shown = api.inline_type(doc, body)
+        if shown:
+            return Response(body, media_type=shown)
+        return Response(body, media_type="application/octet-stream", headers=headers)
+    return StreamingResponse(artifacts.iter_parts(db.scope, doc), media_type="application/octet-stream",
+                             headers=headers)
 
 
 def get_models(request: Request, settings: UISettings) -> dict[str, Any]:

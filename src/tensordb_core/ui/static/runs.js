@@ -134,8 +134,8 @@
       const head = el("div", { class: "artifact-head" }, el("strong", { text: a.name }), el("span", { class: "muted", text: ` ${a.media_type} · ${a.size} bytes ` }),
         el("a", { href: href + "?download=1", text: "download" }));
       const item = el("div", { class: "artifact", dataset: { name: a.name } }, head);
-      if (/^image\//.test(a.media_type) || /\.(png|jpe?g)$/i.test(a.name) && a.size < 5e6) item.append(el("img", { src: href, alt: a.name, class: "artifact-image" }));
-      else if (/^(text\/|application\/json)/.test(a.media_type) && a.size < 2e5) {
+      if (a.shown_as === "image" && a.size < 20e6) item.append(el("img", { src: href, alt: a.name, class: "artifact-image" }));
+      else if (a.shown_as === "text" && a.size < 2e5) {
         const pre = el("pre", { class: "artifact-text", text: "…" });
         item.append(pre);
         fetch(href, { credentials: "same-origin" }).then((x) => x.text()).then((t) => { pre.textContent = t; });
