@@ -57,6 +57,16 @@ def test_a_reader_of_the_old_references_finishes_within_the_grace(db: tdb.Tensor
     assert np.array_equal(db.find_data().arrays()[0], X[:6])
 
 
+def test_a_stream_planned_before_a_delete_finishes_after_gc(db: tdb.TensorDB) -> None:
+    X = _fill(db)
+    planned = list(db.index.find("data", db.scope.query()))
+    db.delete_data({})
+    maintenance.gc(db.index, db.blobs, grace_s=60)  # the deleted samples' chunks wait out the grace
+    assert np.array_equal(read_batch(db.blobs, planned).X, X)
+    assert maintenance.gc(db.index, db.blobs, grace_s=0)
+    assert _stored_bytes(db) == 0
+
+
 def test_bad_grace_is_a_typed_error_and_deletes_nothing(db: tdb.TensorDB) -> None:
     _fill(db)
     db.delete_data({})

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tensordb_core.errors import InvalidDocument, InvalidQuery, UnsafeOperation
-from tensordb_core.store.scope import StudyScope, check_json_value
+from tensordb_core.store.scope import INTENTS, StudyScope, check_json_value
 from tensordb_core.warehouse import aliases, jobs, logs, models, params, registry
 from tensordb_core.warehouse.data import COLLECTION as DATA
 
@@ -31,6 +31,14 @@ AUDIT = "audit"
 UPDATE_OPERATORS = frozenset({"$set", "$unset"})
 #: Top-level fields no update may touch besides every ``_``-prefixed one (system fields).
 RESERVED_FIELDS = frozenset({"study", "x", "y"})
+
+
+_CHUNK_REFS = {"_x": 1, "_y": 1, "_chunk": 1}
+
+
+def _chunk_keys(doc: Mapping[str, Any]) -> list[str]:
+    refs = (doc.get("_x"), doc.get("_y"), doc.get("_chunk"))
+    return [ref["key"] for ref in refs if isinstance(ref, Mapping) and isinstance(ref.get("key"), str)]
 
 
 class ReferencedParameters(UnsafeOperation):
@@ -109,10 +117,20 @@ def update_data(scope: StudyScope, query: Mapping[str, Any] | None, update: Mapp
 
 
 def delete_data(scope: StudyScope, query: Mapping[str, Any] | None) -> int:
-    """Delete the matching samples of this study; returns how many.  Their chunks go at the next gc
-    unless a dataset version pins them (the version reads its own copies)."""
+    """Delete the matching samples of this study; returns how many.
+
+    Their chunks go at a gc after its grace period (each gets an intent dated
+    now, so a stream that planned reads of them finishes), unless a dataset
+    version pins them (the version reads its own copies).
+    """
     scope.require_writable()
-    count = scope.index.delete_many(DATA, scope.query(query))
+    q = scope.query(query)
+    chunks = {key for doc in scope.index.find(DATA, q, projection=_CHUNK_REFS, batch_size=5000)
+              for key in _chunk_keys(doc)}
+    if chunks:
+        now = time.time()
+        scope.index.insert_many(INTENTS, [{"key": key, "at": now} for key in sorted(chunks)])
+    count = scope.index.delete_many(DATA, q)
     record(scope, "delete", DATA, query, count)
     return count
 
