@@ -52,7 +52,8 @@ class DatasetNotFound(NotFound):
 
 def check_name(name: Any) -> str:
     if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise InvalidArgument(f"dataset name {name!r}: 1-128 letters, digits, '.', '_' or '-', starting alphanumeric")
+        shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:60] + f"... ({len(str(name))} characters)"
+        raise InvalidArgument(f"dataset name {shown}: 1-128 letters, digits, '.', '_' or '-', starting alphanumeric")
     return name
 
 
