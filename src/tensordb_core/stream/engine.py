@@ -253,8 +253,8 @@ class Engine:
         try:
             self._produce_from(q, table, scanned)
         finally:
-            if key is not None and self.memo is not None:
-                self.memo.give(key, table, self.scanned)
+            if key is not None and self.memo is not None and table.last_seq <= self.scanned:
+                self.memo.give(key, table, self.scanned)  # not a table a failed load left half-extended
 
     def _borrow_table(self, q: Mapping[str, Any]) -> tuple[Any, tuple[RefTable, int]]:
         """The table a memo kept for this query (read up to its bound), else an empty one.

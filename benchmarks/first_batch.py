@@ -1,0 +1,85 @@
+"""Time to the first batch against warehouse size (issue 16: a 1M-sample warehouse within 2x of a 20k one).
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/first_batch.py                        # 20,000 and 1,000,000 samples, ~3 minutes on 2 cores
+    .venv/bin/python benchmarks/first_batch.py --sizes 20000,200000
+
+Each size gets a fresh embedded warehouse of tiny samples (4 float32 values,
+so the warehouse's size is its index, not its bytes), imported in blocks of
+50,000.  Measured (best of ``--repeat``): a shuffled stream from
+``data_generator`` to its first batch of 64, with the stream's own
+``index_s``; then the first batch of a stream started with an
+:class:`~tensordb_core.stream.memo.IndexMemo` that an earlier stream filled
+(what a persistent torch loader worker sees from its second epoch on).
+Results go to ``benchmarks/results/first_batch.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from report import machine
+
+import tensordb_core as tdb
+from tensordb_core.stream.batches import data_stream
+from tensordb_core.stream.memo import IndexMemo
+
+RESULTS = Path(__file__).resolve().parent / "results" / "first_batch.json"
+
+
+def first_batch(db: tdb.TensorDB, memo: IndexMemo | None = None) -> tuple[float, float]:
+    """(seconds to the first batch, the stream's index_s) for a shuffled stream of the whole warehouse."""
+    began = time.perf_counter()
+    with data_stream(db.scope, {}, batch_size=64, shuffle=True, seed=0, index_memo=memo) as stream:
+        next(stream)
+        took = time.perf_counter() - began
+        return took, stream.stats.index_s
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="20000,1000000")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="tensordb-ttfb-") as work:
+        for n in (int(v) for v in args.sizes.split(",")):
+            with tdb.connect(Path(work) / f"wh-{n}", study="bench", blob_options={"fsync": False}) as db:
+                began = time.perf_counter()
+                for a in range(0, n, 50_000):
+                    m = min(50_000, n - a)
+                    db.import_data(np.arange(a, a + m, dtype=np.float32)[:, None].repeat(4, 1), np.arange(a, a + m))
+                imported = time.perf_counter() - began
+                runs = [first_batch(db) for _ in range(args.repeat)]
+                took, index_s = min(runs)
+                memo = IndexMemo()
+                first_batch(db, memo)
+                memo_took = min(first_batch(db, memo)[0] for _ in range(args.repeat))
+            rows.append({"samples": n, "import_s": round(imported, 1), "first_batch_ms": round(took * 1e3, 1),
+                         "index_ms": round(index_s * 1e3, 1), "index_us_per_doc": round(index_s / n * 1e6, 2),
+                         "first_batch_with_memo_ms": round(memo_took * 1e3, 1)})
+            print(f"{n:>9,} samples: first batch {took * 1e3:8.1f} ms (index {index_s * 1e3:.1f} ms, "
+                  f"{index_s / n * 1e6:.2f} us/doc); with an index memo {memo_took * 1e3:.1f} ms; "
+                  f"imported in {imported:.1f}s", flush=True)
+    if len(rows) > 1:
+        ratio = rows[-1]["first_batch_ms"] / rows[0]["first_batch_ms"]
+        print(f"first batch, {rows[-1]['samples']:,} / {rows[0]['samples']:,} samples: {ratio:.1f}x (target <= 2x)")
+    result = {"benchmark": "first_batch", "repeat": args.repeat, "machine": machine(), "rows": rows}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
