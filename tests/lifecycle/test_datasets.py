@@ -121,3 +121,12 @@ def test_gc_removes_members_of_a_version_whose_drop_died(db: tdb.TensorDB) -> No
     db.index.delete_many(datasets.DATASETS, {"_id": doc["_id"]})  # as a drop killed after its first delete leaves it
     maintenance.gc(db.index, db.blobs, grace_s=0)
     assert db.index.count(MEMBERS) == 20 and len(db.find_data(dataset="keep").arrays()[0]) == 20
+
+
+def test_a_version_is_queried_and_sorted_by_the_samples_own_ids(db: tdb.TensorDB) -> None:
+    ids = _import(db, 6)
+    db.save_dataset("v-ids", {})
+    db.delete_data({"_id": ids[2]})  # deleted since: still found by its id through the version
+    assert db.find_data({"_id": ids[2]}, dataset="v-ids").ids() == [ids[2]]
+    assert db.find_data({"$or": [{"_id": {"$in": ids[:2]}}, {"label": 5}]}, dataset="v-ids").ids() == ids[:2]
+    assert db.find_data({"_id": {"$in": ids}}, dataset="v-ids", sort=[("_id", -1)]).ids() == sorted(ids)[::-1]

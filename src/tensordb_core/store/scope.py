@@ -137,6 +137,21 @@ def check_tags(tags: Mapping[str, Any] | None, reserved: frozenset[str] = frozen
     return out
 
 
+def _sample_ids(query: dict[str, Any]) -> dict[str, Any]:
+    """A query on samples' ``_id`` as a query on dataset members, which keep the sample's id in ``_sample``.
+
+    Why: a member's own ``_id`` is ``<version>:<sample id>`` (one collection
+    holds every version), yet a version's reader asks for samples by their ids.
+    """
+    out: dict[str, Any] = {}
+    for key, value in query.items():
+        if key in ("$and", "$or", "$nor"):
+            out[key] = [_sample_ids(clause) for clause in value]
+        else:
+            out["_sample" if key == "_id" else key] = value
+    return out
+
+
 @dataclass
 class StudyScope:
     """Index + blobs + study id: what every collection needs, with isolation built in.
@@ -163,6 +178,7 @@ class StudyScope:
         own: dict[str, Any] = {"_study": self.study}
         if self.version is not None:
             own = {"$and": [own, {"_dataset": self.version}]}
+            q = _sample_ids(q)
         return {"$and": [own, q]} if q else own
 
     def pinned(self, version: str) -> StudyScope:

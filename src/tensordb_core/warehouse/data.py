@@ -45,6 +45,8 @@ class DataCursor:
         self._scoped = scope.query(query)  # validates (datetimes encoded): a typed error before any read
         self.query = dict(query or {})
         self._sort, self._limit, self._skip = validate_sort(sort) or None, limit, skip
+        if self._sort and scope.version is not None:  # members keep the sample's id in _sample (store/scope.py)
+            self._sort = [("_sample" if f == "_id" else f, d) for f, d in self._sort]
         self._collection = scope.data_collection  # a dataset version's view reads its pinned members
 
     def __len__(self) -> int:
