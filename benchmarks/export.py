@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 import tensordb_core as tdb
-from tensordb_core.export import FORMATS, export_data
+from tensordb_core.warehouse.export import FORMATS, export_data
 from tensordb_core.format.media import encode_image
 
 RESULTS = Path(__file__).resolve().parent / "results" / "export.json"

@@ -27,8 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "integrations": {"errors", "format", "query", "store", "stream", "warehouse"},
     "tensorlayer": {"errors", "format", "query", "store", "stream", "warehouse", "loop"},
     "ui": {"errors", "format", "query", "store", "stream", "warehouse", "loop"},
-    "export": {"errors", "format", "query", "store", "stream", "warehouse"},
-    "cli": {"errors", "format", "query", "store", "stream", "warehouse", "loop", "tensorlayer", "ui", "export"},
+    "cli": {"errors", "format", "query", "store", "stream", "warehouse", "loop", "tensorlayer", "ui"},
     "testing": {"errors", "format", "query", "store", "stream", "warehouse", "embedded"},
 }
 
@@ -86,6 +85,20 @@ def test_no_module_has_two_jobs_by_length() -> None:
     assert long == {}
 
 
+def runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of ``tree`` except those under ``if TYPE_CHECKING:`` (annotations only: never imported at run time)."""
+    out: list[ast.AST] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", None)) == "TYPE_CHECKING":
+            stack.extend(node.orelse)
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    return out
+
+
 def import_graph(*, lazy: bool) -> dict[str, set[str]]:
     """Module -> the tensordb_core modules it imports: top-level statements only, or with ``lazy`` every one
     (inside functions too; the package's own ``__init__``, the public face that imports on first use, aside)."""
@@ -96,7 +109,7 @@ def import_graph(*, lazy: bool) -> dict[str, set[str]]:
         rel = path.relative_to(CORE.parent).with_suffix("")
         name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
         tree = ast.parse(path.read_text())
-        nodes = ast.walk(tree) if lazy and path != CORE / "__init__.py" else tree.body
+        nodes = runtime_nodes(tree) if lazy and path != CORE / "__init__.py" else tree.body
         deps = set()
         for node in nodes:
             if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("tensordb_core"):

@@ -7,7 +7,6 @@ import pyarrow.parquet as pq
 import pytest
 
 import tensordb_core as tdb
-from tensordb_core.export import export_data
 from tensordb_core.warehouse.datasets import DatasetNotFound
 
 
@@ -20,16 +19,16 @@ def test_a_version_exports_what_it_pinned_whatever_was_relabelled_deleted_or_imp
         assert db.delete_data({"label": 1}) == 7
         db.import_data(np.zeros((5, 3), np.float32), np.zeros(5, int), tags={"split": "train"})
 
-        export_data(db, tmp_path / "v1.parquet", format="parquet", dataset="v1", page_size=6)
+        db.export_data(tmp_path / "v1.parquet", format="parquet", dataset="v1", page_size=6)
         pinned = pq.read_table(tmp_path / "v1.parquet")
         assert pinned.column("_id").to_pylist() == ids
         assert pinned.column("label").to_pylist() == (np.arange(20) % 3).tolist()
         np.testing.assert_array_equal(pinned.column("x").combine_chunks().to_numpy_ndarray(), X)
 
-        export_data(db, tmp_path / "now.parquet", format="parquet", page_size=6)
+        db.export_data(tmp_path / "now.parquet", format="parquet", page_size=6)
         assert sorted(set(pq.read_table(tmp_path / "now.parquet").column("label").to_pylist())) == [0, 2, 9]
 
-        export_data(db, tmp_path / "v1-2.parquet", {"label": 2}, format="parquet", dataset="v1")
+        db.export_data(tmp_path / "v1-2.parquet", {"label": 2}, format="parquet", dataset="v1")
         assert pq.read_table(tmp_path / "v1-2.parquet").num_rows == 6
 
 
@@ -37,5 +36,5 @@ def test_an_unknown_version_is_refused_with_nothing_written(tmp_path):
     with tdb.connect(tmp_path / "w", study="s") as db:
         db.import_data(np.zeros((3, 2), np.float32))
         with pytest.raises(DatasetNotFound, match="nope"):
-            export_data(db, tmp_path / "out.npz", format="npz", dataset="nope")
+            db.export_data(tmp_path / "out.npz", format="npz", dataset="nope")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w"]

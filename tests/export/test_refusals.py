@@ -19,7 +19,7 @@ from tensordb_core.errors import (
     OutputExists,
     OutputNotWritable,
 )
-from tensordb_core.export import FORMATS, export_data
+from tensordb_core.warehouse.export import FORMATS, export_data
 
 
 def _listing(directory):
@@ -110,8 +110,8 @@ def test_a_failure_while_writing_leaves_the_old_content_and_no_partial_files(xy,
 
 def test_a_format_whose_library_is_missing_names_the_extra_to_install():
     from tensordb_core.errors import MissingDependency
-    from tensordb_core.export import Format
+    from tensordb_core.warehouse.export import Format
 
-    missing = Format("lance", "tensordb_core.export.npz", directory=True, requires=("no_such_library_for_tensordb",))
+    missing = Format("lance", "tensordb_core.warehouse.export.npz", directory=True, requires=("no_such_library_for_tensordb",))
     with pytest.raises(MissingDependency, match=r"pip install 'tensordb\[export\]'"):
         missing.writer()

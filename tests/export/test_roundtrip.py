@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import webdataset as wds
 
-from tensordb_core.export import export_data
+from tensordb_core.warehouse.export import export_data
 
 
 def _ragged(values, offsets):

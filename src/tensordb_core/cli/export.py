@@ -1,7 +1,7 @@
 """``tensordb export``: write a study's samples to npz, Parquet, WebDataset shards or a Hugging Face dataset.
 
 ``tensordb export --study S --query '{"split": "train"}' --format parquet train.parquet``
-runs :func:`tensordb_core.export.export_data` with a progress bar
+runs :func:`tensordb_core.warehouse.export.export_data` with a progress bar
 (:mod:`tensordb_core.cli.progress`) and prints one summary line.  A refusal
 (unknown format, a path that exists without ``--overwrite``, a query that
 matches nothing, ...) is one ``tensordb: error:`` line and exit status 2;
@@ -17,7 +17,7 @@ from typing import Any
 from tensordb_core.cli.common import open_warehouse, parse_query
 from tensordb_core.errors import InvalidArgument
 
-#: Format options the command passes on only when given (their defaults live in tensordb_core.export.FORMATS).
+#: Format options the command passes on only when given (their defaults live in tensordb_core.warehouse.export.FORMATS).
 FORMAT_OPTIONS = ("row_group_size", "compression", "shard_samples", "shard_bytes")
 
 
@@ -33,8 +33,8 @@ def _fields(text: str | None) -> list[str] | None:
 def cmd_export(args: argparse.Namespace) -> int:
     """Export the matching samples; the bar counts samples of the export's total."""
     from tensordb_core.cli.progress import progress
-    from tensordb_core.export import check_format, export_data
-    from tensordb_core.export.source import find
+    from tensordb_core.warehouse.export import check_format, export_data
+    from tensordb_core.warehouse.export.source import find
 
     query = parse_query(args.query)
     fields = _fields(args.fields)
@@ -52,7 +52,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def add_export_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     """The ``export`` subcommand (wired into :func:`tensordb_core.cli.main.build_parser`)."""
-    from tensordb_core.export import DEFAULT_PAGE_SIZE, FORMATS
+    from tensordb_core.warehouse.export import DEFAULT_PAGE_SIZE, FORMATS
 
     p = sub.add_parser("export", help="write matching samples to npz, Parquet, WebDataset tar shards or a "
                        "Hugging Face dataset on disk (media kept encoded)")

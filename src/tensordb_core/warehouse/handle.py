@@ -31,6 +31,7 @@ from tensordb_core.warehouse import (
     artifacts,
     data,
     datasets,
+    export,
     jobs,
     lifecycle,
     logs,
@@ -202,6 +203,11 @@ class TensorDB:
     def data_snapshot(self, *, settle_s: float | None = None) -> int:
         """A ``_seq`` bound for ``data_generator(as_of=...)``: compute once, pass to every DDP rank."""
         return data.data_snapshot(self.scope, settle_s)
+
+    def export_data(self, path: str | os.PathLike[str], query: Mapping[str, Any] | None = None, *,
+                    dataset: str | None = None, format: str = "parquet", **options: Any) -> dict[str, Any]:
+        """Write matching samples (or a dataset version) as npz, parquet, webdataset or hf; see warehouse/export."""
+        return export.export_data(self, path, query, dataset=dataset, format=format, **options)
 
     def current_lineage(self) -> dict[str, Any]:
         """What produced the parameters saved now: run, job, architecture and the data snapshot read."""

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from tensordb_core.export.source import Page, Schema
+from tensordb_core.warehouse.export.source import Page, Schema
 
 _EXTENSIONS = {"jpeg": "jpg", "png": "png"}
 

@@ -32,7 +32,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from tensordb_core.export.source import FieldSpec, Page, Schema, as_text
+from tensordb_core.warehouse.export.source import FieldSpec, Page, Schema, as_text
 
 COPY_BLOCK = 1 << 20
 _JSON_DTYPES = {"int": np.int64, "float": np.float64, "bool": np.bool_}

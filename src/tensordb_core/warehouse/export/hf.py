@@ -43,7 +43,7 @@ from datasets import (
 )
 from datasets.arrow_writer import ArrowWriter
 
-from tensordb_core.export.source import FieldSpec, Page, Schema, as_text
+from tensordb_core.warehouse.export.source import FieldSpec, Page, Schema, as_text
 
 _ARRAYS = {2: Array2D, 3: Array3D, 4: Array4D, 5: Array5D}
 _JSON_VALUES = {"int": "int64", "float": "float64", "bool": "bool", "str": "string", "json": "string"}

@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tensordb_core.export.source import FieldSpec, Page, Schema, as_text
+from tensordb_core.warehouse.export.source import FieldSpec, Page, Schema, as_text
 
 #: A row group is written once its buffered payload passes this many bytes, even short of row_group_size rows.
 ROW_GROUP_BYTES = 64 << 20

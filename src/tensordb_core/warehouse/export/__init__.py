@@ -4,7 +4,7 @@
 match ``query`` (or a named dataset version) in one format; :data:`FORMATS`
 is the table of formats (the module that writes each one lazily imported,
 the library it needs and the extra that installs it, the options it takes),
-so ``import tensordb_core.export`` loads neither pyarrow nor ``datasets``.
+so ``import tensordb_core.warehouse.export`` loads neither pyarrow nor ``datasets``.
 Every export reads the warehouse the same way (:mod:`.source`: one index
 scan for the schema, then pages of samples through the cursor, media kept
 encoded) and lands the same way (:mod:`.target`: refused if the path holds
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tensordb_core.errors import InvalidArgument, MissingDependency
-from tensordb_core.export.source import Page, Schema, check_fields, pages, scan
-from tensordb_core.export.target import check_target, staged
+from tensordb_core.warehouse.export.source import Page, Schema, check_fields, pages, scan
+from tensordb_core.warehouse.export.target import check_target, staged
 
 if TYPE_CHECKING:
     from tensordb_core.warehouse.handle import TensorDB
@@ -56,15 +56,15 @@ class Format:
 
 #: The formats, by name.  Options are keyword arguments of export_data that only that format takes.
 FORMATS: dict[str, Format] = {f.name: f for f in (
-    Format("npz", "tensordb_core.export.npz", directory=False,
+    Format("npz", "tensordb_core.warehouse.export.npz", directory=False,
            summary="one numpy array per field in a .npz file (np.load)"),
-    Format("parquet", "tensordb_core.export.parquet", directory=False, requires=("pyarrow",),
+    Format("parquet", "tensordb_core.warehouse.export.parquet", directory=False, requires=("pyarrow",),
            options={"row_group_size": 4096, "compression": "zstd"},
            summary="one Parquet file with row groups (pyarrow)"),
-    Format("webdataset", "tensordb_core.export.webdataset", directory=True,
+    Format("webdataset", "tensordb_core.warehouse.export.webdataset", directory=True,
            options={"shard_samples": 10_000, "shard_bytes": 1 << 30},
            summary="a directory of tar shards NAME-000000.tar of {key}.{ext} members (webdataset)"),
-    Format("hf", "tensordb_core.export.hf", directory=True, requires=("datasets", "pyarrow"),
+    Format("hf", "tensordb_core.warehouse.export.hf", directory=True, requires=("datasets", "pyarrow"),
            summary="a Hugging Face datasets dataset saved with save_to_disk (datasets.load_from_disk)"),
 )}
 
