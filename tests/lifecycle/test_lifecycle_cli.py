@@ -29,8 +29,10 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def test_delete_relabel_datasets_and_status(warehouse: str, capsys) -> None:
     at = ["--uri", warehouse, "--study", "s"]
     assert run(capsys, "datasets", "list", *at)[1].startswith("no dataset versions")
-    with tdb.connect(warehouse, study="s") as db:
-        db.save_dataset("v1", description="all ten")
+    code, out, _ = run(capsys, "datasets", "save", "v1", "--description", "all ten", *at)
+    assert code == 0 and "saved dataset v1: 10 sample(s)" in out
+    code, out, _ = run(capsys, "datasets", "save", "odd", "--query", '{"label": 1}', *at)
+    assert code == 0 and "saved dataset odd: 5 sample(s)" in out
     code, out, _ = run(capsys, "relabel", '{"label": 1}', '{"$set": {"label": 7}}', *at)
     assert code == 0 and "updated 5 sample(s)" in out
     code, out, _ = run(capsys, "delete", '{"label": 0}', *at)
@@ -56,6 +58,8 @@ def test_delete_relabel_datasets_and_status(warehouse: str, capsys) -> None:
     ["relabel", "{}", "[1]"],
     ["datasets", "show", "nope"],
     ["datasets", "drop"],
+    ["datasets", "save"],                         # no name
+    ["datasets", "save", "v", "--query", "{bad"],
     ["gc", "--grace", "-1"],
     ["check", "--grace", "-5"],
 ])

@@ -1,4 +1,4 @@
-"""``tensordb delete``, ``tensordb relabel`` and ``tensordb datasets``: the data lifecycle from the shell.
+"""``tensordb delete``, ``tensordb relabel`` and ``tensordb datasets`` (save, list, show, drop): the data lifecycle from the shell.
 
 ``delete`` refuses an empty query unless ``--all`` is given (a typo should
 not empty a study); every delete and relabel is audited, and ``tensordb
@@ -48,6 +48,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
                      "state": d["state"], "description": d["description"] or ""} for d in db.list_datasets()]
             print(table(rows, ["name", "count", "created", "who", "state", "description"]) if rows
                   else f"no dataset versions in study {db.study}")
+        elif args.action == "save":
+            info = db.save_dataset(_name(args), parse_query(args.query), description=args.description)
+            print(f"saved dataset {info['name']}: {info['count']} sample(s) pinned with their labels")
         elif args.action == "show":
             info = db.dataset_info(_name(args))
             print(json.dumps({**info, "created_at": _when(info["created"])}, indent=1, sort_keys=True))
@@ -77,10 +80,12 @@ def add_lifecycle_parser(sub: Any, common: Callable[[argparse.ArgumentParser], N
     p.add_argument("update", help='JSON update, e.g. \'{"$set": {"label": 5}}\'')
     p.set_defaults(func=cmd_relabel)
 
-    p = sub.add_parser("datasets", help="list, show or drop named dataset versions")
+    p = sub.add_parser("datasets", help="save, list, show or drop named dataset versions")
     common(p)
-    p.add_argument("action", choices=["list", "show", "drop"])
-    p.add_argument("name", nargs="?", help="the dataset version (show, drop)")
+    p.add_argument("action", choices=["save", "list", "show", "drop"])
+    p.add_argument("name", nargs="?", help="the dataset version (save, show, drop)")
+    p.add_argument("--query", help='save: JSON query of the samples to pin, e.g. \'{"split": "train"}\' (default: all)')
+    p.add_argument("--description", help="save: what this version is for")
     p.set_defaults(func=cmd_datasets)
 
 
