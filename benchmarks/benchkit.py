@@ -156,6 +156,12 @@ def row(dataset: Spec, name: str, took: float, samples: int, nbytes: int, ceilin
             "cpu_us_per_sample": round(LAST_CPU[0] / samples * 1e6, 2), **extra}
 
 
+def row_without_cpu(dataset: Spec, name: str, took: float, samples: int, nbytes: int, ceiling_sps: float | None,
+                    **extra: Any) -> dict[str, Any]:
+    """A row not timed by :func:`best_of` (its CPU would be another run's): the CPU column stays empty."""
+    return {**row(dataset, name, took, samples, nbytes, ceiling_sps, **extra), "cpu_us_per_sample": None}
+
+
 def import_dataset(db: tdb.TensorDB, spec: Spec, npy_dir: Path | None) -> list[str]:
     """Import ``spec`` into ``db`` (tag ``ds``); also write one ``.npy`` per sample when ``npy_dir`` is given."""
     paths: list[str] = []

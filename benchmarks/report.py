@@ -29,7 +29,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         print(f"{r['dataset']:<10} {r['row']:<44} {r['samples']:>7} {r['samples_per_s']:>11,.0f} "
               f"{r['MB_per_s']:>7,.0f} {ratio(r, 'vs_ceiling', 2):>10} {ratio(r, 'vs_sequential_get', 1):>10} "
-              f"{ratio(r, 'vs_remote_ceiling', 2):>14} {r['cpu_us_per_sample']:>13.1f}")
+              f"{ratio(r, 'vs_remote_ceiling', 2):>14} {_cpu(r):>13}")
 
 
 def markdown_table(result: dict[str, Any]) -> str:
@@ -42,5 +42,11 @@ def markdown_table(result: dict[str, Any]) -> str:
     for r in result["rows"]:
         lines.append(f"| {r['dataset']} | {r['row']} | {r['samples']:,} | {r['samples_per_s']:,.0f} | "
                      f"{r['MB_per_s']:,.0f} | {x(r, 'vs_ceiling', 2)} | {x(r, 'vs_sequential_get', 1)} | "
-                     f"{x(r, 'vs_remote_ceiling', 2)} | {r['cpu_us_per_sample']:.1f} |")
+                     f"{x(r, 'vs_remote_ceiling', 2)} | {_cpu(r)} |")
     return "\n".join(lines)
+
+
+def _cpu(r: dict[str, Any]) -> str:
+    """The CPU column: empty for rows whose CPU time was not measured (loader workers, time to first batch)."""
+    cpu = r.get("cpu_us_per_sample")
+    return "" if cpu is None else f"{cpu:.1f}"

@@ -29,7 +29,7 @@ from typing import Any
 
 import lz4.frame
 import numpy as np
-from benchkit import Spec, best_of, images, row
+from benchkit import Spec, best_of, images, row, row_without_cpu
 
 import tensordb_core as tdb
 
@@ -132,7 +132,7 @@ def litdata_rows(spec: Spec, work: Path, repeat: int, top: float, warehouse: str
     for name, seconds in (("TensorDB stream (shuffled)", first["TensorDB stream (shuffled)"]),
                           ("LitData StreamingDataset (shuffled)", first["litdata-True"]),
                           ("ceiling (first chunk)", first["ceiling (first chunk)"])):
-        rows.append(row(spec, f"time to first batch: {name}", seconds, spec.batch, spec.batch * spec.sample_bytes,
+        rows.append(row_without_cpu(spec, f"time to first batch: {name}", seconds, spec.batch, spec.batch * spec.sample_bytes,
                         None, ttfb_ms=round(seconds * 1e3, 1)))
 
     for n_workers in (workers, 0):
@@ -141,13 +141,13 @@ def litdata_rows(spec: Spec, work: Path, repeat: int, top: float, warehouse: str
         loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=n_workers,
                                              persistent_workers=bool(n_workers))
         took, n = _loader_epochs(loader, repeat, ds.set_epoch)
-        rows.append(row(spec, f"{what}: TensorDB (persistent workers)" if n_workers else f"{what}: TensorDB",
+        rows.append(row_without_cpu(spec, f"{what}: TensorDB (persistent workers)" if n_workers else f"{what}: TensorDB",
                         took, n, n * spec.sample_bytes, top))
         del loader
         lds = StreamingDataset(str(out), shuffle=True, seed=0)
         lloader = StreamingDataLoader(lds, batch_size=spec.batch, num_workers=n_workers)
         took, n = _loader_epochs(lloader, repeat)
-        rows.append(row(spec, f"{what}: LitData StreamingDataLoader", took, n, n * spec.sample_bytes, top))
+        rows.append(row_without_cpu(spec, f"{what}: LitData StreamingDataLoader", took, n, n * spec.sample_bytes, top))
         del lloader
     print(f"[{spec.name}] LitData rows measured", file=sys.stderr)
     return rows
