@@ -92,3 +92,15 @@ def test_a_memo_makes_the_next_stream_read_only_new_documents(warehouse, monkeyp
 def test_index_memo_must_be_a_memo(warehouse):
     with tdb.connect(warehouse, study="torch") as db, pytest.raises(InvalidStreamArgument):
         data_stream(db.scope, {}, index_memo={"not": "a memo"})
+
+
+def test_a_cache_dir_is_one_cache_object_per_process_across_epochs(warehouse, tmp_path):
+    ds = TensorDBIterableDataset(warehouse, study="torch", batch_size=16, seed=2, cache_dir=str(tmp_path / "cache"),
+                                 disk_cache_bytes=1 << 20)
+    seen = []
+    for epoch in range(2):
+        ds.set_epoch(epoch)
+        assert sorted(v for _, y in ds for v in y.tolist()) == list(range(N))
+        seen.append(ds._disk)
+    assert seen[0] is seen[1] and seen[0].nbytes() > 0
+    assert seen[0].hits > 0  # the second epoch read the chunks the first one kept

@@ -16,6 +16,8 @@ Each worker process keeps the sample references it read
 (:class:`~tensordb_core.stream.memo.IndexMemo`): a later epoch reads only the
 documents inserted since, instead of the whole index again.  Samples deleted
 (or re-tagged) after a worker read them are seen by a new dataset object.
+``cache_dir=`` (a stream argument: remote chunks kept on local disk) gets one
+cache object per process, so each cached file is checked once per worker.
 
 Why batches come from the dataset (``batch_size=None`` in the loader): the
 stream reads whole chunks and decodes straight into batch arrays; collating
@@ -51,6 +53,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
 
 from tensordb_core.query.filters import validate_query
 from tensordb_core.stream.batches import DEFAULT_WINDOW_BYTES, data_stream
+from tensordb_core.stream.disk_cache import DEFAULT_DISK_CACHE_BYTES, DiskChunkCache
 from tensordb_core.stream.memo import IndexMemo
 from tensordb_core.stream.order import StreamState
 from tensordb_core.stream.records import collate
@@ -119,6 +122,7 @@ class TensorDBIterableDataset(IterableDataset):
         self.collate = collate or collate_records
         self._memo: IndexMemo | None = None
         self._memo_pid = 0
+        self._disk: DiskChunkCache | None = None
 
     @property
     def epoch(self) -> int:
@@ -135,11 +139,29 @@ class TensorDBIterableDataset(IterableDataset):
         """This process's memo of sample references (a forked worker starts its own)."""
         if self._memo is None or self._memo_pid != os.getpid():
             self._memo, self._memo_pid = IndexMemo(), os.getpid()
+            self._disk = None
         return self._memo
+
+    def _stream_kwargs(self) -> dict[str, Any]:
+        """The stream arguments, with one disk cache object per process for a ``cache_dir`` path.
+
+        Why one object: a cache object checks each file against its content
+        address the first time it reads it; a new object per epoch would hash
+        every cached chunk again every epoch.
+        """
+        kwargs = dict(self.stream_kwargs)
+        where = kwargs.get("cache_dir")
+        if isinstance(where, (str, os.PathLike)):
+            self._index_memo()
+            if self._disk is None:
+                self._disk = DiskChunkCache(where, kwargs.pop("disk_cache_bytes", DEFAULT_DISK_CACHE_BYTES))
+            kwargs.pop("disk_cache_bytes", None)
+            kwargs["cache_dir"] = self._disk
+        return kwargs
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_memo"], state["_memo_pid"] = None, 0  # references are per process: a spawned worker reads its own
+        state["_memo"], state["_memo_pid"], state["_disk"] = None, 0, None  # references are per process: a spawned worker reads its own
         return state
 
     def set_epoch(self, epoch: int, as_of: int | None = None) -> None:
@@ -173,7 +195,7 @@ class TensorDBIterableDataset(IterableDataset):
             stream = data_stream(scope, self.query, batch_size=self.batch_size, shuffle=self.shuffle,
                                  seed=self.seed, epochs=epoch + 1, shard=(rank, world), transform=self.transform,
                                  window_bytes=self.window_bytes, state=state, as_of=as_of,
-                                 index_memo=self._index_memo(), **self.stream_kwargs)
+                                 index_memo=self._index_memo(), **self._stream_kwargs())
             with stream:
                 for batch in stream:
                     if isinstance(batch, dict):
