@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import tensordb_core as tdb
+from tensordb_core.cli.main import build_parser, main
 from tensordb_core.errors import TensorDBError
 from tensordb_core.warehouse.handle import TensorDB
 
@@ -67,6 +68,8 @@ CORPUS: dict[str, list[Any]] = {
     "kind": [None, 5, "", "a\x00b", LONG, [], "bogus"],
     "optional_kind": [5, "", "a\x00b", LONG, [], "bogus"],
     "status": [5, "", "a\x00b", LONG, "bogus"],
+    "path": [None, 5, "", "a\x00b", [], {}],
+    "format": ["bogus", 5, None, "", "a\x00b"],
 }
 X = np.zeros((3, 2), np.float32)
 
@@ -93,6 +96,8 @@ TABLE: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
     "delete_model_architectures": row({"query": "query"}, query={"name": "none"}),
     "delete_parameters": row({"query": "query"}, query={"tag": "none"}),
     "drop_dataset": row({"name": "name"}, name="no-such-dataset"),
+    "export_data": row({"path": "path", "query": "query", "dataset": "optional_name", "format": "format"},
+                       path="@export", query={}, dataset=None, format="npz"),
     "end_run": row({"status": "status"}, status="finished"),
     "find_data": row({"query": "query", "sort": "sort", "limit": "count", "skip": "count", "dataset": "optional_name"},
                      query={}, sort=None, limit=0, skip=0, dataset=None),
@@ -190,12 +195,13 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TensorDB,
     db.save_model_architecture('{"builder": "numpy-mlp"}', tags={"name": "mlp"})
     db.push_job({"epochs": 1}, tags={"type": "train"})
     db.train_log({"loss": 1.0}, step=0)
-    run = db.start_run("walk", params={"lr": 0.1})
+    run = db.start_run("walk", params={"lr": 0.1}, heartbeat_s=3000, lapse_s=3600)  # no heartbeat during the walk
     run.log_text("hello", "notes")
     if hasattr(db, "save_dataset"):
         db.save_dataset("ds", {"split": "train"})
     db.flush()
-    ids = {"@pid": pid, "@run": run.id, "@pdoc": db.find_parameter_docs({"_id": pid})[0]}
+    ids = {"@pid": pid, "@run": run.id, "@pdoc": db.find_parameter_docs({"_id": pid})[0],
+           "@export": str(root.parent / "export.npz")}
     yield db, ids, root
     db.close()
 
@@ -248,3 +254,105 @@ def test_bad_value_is_typed_and_changes_nothing(seeded, method: str, param: str,
     else:
         pytest.fail(f"{method}({param}={bad!r:.60}) was accepted")
     assert fingerprint(db, root) == before, f"{method}({param}={bad!r:.60}) changed the warehouse"
+
+
+# -- every CLI command -----------------------------------------------------------------------------
+
+#: Options of every warehouse command, each poisoned in turn (``{wh}`` is the seeded warehouse).
+COMMON_BAD = [["--uri", "a\x00b"], ["--uri", "/tmp/" + LONG], ["--study", ""], ["--study", "a\x00b"],
+              ["--study", LONG], ["--timeout", "nan"], ["--timeout", "-1"], ["--timeout", "x"],
+              ["--blobs", "bogus-scheme://x"]]
+BAD_JSON = ["{bad", "[1]", '{"$where": "1"}', '{"a": NaN}', '{"a\\u0000": 1}', "[" * 100000, ""]
+
+#: command -> (argv that is valid apart from the poisoned part, the bad argv tails, whether COMMON_BAD applies).
+COMMANDS: dict[str, tuple[list[str], list[list[str]], bool]] = {
+    "plugins": ([], [["--bogus"], ["x"]], False),
+    "demo": ([], [["--workers", "-1"], ["--workers", "0"], ["--workers", "x"], ["--epochs", "-1"],
+                  ["--epochs", "0"], ["--workers", "9" * 30]], True),
+    "find": ([], [*([q] for q in BAD_JSON[:-1]), ["--limit", "-1"], ["--limit", "x"], ["--limit", "9" * 30],
+                  ["--collection", "bogus"]], True),
+    "logs": ([], [["bogus"], *(["--query", q] for q in BAD_JSON[:-1]), ["--limit", "-1"]], True),
+    "jobs": ([], [*([q] for q in BAD_JSON[:-1]), ["--limit", "-5"], ["--limit", "9" * 30]], True),
+    "check": ([], [["--grace", "nan"], ["--grace", "-1"], ["--grace", "x"]], True),
+    "gc": (["--dry-run"], [["--grace", "-100"], ["--grace", "nan"], ["--grace", "inf"]], True),
+    "worker": (["--role", "trainer", "--until-idle"],
+               [["--role", "bogus"], ["--http-port", "99999"], ["--http-port", "-5"], ["--poll", "-1"],
+                ["--poll", "nan"], ["--heartbeat", "0"], ["--lease", "0"], ["--lease", "inf"], ["--jobs", "{bad"],
+                ["--score-lease", "-1"], ["--min-improvement", "nan"], ["--name", "a\x00b"], ["--name", LONG]], True),
+    "compare": ([], [["--mode", "bogus"], ["--metric", "a\x00b"], ["--metric", ""], ["--metric", LONG]], True),
+    "copy": (["{wh}", "{tmp}/copy-dst", "--study", "s1"],
+             [["--page", "0"], ["--page", "-1"], ["--page", "x"], ["--study", ""], ["--study", "a\x00b"],
+              ["--src-blobs", "bogus-scheme://x"], ["--timeout", "nan"]], False),
+    "migrate": (["tensorlayer", "{tmp}/no-such-tl", "--to", "{tmp}/tl-dst"],
+                [["--study", ""], ["--study", "a\x00b"], ["--to", "a\x00b"]], False),
+    "runs": ([], [*([q] for q in BAD_JSON[:-1]), ["--sort", "x:2"], ["--sort", ":1"], ["--limit", "-1"]], True),
+    "export": (["{tmp}/export-out"],
+               [["--format", "bogus"], ["--query", "{bad"], ["--page-size", "0"], ["--page-size", "-1"],
+                ["--shard-samples", "-1"], ["--shard-bytes", "0"], ["--row-group-size", "0"], ["--dataset", ""],
+                ["--fields", ""]], True),
+    "ui": ([], [["--port", "99999"], ["--port", "-1"], ["--request-timeout", "nan"], ["--request-timeout", "-1"],
+                ["--host", "a\x00b"]], True),
+    "status": ([], [["--mode", "bogus"], ["--metric", ""], ["--metric", "a\x00b"]], True),
+    "delete": ([], [*([q] for q in BAD_JSON[:-1])], True),
+    "relabel": (['{"split": "none"}'], [["{bad"], ["[1]"], ['{"$where": 1}'], ['{"$set": {"_id": 1}}'],
+                                         ['{"$set": {"a": NaN}}'], ['{"$rename": {"a": "b"}}']], True),
+    "datasets": ([], [["bogus"], ["show"], ["show", "a\x00b"], ["show", LONG], ["drop", ""], ["show", "no-such"]],
+                 True),
+    "import-images": (["{tmp}/images", "--study", "s1"],
+                      [["--tags", "{bad"], ["--tags", "[1]"], ["--limit", "-1"], ["--chunk-mb", "-1"],
+                       ["--chunk-mb", "nan"], ["--on-error", "bogus"]], True),
+}
+
+
+#: What a command needs besides its options when only a common option is poisoned.
+COMMON_BASE = {"delete": ['{"split": "none"}']}
+
+
+def subcommands() -> set[str]:
+    parser = build_parser()
+    return {name for action in parser._subparsers._group_actions for name in action.choices}
+
+
+def test_every_command_has_a_row() -> None:
+    missing = sorted(subcommands() - set(COMMANDS))
+    assert not missing, f"CLI commands the hostile walk does not cover (add rows to COMMANDS): {missing}"
+    assert not sorted(set(COMMANDS) - subcommands()), "rows for commands the CLI no longer has"
+
+
+def cli_cases() -> Iterator[tuple[str, int]]:
+    for command, (_, bad, common) in sorted(COMMANDS.items()):
+        for i in range(len(bad) + (len(COMMON_BAD) if common else 0)):
+            yield command, i
+
+
+@pytest.mark.parametrize(("command", "i"), list(cli_cases()), ids=[f"{c}-{i}" for c, i in cli_cases()])
+def test_bad_command_line_is_one_error_line_and_changes_nothing(seeded, tmp_path, monkeypatch, capsys,
+                                                                command: str, i: int) -> None:
+    db, _, root = seeded
+    base, bad, common = COMMANDS[command]
+    tail = bad[i] if i < len(bad) else COMMON_BAD[i - len(bad)]
+    (tmp_path / "images" / "cat").mkdir(parents=True)
+    fill = {"{wh}": str(root), "{tmp}": str(tmp_path)}
+    argv = [command, *(fill.get(a, a.replace("{tmp}", str(tmp_path))) for a in base)]
+    if i >= len(bad):
+        argv += COMMON_BASE.get(command, [])
+    if common and "--uri" not in tail:
+        argv += ["--uri", str(root)]
+    if common and "--study" not in tail and "--study" not in base:
+        argv += ["--study", "s1"]
+    argv += tail
+    monkeypatch.chdir(tmp_path)
+    before, listing = fingerprint(db, root), sorted(p.name for p in tmp_path.iterdir())
+    try:
+        status = main(argv)
+    except SystemExit as exc:  # argparse refuses a malformed option itself
+        status = exc.code
+    out, err = capsys.readouterr()
+    shown = [a[:30] for a in argv]
+    assert status == 2, f"{shown}: exit status {status}, stderr {err[-300:]!r}"
+    assert "Traceback" not in err + out, f"{shown}: a traceback"
+    errors = [line for line in err.splitlines() if line.startswith("tensordb") and "error:" in line]
+    assert len(errors) == 1, f"{shown}: expected one 'tensordb...: error:' line, got {err[-300:]!r}"
+    assert len(errors[0]) < 1000, f"{shown}: the error line echoes a huge value"
+    assert fingerprint(db, root) == before, f"{shown}: changed the warehouse"
+    assert sorted(p.name for p in tmp_path.iterdir()) == listing, f"{shown}: created files"

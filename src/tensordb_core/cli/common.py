@@ -17,8 +17,9 @@ from datetime import datetime
 from typing import Any
 
 from tensordb_core.cli.tables import render
-from tensordb_core.errors import InvalidQuery
+from tensordb_core.errors import InvalidArgument, InvalidQuery
 from tensordb_core.store.uri import StoreURI, parse_uri
+from tensordb_core.warehouse.arguments import check_name
 
 #: Fields that hold a time.time() value: shown as local ISO times, not 1.796e+09.
 TIME_FIELDS = frozenset({"_created", "at", "ended", "expires", "finished", "heartbeat", "lease_until", "started",
@@ -80,12 +81,59 @@ def parse_query(text: str | None, example: str = '{"split": "train"}') -> dict[s
 
 def seconds(text: str) -> float:
     """An argparse type: a positive, finite number of seconds."""
+    return positive_number(text, "a positive number of seconds")
+
+
+def positive_number(text: str, what: str = "a positive number") -> float:
+    """An argparse type: a positive, finite number (NaN, inf, 0 and negatives are refused by argparse)."""
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
     if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, not {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {what}, not {text[:40]!r}")
+    return value
+
+
+def non_negative_number(text: str) -> float:
+    """An argparse type: a finite number of at least 0 (a grace period, a margin)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of at least 0, not {text[:40]!r}")
+    return value
+
+
+def port(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free one) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, not {text[:40]!r}")
+    return value
+
+
+def plain_name(text: str) -> str:
+    """An argparse type: a name as the warehouse takes it (non-empty, at most 256 characters, no control
+    characters)."""
+    try:
+        return check_name(text, "the name")
+    except InvalidArgument as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an int of at least 1 that fits in 64 bits (a count: --page, --limit of new files)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 0 < value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text[:40]!r}")
     return value
 
 

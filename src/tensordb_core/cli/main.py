@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -18,8 +19,13 @@ from typing import Any
 from tensordb_core.cli.common import (
     DRIVER_TIMEOUT_S,
     flatten_metrics,
+    non_negative_number,
     open_warehouse,
     parse_query,
+    plain_name,
+    port,
+    positive_int,
+    positive_number,
     seconds,
     shown_line,
     table,
@@ -41,7 +47,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from tensordb_core.cli.demo import run_demo
+    from tensordb_core.store.scope import check_study
 
+    check_study(args.study)  # the demo writes its own studies, but a malformed --study is still an error
     result = run_demo(target(args.uri_pos or args.uri or "./tensordb-demo", args.timeout), args.blobs,
                       workers=args.workers,
                       epochs=args.epochs)
@@ -185,6 +193,13 @@ def cmd_import_images(args: argparse.Namespace) -> int:
     return 0
 
 
+def one_line(message: str, longest: int = 120) -> str:
+    """An error as one readable line: newlines folded, any run of ``longest``+ characters without a space (a
+    5,000-character path or study echoed back) cut to its start and its length."""
+    folded = " ".join(message.split())
+    return re.sub(rf"\S{{{longest + 1},}}", lambda m: f"{m[0][:60]}...({len(m[0])} characters)", folded)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tensordb", description=plain(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -210,8 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the whole lifecycle on scikit-learn's digits")
     common(p)
     p.add_argument("uri_pos", nargs="?", metavar="URI", help="warehouse (default ./tensordb-demo)")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--workers", type=positive_int, default=2)
+    p.add_argument("--epochs", type=positive_int, default=12)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("find", help="list documents matching a JSON query")
@@ -240,13 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="find dangling references, orphan and corrupted blobs (whole warehouse)")
     common(p)
     p.add_argument("--no-verify", action="store_true", help="skip re-hashing every referenced blob")
-    p.add_argument("--grace", type=float, default=3600.0, help="seconds a write intent protects its blob")
+    p.add_argument("--grace", type=non_negative_number, default=3600.0,
+                   help="seconds a write intent protects its blob")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("gc", help="delete orphan blobs (never one a document or a running writer references)")
     common(p)
     p.add_argument("--dry-run", action="store_true")
-    p.add_argument("--grace", type=float, default=3600.0, help="seconds a write intent protects its blob")
+    p.add_argument("--grace", type=non_negative_number, default=3600.0,
+                   help="seconds a write intent protects its blob")
     p.add_argument("--force", action="store_true",
                    help="collect even when other indexes share the blob store (deletes their blobs too)")
     p.set_defaults(func=cmd_gc)
@@ -254,25 +271,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run a trainer, evaluator or deployer until SIGTERM")
     common(p)
     p.add_argument("--role", required=True, choices=["trainer", "evaluator", "deployer"])
-    p.add_argument("--name", help="worker name shown in jobs and status (default role@host:pid)")
-    p.add_argument("--poll", type=float, default=1.0, help="seconds between polls when idle")
-    p.add_argument("--heartbeat", type=float, default=5.0, help="seconds between worker heartbeats")
+    p.add_argument("--name", type=plain_name, help="worker name shown in jobs and status (default role@host:pid)")
+    p.add_argument("--poll", type=seconds, default=1.0, help="seconds between polls when idle")
+    p.add_argument("--heartbeat", type=seconds, default=5.0, help="seconds between worker heartbeats")
     p.add_argument("--allow-import", action="store_true",
                    help="let architectures name builders as 'package.module:function' (imports that module)")
     p.add_argument("--trusted", action="store_true",
                    help="execute architectures stored as Python code (only for code you wrote or reviewed)")
     p.add_argument("--jobs", help="trainer: extra JSON query on the jobs it takes")
-    p.add_argument("--lease", type=float, default=120.0, help="trainer: job lease in seconds")
+    p.add_argument("--lease", type=seconds, default=120.0, help="trainer: job lease in seconds")
     p.add_argument("--until-idle", action="store_true",
                    help="trainer: exit when no job is queued; evaluator: exit when nothing is left to score")
     p.add_argument("--test-query", help='evaluator: held-out data (default \'{"split": "test"}\')')
     p.add_argument("--prefix", default="test", help="evaluator: metric name prefix (test -> test_acc)")
-    p.add_argument("--score-lease", type=float, default=600.0,
+    p.add_argument("--score-lease", type=seconds, default=600.0,
                    help="evaluator: seconds another evaluator waits before taking over a claim whose holder died")
     p.add_argument("--metric", default="test_acc", help="deployer: metric that picks the best model")
     p.add_argument("--mode", choices=["max", "min"], default="max")
-    p.add_argument("--min-improvement", type=float, default=0.0, help="deployer: swap only when this much better")
-    p.add_argument("--http-port", type=int, help="deployer: serve POST /predict on this port (0: any free port)")
+    p.add_argument("--min-improvement", type=non_negative_number, default=0.0, help="deployer: swap only when this much better")
+    p.add_argument("--http-port", type=port, help="deployer: serve POST /predict on this port (0: any free port)")
     p.add_argument("--http-host", default="127.0.0.1")
     p.add_argument("--probe-query", help="deployer: data a new model must predict before it is served "
                    "(default: any sample of the study)")
@@ -293,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--src-blobs", help="source blob store URI (default: the source's own)")
     p.add_argument("--dst-blobs", help="destination blob store URI (default: the destination's own)")
     p.add_argument("--no-verify", action="store_true", help="do not read blobs back from the destination")
-    p.add_argument("--page", type=int, default=200, help="documents per batch")
+    p.add_argument("--page", type=positive_int, default=200, help="documents per batch")
     p.add_argument("-v", "--verbose", action="store_true")
     timeout_option(p)
     p.set_defaults(func=cmd_copy)
@@ -334,8 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tags", help='JSON object every image gets, e.g. \'{"split": "train"}\'')
     p.add_argument("--on-error", choices=["raise", "skip"], default="raise",
                    help="a file that is not a JPEG/PNG: stop (default) or skip and count it")
-    p.add_argument("--limit", type=int, help="import at most this many new files, then stop")
-    p.add_argument("--chunk-mb", type=float, help="MiB of images per chunk blob (default: the import's)")
+    p.add_argument("--limit", type=positive_int, help="import at most this many new files, then stop")
+    p.add_argument("--chunk-mb", type=positive_number, help="MiB of images per chunk blob (default: the import's)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     timeout_option(p)
@@ -364,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TensorDBError as exc:
         # Messages are written redacted; redact_text is the second lock, and unlike redact() it leaves
         # the text as written (redact() parses its input as one URI and garbled whole messages).
-        print(f"tensordb: error: {redact_text(str(exc))}", file=sys.stderr)
+        print(f"tensordb: error: {one_line(redact_text(str(exc)))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

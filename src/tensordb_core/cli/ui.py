@@ -41,21 +41,12 @@ def check_binding(host: str, token: str | None) -> None:
                               "(or bind 127.0.0.1)")
 
 
-def port(text: str) -> int:
-    """An argparse type: a TCP port, 0 (any free one) to 65535."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, not {text!r}")
-    return value
-
-
 def cmd_ui(args: argparse.Namespace) -> int:
     from tensordb_core.cli.common import open_warehouse
 
     token = args.token or os.environ.get(ENV_TOKEN) or None
+    if not args.host or any(c in args.host for c in "\x00 /"):
+        raise InvalidArgument(f"--host takes an address or a host name, not {args.host[:40]!r}")
     check_binding(args.host, token)
     try:
         import uvicorn
@@ -81,6 +72,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     """The ``ui`` subcommand (wired into :func:`tensordb_core.cli.main.build_parser`)."""
+    from tensordb_core.cli.common import port, seconds
     from tensordb_core.cli.helptext import summary
 
     p = sub.add_parser("ui", help="serve a read-only web UI (studies, runs, curves, models, jobs, data)",
@@ -90,6 +82,6 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
                    "needs --token)")
     p.add_argument("--port", type=port, default=5000, help="port (default 5000)")
     p.add_argument("--token", help=f"require this bearer token (default ${ENV_TOKEN}); needed beyond loopback")
-    p.add_argument("--request-timeout", type=float, default=30.0, metavar="SECONDS",
+    p.add_argument("--request-timeout", type=seconds, default=30.0, metavar="SECONDS",
                    help="answer 503 when one request's warehouse work takes longer (default 30)")
     p.set_defaults(func=cmd_ui)

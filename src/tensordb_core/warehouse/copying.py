@@ -219,6 +219,8 @@ def copy_warehouse(src: str, dst: str, *, study: str | None = None, src_blobs: s
     """
     from tensordb_core.warehouse.handle import DEFAULT_STUDY, connect
 
+    if study is not None:
+        check_study(study)  # before the destination is created
     so, do = dict(src_options or {}), dict(dst_options or {})
     with connect(src, study or DEFAULT_STUDY, blobs=src_blobs, index_options=so.get("index"),
                  blob_options=so.get("blobs"), create=False) as source, \

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tensordb_core.errors import InvalidArgument, MissingDependency
+from tensordb_core.warehouse.arguments import query_dict
 from tensordb_core.warehouse.export.source import Page, Schema, check_fields, pages, scan
 from tensordb_core.warehouse.export.target import check_target, staged
 
@@ -109,6 +110,11 @@ def export_data(db: TensorDB, path: str | os.PathLike[str], query: Mapping[str, 
     was; a failure while writing leaves it as it was too.  Returns
     ``{"format", "path", "samples", "fields"}``.
     """
+    raw = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+    if not isinstance(raw, str) or not raw or "\x00" in raw:
+        raise InvalidArgument(f"path must be a file or directory path (a str without NUL), not {path!r:.60}")
+    if query is not None:
+        query_dict(query)  # a string or a list is a typed error here, not a TypeError in the scan
     fmt = check_format(format)
     merged = _check_options(fmt, options)
     names = check_fields(fields)
