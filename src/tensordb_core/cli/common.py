@@ -86,23 +86,21 @@ def seconds(text: str) -> float:
 
 def positive_number(text: str, what: str = "a positive number") -> float:
     """An argparse type: a positive, finite number (NaN, inf, 0 and negatives are refused by argparse)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected {what}, not {text[:40]!r}")
-    return value
+    return _finite(text, what, zero=False)
 
 
 def non_negative_number(text: str) -> float:
     """An argparse type: a finite number of at least 0 (a grace period, a margin)."""
+    return _finite(text, "a number of at least 0", zero=True)
+
+
+def _finite(text: str, what: str, *, zero: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of at least 0, not {text[:40]!r}")
+    if not (0 <= value if zero else 0 < value) or value == float("inf"):  # NaN fails both comparisons
+        raise argparse.ArgumentTypeError(f"expected {what}, not {text[:40]!r}")
     return value
 
 

@@ -41,7 +41,7 @@ sorting on array-valued fields (see :func:`sort_key`).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from tensordb_core.errors import InvalidQuery
@@ -102,12 +102,18 @@ def _unknown(op: str, where: str) -> InvalidQuery:
     return InvalidQuery(f"{where}: unknown operator {op!r}; the portable subset is {SUPPORTED}")
 
 
-def _validate_filter(query: Mapping[Any, Any], depth: int, where: str) -> dict[str, Any]:
+def _string_keyed(mapping: Mapping[Any, Any], depth: int, where: str) -> Iterator[tuple[str, Any]]:
+    """The items of one level of a query, after the depth check; a non-``str`` key is refused."""
     _depth_check(depth, where)
-    out: dict[str, Any] = {}
-    for key, value in query.items():
+    for key, value in mapping.items():
         if not isinstance(key, str):
             raise InvalidQuery(f"{where}: key {key!r} is not a string")
+        yield key, value
+
+
+def _validate_filter(query: Mapping[Any, Any], depth: int, where: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in _string_keyed(query, depth, where):
         if key.startswith("$"):
             if key in LOGICAL:
                 out[key] = _validate_clauses(key, value, depth, f"{where}.{key}")
@@ -153,11 +159,8 @@ def _literal(value: Any, depth: int, where: str) -> Any:
 
 
 def _validate_operators(ops: Mapping[Any, Any], depth: int, where: str) -> dict[str, Any]:
-    _depth_check(depth, where)
     out: dict[str, Any] = {}
-    for op, arg in ops.items():
-        if not isinstance(op, str):
-            raise InvalidQuery(f"{where}: key {op!r} is not a string")
+    for op, arg in _string_keyed(ops, depth, where):
         if not op.startswith("$"):
             raise InvalidQuery(f"{where}: field {op!r} mixed with operators; put operators and subdocuments apart")
         here = f"{where}.{op}"
