@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from tensordb_core.cli.common import table
 from tensordb_core.loop.deployer import DEFAULT_ALIAS
 from tensordb_core.loop.worker import WORKERS, find_workers
 from tensordb_core.warehouse import aliases, data, datasets, jobs, lifecycle, logs, models, params
@@ -61,12 +62,13 @@ def format_status(status: dict[str, Any]) -> str:
     workers = status["workers"]
     lines.append(f"workers:   {sum(w['alive'] for w in workers)} alive"
                  + (f", {sum(not w['alive'] for w in workers)} silent" if any(not w["alive"] for w in workers) else ""))
-    for w in workers:
-        extra = " ".join(f"{k}={w[k]}" for k in ("job", "serving", "scored", "claimed_elsewhere") if w.get(k))
-        http = (w.get("info") or {}).get("http")
-        lines.append(f"  {w['role']:<9} {w['name']:<32} {'alive' if w['alive'] else 'SILENT'}"
-                     f"  last heartbeat {w['age_s']:.1f}s ago" + (f"  {extra}" if extra else "")
-                     + (f"  {http}" if http else ""))
+    if workers:  # one table (rich on a terminal, aligned text elsewhere), like every other listing
+        rows = [{"role": w["role"], "name": w["name"], "state": "alive" if w["alive"] else "SILENT",
+                 "heartbeat": f"{w['age_s']:.1f}s ago",
+                 "doing": " ".join(f"{k}={w[k]}" for k in ("job", "serving", "scored", "claimed_elsewhere")
+                                   if w.get(k)) or None,
+                 "http": (w.get("info") or {}).get("http")} for w in workers]
+        lines.append(table(rows, ["role", "name", "state", "heartbeat", "doing", "http"]))
     for label in ("best", "deployed"):
         m = status[label]
         if m is None:
