@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import uuid
+from pathlib import Path
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -36,8 +37,8 @@ BY_DESIGN = {"use_study", "all_studies", "from_stores"}
 class World:
     """Study B's ids and documents, and study A's handle to attack them with."""
 
-    def __init__(self, a: tdb.TensorDB, b: tdb.TensorDB) -> None:
-        self.a, self.b = a, b
+    def __init__(self, a: tdb.TensorDB, b: tdb.TensorDB, tmp: Path) -> None:
+        self.a, self.b, self.tmp = a, b, tmp
         X = np.arange(40, dtype=np.float32).reshape(10, 4)
         self.b_data = b.import_data(X, np.arange(10), {"owner": "B", "split": "train"})
         b.save_model_architecture('{"builder": "numpy-mlp"}', tags={"name": "net", "owner": "B"})
@@ -259,6 +260,23 @@ def _lifecycle(w: World) -> None:
             read()
 
 
+def _export(w: World) -> None:
+    """An export of A holds A's samples only, whatever the query says; B's version cannot be named."""
+    import pyarrow.parquet as pq
+
+    out = w.tmp / "a-export"
+    out.mkdir()
+    for i, q in enumerate(SNEAKY):
+        try:
+            w.a.export_data(out / f"{i}.parquet", q, format="parquet")
+        except DocumentNotFound:
+            continue  # nothing of A's matched: nothing written
+        assert all(owner == "A" for owner in pq.read_table(out / f"{i}.parquet").column("owner").to_pylist())
+    with pytest.raises(TensorDBError):
+        w.a.export_data(out / "b-set.parquet", dataset="b-set", format="parquet")
+    assert not (out / "b-set.parquet").exists()
+
+
 def _close(w: World) -> None:
     pass  # exercised last by the fixture (and closing a handle cannot reach another study's documents)
 
@@ -278,7 +296,7 @@ ATTACKS: dict[str, Callable[[World], None]] = {
     "set_model_alias": _registry, "model_alias_history": _registry, "load_model": _registry,
     "delete_data": _lifecycle, "update_data": _lifecycle, "delete_parameters": _lifecycle, "delete_logs": _lifecycle,
     "delete_jobs": _lifecycle, "delete_model_architectures": _lifecycle, "save_dataset": _lifecycle,
-    "list_datasets": _lifecycle, "dataset_info": _lifecycle, "drop_dataset": _lifecycle,
+    "list_datasets": _lifecycle, "dataset_info": _lifecycle, "drop_dataset": _lifecycle, "export_data": _export,
 }
 
 
@@ -286,7 +304,7 @@ ATTACKS: dict[str, Callable[[World], None]] = {
 def world(request: pytest.FixtureRequest, tmp_path) -> Iterator[World]:
     uri = f"memory://iso-{uuid.uuid4().hex}" if request.param == "memory" else str(tmp_path / "w")
     with tdb.connect(uri, study="B") as b, tdb.connect(uri, study="A") as a:
-        yield World(a, b)
+        yield World(a, b, tmp_path)
 
 
 def test_every_public_method_is_exercised() -> None:
