@@ -50,7 +50,7 @@ CORPUS: dict[str, list[Any]] = {
     "optional_int": ["x", math.nan, math.inf, 1.5, []],
     "priority": ["x", math.nan, math.inf, 1.5, [], 2**70],
     "seconds": [math.nan, math.inf, -1.0, 0, "x", [], None],
-    "optional_seconds": [math.nan, -1.0, "x", []],
+    "optional_seconds": [math.nan, math.inf, -1.0, "x", []],
     "time": [math.nan, math.inf, "x", [], {}],
     "mapping": ["text", [1, 2], 5, {"a": math.nan}, {"a\x00": 1}, {1: 2}, {"a": Opaque()}, {"a": b"\x00"}],
     "optional_mapping": ["text", [1, 2], 5, {"a": math.nan}, {"a\x00": 1}, {1: 2}, {"a": Opaque()}],

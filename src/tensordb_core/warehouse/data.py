@@ -225,8 +225,8 @@ def data_snapshot(scope: StudyScope, settle_s: float | None = None) -> int:
     that every rank scanning afterwards sees the same documents at or below
     the bound.  Stores that commit in order (SQLite, memory) return at once.
     """
-    if settle_s is not None and not (isinstance(settle_s, (int, float)) and settle_s >= 0):
-        raise InvalidDocument(f"settle_s must be a number of seconds >= 0, not {settle_s!r}")
+    if settle_s is not None and not (isinstance(settle_s, (int, float)) and 0 <= settle_s < float("inf")):
+        raise InvalidDocument(f"settle_s must be a finite number of seconds >= 0, not {settle_s!r}")
     bound = newest_seq(scope)
     wait = tail_grace(scope.index) if settle_s is None else float(settle_s)
     if wait > 0:
