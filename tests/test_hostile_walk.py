@@ -325,6 +325,7 @@ def cli_cases() -> Iterator[tuple[str, int]]:
             yield command, i
 
 
+@pytest.mark.timeout(30)  # an accepted bad value can start a server (ui, worker): fail, do not hang
 @pytest.mark.parametrize(("command", "i"), list(cli_cases()), ids=[f"{c}-{i}" for c, i in cli_cases()])
 def test_bad_command_line_is_one_error_line_and_changes_nothing(seeded, tmp_path, monkeypatch, capsys,
                                                                 command: str, i: int) -> None:
