@@ -150,8 +150,8 @@ def test_rerun_after_a_partial_import_imports_only_the_rest(folder, tmp_path):
 
 
 def test_rerun_after_sigkill_mid_import_completes_it(tmp_path):
-    """The command is killed while it blocks on a file (a FIFO named .jpg, late in sorted order) after writing
-    every earlier file in its own chunk; the rerun imports exactly the files the killed run had not."""
+    """The command is killed while it blocks on a file (a FIFO named .jpg, late in sorted order) after committing
+    every earlier file (--commit-every 1); the rerun imports exactly the files the killed run had not."""
     root = tmp_path / "images"
     files = write_folder(root, per_class=6, seed=3)
     fifo = root / "zebra" / "zzz-blocks.jpg"
@@ -159,7 +159,7 @@ def test_rerun_after_sigkill_mid_import_completes_it(tmp_path):
     before_fifo = sum(1 for p in files if p < "zebra/zzz-blocks.jpg")
     wh = tmp_path / "wh"
     proc = subprocess.Popen([sys.executable, "-m", "tensordb_core.cli", "import-images", str(root), "--uri", str(wh),
-                             "--study", "imgs", "--chunk-mb", "0.000001", "-q"],
+                             "--study", "imgs", "--chunk-mb", "0.000001", "--commit-every", "1", "-q"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
@@ -248,3 +248,24 @@ def test_bad_options_and_a_changed_class_list(folder, tmp_path):
             import_images(db, root)
         assert isinstance(err.value, InvalidDocument)
         assert len(db.find_data({})) == 12  # refused before anything was written
+
+
+def test_files_are_committed_in_batches_of_commit_every(tmp_path):
+    """Each batch is one atomic import call: 5 new files with commit_files=2 are 3 calls (2 + 2 + 1)."""
+    root = tmp_path / "images"
+    files = write_folder(root, per_class=1, seed=5)
+    calls = []
+    with connect(str(tmp_path / "wh"), "imgs") as db:
+        original = db.import_records
+
+        def counting(records, **kwargs):
+            ids = original(records, **kwargs)
+            calls.append(len(ids))
+            return ids
+
+        db.import_records = counting
+        summary = import_images(db, root, commit_files=2)
+        assert summary.imported == len(files)
+        assert calls == [2] * (len(files) // 2) + ([len(files) % 2] if len(files) % 2 else [])
+        with pytest.raises(InvalidDocument):
+            import_images(db, root, commit_files=0)

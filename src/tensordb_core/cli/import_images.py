@@ -22,6 +22,11 @@ Why these choices:
 * Resumable: ``path`` + ``sha256`` identify a file already imported in this
   study, so a rerun after a kill (or after new files arrived) imports only the
   rest; a file whose bytes changed is imported again as a new record.
+* Committed in batches: each ``import_records`` call is all or nothing
+  (warehouse/commits.py), so one call over a whole folder would lose every
+  file to a kill near its end.  Every :data:`COMMIT_FILES` files (or
+  :data:`COMMIT_BYTES` of them) are one call: a kill loses at most the batch
+  in flight, and the rerun picks up from there.
 """
 
 from __future__ import annotations
@@ -265,16 +270,52 @@ def records(found: Scan, labels: Mapping[str, int], seen: Imported, summary: Sum
             advance(1)
 
 
+#: Files, and bytes of them, per atomic import call (see the module docstring).
+COMMIT_FILES = 1000
+COMMIT_BYTES = 256 << 20
+
+
+def batches(items: Iterator[dict[str, Any]], files: int, size: int) -> Iterator[Iterator[dict[str, Any]]]:
+    """``items`` cut into consecutive lazy batches of at most ``files`` records or about ``size`` image bytes.
+
+    Lazy: a batch is read from ``items`` while it is imported, so no batch is
+    ever held in memory whole.
+    """
+    source = iter(items)
+    ended = False
+
+    def one(first: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        nonlocal ended
+        count, total = 1, len(first[IMAGE_FIELD].data)
+        yield first
+        while count < files and total < size:
+            nxt = next(source, None)
+            if nxt is None:
+                ended = True
+                return
+            count, total = count + 1, total + len(nxt[IMAGE_FIELD].data)
+            yield nxt
+
+    while not ended:
+        first = next(source, None)
+        if first is None:
+            return
+        yield one(first)
+
+
 def import_images(db: Any, root: str | os.PathLike[str] | Scan, *, tags: Mapping[str, Any] | None = None,
                   chunk_bytes: int | None = None, on_error: str = "raise", limit: int | None = None,
-                  progress: Callable[[int], None] | None = None) -> Summary:
+                  progress: Callable[[int], None] | None = None, commit_files: int = COMMIT_FILES) -> Summary:
     """Import the ImageFolder at ``root`` into ``db``'s study; see the module docstring for the record layout.
 
     ``root`` may be an earlier :func:`scan` of it (the CLI scans first, to size its progress bar);
-    ``progress(n)`` counts files looked at, up to ``len(scan(root).files)``.
+    ``progress(n)`` counts files looked at, up to ``len(scan(root).files)``;
+    ``commit_files`` new files (at most) become visible together.
     """
     if on_error not in ("raise", "skip"):
         raise InvalidDocument(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    if type(commit_files) is not int or commit_files < 1:
+        raise InvalidDocument(f"commit_files must be a positive int, not {commit_files!r}")
     clash = FIELDS & set(tags or {})
     if clash:
         raise InvalidDocument(f"--tags may not set {sorted(clash)}: import-images writes those fields itself")
@@ -285,6 +326,7 @@ def import_images(db: Any, root: str | os.PathLike[str] | Scan, *, tags: Mapping
     summary = Summary(other=Counter(found.other), classes=len(found.classes))
     kwargs: dict[str, Any] = {} if chunk_bytes is None else {"chunk_bytes": chunk_bytes}
     stream = records(found, labels, seen, summary, on_error=on_error, limit=limit, advance=progress)
-    db.import_records(stream, tags=dict(tags) if tags else None, **kwargs)
+    for batch in batches(stream, commit_files, COMMIT_BYTES):
+        db.import_records(batch, tags=dict(tags) if tags else None, **kwargs)
     summary.seconds = time.perf_counter() - began
     return summary

@@ -188,7 +188,7 @@ def cmd_import_images(args: argparse.Namespace) -> int:
     with open_warehouse(args, create=True) as db, bar as advance:
         summary = import_images(db, found, tags=tags, on_error=args.on_error, limit=args.limit,
                                 chunk_bytes=int(args.chunk_mb * (1 << 20)) if args.chunk_mb else None,
-                                progress=advance)
+                                progress=advance, commit_files=args.commit_every)
     print(json.dumps(summary.as_dict()) if args.json else summary.line())
     return 0
 
@@ -353,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a file that is not a JPEG/PNG: stop (default) or skip and count it")
     p.add_argument("--limit", type=positive_int, help="import at most this many new files, then stop")
     p.add_argument("--chunk-mb", type=positive_number, help="MiB of images per chunk blob (default: the import's)")
+    p.add_argument("--commit-every", type=positive_int, default=1000, metavar="N",
+                   help="make every N new files visible together; a kill loses at most the last N (default 1000)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     timeout_option(p)
