@@ -28,6 +28,8 @@ QUERIES: list[tuple[str, dict[str, Any], list[tuple[str, int]] | None]] = [
     ("logs", {"kind": "train"}, [("step", 1)]),
     ("aliases", {}, None),
     ("alias_history", {}, [("at", 1)]),
+    ("datasets", {}, None),
+    ("audit", {}, [("at", 1)]),
 ]
 
 
@@ -52,6 +54,15 @@ def make_study(uri: str, study: str = "s1", seed: int = 0) -> None:
             db.train_log({"loss": 1.0 / (step + 1)}, step=step)
         db.set_alias("best", pids[1], who="test")
         db.set_alias("best", pids[2], who="test")
+
+
+def add_lifecycle(uri: str, study: str = "s1") -> int:
+    """A dataset version, then a relabel and a delete it must not see (both audited); returns the live count."""
+    with tdb.connect(uri, study) as db:
+        db.save_dataset("v1", {"split": "train"}, description="pinned before the relabel and the delete")
+        db.update_data({"split": "train", "label": {"$lt": 3}}, {"$set": {"label": 0}})
+        db.delete_data({"split": "train", "label": 9})
+        return len(db.find_data())
 
 
 def strip(docs: Any) -> list[dict[str, Any]]:
@@ -82,6 +93,13 @@ def assert_same_study(src: str, dst: str, study: str = "s1", *, src_blobs: str |
         Xb, yb = b.find_data({"split": "train"}).arrays()
         np.testing.assert_array_equal(Xa, Xb)
         np.testing.assert_array_equal(ya, yb)
+        assert a.list_datasets() == b.list_datasets()
+        for version in a.list_datasets():  # its pinned samples and labels, deleted ones too
+            Va, va = a.find_data(dataset=version["name"]).arrays()
+            Vb, vb = b.find_data(dataset=version["name"]).arrays()
+            np.testing.assert_array_equal(Va, Vb)
+            np.testing.assert_array_equal(va, vb)
+            assert a.find_data(dataset=version["name"]).ids() == b.find_data(dataset=version["name"]).ids()
         assert a.best_parameters("valid_acc")[1]["_id"] == b.best_parameters("valid_acc")[1]["_id"]
         assert a.get_alias("best") == b.get_alias("best")
         return len(keys)
@@ -90,8 +108,10 @@ def assert_same_study(src: str, dst: str, study: str = "s1", *, src_blobs: str |
 def test_copy_gives_the_same_answers_and_blobs(tmp_path):
     src, dst = str(tmp_path / "src"), f"memory://copy-{tmp_path.name}"
     make_study(src)
+    live = add_lifecycle(src)  # 40 imported, less the deleted label-9 samples
     report = copy_warehouse(src, dst, study="s1")
-    assert report.copied["data"] == 40 and report.copied["params"] == 3 and report.copied["jobs"] == 2
+    assert live < 40 and report.copied["data"] == live and report.copied["params"] == 3 and report.copied["jobs"] == 2
+    assert report.copied["dataset_members"] == 30 and report.copied["datasets"] == 1 and report.copied["audit"] == 2
     assert report.blobs_copied > 3  # several data chunks (chunk_bytes=200) and three parameter archives
     assert assert_same_study(src, dst) == report.blobs_copied
 
@@ -128,11 +148,12 @@ def test_an_interrupted_copy_resumes_and_keeps_order(tmp_path):
     with tdb.connect(src, "s1") as a, tdb.connect(dst, "s1") as b:
         with pytest.raises(ConnectionError):
             copy_stores(a.index, a.blobs, b.index, FailingBlobs(b.blobs, 3), study="s1", page=4)
+        live = a.index.count("data", {})
         partial = b.index.count("data", {})
-        assert 0 < partial < 40  # some pages made it, the rest did not
+        assert 0 < partial < live  # some pages made it, the rest did not
         assert not [d for d in b.index.find("data", {}) if not b.blobs.exists(d["_x"]["key"])]  # none dangling
         report = copy_stores(a.index, a.blobs, b.index, b.blobs, study="s1", page=4)
-    assert report.skipped["data"] == partial and report.copied["data"] == 40 - partial
+    assert report.skipped["data"] == partial and report.copied["data"] == live - partial
     assert report.blobs_present >= 1  # written before the failure, its documents not yet: reused, not rewritten
     assert_same_study(src, dst)
 

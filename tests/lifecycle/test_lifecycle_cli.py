@@ -21,7 +21,10 @@ def warehouse(tmp_path: Path) -> str:
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = cli_main(list(argv))
+    try:
+        code = cli_main(list(argv))
+    except SystemExit as exit_:  # argparse refuses bad option values itself (exit 2, usage line)
+        code = exit_.code
     out = capsys.readouterr()
     return code, out.out, out.err
 

@@ -33,10 +33,11 @@ from tensordb_core.store.protocols import new_id
 from tensordb_core.store.scope import DATA, MEMBERS, StudyScope
 from tensordb_core.stream.groups import newest_seq
 from tensordb_core.warehouse.arguments import check_text
+from tensordb_core.warehouse import names
 from tensordb_core.warehouse.lifecycle import record, who
 
 #: One document per dataset version of a study.
-DATASETS = "datasets"
+DATASETS = names.DATASETS
 #: Members written per ``insert_many`` while pinning.
 PIN_BATCH = 5000
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")

@@ -22,11 +22,11 @@ from typing import Any
 
 from tensordb_core.errors import InvalidDocument, InvalidQuery, UnsafeOperation
 from tensordb_core.store.scope import INTENTS, StudyScope, check_json_value
-from tensordb_core.warehouse import aliases, jobs, logs, models, params, registry
+from tensordb_core.warehouse import aliases, jobs, logs, models, names, params, registry
 from tensordb_core.warehouse.data import COLLECTION as DATA
 
 #: One document per delete or relabel: ``{action, collection, query, count, who, at}`` (the query as JSON text).
-AUDIT = "audit"
+AUDIT = names.AUDIT
 #: The update operators ``update_data`` takes: tags and JSON fields are set or removed, nothing else.
 UPDATE_OPERATORS = frozenset({"$set", "$unset"})
 #: Top-level fields no update may touch besides every ``_``-prefixed one (system fields).

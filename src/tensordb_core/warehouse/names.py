@@ -9,6 +9,8 @@ public on-store format (docs/FORMAT.md): renaming one orphans existing data.
 
 from __future__ import annotations
 
+from tensordb_core.store.scope import MEMBERS as DATASET_MEMBERS  # the stream reads it too, so it lives below
+
 MODELS = "models"
 DATA = "data"
 PARAMS = "params"
@@ -22,8 +24,11 @@ ARTIFACTS = "artifacts"
 REGISTERED_MODELS = "registered_models"
 MODEL_VERSIONS = "model_versions"
 MODEL_ALIAS_HISTORY = "model_alias_history"
+DATASETS = "datasets"
+AUDIT = "audit"
 
 #: What a study consists of, in copy order (architectures before the parameters that name them, runs
-#: before their artifacts, parameter sets before the model versions that register them).
+#: before their artifacts, parameter sets before the model versions that register them, a dataset
+#: version's members before the document that makes it visible; members keep their _seq order).
 STUDY_COLLECTIONS = (MODELS, DATA, PARAMS, JOBS, LOGS, ALIASES, ALIAS_HISTORY, WORKERS, RUNS, ARTIFACTS,
-                     REGISTERED_MODELS, MODEL_VERSIONS, MODEL_ALIAS_HISTORY)
+                     REGISTERED_MODELS, MODEL_VERSIONS, MODEL_ALIAS_HISTORY, DATASET_MEMBERS, DATASETS, AUDIT)
