@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import inspect
 import uuid
-from pathlib import Path
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np

@@ -32,8 +32,8 @@ from tensordb_core.errors import IntegrityError, InvalidArgument, NotFound
 from tensordb_core.store.protocols import new_id
 from tensordb_core.store.scope import DATA, MEMBERS, StudyScope
 from tensordb_core.stream.groups import newest_seq
-from tensordb_core.warehouse.arguments import check_text
 from tensordb_core.warehouse import names
+from tensordb_core.warehouse.arguments import check_text
 from tensordb_core.warehouse.lifecycle import record, who
 
 #: One document per dataset version of a study.

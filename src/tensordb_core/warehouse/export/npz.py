@@ -1,7 +1,7 @@
 """npz: one numpy array per field in one ``.npz`` file, written in bounded memory, read with ``np.load``.
 
 Why no pickled object arrays: ``np.load`` refuses them unless
-``allow_pickle=True``, and a file that needs that is a file a careful user
+the reader opts in to unpickling, and a file that needs that is a file a careful user
 will not open.  So every field becomes plain arrays (docs/export.md):
 
 * a fixed-shape array field → ``NAME`` of shape ``(N, *shape)``;
