@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 
 import tensordb_core as tdb
-from tensordb_core.warehouse.export import FORMATS, export_data
 from tensordb_core.format.media import encode_image
+from tensordb_core.warehouse.export import FORMATS, export_data
 
 RESULTS = Path(__file__).resolve().parent / "results" / "export.json"
 
