@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from report import machine
+from report import machine, write_json
 
 from tensordb_core.embedded.sqlite_index import SQLiteIndexStore
 from tensordb_core.store.protocols import new_id
@@ -109,9 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['row']:<42} {extra}")
     result = {"benchmark": "embedded_index", "docs": args.docs, "repeat": args.repeat, "machine": machine(),
               "rows": rows}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = write_json(args.out, result)
     print(f"wrote {out}", file=sys.stderr)
     return 0
 

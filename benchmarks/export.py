@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from report import write_json
 
 import tensordb_core as tdb
 from tensordb_core.format.media import encode_image
@@ -158,9 +159,7 @@ def main() -> int:
                 rows.append(row)
     result = {"n": n, "repeat": args.repeat, "cpus": os.cpu_count(), "rows": rows}
     print(table(result))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     return 0
 
 

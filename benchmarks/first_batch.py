@@ -18,7 +18,6 @@ Results go to ``benchmarks/results/first_batch.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from report import machine
+from report import machine, write_json
 
 import tensordb_core as tdb
 from tensordb_core.stream.batches import data_stream
@@ -74,9 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         ratio = rows[-1]["first_batch_ms"] / rows[0]["first_batch_ms"]
         print(f"first batch, {rows[-1]['samples']:,} / {rows[0]['samples']:,} samples: {ratio:.1f}x (target <= 2x)")
     result = {"benchmark": "first_batch", "repeat": args.repeat, "machine": machine(), "rows": rows}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = write_json(args.out, result)
     print(f"wrote {out}", file=sys.stderr)
     return 0
 

@@ -21,7 +21,6 @@ Results print as a table and go to ``benchmarks/results/lifecycle.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from report import machine
+from report import machine, write_json
 
 import tensordb_core as tdb
 from tensordb_core.warehouse import maintenance
@@ -126,9 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"benchmark": "lifecycle", "pinned": n, "gc_samples": gc_n,
               "machine": {**machine(), "load_average_at_start": load_before},
               "total_seconds": round(time.perf_counter() - began, 1), "rows": rows}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = write_json(args.out, result)
     print(f"wrote {out} ({result['total_seconds']}s)", file=sys.stderr)
     return 0
 

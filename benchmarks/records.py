@@ -65,7 +65,7 @@ from record_loaders import (
     samples,
     timed,
 )
-from report import machine
+from report import machine, write_json
 
 import tensordb_core as tdb
 from tensordb_core.format.media import Encoded
@@ -344,9 +344,7 @@ def main(argv: list[str] | None = None) -> int:
               "machine": {**machine(), "load_average_at_start": load_before, "simplejpeg": simplejpeg.__version__,
                           "pillow": pillow, "peers": {p["module"]: _version(p["module"]) for p in peers_status()}},
               "total_seconds": round(time.perf_counter() - began, 1), "rows": rows, "vs_best_peer": vs}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = write_json(args.out, result)
     print(f"wrote {out} ({result['total_seconds']}s)", file=sys.stderr)
     return 0
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+from pathlib import Path
 from typing import Any
 
 import lz4
@@ -16,6 +18,14 @@ def machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "load_average": [round(v, 2) for v in os.getloadavg()], "platform": platform.platform(), "python": platform.python_version(),
             "numpy": np.__version__, "lz4": lz4.__version__, "crc32": CRC32_IMPLEMENTATION,
             "processor": platform.processor() or platform.machine()}
+
+
+def write_json(path: str | os.PathLike[str], result: dict[str, Any]) -> Path:
+    """Write a benchmark's result where it was asked (folders made); returns the path for the closing line."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return out
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:

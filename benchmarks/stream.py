@@ -74,7 +74,7 @@ from benchkit import (
 )
 from other_loaders import other_loader_rows, other_loaders, versus_others
 from remote_rows import backend_rows, remote_rows, remote_specs
-from report import machine, markdown_table, print_table
+from report import machine, markdown_table, print_table, write_json
 from versus_litdata import litdata_installed, litdata_rows, versus_litdata
 
 import tensordb_core as tdb
@@ -192,9 +192,7 @@ def main(argv: list[str] | None = None) -> int:
               "machine": {**machine(), "load_average_at_start": load_before},
               "total_seconds": round(time.perf_counter() - began, 1), "rows": rows, "backends": backends,
               "other_loaders": others, "vs_other_loaders": versus, "vs_litdata": litdata}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = write_json(args.out, result)
     print(f"wrote {out} ({result['total_seconds']}s)", file=sys.stderr)
     failed = [b for b in backends if b["status"].startswith("not available")]
     return 1 if failed and argv_named_remote(argv) else 0

@@ -149,3 +149,37 @@ def mongo_kit() -> Any:
         spec.loader.exec_module(module)  # type: ignore[union-attr]
         _mongo_kit = module
     return _mongo_kit
+
+
+def every_backend_fixtures(suite: str) -> tuple[Any, Any]:
+    """``(<suite>_mongo, <suite>_uri)``: a suite's session MongoDB server and a fresh warehouse URI per backend.
+
+    Why one factory: the lifecycle and tracking suites (and any suite that must
+    hold on memory, a local directory and MongoDB alike) need the same two
+    fixtures; a conftest binds them by name (``lifecycle_mongo, lifecycle_uri =
+    every_backend_fixtures("lifecycle")``).  Each URI names a fresh database.
+    """
+    import uuid
+
+    import pytest
+
+    @pytest.fixture(scope="session", name=f"{suite}_mongo")
+    def suite_mongo() -> Iterator[str]:
+        kit = mongo_kit()
+        server = kit.launch(f"mongoeco-{suite}")
+        try:
+            yield (f"mongodb://127.0.0.1:{server.port}/{suite[0]}_{{}}?directConnection=true"
+                   f"&write_batch_size={kit.TEST_WRITE_BATCH}")
+        finally:
+            server.stop()
+
+    @pytest.fixture(params=["memory", "dir", "mongo"], name=f"{suite}_uri")
+    def suite_uri(request: Any, tmp_path: Path) -> str:
+        """A fresh warehouse on each backend."""
+        if request.param == "memory":
+            return f"memory://{suite}-{uuid.uuid4().hex}"
+        if request.param == "dir":
+            return str(tmp_path / "warehouse")
+        return request.getfixturevalue(f"{suite}_mongo").format(uuid.uuid4().hex[:12])
+
+    return suite_mongo, suite_uri

@@ -6,34 +6,14 @@ is an error with the install command, never a skip).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 import tensordb_core as tdb
-from serverkit import mongo_kit
+from serverkit import every_backend_fixtures
 
-
-@pytest.fixture(scope="session")
-def lifecycle_mongo() -> Iterator[str]:
-    kit = mongo_kit()
-    server = kit.launch("mongoeco-lifecycle")
-    try:
-        yield f"mongodb://127.0.0.1:{server.port}/l_{{}}?directConnection=true&write_batch_size={kit.TEST_WRITE_BATCH}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture(params=["memory", "dir", "mongo"])
-def lifecycle_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh warehouse on each backend."""
-    if request.param == "memory":
-        return f"memory://lifecycle-{uuid.uuid4().hex}"
-    if request.param == "dir":
-        return str(tmp_path / "warehouse")
-    return request.getfixturevalue("lifecycle_mongo").format(uuid.uuid4().hex[:12])
+lifecycle_mongo, lifecycle_uri = every_backend_fixtures("lifecycle")
 
 
 @pytest.fixture

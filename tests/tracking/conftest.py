@@ -6,36 +6,18 @@ is an error with the install command, never a skip).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import tensordb_core as tdb
-from serverkit import mongo_kit
+from serverkit import every_backend_fixtures
 
 TESTS = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
-def tracking_mongo() -> Iterator[str]:
-    kit = mongo_kit()
-    server = kit.launch("mongoeco-tracking")
-    try:
-        yield f"mongodb://127.0.0.1:{server.port}/t_{{}}?directConnection=true&write_batch_size={kit.TEST_WRITE_BATCH}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture(params=["memory", "dir", "mongo"])
-def tracking_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh warehouse on each backend."""
-    if request.param == "memory":
-        return f"memory://tracking-{uuid.uuid4().hex}"
-    if request.param == "dir":
-        return str(tmp_path / "warehouse")
-    return request.getfixturevalue("tracking_mongo").format(uuid.uuid4().hex[:12])
+tracking_mongo, tracking_uri = every_backend_fixtures("tracking")
 
 
 @pytest.fixture
