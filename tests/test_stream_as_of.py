@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 
 import pytest
@@ -72,7 +73,15 @@ def test_snapshot_does_not_wait_unless_the_store_or_the_caller_asks(db, monkeypa
     make_data(db, n=30)
     bound = db.data_snapshot()
     slept: list[float] = []
-    monkeypatch.setattr(data.time, "sleep", slept.append)
+    real_sleep, caller = data.time.sleep, threading.current_thread()
+
+    def sleep(seconds: float) -> None:  # time.sleep is global: count only this thread's (log flushers also sleep)
+        if threading.current_thread() is caller:
+            slept.append(seconds)
+        else:
+            real_sleep(seconds)
+
+    monkeypatch.setattr(data.time, "sleep", sleep)
     assert db.data_snapshot() == bound and db.data_snapshot(settle_s=0) == bound
     assert slept == []
     index = db.scope.index
