@@ -134,3 +134,24 @@ def test_gc_under_concurrent_writers_and_readers(db: tdb.TensorDB) -> None:
     X, y = db.find_data().arrays()
     assert np.array_equal(X[:, 0], y) and all(v % 3 == 0 for v in y)
     assert any(d["_x"]["key"] != written[d["_id"]] for d in db.find_data()), "gc compacted no chunk"
+
+
+def test_the_old_chunk_is_held_by_an_intent_before_any_document_leaves_it(db: tdb.TensorDB, monkeypatch) -> None:
+    """From the first repoint on nothing references the old chunk: a concurrent gc would take it from readers
+    still planned on it unless its intent was written first."""
+    from tensordb_core.store.scope import INTENTS
+    from tensordb_core.warehouse import compaction
+
+    _fill(db)
+    db.delete_data({"label": {"$gte": 6}})
+    db.index.delete_many(INTENTS, {})  # the delete's own intents long expired: only compaction's may hold the chunk
+    held: list[bool] = []
+    repoint = compaction._repoint
+
+    def checking(index, collection, doc_id, old, *args):
+        held.append(bool(list(index.find(INTENTS, {"key": old}))))
+        return repoint(index, collection, doc_id, old, *args)
+
+    monkeypatch.setattr(compaction, "_repoint", checking)
+    assert compaction.compact(db.index, db.blobs).chunks >= 1
+    assert held and all(held)

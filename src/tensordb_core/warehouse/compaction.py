@@ -95,11 +95,13 @@ def compact(index: IndexStore, blobs: BlobStore, *, below: float = COMPACT_BELOW
             parts.append(old[offset:offset + length])
             at += length
         body = b"".join(parts)
+        # An intent on the old chunk *before* any document leaves it: from the first repoint on, nothing may
+        # reference it, and without the intent a concurrent gc could take it from readers still planned on it.
+        index.insert_many(INTENTS, [{"key": key, "at": time.time()}])
         with writer.writing_blobs() as put:
             new = put(body)
             for collection, doc_id in chunk.docs:
                 _repoint(index, collection, doc_id, key, new, len(body), moved)
-        index.insert_many(INTENTS, [{"key": key, "at": time.time()}])  # readers of the old references finish
         report.chunks += 1
         report.bytes_before += chunk.size
         report.bytes_after += len(body)
