@@ -89,6 +89,24 @@ def test_a_memo_makes_the_next_stream_read_only_new_documents(warehouse, monkeyp
             assert [v for _, y in plain for v in y.tolist()] == third
 
 
+def test_a_memo_never_serves_deleted_or_relabelled_samples(warehouse):
+    """A delete or a relabel moves the data generation: the memo's table is dropped and the index read afresh
+    (a persistent loader worker would otherwise train on deleted samples and old labels for the whole run)."""
+    with tdb.connect(warehouse, study="torch") as db:
+        memo = IndexMemo()
+
+        def labels() -> list[int]:
+            with data_stream(db.scope, {}, batch_size=16, seed=1, index_memo=memo, epochs=1) as stream:
+                return sorted(v for _, y in stream for v in y.tolist())
+
+        assert labels() == list(range(N)) and len(memo) == 1
+        assert db.delete_data({"label": {"$lt": 5}}) == 5
+        assert labels() == list(range(5, N))
+        assert db.update_data({"label": 5}, {"$set": {"label": 1000}}) == 1
+        assert labels() == [*range(6, N), 1000]
+        assert labels() == [*range(6, N), 1000]  # unchanged since: the kept table serves again
+
+
 def test_index_memo_must_be_a_memo(warehouse):
     with tdb.connect(warehouse, study="torch") as db, pytest.raises(InvalidStreamArgument):
         data_stream(db.scope, {}, index_memo={"not": "a memo"})

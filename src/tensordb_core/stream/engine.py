@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from tensordb_core.errors import BackendError, TensorDBError
+from tensordb_core.store.generations import data_generation
 from tensordb_core.store.scope import StudyScope
 from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.decode import Decoder
@@ -160,6 +161,7 @@ class Engine:
         self.scope, self.cfg, self.state, self.cache = scope, cfg, state, cache
         self.blobs: Any = scope.blobs if disk is None else DiskCachedBlobs(scope.blobs, disk)  # what windows read
         self.memo = memo if cfg.weights is None and not cfg.follow else None  # see _borrow_table
+        self.generation = 0  # the data generation the borrowed table belongs to (store/generations.py)
         self.counters = Counters()
         self.stop = threading.Event()
         self.bounds = EpochBounds(scope, cfg.group, stop=self.stop)
@@ -254,7 +256,8 @@ class Engine:
             self._produce_from(q, table, scanned)
         finally:
             if key is not None and self.memo is not None and table.last_seq <= self.scanned:
-                self.memo.give(key, table, self.scanned)  # not a table a failed load left half-extended
+                # not a table a failed load left half-extended; kept under the generation read before it was built
+                self.memo.give(key, table, self.scanned, self.generation)
 
     def _borrow_table(self, q: Mapping[str, Any]) -> tuple[Any, tuple[RefTable, int]]:
         """The table a memo kept for this query (read up to its bound), else an empty one.
@@ -267,7 +270,8 @@ class Engine:
             return None, (self._table(), 0)
         rec = self.cfg.records
         key = memo_key(self.scope.data_collection, q, self.projection, None if rec is None else rec.fields)
-        kept = self.memo.take(key)
+        self.generation = data_generation(self.scope.index)  # before any read: a change during it shows later
+        kept = self.memo.take(key, self.generation)
         if kept is not None:
             self.scanned = kept[1]
         return key, kept if kept is not None else (self._table(), 0)

@@ -10,10 +10,10 @@ built and asks the index only for documents inserted since
 (``tail(after=...)``), so an epoch starts in milliseconds however large the
 warehouse.
 
-What it does not see: documents deleted, or whose tags changed, after they
-were read.  A memo is for one training run's loader, whose data is fixed or
-only grows; a new memo (a new dataset object, or :meth:`IndexMemo.clear`)
-reads the index afresh.
+Deleted, relabelled or compacted samples: each such change moves the
+index's data generation (store/generations.py); a table is kept with the
+generation read before it was built and lent only while the generation is
+unchanged, so a memo never serves references a change made stale.
 
 Thread safety: a table is lent to one stream at a time (:meth:`take` removes
 it, :meth:`give` puts it back), so two live streams never extend one table;
@@ -41,21 +41,26 @@ class IndexMemo:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._tables: dict[Hashable, tuple[RefTable, int]] = {}
+        self._tables: dict[Hashable, tuple[RefTable, int, int]] = {}
 
-    def take(self, key: Hashable) -> tuple[RefTable, int] | None:
-        """Borrow the table kept under ``key`` and its bound (None when none is kept or it is lent out)."""
+    def take(self, key: Hashable, generation: int = 0) -> tuple[RefTable, int] | None:
+        """Borrow the table kept under ``key`` and its bound: None when none is kept, it is lent out, or it was
+        built in another data generation (then it is dropped: its references may be stale)."""
         with self._lock:
-            return self._tables.pop(key, None)
+            kept = self._tables.pop(key, None)
+        if kept is None or kept[2] != generation:
+            return None
+        return kept[0], kept[1]
 
-    def give(self, key: Hashable, table: RefTable, scanned: int) -> None:
-        """Keep ``table``, read up to ``_seq`` ``scanned``, for the next stream asking with ``key``."""
+    def give(self, key: Hashable, table: RefTable, scanned: int, generation: int = 0) -> None:
+        """Keep ``table``, read up to ``_seq`` ``scanned`` in data generation ``generation``, for the next stream
+        asking with ``key``."""
         if scanned <= 0:
             return
         with self._lock:
             kept = self._tables.get(key)
-            if kept is None or kept[1] < scanned:
-                self._tables[key] = (table, scanned)
+            if kept is None or kept[2] != generation or kept[1] < scanned:
+                self._tables[key] = (table, scanned, generation)
 
     def clear(self) -> None:
         """Forget every kept table: the next stream reads the index afresh."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tensordb_core.store.blobkit import verify_content
+from tensordb_core.store.generations import bump_data_generation
 from tensordb_core.store.protocols import BlobStore, IndexStore
 from tensordb_core.store.scope import DATA, INTENTS, MEMBERS, StudyScope
 from tensordb_core.warehouse.commits import PENDING_PREFIX
@@ -102,6 +103,7 @@ def compact(index: IndexStore, blobs: BlobStore, *, below: float = COMPACT_BELOW
             new = put(body)
             for collection, doc_id in chunk.docs:
                 _repoint(index, collection, doc_id, key, new, len(body), moved)
+        bump_data_generation(index)  # memos holding the old references re-read before the old chunk's grace ends
         report.chunks += 1
         report.bytes_before += chunk.size
         report.bytes_after += len(body)

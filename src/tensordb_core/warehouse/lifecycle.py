@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tensordb_core.errors import InvalidDocument, InvalidQuery, UnsafeOperation
+from tensordb_core.store.generations import bump_data_generation
 from tensordb_core.store.scope import INTENTS, StudyScope, check_json_value
 from tensordb_core.warehouse import aliases, jobs, logs, models, names, params, registry
 from tensordb_core.warehouse.data import COLLECTION as DATA
@@ -112,6 +113,8 @@ def update_data(scope: StudyScope, query: Mapping[str, Any] | None, update: Mapp
             raise InvalidQuery(f"{path!r} is a binary field (an array label or a record's payload) of matching "
                                "samples: payloads are immutable")
     count = scope.index.update_many(DATA, q, checked)
+    if count:
+        bump_data_generation(scope.index)  # index memos holding the old labels re-read (store/generations.py)
     record(scope, "relabel", DATA, query, count, update=json.dumps(checked, sort_keys=True))
     return count
 
@@ -131,6 +134,8 @@ def delete_data(scope: StudyScope, query: Mapping[str, Any] | None) -> int:
         now = time.time()
         scope.index.insert_many(INTENTS, [{"key": key, "at": now} for key in sorted(chunks)])
     count = scope.index.delete_many(DATA, q)
+    if count:
+        bump_data_generation(scope.index)  # index memos holding the deleted samples re-read
     record(scope, "delete", DATA, query, count)
     return count
 
