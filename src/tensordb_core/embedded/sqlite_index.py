@@ -236,6 +236,7 @@ class SQLiteIndexStore:
         conn = self._conn()
         with self._errors(what):
             conn.execute("BEGIN IMMEDIATE")
+        self._local.created = []  # tables this transaction creates: known to exist once it commits
         try:
             with self._errors(what):
                 yield conn
@@ -244,6 +245,9 @@ class SQLiteIndexStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        finally:
+            created, self._local.created = self._local.created, []
+        self._tables.update(created)
 
     def _exists(self, conn: sqlite3.Connection, collection: str) -> bool:
         if collection in self._tables:
@@ -255,12 +259,19 @@ class SQLiteIndexStore:
         return bool(found)
 
     def _create(self, conn: sqlite3.Connection, collection: str) -> None:
+        """Create ``collection``'s table in the open write transaction.
+
+        It joins :attr:`_tables` (the tables every thread may query without
+        looking) only when that transaction commits: before, another thread's
+        connection cannot see it yet ("no such table", seen with gc reading
+        the index identity while a writer created it).
+        """
         if collection not in self._tables:
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {sf.ident(collection)} "
                 "(seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, doc TEXT NOT NULL)"
             )
-            self._tables.add(collection)
+            self._local.created.append(collection)
 
     # reading rows ---------------------------------------------------------------------------
     @staticmethod
