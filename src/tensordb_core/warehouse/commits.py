@@ -59,6 +59,15 @@ def committed(scope: StudyScope, iid: str) -> list[str] | None:
     return ids or None
 
 
+def resume(scope: StudyScope, iid: str, key: str | None) -> list[str] | None:
+    """Where an import call starts: the ids its first attempt committed (a keyed retry imports nothing, None
+    otherwise), after clearing what a crashed attempt of ``iid`` left."""
+    if key is not None and (done := committed(scope, iid)) is not None:
+        return done
+    begin(scope, iid)
+    return None
+
+
 def begin(scope: StudyScope, iid: str) -> None:
     """Clear what a crashed attempt of ``iid`` left (hidden documents, its record) before a new attempt."""
     scope.index.delete_many(DATA, {"_study": PENDING_PREFIX + iid})
@@ -66,9 +75,11 @@ def begin(scope: StudyScope, iid: str) -> None:
 
 
 def commit(scope: StudyScope, iid: str, docs: Sequence[dict[str, Any]]) -> list[str]:
-    """Make ``docs`` (already stamped with ``_import``) visible at once; returns their ids in order."""
+    """Make ``docs`` visible at once, each stamped with ``_import`` = ``iid``; returns their ids in order."""
     if not docs:
         return []
+    for doc in docs:
+        doc["_import"] = iid
     study = scope.require_writable()
     if scope.index.capabilities.atomic_insert_many:
         return scope.index.insert_many(DATA, docs)
@@ -89,4 +100,4 @@ def collect_crashed(scope_index: Any, grace_s: float) -> int:
     return removed
 
 
-__all__ = ["IMPORTS", "PENDING_PREFIX", "begin", "collect_crashed", "commit", "committed", "import_id"]
+__all__ = ["IMPORTS", "PENDING_PREFIX", "begin", "collect_crashed", "commit", "committed", "import_id", "resume"]

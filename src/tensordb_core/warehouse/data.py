@@ -167,9 +167,8 @@ def import_data(
     n = len(samples)
     per_tags = _per_sample_tags(tags, n)
     labels, label_arrays = _labels(y, n)
-    if key is not None and (done := commits.committed(scope, iid)) is not None:
+    if (done := commits.resume(scope, iid, key)) is not None:
         return done
-    commits.begin(scope, iid)
     docs: list[dict[str, Any]] = []
     start = 0
     with scope.writing_blobs() as put:  # every chunk's intent is held until the commit
@@ -179,21 +178,18 @@ def import_data(
                 budget += np.asarray(samples[end]).nbytes + (label_arrays[end].nbytes if label_arrays else 0)
                 end += 1
             docs += _chunk_docs(scope, put, samples[start:end], labels[start:end],
-                                label_arrays[start:end] if label_arrays else None, per_tags[start:end], codec, iid)
+                                label_arrays[start:end] if label_arrays else None, per_tags[start:end], codec)
             start = end
         return commits.commit(scope, iid, docs)
 
 
 def _chunk_docs(scope: StudyScope, put: Any, xs: list[Any], labels: list[Any], ys: list[np.ndarray] | None,
-                tags: list[dict[str, Any]], codec: str, iid: str) -> list[dict[str, Any]]:
+                tags: list[dict[str, Any]], codec: str) -> list[dict[str, Any]]:
     """Write one chunk (the chunk exists before any document points at it) and return its documents."""
     arrays = xs + (ys or [])
     body, segments = pack_segments(arrays, codec)
     key = put(body)
-    docs = _sample_docs(scope, key, len(body), segments, labels, ys, tags)
-    for doc in docs:
-        doc["_import"] = iid
-    return docs
+    return _sample_docs(scope, key, len(body), segments, labels, ys, tags)
 
 
 def _sample_docs(scope: StudyScope, key: str, size: int, segments: list[Any], labels: list[Any],

@@ -119,9 +119,8 @@ def import_records(scope: StudyScope, records: Iterable[Mapping[str, Any]], tags
     if isinstance(records, (Mapping, str, bytes)) or not hasattr(records, "__iter__"):
         raise InvalidDocument(f"records must be an iterable of dicts (a list, a generator), not {type(records).__name__}")
     iid = commits.import_id(scope, key)
-    if key is not None and (done := commits.committed(scope, iid)) is not None:
+    if (done := commits.resume(scope, iid, key)) is not None:
         return done
-    commits.begin(scope, iid)
     docs: list[dict[str, Any]] = []
     pending: list[_Packed] = []
     budget = 0
@@ -131,14 +130,14 @@ def import_records(scope: StudyScope, records: Iterable[Mapping[str, Any]], tags
             pending.append(packed)
             budget += packed.nbytes
             if budget >= chunk_bytes:
-                docs += _chunk_docs(scope, put, pending, iid)
+                docs += _chunk_docs(scope, put, pending)
                 pending, budget = [], 0
         if pending:
-            docs += _chunk_docs(scope, put, pending, iid)
+            docs += _chunk_docs(scope, put, pending)
         return commits.commit(scope, iid, docs)
 
 
-def _chunk_docs(scope: StudyScope, put: Any, packed: list[_Packed], iid: str) -> list[dict[str, Any]]:
+def _chunk_docs(scope: StudyScope, put: Any, packed: list[_Packed]) -> list[dict[str, Any]]:
     """One chunk blob (written first, under the import's write intents) and the records' documents."""
     parts: list[bytes] = []
     offset = 0
@@ -153,7 +152,6 @@ def _chunk_docs(scope: StudyScope, put: Any, packed: list[_Packed], iid: str) ->
             offset += len(payload)
         doc = scope.new_doc(**rec.doc)
         doc["_created"] = now
-        doc["_import"] = iid
         if fields:
             doc["_fields"] = fields
         docs.append(doc)
