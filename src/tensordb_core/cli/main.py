@@ -97,7 +97,6 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from tensordb_core.cli.progress import progress
     from tensordb_core.warehouse.maintenance import check
 
     with open_warehouse(args) as db, progress("checking", None, unit="blobs") as advance:
@@ -116,7 +115,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from tensordb_core.cli.progress import progress
     from tensordb_core.warehouse.maintenance import gc
 
     with open_warehouse(args) as db, progress("collecting", None, unit="chunks and blobs") as advance:

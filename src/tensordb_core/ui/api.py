@@ -91,10 +91,9 @@ def study_detail(db: TensorDB) -> dict[str, Any]:
     return out
 
 
-def list_datasets(db: TensorDB) -> list[dict[str, Any]] | None:
-    """``db.list_datasets()`` where this version of the warehouse has dataset versions; None where it has not."""
-    lister = getattr(db, "list_datasets", None)
-    return [clean(d) for d in lister()] if callable(lister) else None
+def list_datasets(db: TensorDB) -> list[dict[str, Any]]:
+    """The study's dataset versions, as ``db.list_datasets()`` gives them, made JSON-safe."""
+    return [clean(d) for d in db.list_datasets()]
 
 
 # -- runs ------------------------------------------------------------------------------------------

@@ -301,8 +301,7 @@ def get_thumbnail(request: Request, settings: UISettings) -> Response:
 
 
 def get_datasets(request: Request, settings: UISettings) -> dict[str, Any]:
-    datasets = api.list_datasets(_study(request, settings))
-    return {"available": datasets is not None, "datasets": datasets or []}
+    return {"datasets": api.list_datasets(_study(request, settings))}
 
 
 API = (("/api/info", get_info),

@@ -147,7 +147,7 @@
     }
     await load(null);
     const d = await api(studyPath(study, "/datasets"));
-    if (d.available) datasets.replaceChildren(TDB.section(`Dataset versions (${d.datasets.length})`, TDB.table(
+    datasets.replaceChildren(TDB.section(`Dataset versions (${d.datasets.length})`, TDB.table(
       [...new Set(d.datasets.flatMap((x) => Object.keys(x)))].filter((k) => !k.startsWith("_") || k === "_created").slice(0, 8)
         .map((k) => ({ key: k, label: k, cell: (x) => k === "name" ? el("a", { href: pagePath(study, `/data?dataset=${encodeURIComponent(x.name)}`), text: x.name })
           : k.includes("created") || k === "at" ? TDB.fmtTime(x[k]) : TDB.fmtValue(x[k]) })),
