@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
+from uiserver import Served, repo_root
 
 import tensordb_core as tdb
-from conftest import Served, repo_root
 from tensordb_core.ui.app import UISettings, create_app
 
 CHROMIUM = "/usr/bin/chromium"
