@@ -45,4 +45,3 @@ def test_bad_documents_are_refused_by_both_paths_and_nothing_is_stored(tmp_path,
         assert [d["ok"] for d in store.find("data", {})] == [1]
     finally:
         store.close()
-
