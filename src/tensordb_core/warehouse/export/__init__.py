@@ -18,15 +18,12 @@ import importlib
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tensordb_core.errors import InvalidArgument, MissingDependency
 from tensordb_core.warehouse.arguments import query_dict
-from tensordb_core.warehouse.export.source import Page, Schema, check_fields, pages, scan
+from tensordb_core.warehouse.export.source import Page, Samples, Schema, check_fields, pages, scan
 from tensordb_core.warehouse.export.target import check_target, staged
-
-if TYPE_CHECKING:
-    from tensordb_core.warehouse.handle import TensorDB
 
 #: Samples read per page (bounds memory: one page of samples, media encoded, is held at a time).
 DEFAULT_PAGE_SIZE = 512
@@ -93,7 +90,7 @@ def check_format(name: Any) -> Format:
     return fmt
 
 
-def export_data(db: TensorDB, path: str | os.PathLike[str], query: Mapping[str, Any] | None = None, *,
+def export_data(db: Samples, path: str | os.PathLike[str], query: Mapping[str, Any] | None = None, *,
                 dataset: str | None = None, format: str = "parquet", fields: Sequence[str] | None = None,
                 progress: Callable[[int], None] | None = None, overwrite: bool = False,
                 page_size: int = DEFAULT_PAGE_SIZE, **options: Any) -> dict[str, Any]:

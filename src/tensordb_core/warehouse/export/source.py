@@ -20,14 +20,25 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tensordb_core.errors import DocumentNotFound, IntegrityError, InvalidArgument, InvalidDocument
 from tensordb_core.format.media import IMAGE_CODECS
 
 if TYPE_CHECKING:
     from tensordb_core.warehouse.data import DataCursor
-    from tensordb_core.warehouse.handle import TensorDB
+
+
+class Samples(Protocol):
+    """What an export reads from: a warehouse handle's ``find_data``.
+
+    A protocol rather than the handle's class: the handle offers
+    ``export_data`` and so imports this package; naming it back would close a
+    circle, even one drawn by annotations only.
+    """
+
+    def find_data(self, query: Mapping[str, Any] | None = None, *, sort: Any = None, limit: int = 0,
+                  skip: int = 0, dataset: str | None = None) -> DataCursor: ...
 
 #: Segment codecs that hold a numpy array (the rest are media: jpeg, png, bytes).
 ARRAY_CODECS = ("none", "lz4")
@@ -177,15 +188,13 @@ def _note_json(spec: FieldSpec | None, name: str, value: Any) -> FieldSpec:
     return spec
 
 
-def find(db: TensorDB, query: Mapping[str, Any] | None, dataset: str | None, **window: Any) -> DataCursor:
-    """``db.find_data`` with ``dataset=`` passed only when one is named (older handles do not take it).
+def find(db: Samples, query: Mapping[str, Any] | None, dataset: str | None, **window: Any) -> DataCursor:
+    """``db.find_data`` over the live samples or a dataset version.
 
     Read its documents with ``list(iter(cursor))``: ``list(cursor)`` would ask
     ``len(cursor)`` first, a count query over every match, on every page.
     """
-    if dataset is None:
-        return db.find_data(query, **window)
-    return db.find_data(query, dataset=dataset, **window)  # type: ignore[call-arg]
+    return db.find_data(query, dataset=dataset, **window)
 
 
 def _within(query: Mapping[str, Any] | None, low: int, high: int | None = None) -> dict[str, Any]:
@@ -195,7 +204,7 @@ def _within(query: Mapping[str, Any] | None, low: int, high: int | None = None) 
     return {"$and": [dict(query or {}), {"_seq": bound}]}
 
 
-def scan(db: TensorDB, query: Mapping[str, Any] | None, *, dataset: str | None = None,
+def scan(db: Samples, query: Mapping[str, Any] | None, *, dataset: str | None = None,
          fields: Sequence[str] | None = None, page_size: int = 512) -> Schema:
     """Summarise the fields of every matching sample from the index documents (no blob is read).
 
@@ -257,7 +266,7 @@ def check_fields(fields: Any) -> list[str] | None:
     return list(dict.fromkeys(fields))
 
 
-def pages(db: TensorDB, query: Mapping[str, Any] | None, schema: Schema, *, dataset: str | None = None,
+def pages(db: Samples, query: Mapping[str, Any] | None, schema: Schema, *, dataset: str | None = None,
           page_size: int = 512) -> Iterator[Page]:
     """The samples the scan saw (``_seq`` up to its bound), ``page_size`` at a time, media still encoded.
 
