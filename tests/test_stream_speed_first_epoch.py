@@ -1,0 +1,40 @@
+"""What a stream's first epoch pays beyond later ones (issue 16): fresh read buffers, reused once warm."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import tensordb_core as tdb
+from tensordb_core.stream.fetch import BufferPool
+
+
+def test_a_released_buffer_is_lent_again_best_fit_first():
+    pool = BufferPool(max_bytes=1 << 20)
+    small, large, exact = pool.acquire(1000), pool.acquire(3000), pool.acquire(1500)
+    assert small.dtype == np.uint8 and small.shape == (1000,)
+    pool.release([small, large, exact])
+    # Several free buffers fit 1400 bytes: the smallest that does comes back (the same object, not a copy).
+    assert pool.acquire(1400) is exact
+    assert pool.acquire(1400) is large
+    assert pool.acquire(1400) is not small  # too small: a new buffer
+
+
+def test_the_pool_keeps_at_most_its_bound():
+    pool = BufferPool(max_bytes=2500)
+    a, b = pool.acquire(2000), pool.acquire(2000)
+    pool.release([a, b])  # the second would exceed 2,500 bytes kept: dropped
+    assert pool.acquire(2000) is a
+    assert pool.acquire(2000) is not b
+
+
+def test_epochs_over_reused_buffers_of_many_sizes_read_every_sample_exactly(tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.integers(0, 255, size=(600, 3, 16, 16), dtype=np.uint8)
+    with tdb.connect(tmp_path / "wh", study="s") as db:
+        for lo, hi in ((0, 100), (100, 350), (350, 600)):  # chunks (and so windows) of different sizes
+            db.import_data(X[lo:hi], np.arange(lo, hi), chunk_bytes=20_000)
+        with db.data_generator({}, batch_size=32, seed=5, epochs=3, window_bytes=60_000) as stream:
+            seen = [(x, int(label)) for xb, yb in stream for x, label in zip(xb, yb)]
+    assert len(seen) == 3 * len(X)
+    for x, label in seen:
+        np.testing.assert_array_equal(x, X[label])
