@@ -62,6 +62,7 @@ from tensordb_core.errors import TensorDBError
 from tensordb_core.query.filters import validate_query
 from tensordb_core.store.protocols import BlobStore
 from tensordb_core.store.scope import StudyScope
+from tensordb_core.stream.blocks import population
 from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.decode import Batch, Decoder, JoinedRows, SampleError, WindowLabels, join_labels
 from tensordb_core.stream.disk_cache import DEFAULT_DISK_CACHE_BYTES, DiskChunkCache
@@ -412,8 +413,10 @@ class Stream(Iterator[Any]):
                 return batch.value()
             if kind == "start":
                 self._phase, self._consumed = payload, 0
+            elif kind == "phase":  # the epoch's count, once known (an epoch that started from index blocks)
+                self._phase = payload
             elif kind == "end":
-                self._consumed = consumed
+                self._phase, self._consumed = payload, consumed
             elif kind == "done":
                 self.close()
             elif kind == "error":
@@ -427,7 +430,8 @@ class Stream(Iterator[Any]):
         phase = self._phase
         if phase is None or phase.epoch is None:
             return None
-        return {"last_seq": phase.seq, "count": phase.count}
+        count = phase.count if phase.count is not None else population(self._engine.scope, self.config.query, phase.seq)
+        return {"last_seq": phase.seq, "count": count}
 
     # -- position ----------------------------------------------------------------------------------------
 
@@ -442,6 +446,9 @@ class Stream(Iterator[Any]):
         if phase.epoch is None:
             return start.with_position(epoch=start.epoch, epoch_seq=None, remaining=None, tail_after=phase.seq,
                                        tail_position=phase.tail_base + self._consumed * cfg.world)
+        if phase.count is None:  # streaming from index blocks: the count is not known yet (cfg.world is 1)
+            return start.with_position(epoch=phase.epoch, epoch_seq=phase.seq, remaining=((self._consumed, None),),
+                                       tail_after=None, tail_position=0)
         left = advance(phase.ranges, cfg.world, self._consumed)
         if left:
             return start.with_position(epoch=phase.epoch, epoch_seq=phase.seq, remaining=tuple(left),

@@ -3,7 +3,8 @@
 ::
 
     fetch thread        index pages -> epoch order -> this rank's windows -> cache / get_many -> crc32
-                        (plan.RefTable, order.epoch_order/shard_positions, plan.plan_fetch, fetch.fetch_window)
+                        (plan.RefTable, order.block_order/shard_positions, plan.plan_fetch, fetch.fetch_window;
+                        a fresh epoch's first windows come from blocks.BlockReader while the table loads)
         | windows queue (2)
     assembly thread     slices windows into batches, submits each to the decode pool
         | out queue (``prefetch``): batch futures, in order, plus phase markers
@@ -35,9 +36,10 @@ from typing import Any
 
 import numpy as np
 
-from tensordb_core.errors import BackendError, TensorDBError
+from tensordb_core.errors import TensorDBError
 from tensordb_core.store.generations import data_generation
 from tensordb_core.store.scope import StudyScope
+from tensordb_core.stream.blocks import BlockReader, TableLoader, carry_verified, extend_in_order, head_layout
 from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.decode import Decoder
 from tensordb_core.stream.disk_cache import DiskCachedBlobs, DiskChunkCache
@@ -45,7 +47,17 @@ from tensordb_core.stream.fetch import BufferPool, Window, fetch_window
 from tensordb_core.stream.follow import StoreWatch, Watermark
 from tensordb_core.stream.groups import EpochBounds
 from tensordb_core.stream.memo import IndexMemo, memo_key
-from tensordb_core.stream.order import Ranges, StreamState, epoch_order, normalize, shard_positions, weighted_order
+from tensordb_core.stream.order import (
+    EpochOrder,
+    Ranges,
+    StreamState,
+    block_order,
+    epoch_order,
+    normalize,
+    shard_positions,
+    weighted_order,
+    window_permutation,
+)
 from tensordb_core.stream.plan import PROJECTION, FrozenRefs, RefTable
 from tensordb_core.stream.records import RecordDecoder, RecordTable, record_projection
 
@@ -100,15 +112,18 @@ class Phase:
     """An epoch (``epoch`` set) or the follow tail (``epoch`` None), as this rank streams it.
 
     ``ranges``/``count``: the epoch's remaining positions at the start and its
-    population; ``size``: how many positions this rank reads.  In the tail,
-    ``seq`` is ``tail_after`` and ``tail_base`` the global tail position it started at.
+    population; ``size``: how many positions this rank reads.  ``count`` and
+    ``size`` are None while an epoch streams from the index before its count
+    is known (stream/blocks.py; ``ranges`` is then empty); a ``phase`` or
+    ``end`` marker brings them.  In the tail, ``seq`` is ``tail_after`` and
+    ``tail_base`` the global tail position it started at.
     """
 
     epoch: int | None
     seq: int
     ranges: Ranges
-    count: int
-    size: int
+    count: int | None
+    size: int | None
     tail_base: int = 0
 
 
@@ -186,7 +201,7 @@ class Engine:
             threading.Thread(target=self._run_fetch, name="tensordb-stream-fetch", daemon=True),
             threading.Thread(target=self._run_assembly, name="tensordb-stream-batch", daemon=True),
         ]
-        for thread in self.threads:
+        for thread in list(self.threads):  # the fetch thread appends its index loaders (stream/blocks.py)
             thread.start()
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -287,6 +302,15 @@ class Engine:
                 if seq is None or (cfg.follow and not first):
                     seq = self.bounds.bound(epoch)  # the epoch's population: _seq <= seq
                 first = False
+                if self._streams_from_blocks(resume_ranges, table):
+                    streamed = self._stream_blocks(epoch, seq, q, table)
+                    scanned = self.scanned
+                    if streamed is False:
+                        return
+                    if streamed:
+                        epoch += 1
+                        continue
+                    # None: an empty population; the table path below waits or ends as it does
                 scanned = self.scanned = self._load(table, q, scanned, seq)
                 refs = table.freeze()
                 n = int(np.searchsorted(refs.seq, seq, side="right"))
@@ -308,6 +332,78 @@ class Engine:
             tail_after, position = st.tail_after, st.tail_position
         self._stream_tail(q, tail_after, position)
 
+    def _streams_from_blocks(self, resume_ranges: Any, table: RefTable) -> bool:
+        """Whether this epoch starts from the index block by block (stream/blocks.py) rather than a loaded table.
+
+        Only a fresh, whole, unweighted epoch in block order without a table yet: a resumed or sharded
+        epoch needs its count before its first position, weighted draws every weight; a kept table is faster.
+        """
+        cfg = self.cfg
+        return (self.state.order == "blocks" and cfg.weights is None and cfg.world == 1
+                and resume_ranges is None and len(table) == 0)
+
+    def _stream_blocks(self, epoch: int, seq: int, q: Mapping[str, Any], table: RefTable) -> bool | None:
+        """Stream the epoch's windows from the index while ``table`` loads, then continue from the table.
+
+        False when stopping, None for an empty population (nothing streamed), True once streamed and loaded.
+        """
+        cfg = self.cfg
+        reader = BlockReader(self.scope, q, self.projection, self._table, self.stop)
+        began = time.perf_counter()
+        layout = reader.layout(seq, cfg.window_bytes)
+        self.counters.add(index_s=time.perf_counter() - began)
+        if layout is None:
+            return None
+        loader = TableLoader(lambda: self._load(table, q, 0, seq))
+        self.threads.append(loader.thread)
+        if not self._put(self.windows, _Marker("start", Phase(epoch, seq, [], None, None))):
+            return False
+        done, streamed = 0, []
+        for w, refs in enumerate(reader.windows(layout, seed=cfg.seed, epoch=epoch, shuffle=cfg.shuffle)):
+            if loader.done():
+                switched = self._continue_from_table(loader, table, layout, epoch, seq, w, done, streamed)
+                if switched is not None:
+                    return switched
+            rows = window_permutation(refs.n, seed=cfg.seed, epoch=epoch, window=w, shuffle=cfg.shuffle)
+            window = fetch_window(self.blobs, refs, rows, self.cache, self.counters, self.buffers, cfg.verify)
+            streamed.append(refs)
+            if not self._put(self.windows, window):
+                return False
+            done += refs.n
+        if self.stop.is_set() or loader.result(self.stop) is None:
+            return False
+        self.scanned = seq
+        carry_verified(table.freeze(), streamed)
+        self._note_newest(table.freeze(), int(np.searchsorted(table.freeze().seq, seq, side="right")))
+        return self._put(self.windows, _Marker("end", Phase(epoch, seq, [(0, done)], done, done)))
+
+    def _continue_from_table(self, loader: TableLoader, table: RefTable, layout: Any, epoch: int, seq: int,
+                             window: int, done: int, streamed: list[FrozenRefs]) -> bool | None:
+        """Finish the epoch from the loaded table, from ``window`` on (None: it disagrees; keep streaming).
+
+        The table and the streamed windows were read at different moments: a
+        delete in between moves positions, so the switch happens only where
+        the table's order puts ``window`` at position ``done``.
+        """
+        cfg = self.cfg
+        if loader.result(self.stop) is None:
+            return False
+        self.scanned = seq
+        refs = table.freeze()
+        n = int(np.searchsorted(refs.seq, seq, side="right"))
+        self._note_newest(refs, n)
+        if n == 0 or head_layout(refs, n, seq, cfg.window_bytes) != layout:
+            return None
+        order = block_order(refs.seq[:n], layout, seed=cfg.seed, epoch=epoch, shuffle=cfg.shuffle)
+        if int(np.searchsorted(order.window, window)) != done:
+            return None
+        carry_verified(refs, streamed)
+        phase = Phase(epoch, seq, [(0, n)], n, n)
+        if not self._put(self.windows, _Marker("phase", phase)):
+            return False
+        return (self._fetch_windows(refs, order, np.arange(done, n, dtype=np.int64))
+                and self._put(self.windows, _Marker("end", phase)))
+
     def _load(self, table: RefTable, q: Mapping[str, Any], scanned: int, seq: int) -> int:
         """Add the matching documents with ``scanned < _seq <= seq`` to ``table``; return ``seq``."""
         if seq <= scanned:
@@ -319,7 +415,7 @@ class Engine:
         else:
             docs = self.scope.index.tail(self.scope.data_collection, q, after=scanned)
         try:
-            _extend_checked(table, docs, seq, self._weigh if self.cfg.weights is not None else None)
+            extend_in_order(table, docs, seq, self._weigh if self.cfg.weights is not None else None, self.stop)
         finally:
             close = getattr(docs, "close", None)
             if close is not None:
@@ -347,14 +443,20 @@ class Engine:
         if cfg.weights is not None:
             order = weighted_order(refs.chunk[:n], refs.span_bytes(rows_all), np.asarray(self.weights[:n]),
                                    seed=cfg.seed, epoch=epoch, window_bytes=cfg.window_bytes)
-        else:
+        elif self.state.order == "chunks":  # a version-1 state keeps the order it was saved with
             order = epoch_order(refs.chunk[:n], refs.span_bytes(rows_all), seed=cfg.seed, epoch=epoch,
                                 shuffle=cfg.shuffle, window_bytes=cfg.window_bytes)
+        else:
+            order = block_order(refs.seq[:n], head_layout(refs, n, seq, cfg.window_bytes), seed=cfg.seed,
+                                epoch=epoch, shuffle=cfg.shuffle)
         self._note_newest(refs, n)
         positions = shard_positions(ranges, cfg.world, cfg.rank)
         phase = Phase(epoch, seq, ranges, n, len(positions))
-        if not self._put(self.windows, _Marker("start", phase)):
-            return False
+        return (self._put(self.windows, _Marker("start", phase)) and self._fetch_windows(refs, order, positions)
+                and self._put(self.windows, _Marker("end", phase)))
+
+    def _fetch_windows(self, refs: FrozenRefs, order: EpochOrder, positions: np.ndarray) -> bool:
+        """Read the epoch's ``positions`` window by window into the windows queue (False once stopping)."""
         if len(positions):
             win = order.window[positions]
             bounds = [0, *(np.flatnonzero(win[1:] != win[:-1]) + 1).tolist(), len(positions)]
@@ -362,10 +464,10 @@ class Engine:
                 if self.stop.is_set():
                     return False
                 window = fetch_window(self.blobs, refs, order.order[positions[a:b]], self.cache, self.counters,
-                                      self.buffers, cfg.verify)
+                                      self.buffers, self.cfg.verify)
                 if not self._put(self.windows, window):
                     return False
-        return self._put(self.windows, _Marker("end", phase))
+        return True
 
     def _note_newest(self, refs: FrozenRefs, n: int) -> None:
         """Remember the newest readable row among the first ``n`` (what an idle tail checks still exists)."""
@@ -417,7 +519,7 @@ class Engine:
             if not mine:
                 continue
             table = self._table()
-            _extend_checked(table, mine, None)
+            extend_in_order(table, mine, None)
             refs = table.freeze()
             self._note_newest(refs, refs.n)
             if self.newest is not None:
@@ -474,7 +576,7 @@ class Engine:
                         return
                 if item.kind == "start":
                     consumed = 0
-                if item.kind in ("start", "end"):
+                if item.kind in ("start", "end", "phase"):
                     ok = self._put(self.out, (item.kind, item.payload, consumed))
                 elif item.kind in ("done", "error"):
                     self._put(self.out, (item.kind, item.payload, consumed))
@@ -496,26 +598,3 @@ class Engine:
                 if count == cfg.batch_size and not submit():
                     return
             item.drop()  # the hold fetch_window gave us
-
-
-def _extend_checked(table: RefTable, docs: Any, max_seq: int | None,
-                    weigh: Callable[[list[Mapping[str, Any]]], None] | None = None) -> None:
-    """Append documents that must arrive in increasing ``_seq`` (the protocol's default order)."""
-    last = table.last_seq
-    page: list[Mapping[str, Any]] = []
-    for doc in docs:
-        seq = int(doc["_seq"])
-        if max_seq is not None and seq > max_seq:
-            break  # in _seq order: nothing further belongs to this snapshot
-        if seq <= last:
-            raise BackendError(f"the index returned _seq {seq} after {last}: results must be in _seq order")
-        last = seq
-        page.append(doc)
-        if len(page) >= 8192:
-            table.extend(page)
-            if weigh is not None:
-                weigh(page)
-            page = []
-    table.extend(page)
-    if weigh is not None:
-        weigh(page)

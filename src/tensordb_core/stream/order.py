@@ -7,11 +7,22 @@ samples, defined by ``_seq`` order, the seed and the epoch), the position is
 the set of global positions not yet consumed (``remaining``: a few sorted
 ``[start, end)`` ranges), and a shard is a contiguous slice of what remains.
 
-Global order with shuffling: chunks are permuted, grouped into *windows* of
-about ``window_bytes`` of stored data, and the samples inside a window are
-permuted.  A window is the shuffle buffer: reading it costs each chunk once,
-while batches still mix samples of many chunks.  Without shuffling the order
-is ``_seq`` order, cut into windows the same way.
+Global order (state version 2, *blocks*): the epoch's ``_seq`` range, from its
+first sample to the bound, is cut into *blocks* of ``span`` consecutive
+``_seq`` values (about :data:`BLOCK_BYTES` of stored samples, so a block is
+about a chunk).  Shuffling permutes the blocks; blocks are grouped in that
+order into *windows* of about ``window_bytes`` (the shuffle buffer: every
+batch mixes samples of a window's blocks, and reading a window reads each of
+its chunks' bytes once), and the samples of a window are permuted.  Without
+shuffling, blocks and samples stay in ``_seq`` order.  Why blocks and not the
+chunks themselves: a block is found in the index by a ``_seq`` range, so the
+first window is read without reading the rest of the index, and a stream
+starts in the time of one window however large the warehouse
+(:mod:`tensordb_core.stream.blocks`).  The layout (block span, window sizes)
+depends only on the epoch's first samples, so the order still depends only
+on the data, the seed and the epoch: the same on every backend, every rank
+and a resumed stream.  Version-1 states (saved before blocks) keep their
+chunk order (:func:`epoch_order`) until their run ends.
 
 Shards: ``remaining`` concatenated is split into ``world`` contiguous pieces
 (sizes differing by at most one); rank ``r`` reads piece ``r``.  Contiguous
@@ -31,7 +42,9 @@ import numpy as np
 
 from tensordb_core.errors import TensorDBError
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+#: Orders a state may name: ``blocks`` (version 2) and ``chunks`` (what version-1 states were saved with).
+ORDERS = ("blocks", "chunks")
 Ranges = list[tuple[int, int]]
 
 
@@ -125,16 +138,137 @@ def _windows(sizes: np.ndarray, window_bytes: int) -> np.ndarray:
     return np.where(before < first, 0, 1 + (before - first) // size).astype(np.int64)
 
 
+# -- blocks (state version 2) ------------------------------------------------------------------------
+
+#: A block holds about a chunk of stored bytes (the epoch's first chunks' size; this when none is recorded).
+BLOCK_BYTES = 4 << 20
+#: A block spans at least this many ``_seq`` values (huge samples) and at most this many (tiny ones:
+#: the first window parses a whole block's documents before the first batch).
+MIN_BLOCK_SPAN, MAX_BLOCK_SPAN = 16, 1024
+#: A window holds at most this many samples: by bytes alone, a window of tiny samples would be most of a warehouse.
+MAX_WINDOW_ROWS = 65536
+#: The first window holds at most this many samples (an eighth of a window at most): the first batch waits for it.
+FIRST_WINDOW_ROWS = 1024
+#: The layout is read from the stored sizes of the epoch's first this-many samples.
+LAYOUT_SAMPLES = 256
+
+
+@dataclass(frozen=True)
+class BlockLayout:
+    """An epoch's blocks: ``_seq`` values ``origin .. bound`` cut every ``span``; windows of ``window_rows``
+    samples (the first: ``first_rows``), each closed by the block that fills it."""
+
+    origin: int
+    span: int
+    bound: int
+    window_rows: int
+    first_rows: int
+
+    @property
+    def blocks(self) -> int:
+        return (self.bound - self.origin) // self.span + 1
+
+    def seq_range(self, block: int) -> tuple[int, int]:
+        """The ``_seq`` values ``[low, high]`` (inclusive) of ``block``."""
+        low = self.origin + block * self.span
+        return low, min(self.bound, low + self.span - 1)
+
+
+def block_layout(head_seq: np.ndarray, head_bytes: np.ndarray, head_chunk_bytes: np.ndarray, *, bound: int,
+                 window_bytes: int) -> BlockLayout:
+    """The layout of an epoch from its first samples (at most :data:`LAYOUT_SAMPLES`): ``_seq``, stored bytes,
+    and the size of the chunk holding each (-1: not recorded).
+
+    Medians size the blocks and windows (a few odd samples do not move
+    them): a block spans about a chunk's worth of samples, so a window reads
+    whole chunks or little of them.  Both paths that order an epoch
+    (streamed from the index, or from a loaded table) call this with the same
+    samples, so they agree.
+    """
+    if not len(head_seq):
+        raise ValueError("an epoch without samples has no block layout")
+    size = max(1, int(np.median(head_bytes[:LAYOUT_SAMPLES])))
+    chunks = head_chunk_bytes[:LAYOUT_SAMPLES]
+    chunk = int(np.median(chunks[chunks > 0])) if (chunks > 0).any() else BLOCK_BYTES
+    span = int(np.clip(chunk // size, MIN_BLOCK_SPAN, MAX_BLOCK_SPAN))
+    window_rows = int(np.clip(max(1, window_bytes) // size, 1, MAX_WINDOW_ROWS))
+    first_rows = max(1, min(window_rows // FIRST_WINDOW_FRACTION, FIRST_WINDOW_ROWS))
+    return BlockLayout(int(head_seq[0]), span, int(bound), window_rows, first_rows)
+
+
+def block_sequence(layout: BlockLayout, *, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
+    """The epoch's blocks in reading order."""
+    if not shuffle:
+        return np.arange(layout.blocks, dtype=np.int64)
+    return np.random.default_rng([seed, epoch]).permutation(layout.blocks).astype(np.int64)
+
+
+class WindowCutter:
+    """Closes windows as blocks arrive in reading order: a window closes with the block that fills its rows."""
+
+    def __init__(self, layout: BlockLayout) -> None:
+        self.layout = layout
+        self.window = 0  # the window the next non-empty block joins
+        self.rows = 0
+
+    def add(self, rows: int) -> bool:
+        """Count a block of ``rows`` samples into :attr:`window`; True when that closes it."""
+        if rows <= 0:
+            return False
+        self.rows += rows
+        if self.rows >= (self.layout.first_rows if self.window == 0 else self.layout.window_rows):
+            self.window, self.rows = self.window + 1, 0
+            return True
+        return False
+
+
+def window_permutation(k: int, *, seed: int, epoch: int, window: int, shuffle: bool) -> np.ndarray:
+    """The order of a window's ``k`` samples (given in ``_seq`` order)."""
+    if not shuffle:
+        return np.arange(k, dtype=np.int64)
+    return np.random.default_rng([seed, epoch, window]).permutation(k).astype(np.int64)
+
+
+def block_order(seq: np.ndarray, layout: BlockLayout, *, seed: int, epoch: int, shuffle: bool) -> EpochOrder:
+    """The block order of an epoch whose population's ``_seq`` s (ascending, within the layout) are ``seq``.
+
+    The same order :mod:`tensordb_core.stream.blocks` streams window by window
+    from the index; this one is computed from a loaded table (resumed and
+    sharded streams, later epochs).
+    """
+    n = len(seq)
+    if n == 0:
+        return EpochOrder(np.empty(0, np.int64), np.empty(0, np.int64))
+    block_of_row = (np.asarray(seq, dtype=np.int64) - layout.origin) // layout.span
+    counts = np.bincount(block_of_row, minlength=layout.blocks)
+    window_of_block = np.full(len(counts), -1, dtype=np.int64)
+    cutter = WindowCutter(layout)
+    sequence = block_sequence(layout, seed=seed, epoch=epoch, shuffle=shuffle)
+    for block in sequence[counts[sequence] > 0].tolist():
+        window_of_block[block] = cutter.window
+        cutter.add(int(counts[block]))
+    row_window = window_of_block[block_of_row]
+    by_window = np.argsort(row_window, kind="stable")  # each window's rows in _seq order
+    sizes = np.bincount(row_window)
+    order = np.empty(n, dtype=np.int64)
+    start = 0
+    for w, k in enumerate(sizes.tolist()):
+        rows = by_window[start:start + k]
+        order[start:start + k] = rows[window_permutation(k, seed=seed, epoch=epoch, window=w, shuffle=shuffle)]
+        start += k
+    return EpochOrder(order, np.repeat(np.arange(len(sizes), dtype=np.int64), sizes))
+
+
 # -- ranges and shards ------------------------------------------------------------------------------
 
 
-def normalize(ranges: Sequence[Sequence[int]], n: int) -> Ranges:
-    """Sorted, merged, non-empty ranges clipped to ``[0, n)``; raises on overlap or bad bounds."""
+def normalize(ranges: Sequence[Sequence[int | None]], n: int) -> Ranges:
+    """Sorted, merged, non-empty ranges within ``[0, n)`` (an end of None: ``n``); raises on overlap or bad bounds."""
     out: Ranges = []
     for item in ranges:
         if len(item) != 2:
             raise StreamStateError(f"a remaining range is [start, end], got {item!r}")
-        a, b = int(item[0]), int(item[1])
+        a, b = int(item[0]), n if item[1] is None else int(item[1])  # None: to the epoch's end
         if a < 0 or b < a:
             raise StreamStateError(f"invalid remaining range [{a}, {b})")
         if b > n:
@@ -212,7 +346,13 @@ class StreamState:
       samples with ``_seq > tail_after`` are streamed in insertion order and
       ``tail_position`` of them are consumed (``tail_after`` None: not tailing).
     * ``query``, ``seed``, ``shuffle``, ``window_bytes`` define the order; a
-      resumed stream must use the same ones.
+      resumed stream must use the same ones.  ``order``: ``blocks``, or
+      ``chunks`` for a state saved by version 1 (before blocks), which keeps
+      the order it started with.
+
+    A stream saved while its first window streamed from the index, before the
+    epoch's count was known, says ``remaining=[[k, None]]``: from position
+    ``k`` to the end.
     """
 
     query: dict[str, Any]
@@ -221,9 +361,10 @@ class StreamState:
     window_bytes: int
     epoch: int = 0
     epoch_seq: int | None = None
-    remaining: tuple[tuple[int, int], ...] | None = None
+    remaining: tuple[tuple[int, int | None], ...] | None = None
     tail_after: int | None = None
     tail_position: int = 0
+    order: str = "blocks"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -238,12 +379,16 @@ class StreamState:
             "remaining": None if self.remaining is None else [list(r) for r in self.remaining],
             "tail_after": self.tail_after,
             "tail_position": self.tail_position,
+            "order": self.order,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StreamState:
-        if not isinstance(data, Mapping) or data.get("version") != STATE_VERSION:
-            raise StreamStateError(f"not a version-{STATE_VERSION} stream state: {data!r:.200}")
+        if not isinstance(data, Mapping) or data.get("version") not in (1, STATE_VERSION):
+            raise StreamStateError(f"not a version-1 or -{STATE_VERSION} stream state: {data!r:.200}")
+        order = "chunks" if data.get("version") == 1 else data.get("order", "blocks")
+        if order not in ORDERS:
+            raise StreamStateError(f"unknown stream order {order!r}: one of {', '.join(ORDERS)}")
         try:
             remaining = data.get("remaining")
             state = cls(
@@ -253,9 +398,11 @@ class StreamState:
                 window_bytes=int(data["window_bytes"]),
                 epoch=int(data.get("epoch", 0)),
                 epoch_seq=None if data.get("epoch_seq") is None else int(data["epoch_seq"]),
-                remaining=None if remaining is None else tuple((int(a), int(b)) for a, b in remaining),
+                remaining=None if remaining is None else tuple(
+                    (int(a), None if b is None else int(b)) for a, b in remaining),
                 tail_after=None if data.get("tail_after") is None else int(data["tail_after"]),
                 tail_position=int(data.get("tail_position", 0)),
+                order=order,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StreamStateError(f"malformed stream state: {exc}") from exc

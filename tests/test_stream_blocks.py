@@ -1,0 +1,158 @@
+"""The block order: an epoch streamed from index blocks is the epoch a loaded table orders, sample for sample.
+
+A fresh whole epoch starts from the index block by block (stream/blocks.py)
+while its table loads, and switches to the table at a window boundary; a
+resumed or sharded epoch orders the loaded table (order.block_order).  These
+tests force each path (never switch, switch at once, switch after a window,
+resume from position 0) on data with gaps in ``_seq`` (another study's
+samples, deleted samples) and a filter, and require the same sequence; and
+that the first batch really comes before the table is read.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import tensordb_core as tdb
+from tensordb_core.stream import blocks, engine
+from tensordb_core.stream.order import (
+    BlockLayout,
+    StreamState,
+    block_layout,
+    block_order,
+)
+
+CHUNK = 2048
+
+
+def _fill(db, other=None) -> None:
+    """600 samples over 5 imports with ``other`` study's samples between them, then every 7th deleted."""
+    for part in range(5):
+        labels = np.arange(part * 120, (part + 1) * 120)
+        X = (labels[:, None] * 100 + np.arange(12)).astype(np.float32).reshape(-1, 3, 4)
+        db.import_data(X, labels, {"part": part}, chunk_bytes=CHUNK)
+        if other is not None:
+            other.import_data(np.zeros((37, 3, 4), np.float32), np.zeros(37, np.int64), chunk_bytes=CHUNK)
+    db.delete_data({"label": {"$in": list(range(0, 600, 7))}})
+
+
+def _labels(stream) -> list[int]:
+    with stream:
+        return [int(v) for _, y in stream for v in y]
+
+
+@pytest.fixture
+def switch_at(monkeypatch):
+    """``switch_at(k)``: the table counts as loaded from the k-th window on (None: never)."""
+    def install(k: int | None) -> None:
+        calls = {"n": 0}
+        real_done = blocks.TableLoader.done
+
+        def done(self):
+            calls["n"] += 1
+            if k is None or calls["n"] <= k:
+                return False
+            self.thread.join()
+            return real_done(self)
+
+        monkeypatch.setattr(blocks.TableLoader, "done", done)
+    return install
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("query", [{}, {"label": {"$gte": 150}, "part": {"$in": [1, 3, 4]}}])
+def test_every_path_gives_the_same_epoch(db, warehouse_uri, switch_at, shuffle, query):
+    with tdb.connect(warehouse_uri, study="neighbour") as other:
+        _fill(db, other)
+    kw = dict(batch_size=16, shuffle=shuffle, seed=5, epochs=1, window_bytes=3000)
+    runs = {}
+    for name, k in (("streamed", None), ("table", 0), ("switched", 2)):
+        switch_at(k)
+        runs[name] = _labels(db.data_generator(query, **kw))
+    state = StreamState(query, 5, shuffle, 3000, remaining=((0, None),)).to_dict()
+    runs["resumed"] = _labels(db.data_generator(query, state=state, **kw))
+    expected = sorted(db.find_data(query).arrays()[1].tolist())
+    assert sorted(runs["streamed"]) == expected and len(expected) > 100
+    assert runs["table"] == runs["streamed"] == runs["switched"] == runs["resumed"]
+    if shuffle:
+        assert runs["streamed"] != expected  # shuffled, not in _seq order
+    else:
+        assert runs["streamed"] == expected
+
+
+def test_the_first_batch_comes_before_the_table_is_read(db, monkeypatch):
+    _fill(db)
+    release = threading.Event()
+    real_load = engine.Engine._load
+
+    def held_load(self, table, q, scanned, seq):
+        if threading.current_thread().name == "tensordb-stream-index":
+            assert release.wait(30), "the test never released the table load"
+        return real_load(self, table, q, scanned, seq)
+
+    monkeypatch.setattr(engine.Engine, "_load", held_load)
+    stream = db.data_generator(batch_size=8, seed=2, epochs=2, window_bytes=3000)
+    first = [int(v) for v in next(stream)[1]]  # the table load is still held back
+    state = stream.state_dict()
+    assert state["remaining"] == [[8, None]]  # the epoch's count is not known yet
+    release.set()
+    rest = [int(v) for _, y in stream for v in y]
+    stream.close()
+    population = db.find_data({}).arrays()[1].tolist()
+    assert sorted(first + rest) == sorted(population * 2)
+    resumed = _labels(db.data_generator(batch_size=8, seed=2, epochs=2, window_bytes=3000, state=state))
+    assert resumed == rest  # a state saved before the count was known resumes exactly
+
+
+def test_a_version_1_state_keeps_the_chunk_order():
+    old = {"version": 1, "query": {}, "seed": 1, "shuffle": True, "window_bytes": 10, "epoch": 2,
+           "remaining": [[3, 9]]}
+    state = StreamState.from_dict(old)
+    assert state.order == "chunks" and state.remaining == ((3, 9),)
+    again = StreamState.from_dict(state.to_dict())
+    assert again.order == "chunks" and state.to_dict()["version"] == 2
+    with pytest.raises(tdb.TensorDBError):
+        StreamState.from_dict({**state.to_dict(), "order": "spiral"})
+
+
+def test_a_version_1_state_resumes_every_remaining_sample_once(db):
+    _fill(db)
+    n = len(db.find_data({}))
+    old = {"version": 1, "query": {}, "seed": 4, "shuffle": True, "window_bytes": 3000, "epoch": 0,
+           "epoch_seq": db.index.last_seq("data"), "remaining": [[10, n]]}
+    rest = _labels(db.data_generator(batch_size=16, seed=4, epochs=1, window_bytes=3000, state=old))
+    assert len(rest) == len(set(rest)) == n - 10
+
+
+def test_block_order_windows_are_contiguous_and_the_first_is_small():
+    rng = np.random.default_rng(0)
+    seq = np.sort(rng.choice(np.arange(1, 50_000), size=20_000, replace=False))
+    layout = block_layout(seq[:256], np.full(256, 100), np.full(256, 4000), bound=int(seq[-1]),
+                          window_bytes=100_000)
+    assert layout.span == 40 and layout.window_rows == 1000 and layout.first_rows == 125
+    order = block_order(seq, layout, seed=1, epoch=0, shuffle=True)
+    assert sorted(order.order.tolist()) == list(range(len(seq)))
+    assert (np.diff(order.window) >= 0).all()
+    sizes = np.bincount(order.window)
+    assert sizes[0] < 2 * layout.first_rows and sizes[1:-1].min() >= layout.window_rows
+    blocks_of = (seq[order.order] - layout.origin) // layout.span
+    for w in range(len(sizes)):  # a block lies in one window
+        in_w = set(blocks_of[order.window == w].tolist())
+        assert not in_w & set(blocks_of[order.window != w].tolist())
+    again = block_order(seq, layout, seed=1, epoch=0, shuffle=True)
+    other = block_order(seq, layout, seed=1, epoch=1, shuffle=True)
+    assert (again.order == order.order).all() and not (other.order == order.order).all()
+    plain = block_order(seq, layout, seed=1, epoch=0, shuffle=False)
+    assert plain.order.tolist() == list(range(len(seq)))
+
+
+def test_block_layout_is_sized_by_the_median_sample_and_chunk():
+    layout = block_layout(np.array([5, 6, 7]), np.array([10, 1000, 1000]), np.array([-1, 64_000, 64_000]),
+                          bound=100, window_bytes=1 << 20)
+    assert layout == BlockLayout(origin=5, span=64, bound=100, window_rows=1048, first_rows=131)
+    assert layout.blocks == 2 and layout.seq_range(1) == (69, 100)
+    tiny = block_layout(np.array([1]), np.array([4]), np.array([-1]), bound=10**6, window_bytes=32 << 20)
+    assert tiny.span == 1024 and tiny.window_rows == 65536 and tiny.first_rows == 1024
