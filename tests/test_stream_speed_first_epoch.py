@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
 import tensordb_core as tdb
@@ -38,3 +41,23 @@ def test_epochs_over_reused_buffers_of_many_sizes_read_every_sample_exactly(tmp_
     assert len(seen) == 3 * len(X)
     for x, label in seen:
         np.testing.assert_array_equal(x, X[label])
+
+
+def test_the_first_epoch_check_flags_the_damaged_sample_itself(tmp_path):
+    """Raw (incompressible) samples: only the crc32 pre-check can see a flipped byte, and it must name its row."""
+    rng = np.random.default_rng(4)
+    X = rng.integers(0, 255, size=(300, 256), dtype=np.uint8)  # lz4 saves nothing: stored raw
+    with tdb.connect(tmp_path / "wh", study="s") as db:
+        ids = db.import_data(X, np.arange(300), chunk_bytes=16_384)
+        [doc] = db.index.find(db.scope.data_collection, {"_id": ids[123]})
+        assert doc["_x"]["codec"] == "none"
+        chunk = db.blobs.path_of(doc["_x"]["key"])
+        data = bytearray(Path(chunk).read_bytes())
+        data[doc["_x"]["offset"] + 7] ^= 0x55
+        os.chmod(chunk, 0o644)
+        Path(chunk).write_bytes(bytes(data))
+        with db.data_generator({}, batch_size=16, seed=2, epochs=2, on_error="skip") as stream:
+            labels = [int(v) for _, y in stream for v in y]
+            skipped = stream.stats.skipped_ids
+    assert sorted(labels) == sorted([i for i in range(300) if i != 123] * 2)
+    assert set(skipped) == {ids[123]}

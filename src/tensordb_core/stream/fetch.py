@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -150,12 +151,16 @@ def _precheck(window: Window) -> None:
     if len(todo):
         sub = rows[todo]
         starts = refs.x_off[sub] - window.base_of[todo]
-        order = np.lexsort((starts, window.req_of[todo]))
-        ends = starts + refs.x_len[sub]
-        views = [memoryview(b) for b in window.bufs]
-        for j, r, a, b, c in zip(todo[order].tolist(), window.req_of[todo][order].tolist(), starts[order].tolist(),
-                                 ends[order].tolist(), refs.x_crc[sub[order]].tolist()):
-            checked[j] = crc32(views[r][a:b]) == c
+        req = window.req_of[todo]
+        order = np.lexsort((starts, req))
+        req, starts, sub = req[order], starts[order], sub[order]
+        begin, end, crcs = starts.tolist(), (starts + refs.x_len[sub]).tolist(), refs.x_crc[sub].tolist()
+        ok: list[bool] = []
+        cuts = [0, *(np.flatnonzero(req[1:] != req[:-1]) + 1).tolist(), len(req)]
+        for lo, hi in pairwise(cuts):  # one request at a time: the loop body is one slice and one crc32
+            view = memoryview(window.bufs[int(req[lo])])
+            ok += [crc32(view[a:b]) == c for a, b, c in zip(begin[lo:hi], end[lo:hi], crcs[lo:hi])]
+        checked[todo[order]] = ok
         refs.verified[rows[checked]] = True
     window.checked = checked
 
