@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from itertools import takewhile
 from typing import Any
 
 import numpy as np
@@ -30,9 +31,6 @@ from tensordb_core.errors import BackendError
 from tensordb_core.store.scope import StudyScope
 from tensordb_core.stream.order import LAYOUT_SAMPLES, BlockLayout, WindowCutter, block_layout, block_sequence
 from tensordb_core.stream.plan import FrozenRefs, RefTable
-
-#: Documents per index page for a block read (a block holds at most ``MAX_BLOCK_SPAN`` documents).
-BLOCK_PAGE = 1024
 
 
 class BlockReader:
@@ -45,12 +43,17 @@ class BlockReader:
         self.documents = 0  # read so far (what the stream's index_s was spent on)
 
     def read(self, low: int, high: int, limit: int = 0) -> list[Mapping[str, Any]]:
-        """Matching documents with ``low <= _seq <= high``, in ``_seq`` order."""
-        bounded = {"$and": [dict(self.query), {"_seq": {"$gte": low, "$lte": high}}]}
-        cursor = self.scope.index.find(self.scope.data_collection, bounded, projection=self.projection,
-                                       limit=limit, batch_size=BLOCK_PAGE)
+        """Matching documents with ``low <= _seq <= high``, in ``_seq`` order (at most ``limit``; 0: all).
+
+        Through ``tail`` (``_seq > low - 1``), not ``find`` with a ``_seq``
+        range in the query: the embedded index answers ``tail`` in SQL alone,
+        while ``{"$and": [query, {"_seq": ...}]}`` re-checked every document in
+        Python (341 documents: 1.3 ms against 3.3 ms).
+        """
+        most = high - low + 1 if not limit else min(limit, high - low + 1)
+        cursor = self.scope.index.tail(self.scope.data_collection, self.query, after=low - 1, limit=most)
         try:
-            docs = list(cursor)
+            docs = list(takewhile(lambda doc: int(doc["_seq"]) <= high, cursor))
         finally:
             close = getattr(cursor, "close", None)
             if close is not None:
@@ -122,11 +125,22 @@ def carry_verified(table: FrozenRefs, windows: list[FrozenRefs]) -> None:
         table.verified[rows] = True
 
 
-class TableLoader:
-    """Runs ``load`` (read the whole table) on its own thread; :meth:`result` re-raises its exception."""
+#: The table load waits at most this long for the stream's first batch to reach the consumer.
+LOAD_DELAY_S = 0.25
 
-    def __init__(self, load: Callable[[], int]) -> None:
-        self._load = load
+
+class TableLoader:
+    """Runs ``load`` (read the whole table) on its own thread; :meth:`result` re-raises its exception.
+
+    The load starts once ``delivered`` is set (the consumer holds its first
+    batch) or after :data:`LOAD_DELAY_S`: parsing documents holds the GIL for
+    milliseconds at a time, and each hand-off on the way to the first batch
+    (fetch, assembly, decode, consumer threads) waited for it: 20-40 ms of a
+    50 ms first batch on 2 cores.
+    """
+
+    def __init__(self, load: Callable[[], int], delivered: threading.Event | None = None) -> None:
+        self._load, self._delivered = load, delivered
         self._value: int | None = None
         self._error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="tensordb-stream-index", daemon=True)
@@ -134,6 +148,8 @@ class TableLoader:
 
     def _run(self) -> None:
         try:
+            if self._delivered is not None:
+                self._delivered.wait(LOAD_DELAY_S)
             self._value = self._load()
         except BaseException as exc:  # noqa: BLE001 - handed to the fetch thread by result()
             self._error = exc

@@ -179,6 +179,7 @@ class Engine:
         self.generation = 0  # the data generation the borrowed table belongs to (store/generations.py)
         self.counters = Counters()
         self.stop = threading.Event()
+        self.delivered = threading.Event()  # set by the stream once its consumer holds a batch (blocks.TableLoader)
         self.bounds = EpochBounds(scope, cfg.group, stop=self.stop)
         self.windows: queue.Queue[Any] = queue.Queue(maxsize=WINDOWS_AHEAD)
         self.out: queue.Queue[tuple[str, Any, int]] = queue.Queue(maxsize=cfg.prefetch)
@@ -354,7 +355,7 @@ class Engine:
         self.counters.add(index_s=time.perf_counter() - began)
         if layout is None:
             return None
-        loader = TableLoader(lambda: self._load(table, q, 0, seq))
+        loader = TableLoader(lambda: self._load(table, q, 0, seq), self.delivered)
         self.threads.append(loader.thread)
         if not self._put(self.windows, _Marker("start", Phase(epoch, seq, [], None, None))):
             return False

@@ -150,7 +150,7 @@ MAX_WINDOW_ROWS = 65536
 #: The first window holds at most this many samples (an eighth of a window at most): the first batch waits for it.
 FIRST_WINDOW_ROWS = 1024
 #: The layout is read from the stored sizes of the epoch's first this-many samples.
-LAYOUT_SAMPLES = 256
+LAYOUT_SAMPLES = 64
 
 
 @dataclass(frozen=True)
