@@ -47,6 +47,26 @@ def status_of(exc: BaseException) -> int | None:
     return status if isinstance(status, int) else None
 
 
+def unwrap(exc: BaseException) -> BaseException:
+    """The failure inside a statusless ``HttpResponseError`` wrapper.
+
+    The SDK's download retries a broken body (``IncompleteReadError``,
+    ``ServiceResponseError``) itself and, when that runs out, raises
+    ``HttpResponseError(error, error=error)``: no status, no code, the real
+    failure as ``inner_exception``.  Unwrapped, a download cut short is
+    TRANSIENT like the first cut was, not an unexpected error.
+    """
+    from azure.core import exceptions as az
+
+    while (
+        type(exc) is az.HttpResponseError
+        and status_of(exc) is None
+        and isinstance(getattr(exc, "inner_exception", None), BaseException)
+    ):
+        exc = exc.inner_exception
+    return exc
+
+
 def _types() -> Sequence[tuple[Any, Kind]]:
     from azure.core import exceptions as az
 
@@ -75,6 +95,7 @@ ERRORS = ErrorTable(
     types=_types,
     code_of=error_code,
     status_of=status_of,
+    unwrap=unwrap,
     hints={
         Kind.DENIED: "check the account key, the SAS token's permissions and expiry, or the identity's role "
         "(Storage Blob Data Contributor)",

@@ -9,23 +9,29 @@ is the GCS calls.  Why they look like this:
   when its upload completes.  Blobs of ``resumable_threshold`` bytes or more
   go up as a resumable upload in ``chunk_size`` pieces, so a dropped
   connection costs one chunk, not the whole blob.
-* **Ranged reads** map ``[start, end)`` onto GCS's inclusive ``end``.
+* **Reads are one media GET each**, their body taken in one ``read()``
+  (see :meth:`GCSBlobStore._fetch`); ranged reads map ``[start, end)`` onto
+  GCS's inclusive ``end``.
 * **One client, many threads**, whose HTTP connection pool is sized to
   ``max_workers`` (requests' default of 10 would otherwise throttle and warn).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import google.auth
 import requests
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.auth.transport.requests import AuthorizedSession
+from google.cloud import exceptions as gcs_exceptions
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
+from urllib3 import exceptions as urllib3_exceptions
 
 from tensordb_core.errors import InvalidURI
 from tensordb_core.store.kit.cloud import CloudBlobStore, is_content_address
@@ -114,6 +120,9 @@ class GCSBlobStore(CloudBlobStore):
             project=config.project, credentials=credentials, _http=self._session, client_options=client_options
         )
         self._bucket = self._client.bucket(config.bucket)
+        # The JSON API's media download URL, as the SDK builds it (Blob._get_download_url) from the public endpoint.
+        bucket_part = quote(config.bucket, safe="~")
+        self._download_base = f"{self._client.api_endpoint}/download/storage/v1/b/{bucket_part}/o/"
 
     def _disconnect(self) -> None:
         try:
@@ -149,14 +158,46 @@ class GCSBlobStore(CloudBlobStore):
             writer.write(data)
 
     def _read(self, name: str, start: int, end: int | None) -> bytes:
-        return bytes(
-            self._bucket.blob(name).download_as_bytes(
-                start=start or None,
-                end=None if end is None else end - 1,  # GCS ranges are inclusive
-                retry=self._retry,
-                timeout=self._timeout,
-            )
-        )
+        fetch = functools.partial(self._fetch, self._download_base + quote(name, safe="~") + "?alt=media", start, end)
+        return self._retry(fetch)() if self._retry is not None else fetch()
+
+    def _fetch(self, url: str, start: int, end: int | None) -> bytes:
+        """One media GET, its body read whole in one call; the SDK's errors for a failed one.
+
+        Why not ``Blob.download_as_bytes``: it reads the body in 8 KiB pieces
+        through urllib3's Python read loop (~2,700 iterations for the 15
+        chunks, 22 MB, of 400 large samples: 41 of the 48 ms their GETs took;
+        read in one call, 14 of 22 ms) and checksums whole-object reads with
+        crc32c, which TensorDB repeats anyway: every sample's crc32 is checked
+        before it is decoded, and ranged reads, the stream's usual request,
+        were never checked by the library.  Here the body arrives in one
+        ``read()`` (one copy, the size the server announced, a short body is
+        an error) and failures are the SDK's own exception types
+        (``from_http_response`` for a non-2xx status, requests' for a broken
+        body), so the retry predicate and the error table treat them exactly
+        as before.
+        """
+        ranged = bool(start) or end is not None
+        headers = {"Range": f"bytes={start}-{'' if end is None else end - 1}"} if ranged else None  # GCS: inclusive
+        response = self._session.get(url, headers=headers, timeout=self._timeout, stream=True)
+        try:
+            if response.status_code >= 300:
+                raise gcs_exceptions.from_http_response(response)
+            try:
+                data = response.raw.read(decode_content=True)
+            except urllib3_exceptions.ReadTimeoutError as exc:
+                raise requests.ConnectionError(exc) from exc
+            except urllib3_exceptions.DecodeError as exc:
+                raise requests.exceptions.ContentDecodingError(exc) from exc
+            except urllib3_exceptions.SSLError as exc:
+                raise requests.exceptions.SSLError(exc) from exc
+            except urllib3_exceptions.ProtocolError as exc:  # a short body (IncompleteRead) or a dropped connection
+                raise requests.exceptions.ChunkedEncodingError(exc) from exc
+        finally:
+            response.close()
+        if ranged and response.status_code == 200:  # a server that ignored the Range header sent the whole object
+            return data[start:end]
+        return data
 
     def _stat(self, name: str) -> int | None:
         blob = self._bucket.get_blob(name, retry=self._retry, timeout=self._timeout)
