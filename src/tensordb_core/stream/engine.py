@@ -368,6 +368,7 @@ class Engine:
             rows = window_permutation(refs.n, seed=cfg.seed, epoch=epoch, window=w, shuffle=cfg.shuffle)
             window = fetch_window(self.blobs, refs, rows, self.cache, self.counters, self.buffers, cfg.verify)
             streamed.append(refs)
+            self._note_newest(refs, refs.n)  # what the tail watches: samples streamed, whatever the table sees
             if not self._put(self.windows, window):
                 return False
             done += refs.n
@@ -375,16 +376,14 @@ class Engine:
             return False
         self.scanned = seq
         carry_verified(table.freeze(), streamed)
-        self._note_newest(table.freeze(), int(np.searchsorted(table.freeze().seq, seq, side="right")))
         return self._put(self.windows, _Marker("end", Phase(epoch, seq, [(0, done)], done, done)))
 
     def _continue_from_table(self, loader: TableLoader, table: RefTable, layout: Any, epoch: int, seq: int,
                              window: int, done: int, streamed: list[FrozenRefs]) -> bool | None:
         """Finish the epoch from the loaded table, from ``window`` on (None: it disagrees; keep streaming).
 
-        The table and the streamed windows were read at different moments: a
-        delete in between moves positions, so the switch happens only where
-        the table's order puts ``window`` at position ``done``.
+        The table and the streamed windows were read at different moments (a delete in between moves
+        positions), so the switch happens only where the table's order puts ``window`` at position ``done``.
         """
         cfg = self.cfg
         if loader.result(self.stop) is None:
