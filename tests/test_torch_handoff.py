@@ -1,0 +1,105 @@
+"""Loader workers hand batches to the main process through a shared-memory ring (tensordb_core/torch.py).
+
+What must hold: the main process gets the same plain tensors in the same
+order as with torch's own hand-off; a batch the training loop keeps is never
+overwritten by a later one; every slot comes back once the loop drops its
+batches.  Needs the CPU build of torch (CI installs it; see ``.ci/run``).
+"""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import pytest
+import torch  # installed by .ci/run: missing fails, never skips
+
+import tensordb_core as tdb
+import tensordb_core.torch as tdb_torch
+from tensordb_core.errors import TensorDBError
+from tensordb_core.torch import TensorDBIterableDataset
+
+N = 120
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    path = str(tmp_path / "wh")
+    with tdb.connect(path, study="torch") as db:
+        X = (np.arange(N)[:, None] + np.zeros(6)).astype(np.float32).reshape(N, 2, 3)
+        db.import_data(X, np.arange(N), chunk_bytes=512)
+    return path
+
+
+def _loader(warehouse: str, slots: int, persistent: bool = True):
+    ds = TensorDBIterableDataset(warehouse, study="torch", batch_size=8, seed=3, window_bytes=1000,
+                                 worker_slots=slots)
+    return ds, torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2, persistent_workers=persistent)
+
+
+def _in_a_ring(t: torch.Tensor) -> bool:
+    """Whether ``t``'s memory lies in a ring this process mapped from a worker."""
+    return any(ring.data_ptr() <= t.data_ptr() < ring.data_ptr() + ring.numel()
+               for ring, _, _ in tdb_torch._MAPPED.values())
+
+
+@pytest.mark.timeout(120)
+def test_worker_batches_arrive_through_the_ring_equal_to_torchs_own_hand_off(warehouse):
+    ring_ds, ring = _loader(warehouse, tdb_torch.WORKER_SLOTS)
+    plain_ds, plain = _loader(warehouse, 0)
+    for epoch in range(2):
+        ring_ds.set_epoch(epoch)
+        plain_ds.set_epoch(epoch)
+        got = [(X.clone(), y.clone(), _in_a_ring(X), _in_a_ring(y), type(X), type(y)) for X, y in ring]
+        want = [(X, y) for X, y in plain]
+        assert len(got) == len(want) and sum(len(y) for _, y in want) == N
+        for (X, y, *_), (wX, wy) in zip(got, want):
+            assert torch.equal(X, wX) and torch.equal(y, wy)
+        assert all(t is torch.Tensor for *_, tx, ty in got for t in (tx, ty))  # the worker's subclass stays there
+        assert sum(x_in and y_in for _, _, x_in, y_in, _, _ in got) >= len(got) - 4  # a few may carry the ring itself
+        assert not any(_in_a_ring(X) for X, _ in want)
+
+
+@pytest.mark.timeout(120)
+def test_a_batch_the_loop_keeps_is_never_overwritten(warehouse):
+    """Two slots per worker, every batch kept: later batches must take torch's way, not a held slot."""
+    ds, loader = _loader(warehouse, 2)
+    for epoch in range(2):
+        ds.set_epoch(epoch)
+        kept = list(loader)
+        assert sum(_in_a_ring(X) for X, _ in kept) >= 2
+        for X, y in kept:
+            assert torch.equal(X[:, 0, 0], y.to(torch.float32)) and torch.equal(X[:, 1, 2], y.to(torch.float32))
+        assert sorted(v for _, y in kept for v in y.tolist()) == list(range(N))
+        del kept
+
+
+@pytest.mark.timeout(120)
+def test_every_slot_comes_back_when_the_loop_drops_its_batches(warehouse):
+    slots = 3
+    ds, loader = _loader(warehouse, slots)
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        for X, y in loader:
+            assert torch.equal(X[:, 0, 0], y.to(torch.float32))
+    del X, y
+    gc.collect()
+    workers = {str(w.pid) for w in loader._iterator._workers}
+    mine = [mem[:8 * (1 + 2 * slots)].view(np.int64) for token, (_, mem, _) in tdb_torch._MAPPED.items()
+            if token.split("-")[0] in workers]
+    assert len(mine) == 2  # one ring per worker
+    for c in mine:
+        assert c[0] == 1 and c[1:1 + slots].sum() > 0  # mapped, and used
+        assert c[1:1 + slots].tolist() == c[1 + slots:].tolist()  # sent == returned, slot by slot
+
+
+def test_without_workers_batches_are_plain_tensors(warehouse):
+    ds = TensorDBIterableDataset(warehouse, study="torch", batch_size=50, shuffle=False)
+    X, y = next(iter(ds))
+    assert type(X) is torch.Tensor and type(y) is torch.Tensor and not _in_a_ring(X)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "8"])
+def test_worker_slots_must_be_a_non_negative_int(warehouse, bad):
+    with pytest.raises(TensorDBError, match="worker_slots"):
+        TensorDBIterableDataset(warehouse, study="torch", worker_slots=bad)
