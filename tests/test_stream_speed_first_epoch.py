@@ -61,3 +61,34 @@ def test_the_first_epoch_check_flags_the_damaged_sample_itself(tmp_path):
             skipped = stream.stats.skipped_ids
     assert sorted(labels) == sorted([i for i in range(300) if i != 123] * 2)
     assert set(skipped) == {ids[123]}
+
+
+def _doc(seq: int, y: dict | None = None, **x_changes) -> dict:
+    x = {"key": "k1", "chunk_size": 4096, "offset": 64 * seq, "length": 40, "codec": "lz4", "dtype": "|u1",
+         "shape": [8, 8], "crc32": seq, **x_changes}
+    doc = {"_id": f"d{seq}", "_seq": seq, "_x": x, "label": seq}
+    if y is not None:
+        doc["_y"] = y
+    return doc
+
+
+def test_label_segments_keep_their_rows_when_most_samples_have_none():
+    """The reference table stores ``_y`` columns only up to the last row that has one; every row still reads right."""
+    from tensordb_core.stream.plan import RefTable
+
+    y = {"key": "k1", "offset": 9000, "length": 16, "codec": "none", "dtype": "<i8", "shape": [2], "crc32": 5}
+    table = RefTable()
+    table.extend([_doc(1), _doc(2), _doc(3), _doc(4, y), _doc(5, {**y, "codec": "zstd"}), _doc(6, offset=-1),
+                  _doc(7)])
+    refs = table.freeze()
+    assert refs.has_y.tolist() == [False, False, False, True, False, False, False]
+    assert refs.y_off.tolist() == [0, 0, 0, 9000, 0, 0, 0]
+    assert refs.y_fmt[3] >= 0 and (np.delete(refs.y_fmt, 3) == -1).all()
+    assert sorted(refs.bad) == [4, 5]  # the unknown codec and the negative offset, by row
+    assert refs.chunk.tolist() == [0, 0, 0, 0, -1, -1, 0]
+    assert refs.x_off.tolist() == [64, 128, 192, 256, 0, 0, 448]
+    table.extend([_doc(8), _doc(9, {**y, "offset": 9100})])
+    refs = table.freeze()
+    assert refs.has_y.tolist() == [False] * 3 + [True] + [False] * 4 + [True]
+    assert refs.y_off.tolist() == [0] * 3 + [9000] + [0] * 4 + [9100]
+    assert len(refs.y_len) == len(refs.y_crc) == len(refs.y_codec) == refs.n == 9

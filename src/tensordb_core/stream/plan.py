@@ -78,6 +78,17 @@ class _Columns:
         for column in (self.off, self.length, self.crc, self.codec, self.fmt):
             del column[n:]
 
+    def pad_to(self, n: int) -> None:
+        """Append rows without a segment (zeros, format -1) up to ``n`` rows (see RefTable's lazy ``_y``)."""
+        k = n - len(self.off)
+        if k > 0:
+            zeros = array("q", bytes(8 * k))
+            self.off.extend(zeros)
+            self.length.extend(zeros)
+            self.crc.extend(zeros)
+            self.codec.extend(array("b", bytes(k)))
+            self.fmt.extend(array("q", [-1]) * k)
+
 
 class RefTable:
     """Columnar references of samples in ``_seq`` order; appendable (follow mode), read through :meth:`freeze`.
@@ -88,6 +99,12 @@ class RefTable:
     ``bad`` maps a row to the reason its document cannot be read (malformed
     ``_x``): the row stays, so positions and shards do not depend on whether a
     document is readable; reading it raises or skips like a missing chunk.
+
+    ``y`` and ``has_y`` are lazy: they hold rows only up to the last one with
+    a ``_y`` segment (rows past it have none).  Why: almost every sample has a
+    scalar label and no ``_y``, and five appends of zeros per document were
+    a fifth of building the table, which holds the GIL while a stream's
+    first epoch decodes.
     """
 
     #: Stored codec names -> the small integers of the codec column (records add the media codecs).
@@ -145,7 +162,7 @@ class RefTable:
         self.labels.append(doc.get("label"))
         x, y = doc.get("_x"), doc.get("_y")
         try:
-            if not isinstance(x, Mapping):
+            if type(x) is not dict and not isinstance(x, Mapping):  # (the type test first: isinstance on an ABC is slow)
                 raise CodecError("it is a record: read it with find_data(...).records(), or a stream of records"
                                  if "_fields" in doc
                                  else "it is not a data sample (no _x blob reference)")
@@ -160,18 +177,18 @@ class RefTable:
             if y:
                 if not isinstance(y, Mapping) or str(y.get("key")) != key:
                     raise CodecError("its _y label lives in another blob than _x (the stream reads one chunk per sample)")
+                self.y.pad_to(row)
                 self._add_segment(self.y, y)
-            else:
-                self._add_segment(self.y, None)
+                self.has_y.extend(array("b", bytes(row - len(self.has_y))))
+                self.has_y.append(True)
             self.chunk.append(chunk)
-            self.has_y.append(bool(y))
         except (KeyError, TypeError, ValueError, OverflowError, CodecError) as exc:
             self.bad[row] = f"malformed sample reference: {exc}"
-            for cols in (self.x, self.y):
-                cols.truncate(row)
-                self._add_segment(cols, None)
+            self.x.truncate(row)  # a segment appended before the failure does not stay
+            self._add_segment(self.x, None)
+            self.y.truncate(row)
+            del self.has_y[row:]
             self.chunk.append(-1)
-            self.has_y.append(False)
 
     def _add_segment(self, cols: _Columns, seg: Mapping[str, Any] | None) -> None:
         """Append one segment's columns (the per-document hot path: no helper calls, one dict probe per field)."""
@@ -232,8 +249,9 @@ class FrozenRefs:
         self.formats = list(table.formats)
         self.bad = dict(table.bad)
         self.x_off, self.x_len, self.x_crc, self.x_codec, self.x_fmt = _arrays(table.x)
-        self.y_off, self.y_len, self.y_crc, self.y_codec, self.y_fmt = _arrays(table.y)
-        self.has_y = np.array(table.has_y, dtype=bool)
+        self.y_off, self.y_len, self.y_crc, self.y_codec, self.y_fmt = _arrays(table.y, n)
+        self.has_y = np.zeros(n, dtype=bool)
+        self.has_y[: len(table.has_y)] = np.array(table.has_y, dtype=bool)
         self.any_y = bool(self.has_y.any()) if n else False
         x_end = self.x_off + self.x_len
         y_end = self.y_off + self.y_len
@@ -251,10 +269,19 @@ class FrozenRefs:
         return self.span_end[rows] - self.span_start[rows]
 
 
-def _arrays(cols: _Columns) -> tuple[np.ndarray, ...]:
-    return (np.array(cols.off, dtype=np.int64), np.array(cols.length, dtype=np.int64),
-            np.array(cols.crc, dtype=np.int64), np.array(cols.codec, dtype=np.int8),
-            np.array(cols.fmt, dtype=np.int64))
+def _arrays(cols: _Columns, n: int | None = None) -> tuple[np.ndarray, ...]:
+    """The columns as numpy arrays; with ``n``, ``n`` rows (those past the columns' end have no segment)."""
+    out = (np.array(cols.off, dtype=np.int64), np.array(cols.length, dtype=np.int64),
+           np.array(cols.crc, dtype=np.int64), np.array(cols.codec, dtype=np.int8),
+           np.array(cols.fmt, dtype=np.int64))
+    k = len(cols.off)
+    if n is None or n == k:
+        return out
+    padded = tuple(np.zeros(n, dtype=a.dtype) for a in out)
+    padded[4][k:] = -1
+    for full, part in zip(padded, out):
+        full[:k] = part[:n]
+    return padded
 
 
 def label_array(labels: list[Any]) -> np.ndarray | None:
