@@ -215,3 +215,30 @@ def test_an_idle_follow_stream_survives_deletions_and_still_delivers_new_samples
         db.import_data(np.full((5, 4), 7, np.float32), np.arange(100, 105))
         assert _next_within(stream, 10)[1].tolist() == [100, 101, 102, 103, 104]
         stream.close()
+
+
+def test_a_new_connection_to_a_deleted_directory_warehouse_says_it_is_gone(tmp_path):
+    """A stream's threads open their own SQLite connections; one opened after the directory was deleted
+    fails in SQLite with "disk I/O error", which must read as the warehouse gone, not a generic backend error."""
+    import shutil
+    import threading
+
+    import numpy as np
+
+    where = tmp_path / "wh"
+    with tdb.connect(str(where), study="s") as db:
+        db.import_data(np.ones((4, 2), np.float32), np.arange(4))
+        shutil.rmtree(where)
+        box: dict = {}
+
+        def fresh_thread_read() -> None:
+            try:
+                box["value"] = list(db.index.find("data", {}))
+            except BaseException as exc:  # noqa: BLE001 - handed to the test
+                box["error"] = exc
+
+        thread = threading.Thread(target=fresh_thread_read)
+        thread.start()
+        thread.join(10)
+        error = box.get("error")
+        assert isinstance(error, tdb.BackendUnavailable) and "deleted or emptied" in str(error), box

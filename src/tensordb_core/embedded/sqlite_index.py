@@ -219,8 +219,10 @@ class SQLiteIndexStore:
                 ) from exc
             if "readonly" in msg or "read-only" in msg:
                 raise PermissionDenied(f"{what}: {self.path} is read-only: {exc}") from exc
-            if "unable to open" in msg:
-                raise BackendUnavailable(f"{what}: cannot open {self.path} (does its directory exist?)") from exc
+            if "unable to open" in msg or ("disk i/o error" in msg and not os.path.exists(self.path)):
+                # the directory or the file is gone (SQLite says either, for a new connection)
+                raise BackendUnavailable(f"{what}: cannot open {self.path}: does its directory exist? (was the "
+                                         "warehouse deleted or emptied underneath this handle?)") from exc
             raise BackendError(f"{what} in {self.path}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             msg = str(exc).lower()
