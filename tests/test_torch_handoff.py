@@ -103,3 +103,19 @@ def test_without_workers_batches_are_plain_tensors(warehouse):
 def test_worker_slots_must_be_a_non_negative_int(warehouse, bad):
     with pytest.raises(TensorDBError, match="worker_slots"):
         TensorDBIterableDataset(warehouse, study="torch", worker_slots=bad)
+
+
+@pytest.mark.parametrize(("cpus", "workers", "given", "expected"), [
+    (2, 2, None, 1),   # a CPU per worker: one decode thread, whatever the sample size
+    (2, 4, None, 1),
+    (8, 2, None, None),  # CPUs to spare: the stream's own choice from the sample size
+    (2, 2, 3, 3),      # the caller's choice stands
+])
+def test_a_worker_with_one_cpu_decodes_on_one_thread(warehouse, monkeypatch, cpus, workers, given, expected):
+    kwargs = {} if given is None else {"decode_workers": given}
+    ds = TensorDBIterableDataset(warehouse, study="torch", **kwargs)
+    monkeypatch.setattr(tdb_torch.os, "cpu_count", lambda: cpus)
+    monkeypatch.setattr(tdb_torch, "get_worker_info", lambda: type("Info", (), {"num_workers": workers, "id": 0})())
+    assert ds._stream_kwargs().get("decode_workers") == expected
+    monkeypatch.setattr(tdb_torch, "get_worker_info", lambda: None)
+    assert ds._stream_kwargs().get("decode_workers") == given  # the main process: untouched
