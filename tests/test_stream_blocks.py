@@ -1,23 +1,19 @@
 """The block order: an epoch streamed from index blocks is the epoch a loaded table orders, sample for sample.
 
-A fresh whole epoch starts from the index block by block (stream/blocks.py)
-while its table loads, and switches to the table at a window boundary; a
-resumed or sharded epoch orders the loaded table (order.block_order).  These
-tests force each path (never switch, switch at once, switch after a window,
-resume from position 0) on data with gaps in ``_seq`` (another study's
-samples, deleted samples) and a filter, and require the same sequence; and
-that the first batch really comes before the table is read.
+A fresh whole epoch streams from the index block by block (stream/blocks.py); a
+resumed or sharded epoch, and every later epoch of a stream, orders the
+loaded table (order.block_order).  These tests take each path on data with
+gaps in ``_seq`` (another study's samples, deleted samples) and a filter, and
+require the same sequence.
 """
 
 from __future__ import annotations
-
-import threading
 
 import numpy as np
 import pytest
 
 import tensordb_core as tdb
-from tensordb_core.stream import blocks, engine
+from tensordb_core.stream import engine
 from tensordb_core.stream.order import (
     BlockLayout,
     StreamState,
@@ -44,67 +40,68 @@ def _labels(stream) -> list[int]:
         return [int(v) for _, y in stream for v in y]
 
 
-@pytest.fixture
-def switch_at(monkeypatch):
-    """``switch_at(k)``: the table counts as loaded from the k-th window on (None: never)."""
-    def install(k: int | None) -> None:
-        calls = {"n": 0}
-        real_done = blocks.TableLoader.done
-
-        def done(self):
-            calls["n"] += 1
-            if k is None or calls["n"] <= k:
-                return False
-            self.thread.join()
-            return real_done(self)
-
-        monkeypatch.setattr(blocks.TableLoader, "done", done)
-    return install
-
-
 @pytest.mark.parametrize("shuffle", [True, False])
 @pytest.mark.parametrize("query", [{}, {"label": {"$gte": 150}, "part": {"$in": [1, 3, 4]}}])
-def test_every_path_gives_the_same_epoch(db, warehouse_uri, switch_at, shuffle, query):
+def test_every_path_gives_the_same_epoch(db, warehouse_uri, shuffle, query):
+    """Epoch 1 streamed from blocks (a stream started at epoch 1), ordered from the table (the second epoch of
+    a stream), and resumed from position 0 (a state saved before the count was known): one sequence."""
     with tdb.connect(warehouse_uri, study="neighbour") as other:
         _fill(db, other)
-    kw = dict(batch_size=16, shuffle=shuffle, seed=5, epochs=1, window_bytes=3000)
-    runs = {}
-    for name, k in (("streamed", None), ("table", 0), ("switched", 2)):
-        switch_at(k)
-        runs[name] = _labels(db.data_generator(query, **kw))
-    state = StreamState(query, 5, shuffle, 3000, remaining=((0, None),)).to_dict()
-    runs["resumed"] = _labels(db.data_generator(query, state=state, **kw))
+    kw = dict(batch_size=16, shuffle=shuffle, seed=5, window_bytes=3000)
+    two_epochs = _labels(db.data_generator(query, epochs=2, **kw))
+    half = len(two_epochs) // 2
+    fresh = StreamState(query, 5, shuffle, 3000, epoch=1).to_dict()
+    streamed = _labels(db.data_generator(query, epochs=2, state=fresh, **kw))
+    resumed_state = StreamState(query, 5, shuffle, 3000, epoch=1, remaining=((0, None),)).to_dict()
+    resumed = _labels(db.data_generator(query, epochs=2, state=resumed_state, **kw))
     expected = sorted(db.find_data(query).arrays()[1].tolist())
-    assert sorted(runs["streamed"]) == expected and len(expected) > 100
-    assert runs["table"] == runs["streamed"] == runs["switched"] == runs["resumed"]
+    assert sorted(streamed) == expected and len(expected) > 100
+    assert two_epochs[half:] == streamed == resumed
     if shuffle:
-        assert runs["streamed"] != expected  # shuffled, not in _seq order
+        assert two_epochs[:half] != streamed  # another epoch, another order
+        assert streamed != expected  # shuffled, not in _seq order
     else:
-        assert runs["streamed"] == expected
+        assert streamed == expected
 
 
-def test_the_first_batch_comes_before_the_table_is_read(db, monkeypatch):
+def test_the_first_epoch_reads_the_index_once_and_a_last_epoch_never_loads_the_table(db, monkeypatch):
+    """The first epoch's windows come from index blocks; the table is read after them only for a next epoch."""
     _fill(db)
-    release = threading.Event()
+    loads = []
     real_load = engine.Engine._load
 
-    def held_load(self, table, q, scanned, seq):
-        if threading.current_thread().name == "tensordb-stream-index":
-            assert release.wait(30), "the test never released the table load"
+    def counted_load(self, table, q, scanned, seq):
+        if scanned < seq:  # a call with nothing new to read returns at once
+            loads.append(seq)
         return real_load(self, table, q, scanned, seq)
 
-    monkeypatch.setattr(engine.Engine, "_load", held_load)
+    monkeypatch.setattr(engine.Engine, "_load", counted_load)
+    n = len(db.find_data({}))
+    one = _labels(db.data_generator(batch_size=8, seed=2, epochs=1, window_bytes=3000))
+    assert sorted(one) == sorted(db.find_data({}).arrays()[1].tolist()) and loads == []
+    two = _labels(db.data_generator(batch_size=8, seed=2, epochs=2, window_bytes=3000))
+    assert len(loads) == 1 and two[:n] == one and sorted(two[n:]) == sorted(one)
+
+
+def test_a_state_saved_before_the_count_is_known_resumes_exactly(db):
+    _fill(db)
     stream = db.data_generator(batch_size=8, seed=2, epochs=2, window_bytes=3000)
-    first = [int(v) for v in next(stream)[1]]  # the table load is still held back
+    first = [int(v) for _ in range(3) for v in next(stream)[1]]
     state = stream.state_dict()
-    assert state["remaining"] == [[8, None]]  # the epoch's count is not known yet
-    release.set()
+    assert state["remaining"] == [[24, None]]  # streaming from blocks: the epoch's count is not known yet
     rest = [int(v) for _, y in stream for v in y]
     stream.close()
+    resumed = _labels(db.data_generator(batch_size=8, seed=2, epochs=2, window_bytes=3000, state=state))
+    assert resumed == rest
     population = db.find_data({}).arrays()[1].tolist()
     assert sorted(first + rest) == sorted(population * 2)
-    resumed = _labels(db.data_generator(batch_size=8, seed=2, epochs=2, window_bytes=3000, state=state))
-    assert resumed == rest  # a state saved before the count was known resumes exactly
+
+
+def test_a_snapshot_asked_mid_epoch_counts_the_population(db):
+    _fill(db)
+    with db.data_generator(batch_size=8, seed=2, epochs=1, window_bytes=3000) as stream:
+        next(stream)
+        assert stream.snapshot == {"last_seq": db.index.last_seq("data"), "count": len(db.find_data({}))}
 
 
 def test_a_version_1_state_keeps_the_chunk_order():

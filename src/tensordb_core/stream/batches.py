@@ -410,8 +410,6 @@ class Stream(Iterator[Any]):
                     continue  # every sample of this batch was skipped
                 self._samples += n
                 self._batches += 1
-                if not engine.delivered.is_set():
-                    engine.delivered.set()
                 return batch.value()
             if kind == "start":
                 self._phase, self._consumed = payload, 0

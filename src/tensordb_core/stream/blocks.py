@@ -6,21 +6,18 @@ million-sample warehouse waited seconds for one index pass (~7 µs a
 document) and a 20k one ~150 ms.  Under the block order
 (:func:`tensordb_core.stream.order.block_order`) a window is a few blocks,
 and a block is a ``_seq`` range the index answers from its primary order
-(SQLite's rowid, MongoDB's ``_seq`` index) without reading the rest.  So the
-engine streams the first windows from here while :class:`TableLoader` reads
-the whole table behind them; once the table is in, the engine continues from
-the table at the next window boundary (the same order: the two agree by
-construction, and the engine checks the position before it switches).  The
-table is what later epochs, resumed or sharded streams and an index memo use.
-
-Cost: the documents of the windows streamed before the switch are parsed
-twice (once here, once by the loader); on a 20k-sample warehouse that is one
-or two windows.
+(SQLite's rowid, MongoDB's ``_seq`` index) without reading the rest.  So a
+fresh epoch streams window by window from here: the first batch waits for
+one window's documents, and the index is read once, overlapped with
+decoding.  The engine loads the whole table after the epoch's last window
+only when a later epoch (or an index memo) will use it: the table is what
+later, resumed and sharded epochs order (the same order, computed at once).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from itertools import takewhile
 from typing import Any
@@ -37,10 +34,9 @@ class BlockReader:
     """Reads an epoch's population (``query`` and ``_seq <= bound``) by ``_seq`` range."""
 
     def __init__(self, scope: StudyScope, query: Mapping[str, Any], projection: Mapping[str, int] | None,
-                 make_table: Callable[[], RefTable], stop: threading.Event) -> None:
+                 make_table: Callable[[], RefTable], stop: threading.Event, stats: Any) -> None:
         self.scope, self.query, self.projection = scope, query, projection
-        self.make_table, self.stop = make_table, stop
-        self.documents = 0  # read so far (what the stream's index_s was spent on)
+        self.make_table, self.stop, self.stats = make_table, stop, stats  # stats.add(index_s=...)
 
     def read(self, low: int, high: int, limit: int = 0) -> list[Mapping[str, Any]]:
         """Matching documents with ``low <= _seq <= high``, in ``_seq`` order (at most ``limit``; 0: all).
@@ -50,6 +46,7 @@ class BlockReader:
         while ``{"$and": [query, {"_seq": ...}]}`` re-checked every document in
         Python (341 documents: 1.3 ms against 3.3 ms).
         """
+        began = time.perf_counter()
         most = high - low + 1 if not limit else min(limit, high - low + 1)
         cursor = self.scope.index.tail(self.scope.data_collection, self.query, after=low - 1, limit=most)
         try:
@@ -58,7 +55,7 @@ class BlockReader:
             close = getattr(cursor, "close", None)
             if close is not None:
                 close()
-        self.documents += len(docs)
+        self.stats.add(index_s=time.perf_counter() - began)
         return docs
 
     def layout(self, bound: int, window_bytes: int) -> BlockLayout | None:
@@ -71,9 +68,12 @@ class BlockReader:
 
     def table(self, docs: list[Mapping[str, Any]]) -> FrozenRefs:
         """References of ``docs`` (ascending ``_seq``) as a frozen table."""
+        began = time.perf_counter()
         table = self.make_table()
         table.extend(docs)
-        return table.freeze()
+        refs = table.freeze()
+        self.stats.add(index_s=time.perf_counter() - began)
+        return refs
 
     def windows(self, layout: BlockLayout, *, seed: int, epoch: int, shuffle: bool) -> Iterator[FrozenRefs]:
         """Each window's references in ``_seq`` order (the caller permutes them), in the epoch's window order."""
@@ -112,59 +112,23 @@ def head_layout(refs: FrozenRefs, n: int, bound: int, window_bytes: int) -> Bloc
     return block_layout(refs.seq[head], refs.span_bytes(head), chunk_bytes, bound=bound, window_bytes=window_bytes)
 
 
-def carry_verified(table: FrozenRefs, windows: list[FrozenRefs]) -> None:
-    """Mark ``table`` rows whose crc32 a streamed window already checked (checked once per sample per process)."""
+def verified_seqs(refs: FrozenRefs) -> np.ndarray:
+    """The ``_seq`` of the rows whose crc32 passed (records check their fields as they decode: none)."""
+    verified = getattr(refs, "verified", None)
+    return refs.seq[verified] if verified is not None else np.empty(0, np.int64)
+
+
+def carry_verified(table: FrozenRefs, checked: list[np.ndarray]) -> None:
+    """Mark ``table`` rows whose crc32 a streamed window already checked (``checked``: their ``_seq`` s), so a
+    sample is checked once per process (docs/FORMAT.md), whichever path read it first."""
     if getattr(table, "verified", None) is None:
-        return  # records check their fields as they decode (stream/records.py): nothing to carry
-    for window in windows:
-        seqs = window.seq[window.verified]
+        return
+    for seqs in checked:
         rows = np.searchsorted(table.seq, seqs)
         inside = rows < table.n
         rows, seqs = rows[inside], seqs[inside]
         rows = rows[table.seq[rows] == seqs]
         table.verified[rows] = True
-
-
-#: The table load waits at most this long for the stream's first batch to reach the consumer.
-LOAD_DELAY_S = 0.25
-
-
-class TableLoader:
-    """Runs ``load`` (read the whole table) on its own thread; :meth:`result` re-raises its exception.
-
-    The load starts once ``delivered`` is set (the consumer holds its first
-    batch) or after :data:`LOAD_DELAY_S`: parsing documents holds the GIL for
-    milliseconds at a time, and each hand-off on the way to the first batch
-    (fetch, assembly, decode, consumer threads) waited for it: 20-40 ms of a
-    50 ms first batch on 2 cores.
-    """
-
-    def __init__(self, load: Callable[[], int], delivered: threading.Event | None = None) -> None:
-        self._load, self._delivered = load, delivered
-        self._value: int | None = None
-        self._error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="tensordb-stream-index", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            if self._delivered is not None:
-                self._delivered.wait(LOAD_DELAY_S)
-            self._value = self._load()
-        except BaseException as exc:  # noqa: BLE001 - handed to the fetch thread by result()
-            self._error = exc
-
-    def done(self) -> bool:
-        return not self.thread.is_alive()
-
-    def result(self, stop: threading.Event) -> int | None:
-        """Wait for the load (None when ``stop`` is set first); re-raise what it raised."""
-        while self.thread.is_alive():
-            if stop.wait(0.05):
-                return None
-        if self._error is not None:
-            raise self._error
-        return self._value
 
 
 def extend_in_order(table: RefTable, docs: Any, max_seq: int | None,
@@ -196,4 +160,4 @@ def extend_in_order(table: RefTable, docs: Any, max_seq: int | None,
         weigh(page)
 
 
-__all__ = ["BlockReader", "TableLoader", "carry_verified", "extend_in_order", "head_layout", "population"]
+__all__ = ["BlockReader", "carry_verified", "extend_in_order", "head_layout", "population", "verified_seqs"]
