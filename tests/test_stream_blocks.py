@@ -134,7 +134,9 @@ def test_block_order_windows_are_contiguous_and_the_first_is_small():
     assert sorted(order.order.tolist()) == list(range(len(seq)))
     assert (np.diff(order.window) >= 0).all()
     sizes = np.bincount(order.window)
-    assert sizes[0] < 2 * layout.first_rows and sizes[1:-1].min() >= layout.window_rows
+    limits = np.minimum(layout.window_rows, layout.first_rows * 2 ** np.arange(len(sizes)))
+    assert (sizes[:-1] >= limits[:-1]).all() and (sizes < limits + 2 * layout.span).all()  # closed by one block
+    assert sizes[0] < 2 * layout.first_rows and sizes[-2] >= layout.window_rows
     blocks_of = (seq[order.order] - layout.origin) // layout.span
     for w in range(len(sizes)):  # a block lies in one window
         in_w = set(blocks_of[order.window == w].tolist())

@@ -156,7 +156,7 @@ LAYOUT_SAMPLES = 64
 @dataclass(frozen=True)
 class BlockLayout:
     """An epoch's blocks: ``_seq`` values ``origin .. bound`` cut every ``span``; windows of ``window_rows``
-    samples (the first: ``first_rows``), each closed by the block that fills it."""
+    samples (the first ``first_rows``, doubling up to it), each closed by the block that fills it."""
 
     origin: int
     span: int
@@ -204,7 +204,14 @@ def block_sequence(layout: BlockLayout, *, seed: int, epoch: int, shuffle: bool)
 
 
 class WindowCutter:
-    """Closes windows as blocks arrive in reading order: a window closes with the block that fills its rows."""
+    """Closes windows as blocks arrive in reading order: a window closes with the block that fills its rows.
+
+    Window ``w`` holds ``first_rows * 2**w`` samples, up to ``window_rows``:
+    the stages overlap from the first window on (a window is read while the
+    one before is decoded), instead of one small window and then a large one
+    the decoders wait for (a 400-sample remote epoch was two windows, read
+    and decoded one after the other).
+    """
 
     def __init__(self, layout: BlockLayout) -> None:
         self.layout = layout
@@ -216,7 +223,7 @@ class WindowCutter:
         if rows <= 0:
             return False
         self.rows += rows
-        if self.rows >= (self.layout.first_rows if self.window == 0 else self.layout.window_rows):
+        if self.rows >= min(self.layout.window_rows, self.layout.first_rows << min(self.window, 32)):
             self.window, self.rows = self.window + 1, 0
             return True
         return False
