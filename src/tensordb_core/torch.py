@@ -284,6 +284,7 @@ class _Ring:
         self.token = f"{os.getpid()}-{secrets.token_hex(8)}"
         self.ring = torch.zeros(self.header + slots * slot_bytes, dtype=torch.uint8).share_memory_()
         self.mem = self.ring.numpy()
+        self.bytes = memoryview(self.mem)
         counters = self.mem[:8 * (1 + 2 * slots)].view(np.int64)
         self.mapped, self.sent = counters[:1], counters[1:1 + slots]
         self.local = [0] * slots
@@ -306,8 +307,10 @@ class _Ring:
             self.local[slot] += len(arrays)
         out, at = [], self.header + slot * self.slot_bytes
         for a in arrays:
+            # memoryview's copy keeps the GIL: numpy's gives it up and the worker's loop then waits
+            # behind the stream's threads to get it back (py-spy: most of this line's time)
+            self.bytes[at:at + a.nbytes] = memoryview(np.ascontiguousarray(a)).cast("B")
             view = np.ndarray(a.shape, a.dtype, buffer=self.mem, offset=at)
-            view[...] = a
             weakref.finalize(view, self._drop, slot)  # torch frees the array with the tensor's last storage
             tensor = torch.from_numpy(view).as_subclass(_SlotTensor)
             tensor._slot = (self, slot, at, a.dtype.str)
