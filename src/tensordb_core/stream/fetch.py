@@ -26,6 +26,7 @@ from tensordb_core.errors import BlobNotFound
 from tensordb_core.format.checksums import crc32
 from tensordb_core.store.protocols import BlobStore
 from tensordb_core.stream.cache import ChunkCache
+from tensordb_core.stream.disk_cache import DiskCachedBlobs
 from tensordb_core.stream.plan import FrozenRefs, plan_fetch
 
 
@@ -167,7 +168,9 @@ def _precheck(window: Window) -> None:
 
 def _fetch(blobs: BlobStore, refs: FrozenRefs, rows: np.ndarray, cache: ChunkCache | None,
            stats: Any, pool: BufferPool | None) -> Window:
-    plan = plan_fetch(refs, rows, local=bool(blobs.capabilities.read_into))
+    # Whole chunks where a cache keeps only what it was asked for: the request cache, the disk cache's chunks.
+    exact = cache is None and not isinstance(blobs, DiskCachedBlobs)
+    plan = plan_fetch(refs, rows, local=bool(blobs.capabilities.read_into), exact=exact)
     bufs: list[Any] = [None] * len(plan.requests)
     todo: list[int] = []
     for i, (key, start, end) in enumerate(plan.requests):

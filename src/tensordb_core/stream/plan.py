@@ -309,8 +309,17 @@ class FetchPlan:
     lengths: list[int]  # expected bytes per request (-1 when unknown: whole chunk without a recorded size)
 
 
-def plan_fetch(refs: FrozenRefs, rows: np.ndarray, *, local: bool = False) -> FetchPlan:
-    """Group ``rows`` by chunk; whole chunks where dense, else coalesced byte ranges (``local``: the file rules)."""
+def plan_fetch(refs: FrozenRefs, rows: np.ndarray, *, local: bool = False, exact: bool = True) -> FetchPlan:
+    """Group ``rows`` by chunk; whole chunks where dense, else coalesced byte ranges (``local``: the file rules).
+
+    ``exact``: a chunk whose rows coalesce into one range is read as that
+    range even where dense.  Why: a window of the block order holds one
+    contiguous run of a chunk's samples, and the chunk's other part belongs to
+    another window, which read the whole chunk again (the first epoch read
+    1.3-1.6x its bytes).  One request either way; the whole chunk only saves
+    requests where the rows are scattered.  Off for a cache keyed by request,
+    which hits more often on whole chunks.
+    """
     dense_fraction, coalesce_gap = (LOCAL_DENSE_FRACTION, LOCAL_COALESCE_GAP) if local else (
         DENSE_FRACTION, COALESCE_GAP)
     n = len(rows)
@@ -330,14 +339,22 @@ def plan_fetch(refs: FrozenRefs, rows: np.ndarray, *, local: bool = False) -> Fe
     selected = np.add.reduceat(e - s, first)
     sizes = refs.chunk_sizes[uniq]
     dense_chunk = (sizes >= 0) & (selected >= dense_fraction * sizes)
-    dense = np.repeat(dense_chunk, np.diff(np.append(first, len(c))))
+    per_chunk = np.diff(np.append(first, len(c)))
     new_group = np.ones(len(c), dtype=bool)
+    same_chunk = near = np.zeros(0, dtype=bool)
     if len(c) > 1:
         # Running end within each chunk (spans overlap when labels sit after the inputs).
         bounds = np.append(first, len(c))
         run_end = np.concatenate([np.maximum.accumulate(e[a:b]) for a, b in pairwise(bounds)])
         same_chunk = c[1:] == c[:-1]
         near = s[1:] - run_end[:-1] <= coalesce_gap
+        if exact:  # chunks whose rows make one coalesced range: read the range
+            ranges = np.add.reduceat(np.r_[True, ~(same_chunk & near)].astype(np.int64), first)
+            dense_chunk &= ranges > 1
+    elif exact:
+        dense_chunk[:] = False
+    dense = np.repeat(dense_chunk, per_chunk)
+    if len(c) > 1:
         new_group[1:] = ~(same_chunk & (dense[1:] | near))
     group_id = np.cumsum(new_group) - 1
     heads = np.flatnonzero(new_group)
