@@ -119,3 +119,14 @@ def test_a_worker_with_one_cpu_decodes_on_one_thread(warehouse, monkeypatch, cpu
     assert ds._stream_kwargs().get("decode_workers") == expected
     monkeypatch.setattr(tdb_torch, "get_worker_info", lambda: None)
     assert ds._stream_kwargs().get("decode_workers") == given  # the main process: untouched
+
+
+@pytest.mark.timeout(120)
+def test_without_room_in_shared_memory_batches_go_torchs_way(warehouse, monkeypatch):
+    """A small /dev/shm (Docker: 64 MiB) must not kill a worker: no ring, the same batches."""
+    _, loader = _loader(warehouse, tdb_torch.WORKER_SLOTS)
+    monkeypatch.setattr(tdb_torch.os, "statvfs", lambda path: type("St", (), {"f_bavail": 0, "f_frsize": 4096})())
+    got = list(loader)  # the workers fork with the patches in place
+    assert sorted(v for _, y in got for v in y.tolist()) == list(range(N))
+    assert all(torch.equal(X[:, 0, 0], y.to(torch.float32)) for X, y in got)
+    assert not any(_in_a_ring(X) for X, _ in got)

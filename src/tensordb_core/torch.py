@@ -80,6 +80,10 @@ from tensordb_core.warehouse.handle import connect
 #: flight per worker and the loop holds one or two more; the rest is headroom before a busy ring
 #: sends a batch torch's usual (slower) way.
 WORKER_SLOTS = 8
+#: Fewer slots than this (little shared memory free) and batches go torch's way.
+MIN_SLOTS = 2
+#: Where Linux keeps POSIX shared memory (torch's segments and the rings).
+SHM_DIR = "/dev/shm"
 _ALIGN = 64
 
 
@@ -147,6 +151,7 @@ class TensorDBIterableDataset(IterableDataset):
             raise TensorDBError(f"worker_slots must be an int >= 0 (0: torch's own hand-off), got {worker_slots!r}")
         self.worker_slots = worker_slots
         self._ring: _Ring | None = None
+        self._ring_tried = False  # this process sized (and maybe made) its ring
         self._memo: IndexMemo | None = None
         self._memo_pid = 0
         self._disk: DiskChunkCache | None = None
@@ -167,6 +172,7 @@ class TensorDBIterableDataset(IterableDataset):
         if self._memo is None or self._memo_pid != os.getpid():
             self._memo, self._memo_pid = IndexMemo(), os.getpid()
             self._disk = self._ring = None
+            self._ring_tried = False
         return self._memo
 
     def _stream_kwargs(self) -> dict[str, Any]:
@@ -198,7 +204,7 @@ class TensorDBIterableDataset(IterableDataset):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_memo"], state["_memo_pid"], state["_disk"] = None, 0, None  # references are per process: a spawned worker reads its own
-        state["_ring"] = None
+        state["_ring"], state["_ring_tried"] = None, False
         return state
 
     def set_epoch(self, epoch: int, as_of: int | None = None) -> None:
@@ -251,14 +257,30 @@ class TensorDBIterableDataset(IterableDataset):
         numeric = y is not None and y.dtype.kind in "biuf"
         if X.dtype.kind in "biufc" and len(X):
             self._index_memo()  # a forked worker drops the ring it inherited
-            if self._ring is None:
+            if not self._ring_tried:
+                self._ring_tried = True
                 per_batch = _aligned(X.nbytes // len(X) * self.batch_size)
                 per_batch += _aligned(y.itemsize * self.batch_size) if numeric and y is not None else 0
-                self._ring = _Ring(self.worker_slots, per_batch)
-            lent = self._ring.lend([X, y] if numeric else [X])
+                slots = _slots_that_fit(self.worker_slots, per_batch)
+                self._ring = _Ring(slots, per_batch) if slots >= MIN_SLOTS else None
+            lent = self._ring.lend([X, y] if numeric else [X]) if self._ring is not None else None
             if lent is not None:
                 return lent[0], (lent[1] if numeric else y)
         return torch.from_numpy(X), _label_tensor(y)
+
+
+def _slots_that_fit(wanted: int, slot_bytes: int) -> int:
+    """At most ``wanted`` slots, in at most a quarter of the shared memory free now.
+
+    Why: a ring is touched whole when it is made, and a container's small
+    ``/dev/shm`` (64 MiB by default in Docker) that cannot hold it would kill
+    the worker with SIGBUS; torch's own hand-off needs room too.
+    """
+    try:
+        st = os.statvfs(SHM_DIR)
+    except OSError:  # no such directory (macOS): shared memory is not a small file system there
+        return wanted
+    return min(wanted, st.f_bavail * st.f_frsize // 4 // max(1, slot_bytes))
 
 
 def _aligned(nbytes: int) -> int:
