@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from serverkit import every_backend_fixtures
 
 import tensordb_core as tdb
 from tensordb_core.stream import engine
@@ -22,6 +23,7 @@ from tensordb_core.stream.order import (
 )
 
 CHUNK = 2048
+blocks_mongo, blocks_uri = every_backend_fixtures("blocks")  # the path test runs on MongoDB too
 
 
 def _fill(db, other=None) -> None:
@@ -42,11 +44,15 @@ def _labels(stream) -> list[int]:
 
 @pytest.mark.parametrize("shuffle", [True, False])
 @pytest.mark.parametrize("query", [{}, {"label": {"$gte": 150}, "part": {"$in": [1, 3, 4]}}])
-def test_every_path_gives_the_same_epoch(db, warehouse_uri, shuffle, query):
+def test_every_path_gives_the_same_epoch(blocks_uri, shuffle, query):
     """Epoch 1 streamed from blocks (a stream started at epoch 1), ordered from the table (the second epoch of
     a stream), and resumed from position 0 (a state saved before the count was known): one sequence."""
-    with tdb.connect(warehouse_uri, study="neighbour") as other:
+    with tdb.connect(blocks_uri, study="s1") as db, tdb.connect(blocks_uri, study="neighbour") as other:
         _fill(db, other)
+        _every_path_gives_the_same_epoch(db, shuffle, query)
+
+
+def _every_path_gives_the_same_epoch(db, shuffle, query):
     kw = dict(batch_size=16, shuffle=shuffle, seed=5, window_bytes=3000)
     two_epochs = _labels(db.data_generator(query, epochs=2, **kw))
     half = len(two_epochs) // 2
