@@ -41,10 +41,14 @@ process rebuilds the batch's tensors as views of its own mapping of that ring
 shared-memory segment whose file descriptor the main process fetches over a
 socket from the worker's resource-sharer thread; with the worker's stream
 threads holding its GIL that cost ~1 ms per tensor on 2 cores (2 workers
-moved 23k samples/s of 12 KiB where one process streams 79k).  A slot is lent
-again only after every tensor made from it has been freed in both processes,
-so a batch the training loop keeps is never overwritten; when no slot is free
-(a loop holding many batches) the batch goes torch's usual way.
+moved 22-25k samples/s of 12 KiB where one process streams 71-74k; through
+the ring 54-74k, as fast as one process).  A slot is lent again only after
+every tensor made from it has been freed in both processes, so a batch the
+training loop keeps is never overwritten; when no slot is free (a loop
+holding many batches) or shared memory is short, the batch goes torch's
+usual way.  Record batches (dicts) always go torch's way.  Only torch's
+worker-to-main queue should pickle a worker's batch tensors: a custom
+``collate_fn`` that saves them (``torch.save``) writes slot addresses.
 """
 
 from __future__ import annotations
@@ -117,6 +121,9 @@ class TensorDBIterableDataset(IterableDataset):
     iterations before the first :meth:`set_epoch`, which takes a new one.
     Resuming mid-epoch is the stream's job (``state=``, without loader
     workers): a loader cannot tell which worker's batches it has consumed.
+    ``worker_slots`` batches per loader worker share memory with the main
+    process (see the module docs; 0: torch's own hand-off, ~3x slower for
+    12 KiB samples on 2 cores).
     """
 
     def __init__(
