@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from serverkit import every_backend_fixtures
 
 import tensordb_core as tdb
+from serverkit import every_backend_fixtures
 from tensordb_core.stream import engine
 from tensordb_core.stream.order import (
     BlockLayout,
@@ -53,7 +53,7 @@ def test_every_path_gives_the_same_epoch(blocks_uri, shuffle, query):
 
 
 def _every_path_gives_the_same_epoch(db, shuffle, query):
-    kw = dict(batch_size=16, shuffle=shuffle, seed=5, window_bytes=3000)
+    kw = {"batch_size": 16, "shuffle": shuffle, "seed": 5, "window_bytes": 3000}
     two_epochs = _labels(db.data_generator(query, epochs=2, **kw))
     half = len(two_epochs) // 2
     fresh = StreamState(query, 5, shuffle, 3000, epoch=1).to_dict()
