@@ -130,3 +130,19 @@ def test_without_room_in_shared_memory_batches_go_torchs_way(warehouse, monkeypa
     assert sorted(v for _, y in got for v in y.tolist()) == list(range(N))
     assert all(torch.equal(X[:, 0, 0], y.to(torch.float32)) for X, y in got)
     assert not any(_in_a_ring(X) for X, _ in got)
+
+
+@pytest.mark.timeout(180)
+def test_spawned_workers_hand_off_through_the_ring(warehouse):
+    """macOS and Windows start workers with spawn: the dataset is pickled there and the ring made there."""
+    ds = TensorDBIterableDataset(warehouse, study="torch", batch_size=8, seed=3, window_bytes=1000)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2, persistent_workers=True,
+                                         multiprocessing_context="spawn")
+    for epoch in range(2):
+        ds.set_epoch(epoch)
+        got = list(loader)
+        assert sorted(v for _, y in got for v in y.tolist()) == list(range(N))
+        assert all(torch.equal(X[:, 0, 0], y.to(torch.float32)) for X, y in got)
+        assert sum(_in_a_ring(X) for X, _ in got) >= len(got) - 4
+        del got  # frees this epoch's slots (kept, they would send the next epoch torch's way)
+    del loader  # shuts the persistent workers down now, not at interpreter exit
