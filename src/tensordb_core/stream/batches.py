@@ -413,9 +413,7 @@ class Stream(Iterator[Any]):
                 return batch.value()
             if kind == "start":
                 self._phase, self._consumed = payload, 0
-            elif kind == "phase":  # the epoch's count, once known (an epoch that started from index blocks)
-                self._phase = payload
-            elif kind == "end":
+            elif kind == "end":  # its phase has the count an epoch streamed from index blocks did not know
                 self._phase, self._consumed = payload, consumed
             elif kind == "done":
                 self.close()

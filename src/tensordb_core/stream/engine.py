@@ -114,8 +114,8 @@ class Phase:
     ``ranges``/``count``: the epoch's remaining positions at the start and its
     population; ``size``: how many positions this rank reads.  ``count`` and
     ``size`` are None while an epoch streams from the index before its count
-    is known (stream/blocks.py; ``ranges`` is then empty); a ``phase`` or
-    ``end`` marker brings them.  In the tail, ``seq`` is ``tail_after`` and
+    is known (stream/blocks.py; ``ranges`` is then empty); the ``end``
+    marker brings them.  In the tail, ``seq`` is ``tail_after`` and
     ``tail_base`` the global tail position it started at.
     """
 
@@ -549,7 +549,7 @@ class Engine:
                         return
                 if item.kind == "start":
                     consumed = 0
-                if item.kind in ("start", "end", "phase"):
+                if item.kind in ("start", "end"):
                     ok = self._put(self.out, (item.kind, item.payload, consumed))
                 elif item.kind in ("done", "error"):
                     self._put(self.out, (item.kind, item.payload, consumed))
