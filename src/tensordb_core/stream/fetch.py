@@ -6,7 +6,10 @@ that hold them) to the decoder.  A window's requests come from
 :func:`tensordb_core.stream.plan.plan_fetch`; where the store declares
 ``read_into`` (:class:`~tensordb_core.store.protocols.BlobCapabilities`) and no
 cache needs immutable bytes, chunks are read into reused buffers
-(:class:`BufferPool`).  The fetch thread also crc32s each segment right after
+(:class:`BufferPool`); where it declares ``map`` (a local file store), they
+are not read at all: the window holds read-only mapped views of the chunk
+files, and the decoder copies each sample once, from the page cache into its
+batch.  The fetch thread also crc32s each segment right after
 its read (the bytes are cache-hot, and it would otherwise wait on I/O), so
 the decode threads, the bottleneck for small samples, skip that pass.
 """
@@ -18,13 +21,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from tensordb_core.errors import BlobNotFound
 from tensordb_core.format.checksums import crc32
-from tensordb_core.store.protocols import BlobStore
+from tensordb_core.store.protocols import BlobStore, MapsBlobs
 from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.disk_cache import DiskCachedBlobs
 from tensordb_core.stream.plan import FrozenRefs, plan_fetch
@@ -115,8 +118,8 @@ def fetch_window(blobs: BlobStore, refs: FrozenRefs, rows: np.ndarray, cache: Ch
                  stats: Any, pool: BufferPool | None = None, verify: bool = False) -> Window:
     """Read what ``rows`` need: cached requests from ``cache``, the rest in bulk.
 
-    In bulk means ``get_many``, or ``read_into`` pooled buffers where the store
-    offers it (and no cache is on).  A missing chunk does not fail the window:
+    In bulk means ``get_many``, ``map`` views where the store offers it (and no
+    cache is on), else ``read_into`` pooled buffers where it offers that.  A missing chunk does not fail the window:
     its exception is kept in place of its bytes and raised (or skipped) when a
     sample of it is decoded, so the error names the document and arrives in
     stream order.  With ``verify``, the crc32 of every input segment is
@@ -183,7 +186,9 @@ def _fetch(blobs: BlobStore, refs: FrozenRefs, rows: np.ndarray, cache: ChunkCac
     if not todo:
         return window
     began = time.perf_counter()
-    if cache is None and pool is not None and blobs.capabilities.read_into and all(plan.lengths[i] >= 0 for i in todo):
+    if cache is None and blobs.capabilities.map:
+        got = _mapped(cast(MapsBlobs, blobs), [plan.requests[i] for i in todo])
+    elif cache is None and pool is not None and blobs.capabilities.read_into and all(plan.lengths[i] >= 0 for i in todo):
         window.pool = pool
         got = _read_pooled(blobs.read_into, [plan.requests[i] for i in todo], [plan.lengths[i] for i in todo], pool,
                            window.pooled)
@@ -222,6 +227,24 @@ def _read_pooled(read_into: Callable[..., int], requests: list[tuple[str, int, i
             out.append(exc)
             continue
         out.append(view[:n])
+    return out
+
+
+def _mapped(blobs: MapsBlobs, requests: list[tuple[str, int, int | None]]) -> list[Any]:
+    """A read-only mapped view per request (a short file gives a short view); a missing chunk becomes its exception.
+
+    Why: a raw-stored sample read through ``read_into`` was copied twice, file
+    to pooled buffer and buffer to batch; mapped, the decoder's copy into the
+    batch is the only one.  The views keep their mappings alive, so a window
+    needs no pool and nothing to release; mappings outlive a concurrent
+    ``delete`` (see :class:`~tensordb_core.store.protocols.MapsBlobs`).
+    """
+    out: list[Any] = []
+    for key, start, end in requests:
+        try:
+            out.append(blobs.map(key, start, end))
+        except BlobNotFound as exc:
+            out.append(exc)
     return out
 
 

@@ -56,7 +56,7 @@ import pytest
 
 from tensordb_core.errors import BlobNotFound, InvalidQuery, NotFound
 from tensordb_core.store.blobkit import InvalidBlobKey, content_key
-from tensordb_core.store.protocols import BlobCapabilities, BlobStore, ReadsInto
+from tensordb_core.store.protocols import BlobCapabilities, BlobStore, MapsBlobs, ReadsInto
 from tensordb_core.store.uri import StoreURI
 
 MiB = 2**20
@@ -163,6 +163,33 @@ class BlobStoreSuite:
         assert isinstance(caps, BlobCapabilities), "a store declares BlobCapabilities (the defaults are a valid choice)"
         if caps.read_into:
             assert isinstance(blob_store, ReadsInto), "read_into=True needs a read_into method"
+        if caps.map:
+            assert isinstance(blob_store, MapsBlobs), "map=True needs a map method"
+
+    def test_map_gives_a_read_only_view_that_outlives_the_key_where_declared(self, blob_store: BlobStore) -> None:
+        if not blob_store.capabilities.map:
+            return  # the store does not offer it; the stream reads into buffers or calls get_many
+        assert isinstance(blob_store, MapsBlobs)
+        data = payload(200_000, seed=3)  # past a 64 KiB mapping granularity, so offsets need aligning
+        key = self.put_content(blob_store, data)
+        whole = blob_store.map(key)
+        assert whole.readonly and bytes(whole) == data
+        with pytest.raises(TypeError):
+            whole[0] = 0  # a view the caller could write would change the stored blob for everyone
+        assert bytes(blob_store.map(key, 70_000, 140_001)) == data[70_000:140_001]
+        assert bytes(blob_store.map(key, 199_990, 300_000)) == data[199_990:], "end past the size is clamped"
+        assert bytes(blob_store.map(key, 200_000)) == b"" and bytes(blob_store.map(key, 250_000, 260_000)) == b""
+        blob_store.put(key, data)  # the same bytes again: a no-op that must not disturb a live view
+        blob_store.delete(key)  # garbage collection while a reader holds a view
+        assert bytes(whole) == data, "a mapped view must stay valid and unchanged after its key is deleted"
+        with pytest.raises(BlobNotFound):
+            blob_store.map(key)
+        with pytest.raises(InvalidBlobKey):
+            blob_store.map("../x")
+        with pytest.raises(InvalidQuery):
+            blob_store.map(content_key(b"x"), -1)
+        empty = self.put_content(blob_store, b"")
+        assert bytes(blob_store.map(empty)) == b""
 
     def test_read_into_fills_a_buffer_where_declared(self, blob_store: BlobStore) -> None:
         if not blob_store.capabilities.read_into:
