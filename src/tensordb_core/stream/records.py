@@ -289,11 +289,11 @@ def collate(records: Sequence[Mapping[str, Any]], pad: Mapping[str, Any] | None 
 
 def _column(name: str, values: list[Any], pad: Mapping[str, Any] | None) -> dict[str, Any]:
     if values and all(isinstance(v, np.ndarray) for v in values):
+        if pad is not None and name in pad:  # padded even when this batch's shapes agree: always the same keys
+            return _padded(name, values, pad[name])
         first = values[0]
         if all(v.shape == first.shape and v.dtype == first.dtype for v in values):
             return {name: np.stack(values)}
-        if pad is not None and name in pad:
-            return _padded(name, values, pad[name])
         return {name: values}
     if values and all(isinstance(v, bool) for v in values):
         return {name: np.array(values, dtype=bool)}
