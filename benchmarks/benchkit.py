@@ -119,20 +119,23 @@ def naive_npy(paths: list[str], spec: Spec) -> tuple[int, int]:
     return len(paths), len(paths) * spec.sample_bytes
 
 
-def stream_run(db: tdb.TensorDB, spec: Spec, stats_out: dict[str, Any], **kwargs: Any) -> tuple[int, int]:
+def stream_run(db: tdb.TensorDB, spec: Spec, stats_out: dict[str, Any], ds: str | None = None,
+               **kwargs: Any) -> tuple[int, int]:
+    """One fresh stream over the samples tagged ``ds`` (default: the spec's name), one epoch."""
     n = 0
-    with db.data_generator({"ds": spec.name}, batch_size=spec.batch, **kwargs) as stream:
+    with db.data_generator({"ds": ds or spec.name}, batch_size=spec.batch, **kwargs) as stream:
         for X, _y in stream:
             n += len(X)
         stats_out.update(stream.stats.as_dict())
     return n, n * spec.sample_bytes
 
 
-def stream_epochs(db: tdb.TensorDB, spec: Spec, epochs: int, **kwargs: Any) -> tuple[float, dict[str, Any]]:
+def stream_epochs(db: tdb.TensorDB, spec: Spec, epochs: int, ds: str | None = None,
+                  **kwargs: Any) -> tuple[float, dict[str, Any]]:
     """Seconds of the fastest epoch after the first (index read, lineage count and warm-up paid once)."""
     times: list[tuple[float, float]] = []
     n = 0
-    with db.data_generator({"ds": spec.name}, batch_size=spec.batch, epochs=1 + epochs, **kwargs) as stream:
+    with db.data_generator({"ds": ds or spec.name}, batch_size=spec.batch, epochs=1 + epochs, **kwargs) as stream:
         mark = None
         for X, _y in stream:
             n += len(X)
@@ -162,11 +165,12 @@ def row_without_cpu(dataset: Spec, name: str, took: float, samples: int, nbytes:
     return {**row(dataset, name, took, samples, nbytes, ceiling_sps, **extra), "cpu_us_per_sample": None}
 
 
-def import_dataset(db: tdb.TensorDB, spec: Spec, npy_dir: Path | None) -> list[str]:
-    """Import ``spec`` into ``db`` (tag ``ds``); also write one ``.npy`` per sample when ``npy_dir`` is given."""
+def import_dataset(db: tdb.TensorDB, spec: Spec, npy_dir: Path | None, ds: str | None = None,
+                   codec: str = "auto") -> list[str]:
+    """Import ``spec`` into ``db`` (tag ``ds``, default its name); also write one ``.npy`` per sample when ``npy_dir`` is given."""
     paths: list[str] = []
     for X, labels in images(spec):
-        db.import_data(X, labels, {"ds": spec.name})
+        db.import_data(X, labels, {"ds": ds or spec.name}, codec=codec)
         if npy_dir is not None:
             for x, i in zip(X, range(len(paths), len(paths) + len(X))):
                 path = str(npy_dir / f"{i}.npy")

@@ -17,7 +17,9 @@ backend (``--quick``: a fifth of all of that).
    batching, one thread.  ``ceiling+crc`` adds the crc32 check the stream does.
 2. ``npy``: the naive layout: one ``.npy`` file per sample, ``np.load`` each.
 3. ``stream``: ``db.data_generator`` on the embedded directory store (SQLite
-   index + files), shuffled and not, consuming whole batches.
+   index + files), shuffled and not, consuming whole batches.  For the large
+   samples also the same samples stored raw (``codec="none"``, as LitData
+   stores them), read in order.
 4. ``--remote s3,gcs,azure,gridfs`` (default: all; a backend whose server
    cannot start is reported "not available: <why>"): the benchmark starts the
    real server on 127.0.0.1 (``benchmarks/servers.py``, through
@@ -80,6 +82,8 @@ from versus_litdata import litdata_installed, litdata_rows, versus_litdata
 import tensordb_core as tdb
 
 RESULTS = Path(__file__).resolve().parent / "results" / "stream.json"
+#: Datasets of samples at least this large also get the stored-raw rows (the 147 KiB one).
+RAW_ROWS_FROM = 100_000
 
 
 def local_rows(db: tdb.TensorDB, spec: Spec, work: Path, repeat: int, ceilings: dict[str, float]) -> list[dict]:
@@ -114,6 +118,31 @@ def local_rows(db: tdb.TensorDB, spec: Spec, work: Path, repeat: int, ceilings: 
     rows += other_loader_rows(spec, work, repeat, top)
     if litdata_installed():
         rows += litdata_rows(spec, work, repeat, top, str(work / "wh"), layout)
+    if spec.sample_bytes >= RAW_ROWS_FROM:  # shown next to LitData's in-order row, which reads raw samples too
+        names = [r["row"] for r in rows]
+        at = names.index("LitData StreamingDataset (in order)") + 1 if "LitData StreamingDataset (in order)" in names \
+            else len(rows)
+        rows[at:at] = stored_raw_rows(db, spec, repeat, top)
+    return rows
+
+
+def stored_raw_rows(db: tdb.TensorDB, spec: Spec, repeat: int, top: float) -> list[dict]:
+    """The stream over the same samples stored raw (``codec="none"``), read in order: LitData's layout, like for like.
+
+    Why: LitData stores these samples uncompressed, and the issue's target for
+    large samples read in order is ">= LitData"; raw samples are decoded from
+    mapped views of the chunk files (``BlobCapabilities.map``), with no lz4.
+    Imported last, after every other row of the dataset was measured.
+    """
+    raw = f"{spec.name}-raw"
+    import_dataset(db, spec, None, ds=raw, codec="none")
+    stats: dict[str, Any] = {}
+    stream_run(db, spec, stats, ds=raw, shuffle=False)  # warm the page cache with the new chunk files
+    took, n, nb = best_of(repeat, functools.partial(stream_run, db, spec, stats, ds=raw, shuffle=False))
+    rows = [row(spec, "stream 1st epoch (in order, stored raw)", took, n, nb, top, index_s=round(stats["index_s"], 3))]
+    took, stats = stream_epochs(db, spec, repeat, ds=raw, shuffle=False)
+    rows.append(row(spec, "stream next epochs (in order, stored raw)", took, spec.n, spec.n * spec.sample_bytes, top,
+                    decode_s=round(stats["decode_s"], 3), wait_fetch_s=round(stats["wait_fetch_s"], 3)))
     return rows
 
 

@@ -178,4 +178,7 @@ def versus_litdata(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                                                      "LitData StreamingDataLoader")) if w else None,
             "DataLoader workers vs single process": ratio(w[0], "torch DataLoader, single process: TensorDB") if w else None,
         })
+        raw = ratio("stream 1st epoch (in order, stored raw)", "LitData StreamingDataset (in order)")
+        if raw is not None:  # the large dataset only: the same samples stored raw, as LitData stores them
+            out[-1]["in order stored raw (1st epoch) vs LitData"] = raw
     return out
