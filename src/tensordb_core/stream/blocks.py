@@ -19,7 +19,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from itertools import takewhile
 from typing import Any
 
 import numpy as np
@@ -41,16 +40,18 @@ class BlockReader:
     def read(self, low: int, high: int, limit: int = 0) -> list[Mapping[str, Any]]:
         """Matching documents with ``low <= _seq <= high``, in ``_seq`` order (at most ``limit``; 0: all).
 
-        Through ``tail`` (``_seq > low - 1``), not ``find`` with a ``_seq``
-        range in the query: the embedded index answers ``tail`` in SQL alone,
-        while ``{"$and": [query, {"_seq": ...}]}`` re-checked every document in
-        Python (341 documents: 1.3 ms against 3.3 ms).
+        Through ``tail`` (``_seq > low - 1``, the stores' range scan) with the
+        upper bound in the query: without it, a block past the query's last
+        match scanned the rest of the collection for a ``limit`` it never
+        found (a tag filter over 2,000 of 202,000 documents: 168 ms a block
+        against 0.5 ms).
         """
         began = time.perf_counter()
         most = high - low + 1 if not limit else min(limit, high - low + 1)
-        cursor = self.scope.index.tail(self.scope.data_collection, self.query, after=low - 1, limit=most)
+        bounded = {"$and": [dict(self.query), {"_seq": {"$lte": high}}]}
+        cursor = self.scope.index.tail(self.scope.data_collection, bounded, after=low - 1, limit=most)
         try:
-            docs = list(takewhile(lambda doc: int(doc["_seq"]) <= high, cursor))
+            docs = list(cursor)
         finally:
             close = getattr(cursor, "close", None)
             if close is not None:
@@ -76,19 +77,37 @@ class BlockReader:
         return refs
 
     def windows(self, layout: BlockLayout, *, seed: int, epoch: int, shuffle: bool) -> Iterator[FrozenRefs]:
-        """Each window's references in ``_seq`` order (the caller permutes them), in the epoch's window order."""
+        """Each window's references in ``_seq`` order (the caller permutes them), in the epoch's window order.
+
+        Blocks that follow each other in the reading order and in ``_seq``
+        (every block in order; now and then when shuffled) are read by one
+        query, as many as the window being filled can take: a query costs
+        more than its documents where blocks are small (large samples).
+        """
         cutter = WindowCutter(layout)
         pending: list[tuple[int, list[Mapping[str, Any]]]] = []
-        for block in block_sequence(layout, seed=seed, epoch=epoch, shuffle=shuffle).tolist():
+        order = block_sequence(layout, seed=seed, epoch=epoch, shuffle=shuffle).tolist()
+        at = 0
+        while at < len(order):
             if self.stop.is_set():
                 return
-            docs = self.read(*layout.seq_range(block))
-            if not docs:
-                continue
-            pending.append((block, docs))
-            if cutter.add(len(docs)):
-                yield self._window(pending)
-                pending = []
+            run = 1 + min(cutter.room() // layout.span, len(order) - at - 1)
+            run = next((k for k in range(1, run) if order[at + k] != order[at] + k), run)  # consecutive blocks
+            low, high = layout.seq_range(order[at])[0], layout.seq_range(order[at + run - 1])[1]
+            docs = self.read(low, high)
+            block_of = [(int(doc["_seq"]) - layout.origin) // layout.span for doc in docs]
+            start = 0
+            for block in order[at:at + run]:
+                end = start
+                while end < len(docs) and block_of[end] == block:
+                    end += 1
+                if end > start:
+                    pending.append((block, docs[start:end]))
+                    if cutter.add(end - start):
+                        yield self._window(pending)
+                        pending = []
+                start = end
+            at += run
         if pending:
             yield self._window(pending)
 

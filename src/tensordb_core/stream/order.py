@@ -218,12 +218,16 @@ class WindowCutter:
         self.window = 0  # the window the next non-empty block joins
         self.rows = 0
 
+    def room(self) -> int:
+        """Samples the current window still takes before it closes."""
+        return min(self.layout.window_rows, self.layout.first_rows << min(self.window, 32)) - self.rows
+
     def add(self, rows: int) -> bool:
         """Count a block of ``rows`` samples into :attr:`window`; True when that closes it."""
         if rows <= 0:
             return False
         self.rows += rows
-        if self.rows >= min(self.layout.window_rows, self.layout.first_rows << min(self.window, 32)):
+        if self.room() <= 0:
             self.window, self.rows = self.window + 1, 0
             return True
         return False
