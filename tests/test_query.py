@@ -545,3 +545,19 @@ def test_the_compiled_predicate_agrees_with_the_reference_evaluator(seed: int) -
         predicate = compile_query(query)
         for doc in docs:
             assert predicate(doc) == matches(doc, query), (query, doc)
+
+
+def test_the_numeric_range_shortcut_answers_like_the_evaluator():
+    """compile_query answers top-level numeric ranges in plain Python for plain numbers; every other stored
+    value (bool, NaN, arrays, strings, None, missing, huge ints) must still get the evaluator's answer."""
+    from tensordb_core.query.filters import _match_filter, compile_query
+
+    values = [0, 1, 2, 4.5, 5, -3, 2**60, 1.0, float("nan"), float("inf"), True, False, None, "3", [1, 6], [7],
+              [], {"x": 1}, [[2]]]
+    docs = [{"v": v} for v in values] + [{}]
+    queries = [{"v": {"$gte": 1, "$lt": 5}}, {"v": {"$gt": 2}}, {"v": {"$lte": 4.5}},
+               {"_seq": {"$lte": 3}}, {"v": {"$gte": -1}, "w": 1}]
+    for query in queries:
+        pred = compile_query(query)
+        for doc in docs:
+            assert pred(doc) == _match_filter(doc, query), (query, doc)

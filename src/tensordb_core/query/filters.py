@@ -40,6 +40,7 @@ sorting on array-valued fields (see :func:`sort_key`).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -265,12 +266,17 @@ def _flat_clauses(query: Mapping[str, Any]) -> list[tuple[str, Any]] | None:
 
 
 def _compile_clause(key: str, cond: Any) -> Callable[[Mapping[str, Any]], bool]:
-    """One field clause as a predicate, with a shortcut for the commonest: a top-level tag equal to a
-    string or integer (``{"split": "train"}``, the study filter).  The shortcut answers only when the
-    stored value has that exact type; anything else (arrays, floats, bools, missing) takes the general
-    evaluator, so the semantics are the reference's by construction."""
+    """One field clause as a predicate, with shortcuts for the commonest: a top-level tag equal to a
+    string or integer (``{"split": "train"}``, the study filter), and a numeric range on a top-level
+    field (``{"_seq": {"$lte": n}}``, the stream's block reads; ``{"label": {"$gte": 3}}``).  A shortcut
+    answers only when the stored value has the type it handles (an int, or an int or float that is not
+    NaN); anything else (arrays, bools, strings, missing) takes the general evaluator, so the semantics
+    are the reference's by construction."""
     general = {key: cond}
     kind = type(cond)
+    if "." not in key and kind is dict and cond and all(
+            op in _RANGES and type(v) in (int, float) and not math.isnan(v) and abs(v) <= 2**53 for op, v in cond.items()):
+        return _ranged(key, [(_RANGES[op], v) for op, v in cond.items()], general)
     if "." in key or kind not in (str, int) or (kind is int and abs(cond) > 2**53):
         return lambda doc: _match_filter(doc, general)
 
@@ -281,6 +287,24 @@ def _compile_clause(key: str, cond: Any) -> Callable[[Mapping[str, Any]], bool]:
         return _match_filter(doc, general)
 
     return equal
+
+
+_RANGES: dict[str, Callable[[Any, Any], bool]] = {
+    "$gt": lambda a, b: a > b, "$gte": lambda a, b: a >= b, "$lt": lambda a, b: a < b, "$lte": lambda a, b: a <= b,
+}
+
+
+def _ranged(key: str, checks: list[tuple[Callable[[Any, Any], bool], Any]],
+            general: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], bool]:
+    """A numeric range clause on a top-level field: Python's comparison where the stored value is a plain
+    number (MongoDB compares int and double by value, as Python does), the evaluator otherwise."""
+    def ranged(doc: Mapping[str, Any]) -> bool:
+        value = doc.get(key, MISSING)
+        if type(value) in (int, float) and not math.isnan(value):  # not a bool (type, not isinstance), not NaN
+            return all(check(value, bound) for check, bound in checks)
+        return _match_filter(doc, general)
+
+    return ranged
 
 
 def _match_filter(doc: Any, query: Mapping[str, Any]) -> bool:
