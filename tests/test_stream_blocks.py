@@ -160,4 +160,4 @@ def test_block_layout_is_sized_by_the_median_sample_and_chunk():
     assert layout == BlockLayout(origin=5, span=64, bound=100, window_rows=1048, first_rows=131)
     assert layout.blocks == 2 and layout.seq_range(1) == (69, 100)
     tiny = block_layout(np.array([1]), np.array([4]), np.array([-1]), bound=10**6, window_bytes=32 << 20)
-    assert tiny.span == 1024 and tiny.window_rows == 65536 and tiny.first_rows == 1024
+    assert tiny.span == 1024 and tiny.window_rows == 65536 and tiny.first_rows == 256

@@ -148,7 +148,7 @@ MIN_BLOCK_SPAN, MAX_BLOCK_SPAN = 16, 1024
 #: A window holds at most this many samples: by bytes alone, a window of tiny samples would be most of a warehouse.
 MAX_WINDOW_ROWS = 65536
 #: The first window holds at most this many samples (an eighth of a window at most): the first batch waits for it.
-FIRST_WINDOW_ROWS = 1024
+FIRST_WINDOW_ROWS = 256
 #: The layout is read from the stored sizes of the epoch's first this-many samples.
 LAYOUT_SAMPLES = 64
 
