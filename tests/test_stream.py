@@ -426,7 +426,8 @@ def test_wait_fetch_measures_a_slow_fetch(db, monkeypatch):
     drain(stream)
     slept = delay * len(windows)
     assert len(windows) >= 2
-    assert 0.5 * slept <= stream.stats.wait_fetch_s <= stream.stats.elapsed_s
+    # windows are read two at a time (fetch.WindowReader): the consumer waits about half of the sleeps
+    assert 0.25 * slept <= stream.stats.wait_fetch_s <= stream.stats.elapsed_s
 
 
 # -- the order and shard arithmetic (pure functions) ------------------------------------------------------

@@ -43,7 +43,7 @@ from tensordb_core.stream.blocks import BlockReader, carry_verified, extend_in_o
 from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.decode import Decoder
 from tensordb_core.stream.disk_cache import DiskCachedBlobs, DiskChunkCache
-from tensordb_core.stream.fetch import BufferPool, Window, fetch_window
+from tensordb_core.stream.fetch import BufferPool, Window, WindowReader, fetch_window, resolve
 from tensordb_core.stream.follow import StoreWatch, Watermark
 from tensordb_core.stream.groups import EpochBounds
 from tensordb_core.stream.memo import IndexMemo, memo_key
@@ -185,6 +185,7 @@ class Engine:
         self.pool: ThreadPoolExecutor | None = None  # made on the first batch, when sample sizes are known
         self._pool_lock = threading.Lock()
         self.buffers = BufferPool(max_bytes=(WINDOWS_AHEAD + 2) * cfg.window_bytes)
+        self.reader = WindowReader(self.blobs, cache, self.counters, self.buffers, cfg.verify, WINDOWS_AHEAD)
         rec = cfg.records
         self.projection = PROJECTION if rec is None else record_projection(rec.fields)
         if callable(cfg.weights):
@@ -209,6 +210,7 @@ class Engine:
     def shutdown(self, wait: bool = True, timeout: float = 10.0) -> None:
         """Stop every stage; with ``wait``, join the threads (each notices within :data:`TICK_S`)."""
         self.stop.set()
+        self.reader.shutdown(wait=False)
         with self._pool_lock:
             pool = self.pool
         if pool is not None:
@@ -362,8 +364,7 @@ class Engine:
         done, checked = 0, []
         for w, refs in enumerate(reader.windows(layout, seed=cfg.seed, epoch=epoch, shuffle=cfg.shuffle)):
             rows = window_permutation(refs.n, seed=cfg.seed, epoch=epoch, window=w, shuffle=cfg.shuffle)
-            window = fetch_window(self.blobs, refs, rows, self.cache, self.counters, self.buffers, cfg.verify)
-            checked.append(verified_seqs(refs))
+            window = self.reader.submit(refs, rows, lambda read: checked.append(verified_seqs(read)))
             self._note_newest(refs, refs.n)  # what a follow tail watches
             if not self._put(self.windows, window):
                 return False
@@ -372,7 +373,7 @@ class Engine:
             return False
         if self.memo is not None or cfg.epochs is None or epoch + 1 < cfg.epochs:
             self.scanned = self._load(table, q, 0, seq)
-            if self.stop.is_set():
+            if not self.reader.wait_idle(self.stop):  # every window checked: their crc32 results are in
                 return False
             carry_verified(table.freeze(), checked)
         return True
@@ -436,9 +437,7 @@ class Engine:
             for a, b in pairwise(bounds):
                 if self.stop.is_set():
                     return False
-                window = fetch_window(self.blobs, refs, order.order[positions[a:b]], self.cache, self.counters,
-                                      self.buffers, self.cfg.verify)
-                if not self._put(self.windows, window):
+                if not self._put(self.windows, self.reader.submit(refs, order.order[positions[a:b]])):
                     return False
         return True
 
@@ -536,6 +535,8 @@ class Engine:
             began = time.perf_counter()
             item = self.get(self.windows)
             self.counters.add(assembly_wait_s=time.perf_counter() - began)
+            if isinstance(item, Future):  # a window being read (fetch.WindowReader)
+                item = resolve(item, self.stop, TICK_S)
             if item is None:
                 return
             if isinstance(item, _Marker):
