@@ -32,9 +32,9 @@ from tensordb_core.stream.plan import FrozenRefs, RefTable
 class BlockReader:
     """Reads an epoch's population (``query`` and ``_seq <= bound``) by ``_seq`` range."""
 
-    def __init__(self, scope: StudyScope, query: Mapping[str, Any], projection: Mapping[str, int] | None,
-                 make_table: Callable[[], RefTable], stop: threading.Event, stats: Any) -> None:
-        self.scope, self.query, self.projection = scope, query, projection
+    def __init__(self, scope: StudyScope, query: Mapping[str, Any], make_table: Callable[[], RefTable],
+                 stop: threading.Event, stats: Any) -> None:
+        self.scope, self.query = scope, query
         self.make_table, self.stop, self.stats = make_table, stop, stats  # stats.add(index_s=...)
 
     def read(self, low: int, high: int, limit: int = 0) -> list[Mapping[str, Any]]:
@@ -133,14 +133,13 @@ def head_layout(refs: FrozenRefs, n: int, bound: int, window_bytes: int) -> Bloc
 
 def verified_seqs(refs: FrozenRefs) -> np.ndarray:
     """The ``_seq`` of the rows whose crc32 passed (records check their fields as they decode: none)."""
-    verified = getattr(refs, "verified", None)
-    return refs.seq[verified] if verified is not None else np.empty(0, np.int64)
+    return np.empty(0, np.int64) if refs.records else refs.seq[refs.verified]
 
 
 def carry_verified(table: FrozenRefs, checked: list[np.ndarray]) -> None:
     """Mark ``table`` rows whose crc32 a streamed window already checked (``checked``: their ``_seq`` s), so a
     sample is checked once per process (docs/FORMAT.md), whichever path read it first."""
-    if getattr(table, "verified", None) is None:
+    if table.records:
         return
     for seqs in checked:
         rows = np.searchsorted(table.seq, seqs)

@@ -355,7 +355,7 @@ class Engine:
         population (nothing streamed), True once streamed.
         """
         cfg = self.cfg
-        reader = BlockReader(self.scope, q, self.projection, self._table, self.stop, self.counters)
+        reader = BlockReader(self.scope, q, self._table, self.stop, self.counters)
         layout = reader.layout(seq, cfg.window_bytes)
         if layout is None:
             return None
