@@ -4,7 +4,7 @@
 
     fetch thread        index pages -> epoch order -> this rank's windows -> cache / get_many -> crc32
                         (plan.RefTable, order.block_order/shard_positions, plan.plan_fetch, fetch.fetch_window;
-                        a fresh epoch's first windows come from blocks.BlockReader while the table loads)
+                        a fresh epoch's windows come from blocks.BlockReader; fetch.WindowReader reads two at once)
         | windows queue (2)
     assembly thread     slices windows into batches, submits each to the decode pool
         | out queue (``prefetch``): batch futures, in order, plus phase markers
