@@ -66,3 +66,21 @@ def warehouse_uri(request, tmp_path) -> str:
 def db(warehouse_uri):
     with tdb.connect(warehouse_uri, study="s1") as handle:
         yield handle
+
+
+#: Samples in :func:`torch_warehouse`.
+TORCH_SAMPLES = 120
+
+
+@pytest.fixture
+def torch_warehouse(tmp_path) -> str:
+    """A directory warehouse, study ``torch``, of 120 samples (every value of X[i] is i, label i) in chunks of
+    512 bytes: many chunks and windows for the torch adapter's tests to shard over loader workers."""
+    import numpy as np
+
+    path = str(tmp_path / "wh")
+    with tdb.connect(path, study="torch") as db:
+        n = TORCH_SAMPLES
+        X = (np.arange(n)[:, None] + np.zeros(6)).astype(np.float32).reshape(n, 2, 3)
+        db.import_data(X, np.arange(n), chunk_bytes=512)
+    return path

@@ -12,16 +12,12 @@ import torch  # installed by .ci/run (optional extra [torch] for users): missing
 import tensordb_core as tdb
 from tensordb_core.torch import TensorDBIterableDataset, loader_shard
 
-N = 120
+N = 120  # the samples in tests/conftest.py's torch_warehouse
 
 
 @pytest.fixture
-def warehouse(tmp_path):
-    path = str(tmp_path / "wh")
-    with tdb.connect(path, study="torch") as db:
-        X = (np.arange(N)[:, None] + np.zeros(6)).astype(np.float32).reshape(N, 2, 3)
-        db.import_data(X, np.arange(N), chunk_bytes=512)
-    return path
+def warehouse(torch_warehouse):
+    return torch_warehouse  # tests/conftest.py: N samples, X[i] all i, label i
 
 
 @pytest.mark.timeout(120)

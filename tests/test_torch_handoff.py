@@ -14,21 +14,16 @@ import numpy as np
 import pytest
 import torch  # installed by .ci/run: missing fails, never skips
 
-import tensordb_core as tdb
 import tensordb_core.torch as tdb_torch
 from tensordb_core.errors import TensorDBError
 from tensordb_core.torch import TensorDBIterableDataset
 
-N = 120
+N = 120  # the samples in tests/conftest.py's torch_warehouse
 
 
 @pytest.fixture
-def warehouse(tmp_path):
-    path = str(tmp_path / "wh")
-    with tdb.connect(path, study="torch") as db:
-        X = (np.arange(N)[:, None] + np.zeros(6)).astype(np.float32).reshape(N, 2, 3)
-        db.import_data(X, np.arange(N), chunk_bytes=512)
-    return path
+def warehouse(torch_warehouse):
+    return torch_warehouse  # tests/conftest.py: N samples, X[i] all i, label i
 
 
 def _loader(warehouse: str, slots: int, persistent: bool = True):
