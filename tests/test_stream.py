@@ -287,14 +287,14 @@ def test_chunk_cache_is_lru_and_bounded():
 
 def test_stream_cache_hits_after_first_epoch_and_stays_bounded(db):
     make_data(db, codec="lz4")
-    first = db.data_generator(batch_size=16, epochs=1, **SMALL)
-    drain(first)
-    requests = first.stats.requests
+    chunks = len({d["_x"]["key"] for d in db.index.find("data")})
     stream = db.data_generator(batch_size=16, epochs=3, cache_bytes=1 << 20, **SMALL)
     drain(stream)
     s = stream.stats
-    assert (s.cache_misses, s.cache_hits) == (requests, 2 * requests)
-    assert s.requests == requests and 0 < s.cache_bytes <= 1 << 20
+    # with a cache every chunk is read whole, in the first epoch: a chunk split over windows is a hit the second
+    # time, unless both windows were being read at once (two at a time), then it is read twice
+    assert s.cache_misses == s.requests and chunks <= s.requests < 2 * chunks and s.cache_hits >= 2 * chunks
+    assert 0 < s.cache_bytes <= 1 << 20
     limit = 7000  # about two chunks
     small = db.data_generator(batch_size=16, epochs=2, cache_bytes=limit, **SMALL)
     with small:

@@ -135,7 +135,7 @@ def test_block_order_windows_are_contiguous_and_the_first_is_small():
     seq = np.sort(rng.choice(np.arange(1, 50_000), size=20_000, replace=False))
     layout = block_layout(seq[:256], np.full(256, 100), np.full(256, 4000), bound=int(seq[-1]),
                           window_bytes=100_000)
-    assert layout.span == 40 and layout.window_rows == 1000 and layout.first_rows == 125
+    assert layout.span == 31 and layout.window_rows == 1000 and layout.first_rows == 125  # span: a quarter
     order = block_order(seq, layout, seed=1, epoch=0, shuffle=True)
     assert sorted(order.order.tolist()) == list(range(len(seq)))
     assert (np.diff(order.window) >= 0).all()
@@ -157,7 +157,23 @@ def test_block_order_windows_are_contiguous_and_the_first_is_small():
 def test_block_layout_is_sized_by_the_median_sample_and_chunk():
     layout = block_layout(np.array([5, 6, 7]), np.array([10, 1000, 1000]), np.array([-1, 64_000, 64_000]),
                           bound=100, window_bytes=1 << 20)
-    assert layout == BlockLayout(origin=5, span=64, bound=100, window_rows=1048, first_rows=131)
-    assert layout.blocks == 2 and layout.seq_range(1) == (69, 100)
+    assert layout == BlockLayout(origin=5, span=32, bound=100, window_rows=1048, first_rows=131)
+    assert layout.blocks == 3 and layout.seq_range(2) == (69, 100)
+    chunky = block_layout(np.array([5]), np.array([1000]), np.array([16_000]), bound=100, window_bytes=1 << 20)
+    assert chunky.span == 16  # a chunk's worth, under a quarter of the first window
     tiny = block_layout(np.array([1]), np.array([4]), np.array([-1]), bound=10**6, window_bytes=32 << 20)
-    assert tiny.span == 1024 and tiny.window_rows == 65536 and tiny.first_rows == 256
+    assert tiny.span == 128 and tiny.window_rows == 65536 and tiny.first_rows == 512
+    huge = block_layout(np.array([1]), np.array([50 << 20]), np.array([50 << 20]), bound=10, window_bytes=32 << 20)
+    assert huge.span == 1 and huge.window_rows == 1 and huge.first_rows == 1
+
+
+def test_the_first_batches_mix_imports(db):
+    """An import per class makes blocks of one class each; the first window must still hold several imports, or
+    a trainer sees one class for a while, then another (the continuous loop's model forgot its first digits)."""
+    for label in range(4):
+        X = np.full((1024, 3, 4), label, np.float32)
+        db.import_data(X, np.full(1024, label), chunk_bytes=1 << 20)
+    for seed in range(5):
+        with db.data_generator(batch_size=64, seed=seed, epochs=1) as stream:
+            first = [int(v) for _ in range(2) for v in next(stream)[1]]
+        assert len(set(first)) >= 2, (seed, first)

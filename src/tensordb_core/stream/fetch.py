@@ -232,9 +232,9 @@ def _precheck(window: Window) -> None:
 
 def _fetch(blobs: BlobStore, refs: FrozenRefs, rows: np.ndarray, cache: ChunkCache | None,
            stats: Any, pool: BufferPool | None) -> Window:
-    # Whole chunks where a cache keeps only what it was asked for: the request cache, the disk cache's chunks.
-    exact = cache is None and not isinstance(blobs, DiskCachedBlobs)
-    plan = plan_fetch(refs, rows, local=bool(blobs.capabilities.read_into), exact=exact)
+    # Whole chunks where a cache keeps what it was asked for: the request cache, the disk cache's chunks.
+    whole = cache is not None or isinstance(blobs, DiskCachedBlobs)
+    plan = plan_fetch(refs, rows, local=bool(blobs.capabilities.read_into), exact=not whole, whole_chunks=whole)
     bufs: list[Any] = [None] * len(plan.requests)
     todo: list[int] = []
     for i, (key, start, end) in enumerate(plan.requests):

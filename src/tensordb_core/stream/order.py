@@ -140,15 +140,17 @@ def _windows(sizes: np.ndarray, window_bytes: int) -> np.ndarray:
 
 # -- blocks (state version 2) ------------------------------------------------------------------------
 
-#: A block holds about a chunk of stored bytes (the epoch's first chunks' size; this when none is recorded).
+#: A block holds at most about a chunk of stored bytes (the epoch's first chunks' size; this when none is recorded).
 BLOCK_BYTES = 4 << 20
-#: A block spans at least this many ``_seq`` values (huge samples) and at most this many (tiny ones:
-#: the first window parses a whole block's documents before the first batch).
-MIN_BLOCK_SPAN, MAX_BLOCK_SPAN = 16, 1024
+#: A block spans at least this many ``_seq`` values (huge samples) and at most this many (tiny ones).
+MIN_BLOCK_SPAN, MAX_BLOCK_SPAN = 1, 1024
+#: The first window holds at least this many blocks, so even the first batches mix samples from as many places
+#: of the warehouse (an import per class or per source makes a block one class or one source).
+BLOCKS_PER_FIRST_WINDOW = 4
 #: A window holds at most this many samples: by bytes alone, a window of tiny samples would be most of a warehouse.
 MAX_WINDOW_ROWS = 65536
 #: The first window holds at most this many samples (an eighth of a window at most): the first batch waits for it.
-FIRST_WINDOW_ROWS = 256
+FIRST_WINDOW_ROWS = 512
 #: The layout is read from the stored sizes of the epoch's first this-many samples.
 LAYOUT_SAMPLES = 64
 
@@ -180,19 +182,23 @@ def block_layout(head_seq: np.ndarray, head_bytes: np.ndarray, head_chunk_bytes:
     and the size of the chunk holding each (-1: not recorded).
 
     Medians size the blocks and windows (a few odd samples do not move
-    them): a block spans about a chunk's worth of samples, so a window reads
-    whole chunks or little of them.  Both paths that order an epoch
-    (streamed from the index, or from a loaded table) call this with the same
-    samples, so they agree.
+    them): a block spans at most a chunk's worth of samples (a window reads
+    whole chunks or parts of them) and at most a quarter of the first
+    window (:data:`BLOCKS_PER_FIRST_WINDOW`).  Why the second bound: with
+    chunk-sized blocks a small warehouse's first windows were one block each,
+    one import each, and a continuous trainer fed its new digits for half an
+    epoch, then its old ones, forgot the first half (tests/test_loop_e2e.py).
+    Both paths that order an epoch (streamed from the index, or from a
+    loaded table) call this with the same samples, so they agree.
     """
     if not len(head_seq):
         raise ValueError("an epoch without samples has no block layout")
     size = max(1, int(np.median(head_bytes[:LAYOUT_SAMPLES])))
     chunks = head_chunk_bytes[:LAYOUT_SAMPLES]
     chunk = int(np.median(chunks[chunks > 0])) if (chunks > 0).any() else BLOCK_BYTES
-    span = int(np.clip(chunk // size, MIN_BLOCK_SPAN, MAX_BLOCK_SPAN))
     window_rows = int(np.clip(max(1, window_bytes) // size, 1, MAX_WINDOW_ROWS))
     first_rows = max(1, min(window_rows // FIRST_WINDOW_FRACTION, FIRST_WINDOW_ROWS))
+    span = int(np.clip(min(chunk // size, first_rows // BLOCKS_PER_FIRST_WINDOW), MIN_BLOCK_SPAN, MAX_BLOCK_SPAN))
     return BlockLayout(int(head_seq[0]), span, int(bound), window_rows, first_rows)
 
 

@@ -309,7 +309,8 @@ class FetchPlan:
     lengths: list[int]  # expected bytes per request (-1 when unknown: whole chunk without a recorded size)
 
 
-def plan_fetch(refs: FrozenRefs, rows: np.ndarray, *, local: bool = False, exact: bool = True) -> FetchPlan:
+def plan_fetch(refs: FrozenRefs, rows: np.ndarray, *, local: bool = False, exact: bool = True,
+               whole_chunks: bool = False) -> FetchPlan:
     """Group ``rows`` by chunk; whole chunks where dense, else coalesced byte ranges (``local``: the file rules).
 
     ``exact``: a chunk whose rows coalesce into one range is read as that
@@ -319,6 +320,10 @@ def plan_fetch(refs: FrozenRefs, rows: np.ndarray, *, local: bool = False, exact
     1.3-1.6x its bytes).  One request either way; the whole chunk only saves
     requests where the rows are scattered.  Off for a cache keyed by request,
     which hits more often on whole chunks.
+
+    ``whole_chunks``: every chunk touched is read whole (where its size is
+    known), for a cache: what it keeps is then what any later window asks
+    for, whichever of a chunk's samples that window holds.
     """
     dense_fraction, coalesce_gap = (LOCAL_DENSE_FRACTION, LOCAL_COALESCE_GAP) if local else (
         DENSE_FRACTION, COALESCE_GAP)
@@ -338,7 +343,7 @@ def plan_fetch(refs: FrozenRefs, rows: np.ndarray, *, local: bool = False, exact
     uniq, first = np.unique(c, return_index=True)
     selected = np.add.reduceat(e - s, first)
     sizes = refs.chunk_sizes[uniq]
-    dense_chunk = (sizes >= 0) & (selected >= dense_fraction * sizes)
+    dense_chunk = (sizes >= 0) & (whole_chunks | (selected >= dense_fraction * sizes))
     per_chunk = np.diff(np.append(first, len(c)))
     new_group = np.ones(len(c), dtype=bool)
     same_chunk = near = np.zeros(0, dtype=bool)
@@ -348,10 +353,10 @@ def plan_fetch(refs: FrozenRefs, rows: np.ndarray, *, local: bool = False, exact
         run_end = np.concatenate([np.maximum.accumulate(e[a:b]) for a, b in pairwise(bounds)])
         same_chunk = c[1:] == c[:-1]
         near = s[1:] - run_end[:-1] <= coalesce_gap
-        if exact:  # chunks whose rows make one coalesced range: read the range
+        if exact and not whole_chunks:  # chunks whose rows make one coalesced range: read the range
             ranges = np.add.reduceat(np.r_[True, ~(same_chunk & near)].astype(np.int64), first)
             dense_chunk &= ranges > 1
-    elif exact:
+    elif exact and not whole_chunks:
         dense_chunk[:] = False
     dense = np.repeat(dense_chunk, per_chunk)
     if len(c) > 1:
