@@ -17,14 +17,17 @@ import pytest
 import tensordb_core as tdb
 
 LOGGER = r"""
-import sys, time
+import signal, sys, time
+# A process started from a background job (``cmd &`` without job control, as some CI harnesses do) inherits
+# SIGINT ignored; the warehouse rightly leaves an ignored signal alone.  The trainer this stands for runs in
+# the foreground, where Ctrl-C raises KeyboardInterrupt: give the child that, however the suite was started.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import tensordb_core as tdb
 db = tdb.connect(sys.argv[1], study="s")
 for step in range(int(sys.argv[2])):
     db.train_log({"loss": 1.0 / (step + 1)}, step=step)
 print("logged", flush=True)
 if sys.argv[3] == "own-handler":
-    import signal
     signal.signal(signal.SIGTERM, lambda *a: (print("own handler ran", flush=True), sys.exit(3)))
 time.sleep(60)
 """
