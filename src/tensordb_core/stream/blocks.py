@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from tensordb_core.errors import BackendError
+from tensordb_core.store.kit.cursors import closing_cursor
 from tensordb_core.store.scope import StudyScope
 from tensordb_core.stream.order import LAYOUT_SAMPLES, BlockLayout, WindowCutter, block_layout, block_sequence
 from tensordb_core.stream.plan import FrozenRefs, RefTable
@@ -49,13 +50,9 @@ class BlockReader:
         began = time.perf_counter()
         most = high - low + 1 if not limit else min(limit, high - low + 1)
         bounded = {"$and": [dict(self.query), {"_seq": {"$lte": high}}]}
-        cursor = self.scope.index.tail(self.scope.data_collection, bounded, after=low - 1, limit=most)
-        try:
+        with closing_cursor(self.scope.index.tail(self.scope.data_collection, bounded, after=low - 1,
+                                                  limit=most)) as cursor:  # closed at once: its statement too
             docs = list(cursor)
-        finally:
-            close = getattr(cursor, "close", None)
-            if close is not None:
-                close()
         self.stats.add(index_s=time.perf_counter() - began)
         return docs
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from tensordb_core.errors import TensorDBError
 from tensordb_core.store.generations import data_generation
+from tensordb_core.store.kit.cursors import closing_cursor
 from tensordb_core.store.scope import StudyScope
 from tensordb_core.stream.blocks import BlockReader, carry_verified, extend_in_order, head_layout, verified_seqs
 from tensordb_core.stream.cache import ChunkCache
@@ -388,12 +389,8 @@ class Engine:
                                          batch_size=INDEX_PAGE)
         else:
             docs = self.scope.index.tail(self.scope.data_collection, q, after=scanned)
-        try:
-            extend_in_order(table, docs, seq, self._weigh if self.cfg.weights is not None else None, self.stop)
-        finally:
-            close = getattr(docs, "close", None)
-            if close is not None:
-                close()
+        with closing_cursor(docs) as cursor:  # closed even when the load stops part way
+            extend_in_order(table, cursor, seq, self._weigh if self.cfg.weights is not None else None, self.stop)
         self.counters.add(index_s=time.perf_counter() - began)
         return seq
 

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tensordb_core.errors import BackendUnavailable
+from tensordb_core.store.kit.cursors import closing_cursor
 from tensordb_core.store.protocols import BlobStore, Document, IndexStore
 
 
@@ -113,13 +114,8 @@ class StoreWatch:
         doc_id, key = self._probe
         if self.blobs.exists(key):
             return
-        cursor = self.index.find(self.collection, {"_id": doc_id}, projection={"_id": 1}, limit=1)
-        try:
+        with closing_cursor(self.index.find(self.collection, {"_id": doc_id}, projection={"_id": 1}, limit=1)) as cursor:
             listed = any(True for _ in cursor)
-        finally:
-            close = getattr(cursor, "close", None)
-            if close is not None:
-                close()
         if not listed:
             self._probe = None  # deleted with its chunk: an ordinary deletion
             return

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Self
+from contextlib import contextmanager
+from typing import Any, Self
 
 from tensordb_core.store.protocols import Document
 
@@ -27,12 +28,27 @@ class IteratorCursor:
 
     def close(self) -> None:
         docs, self._docs = self._docs, iter(())
-        close = getattr(docs, "close", None)  # generators have it; list iterators do not
-        if close is not None:
-            close()
+        _close(docs)
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextmanager
+def closing_cursor(results: Any) -> Iterator[Any]:
+    """``with closing_cursor(index.find(...)) as cursor:``: close what a query returned once the block ends, where
+    it can be closed (a :class:`~tensordb_core.store.protocols.Cursor`, a generator from ``tail``), so a reader
+    that stops early releases its statement or server cursor at once."""
+    try:
+        yield results
+    finally:
+        _close(results)
+
+
+def _close(results: Any) -> None:
+    close = getattr(results, "close", None)  # cursors and generators have it; list iterators do not
+    if close is not None:
+        close()
