@@ -15,8 +15,9 @@ from collections.abc import Iterator
 import pytest
 
 import tensordb_core as tdb
+from bigblobs import assert_every_range_shape, assert_get_many_in_request_order
 from cutproxy import CutProxy
-from tensordb_core.errors import BlobNotFound, TransientError
+from tensordb_core.errors import TransientError
 from tensordb_gcs import GCSBlobStore
 
 pytestmark = pytest.mark.gcs
@@ -39,22 +40,11 @@ def blob(store: GCSBlobStore) -> bytes:
 
 
 def test_whole_blobs_and_every_range_shape_come_back_exact(store: GCSBlobStore, blob: bytes) -> None:
-    assert store.get("chunks/big") == blob
-    assert store.get("chunks/big", 1) == blob[1:]
-    assert store.get("chunks/big", 0, 1) == blob[:1]
-    assert store.get("chunks/big", 1000, 2_000_001) == blob[1000:2_000_001]
-    assert store.get("chunks/big", SIZE - 5, SIZE + 100) == blob[-5:]  # past the end: cut short like a slice
-    assert store.get("chunks/big", SIZE) == b""
-    assert store.get("chunks/big", SIZE + 10, SIZE + 20) == b""
-    with pytest.raises(BlobNotFound):
-        store.get("chunks/absent", 0, 10)
+    assert_every_range_shape(store, blob, 2_000_001)
 
 
 def test_get_many_returns_each_range_in_request_order(store: GCSBlobStore, blob: bytes) -> None:
-    spans = [(i * 97_331 % SIZE, i * 97_331 % SIZE + 50_000 + i) for i in range(40)]
-    got = list(store.get_many([("chunks/big", a, b) for a, b in spans] + ["chunks/big"]))
-    assert got[:-1] == [blob[a:b] for a, b in spans]
-    assert got[-1] == blob
+    assert_get_many_in_request_order(store, blob, stride=97_331, count=40)
 
 
 def test_a_body_cut_short_is_a_transient_error_not_short_bytes(
