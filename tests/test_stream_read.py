@@ -153,3 +153,35 @@ def test_arrays_skip_a_missing_chunk_wherever_it_is(tmp_path, position):
         kept = [i for i in range(40) if i // 10 != position]
         assert ys.tolist() == kept
         np.testing.assert_array_equal(Xs, X[kept])
+
+
+@pytest.mark.parametrize("codec_name", ["lz4", "none"])
+def test_samples_past_the_unlocked_copy_size_decode_the_same_and_fail_the_same(tmp_path, codec_name):
+    """Samples of ``UNLOCKED_COPY_BYTES`` or more take numpy's copy into the batch: same values, same errors."""
+    side = 1 + int((decode.UNLOCKED_COPY_BYTES // 3) ** 0.5)
+    rng = np.random.default_rng(5)
+    X = rng.integers(0, 8, size=(24, 3, side, side), dtype=np.uint8)  # few values: lz4 really compresses
+    assert X[0].nbytes >= decode.UNLOCKED_COPY_BYTES
+    with tensordb_core.connect(str(tmp_path / "wh"), study="s") as db:
+        db.import_data(X, np.arange(24), {"part": "big"}, codec=codec_name)
+        got = np.concatenate([b for b, _ in db.data_generator(batch_size=5, shuffle=False)])
+        np.testing.assert_array_equal(got, X)
+        shuffled = list(db.data_generator(batch_size=7, shuffle=True, seed=3))
+        Xs, ys = np.concatenate([b for b, _ in shuffled]), np.concatenate([y for _, y in shuffled])
+        np.testing.assert_array_equal(Xs, X[ys])
+        doc = next(iter(db.index.find("data", {"label": 9})))
+        x = doc["_x"]
+        with open(db.blobs.path_of(x["key"]), "r+b") as f:
+            f.seek(x["offset"] + x["length"] // 2)
+            byte = f.read(1)
+            f.seek(x["offset"] + x["length"] // 2)
+            f.write(bytes([byte[0] ^ 0xFF]))
+    with tensordb_core.connect(str(tmp_path / "wh"), study="s") as db:  # a new process's view: nothing verified yet
+        with pytest.raises(SampleError, match="checksum") as info:
+            list(db.data_generator(batch_size=5, shuffle=False))
+        assert info.value.doc_id == doc["_id"]
+        stream = db.data_generator(batch_size=5, shuffle=False, on_error="skip")
+        kept = [(b, y) for b, y in stream]
+        ys = np.concatenate([y for _, y in kept])
+        assert ys.tolist() == [i for i in range(24) if i != 9]
+        np.testing.assert_array_equal(np.concatenate([b for b, _ in kept]), X[ys])
