@@ -50,6 +50,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from tensordb_core.embedded import sql_exact
 from tensordb_core.embedded import sql_filter as sf
 from tensordb_core.embedded.jsondocs import fresh_projection, stored_json
 from tensordb_core.errors import (
@@ -103,7 +104,7 @@ class SQLiteIndexStore:
     """The IndexStore protocol over one SQLite file (see the module docstring for the guarantees)."""
 
     #: _seq is assigned inside the committing write transaction: followers need no grace.
-    capabilities = IndexCapabilities(tail_grace_s=0.0)
+    capabilities = IndexCapabilities(tail_grace_s=0.0, columns=True)
 
     def __init__(
         self,
@@ -430,6 +431,19 @@ class SQLiteIndexStore:
                         return
 
         return rows()
+
+    def read_columns(self, collection: str, query: Mapping[str, Any], paths: Sequence[str], *, after: int,
+                     until: int) -> dict[str, list[Any]] | None:
+        """:class:`~tensordb_core.store.protocols.ReadsColumns`: one statement, fetched whole, in which SQLite
+        parses the documents and decides the query with the GIL released (:mod:`.sql_exact`); no dict per document."""
+        check_collection(collection)
+        names = list(paths)
+        statement = sql_exact.select_columns(sf.ident(collection), validate_query(query), names, after, until)
+        if statement is None:
+            return None
+        with self._reader() as conn, self._errors("query"):
+            rows = conn.execute(*statement).fetchall() if self._exists(conn, collection) else []
+        return sql_exact.to_columns(rows, names)
 
     def last_seq(self, collection: str) -> int:
         check_collection(collection)

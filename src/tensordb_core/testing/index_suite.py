@@ -39,12 +39,13 @@ import pytest
 from tensordb_core.errors import IntegrityError, InvalidDocument, InvalidQuery
 from tensordb_core.query.filters import matches, sort_key
 from tensordb_core.store.protocols import IndexCapabilities, IndexStore
+from tensordb_core.testing.columns_suite import ColumnsSuite
 from tensordb_core.testing.querygen import QueryGen
 
 C = "things"
 
 
-class IndexStoreSuite:
+class IndexStoreSuite(ColumnsSuite):
     """Conformance tests every :class:`~tensordb_core.store.protocols.IndexStore` must pass."""
 
     #: The suite writes in chunks of this many documents (some servers, e.g. the

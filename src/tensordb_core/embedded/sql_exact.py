@@ -1,0 +1,196 @@
+"""Exact SQL for the few query shapes a stream's tags use, so SQLite alone decides which documents match.
+
+Why a second translation beside :mod:`.sql_filter`: that one only *narrows*
+(every document it keeps is re-checked by the Python evaluator), so a read
+must parse every candidate document into a dict.  The stream's reference read
+(:meth:`SQLiteIndexStore.read_columns`) wants a handful of values per sample
+straight from SQL, without the documents; it can skip the evaluator only where
+SQL's answer is MongoDB's answer.  This module spells exactly that answer for
+a deliberately small language and refuses (returns None) everything else:
+
+* ``$and`` of clauses (a query's top-level keys are an ``$and`` too);
+* ``_seq`` compared with an int (``$eq``, ``$gt``, ``$gte``, ``$lt``, ``$lte``), ``_id`` equal to a str;
+* a top-level field (no dots) equal to a str or an int of at most 2**53 (bare or ``$eq``), in a short ``$in``
+  list of those, or in a numeric range (``$gt``/``$gte``/``$lt``/``$lte`` with a finite int or float).
+
+MongoDB's rules for those, and their SQL: the field's own value matches when it
+is of the compared kind (a str equals only a str; numbers compare by value,
+int and double alike; a range matches numbers only, never bools, strings or
+null), or, when the field holds an array, when one of its elements does (one
+level: an array inside the array is never a match).  Each clause of a range
+(``$gte`` and ``$lte``) may be met by a different element, as in MongoDB.  The
+differential suite (tests/test_sql_exact.py) checks every clause shape
+against the reference evaluator over documents of mixed types.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from tensordb_core.embedded import sql_filter as sf
+from tensordb_core.errors import InvalidQuery
+from tensordb_core.format import jsontext
+
+_NUMBER = "('integer','real')"
+_SIGNS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+#: Longer ``$in`` lists go to the narrowing translation (they are not the stream's tag filters).
+MAX_IN = 64
+
+
+class _Refused(Exception):
+    """The query steps outside the exact language."""
+
+
+def exact_where(query: Mapping[str, Any], t: sf.Translator) -> str | None:
+    """A WHERE condition true exactly for the documents ``query`` (validated) matches, or None."""
+    try:
+        return _all(query, t)
+    except _Refused:
+        return None
+
+
+def _all(query: Mapping[str, Any], t: sf.Translator) -> str:
+    if not isinstance(query, Mapping):
+        raise _Refused
+    terms = []
+    for key, cond in query.items():
+        if key == "$and":
+            if not isinstance(cond, list) or not cond:
+                raise _Refused
+            terms += [_all(c, t) for c in cond]
+        elif key.startswith("$"):
+            raise _Refused
+        elif key in ("_seq", "_id"):
+            terms.append(_column(key, cond, t))
+        else:
+            terms.append(_field(key, cond, t))
+    return "(" + " AND ".join(terms) + ")" if terms else sf.TRUE
+
+
+def _operators(cond: Any) -> list[tuple[str, Any]]:
+    if isinstance(cond, Mapping) and cond and all(isinstance(k, str) and k.startswith("$") for k in cond):
+        return list(cond.items())
+    return [("$eq", cond)]
+
+
+def _exact_int(value: Any) -> bool:
+    return type(value) is int and abs(value) <= 2**53
+
+
+def _column(name: str, cond: Any, t: sf.Translator) -> str:
+    terms = []
+    for op, arg in _operators(cond):
+        if name == "_seq" and (op == "$eq" or op in _SIGNS) and type(arg) is int:
+            terms.append(f"seq {_SIGNS.get(op, '=')} {t.bind(arg)}")
+        elif name == "_id" and op == "$eq" and isinstance(arg, str):
+            terms.append(f"id = {t.bind(arg)}")
+        else:
+            raise _Refused
+    return " AND ".join(terms)
+
+
+def _field(name: str, cond: Any, t: sf.Translator) -> str:
+    path = sf.json_path([name])
+    if "." in name or not name or path is None:
+        raise _Refused
+    terms = []
+    for op, arg in _operators(cond):
+        if op == "$eq":
+            terms.append(_any_of(path, [arg], t))
+        elif op == "$in" and isinstance(arg, list) and 0 < len(arg) <= MAX_IN:
+            terms.append(_any_of(path, arg, t))
+        elif op in _SIGNS and type(arg) in (int, float) and math.isfinite(arg) and (
+                type(arg) is float or _exact_int(arg)):
+            sign, p = _SIGNS[op], t.bind(arg)
+            terms.append(_value_or_element(path, _NUMBER, f"{{v}} {sign} {p}"))
+        else:
+            raise _Refused
+    return "(" + " AND ".join(terms) + ")"
+
+
+def _any_of(path: str, values: list[Any], t: sf.Translator) -> str:
+    """Equal to one of ``values`` (str or exact int each), directly or as an element."""
+    terms = []
+    for value in values:
+        if isinstance(value, str):
+            kinds = "('text')"
+        elif _exact_int(value):
+            kinds = _NUMBER
+        else:
+            raise _Refused
+        terms.append(_value_or_element(path, kinds, f"{{v}} = {t.bind(value)}"))
+    return "(" + " OR ".join(terms) + ")"
+
+
+def _value_or_element(path: str, kinds: str, test: str) -> str:
+    """``test`` (on ``{v}``) holds for the value at ``path`` of type ``kinds``, or for one such element of it."""
+    own = f"(json_type(doc, {path}) IN {kinds} AND {test.format(v=f'json_extract(doc, {path})')})"
+    element = (f"(json_type(doc, {path}) = 'array' AND EXISTS (SELECT 1 FROM json_each(doc, {path}) AS e "
+               f"WHERE e.type IN {kinds} AND {test.format(v='e.value')}))")
+    return f"({own} OR {element})"
+
+
+
+
+# -- columns ---------------------------------------------------------------------------------------
+
+def select_columns(table: str, query: Mapping[str, Any], paths: list[str], after: int,
+                   until: int) -> tuple[str, sf.SQLParams] | None:
+    """The statement reading ``(seq, id, value, type...)`` of ``query``'s matches in ``(after, until]``, in seq
+    order; None when the query or a path is outside the exact language."""
+    if type(after) is not int or type(until) is not int or not all(isinstance(p, str) for p in paths):
+        raise InvalidQuery(f"read_columns takes int bounds and str paths, got {after!r}, {until!r}, {paths!r}")
+    t = sf.Translator()
+    cond, exprs = exact_where(query, t), column_exprs(paths)
+    if cond is None or exprs is None:
+        return None
+    return (f"SELECT seq, id{', ' if exprs else ''}{exprs} FROM {table} WHERE seq > {t.bind(after)} AND seq <= {t.bind(until)} "
+            f"AND {cond} ORDER BY seq", t.params)
+
+
+def column_exprs(paths: list[str]) -> str | None:
+    """SQL selecting each path's value and JSON type (``json_extract`` alone cannot tell a str from an
+    object's JSON text, nor 1 from true), or None when a path cannot be spelled."""
+    exprs = []
+    for path in paths:
+        spelled = sf.json_path(path.split("."))
+        if spelled is None or not path:
+            return None
+        exprs += [f"json_extract(doc, {spelled})", f"json_type(doc, {spelled})"]
+    return ", ".join(exprs)
+
+
+_PLAIN = frozenset({"integer", "real", "text", "null", None})  # json_extract already gave the value
+
+
+def to_columns(rows: list[tuple[Any, ...]], paths: list[str]) -> dict[str, list[Any]]:
+    """``(seq, id, value, type, value, type...)`` rows as the protocol's columns (objects and arrays parsed).
+
+    Column by column: a column of plain values (the common case) is the fetched list itself.
+    """
+    if not rows:
+        return {name: [] for name in ("_seq", "_id", *paths)}
+    fetched = list(zip(*rows))
+    out: dict[str, list[Any]] = {"_seq": list(fetched[0]), "_id": list(fetched[1])}
+    for k, path in enumerate(paths):
+        values, types = fetched[2 + 2 * k], fetched[3 + 2 * k]
+        if set(types) <= _PLAIN:
+            out[path] = list(values)
+            continue
+        parsed: dict[str, Any] = {}  # the same JSON text (a shape, a label) parsed once per read
+        column = []
+        for value, kind in zip(values, types):
+            if kind == "true" or kind == "false":
+                value = kind == "true"
+            elif kind == "object" or kind == "array":
+                if value not in parsed:
+                    parsed[value] = jsontext.loads(value)
+                value = parsed[value]
+            column.append(value)
+        out[path] = column
+    return out
+
+
+__all__ = ["MAX_IN", "column_exprs", "exact_where", "select_columns", "to_columns"]
