@@ -177,3 +177,46 @@ def test_the_first_batches_mix_imports(db):
         with db.data_generator(batch_size=64, seed=seed, epochs=1) as stream:
             first = [int(v) for _ in range(2) for v in next(stream)[1]]
         assert len(set(first)) >= 2, (seed, first)
+
+
+def _epoch(uri, query, **kw):
+    """Labels (flattened), per-batch y shapes and skipped ids of one shuffled epoch on a fresh handle."""
+    with tdb.connect(uri, study="s") as db:
+        stream = db.data_generator(query, batch_size=16, shuffle=True, seed=3, window_bytes=1 << 14, **kw)
+        with stream:
+            ys = [y for _, y in stream]
+        return [np.asarray(y).tolist() for y in ys], list(stream.stats.skipped_ids)
+
+
+@pytest.mark.parametrize("query", [{"part": {"$lt": 9}}, {"part": {"$in": [1, 3]}, "label": {"$gte": 250}},
+                                   {"part": 9}])
+def test_columns_and_documents_give_the_same_epoch(tmp_path, monkeypatch, query):
+    """The embedded index reads blocks as columns; rows columns cannot hold (a ``_y`` label array, a malformed
+    reference) are read as documents.  Either way the epoch, its labels and its skipped samples are the same."""
+    from tensordb_core.embedded.sqlite_index import SQLiteIndexStore
+    from tensordb_core.store.protocols import IndexCapabilities
+    from tensordb_core.stream import blocks
+
+    uri = str(tmp_path / "wh")
+    with tdb.connect(uri, study="s") as db:
+        _fill(db)
+        X = np.arange(40 * 12, dtype=np.float32).reshape(40, 3, 4)
+        db.import_data(X, np.arange(40 * 2).reshape(40, 2), {"part": 9}, chunk_bytes=CHUNK)  # array labels: _y
+        db.index.insert_many("data", [{"_study": "s", "part": 9, "label": [0, 0], "_x": {"key": "nope", "offset": 0}}])
+    pieces = []
+    real = blocks.BlockReader._piece
+
+    def recorded(self, low, high):
+        pieces.append(real(self, low, high))
+        return pieces[-1]
+
+    monkeypatch.setattr(blocks.BlockReader, "_piece", recorded)
+    as_columns = _epoch(uri, query, on_error="skip")
+    assert pieces and any(p.cols is not None for p in pieces)
+    monkeypatch.setattr(SQLiteIndexStore, "capabilities", IndexCapabilities(tail_grace_s=0.0))
+    pieces.clear()
+    as_documents = _epoch(uri, query, on_error="skip")
+    assert pieces and all(p.cols is None for p in pieces)
+    assert as_columns == as_documents
+    labels, skipped = as_columns
+    assert len(labels) > 2 and (len(skipped) == 1) == (query == {"part": 9})

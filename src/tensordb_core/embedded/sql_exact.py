@@ -26,6 +26,7 @@ against the reference evaluator over documents of mixed types.
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -136,61 +137,45 @@ def _value_or_element(path: str, kinds: str, test: str) -> str:
 
 # -- columns ---------------------------------------------------------------------------------------
 
+#: ``doc -> path`` (the value's JSON text, JSON-typed) arrived in SQLite 3.38.
+HAS_ARROW = sqlite3.sqlite_version_info >= (3, 38)
+
+
 def select_columns(table: str, query: Mapping[str, Any], paths: list[str], after: int,
                    until: int) -> tuple[str, sf.SQLParams] | None:
-    """The statement reading ``(seq, id, value, type...)`` of ``query``'s matches in ``(after, until]``, in seq
-    order; None when the query or a path is outside the exact language."""
+    """One statement whose one row holds, per name (``_seq``, ``_id``, each path), a JSON array of the values
+    of ``query``'s matches in ``(after, until]``; None outside the exact language (or before SQLite 3.38).
+
+    Why arrays built by SQLite: the whole read is then one step of the
+    statement, during which the GIL is free, and Python parses one JSON text
+    per column (~0.5 µs a document in all, against ~7 µs to parse documents).
+    ``doc -> path`` keeps JSON's types (a bool stays a bool, a str is quoted).
+    """
     if type(after) is not int or type(until) is not int or not all(isinstance(p, str) for p in paths):
         raise InvalidQuery(f"read_columns takes int bounds and str paths, got {after!r}, {until!r}, {paths!r}")
+    spelled = [sf.json_path(p.split(".")) if p else None for p in paths]
     t = sf.Translator()
-    cond, exprs = exact_where(query, t), column_exprs(paths)
-    if cond is None or exprs is None:
+    cond = exact_where(query, t)
+    if cond is None or None in spelled or not HAS_ARROW:
         return None
-    return (f"SELECT seq, id{', ' if exprs else ''}{exprs} FROM {table} WHERE seq > {t.bind(after)} AND seq <= {t.bind(until)} "
-            f"AND {cond} ORDER BY seq", t.params)
+    arrays = ", ".join(["json_group_array(seq)", "json_group_array(id)",
+                        *(f"json_group_array(doc -> {path})" for path in spelled)])
+    matches = (f"SELECT seq, id, doc FROM {table} WHERE seq > {t.bind(after)} AND seq <= {t.bind(until)} "
+               f"AND {cond} ORDER BY seq")
+    return f"SELECT {arrays} FROM ({matches})", t.params
 
 
-def column_exprs(paths: list[str]) -> str | None:
-    """SQL selecting each path's value and JSON type (``json_extract`` alone cannot tell a str from an
-    object's JSON text, nor 1 from true), or None when a path cannot be spelled."""
-    exprs = []
-    for path in paths:
-        spelled = sf.json_path(path.split("."))
-        if spelled is None or not path:
-            return None
-        exprs += [f"json_extract(doc, {spelled})", f"json_type(doc, {spelled})"]
-    return ", ".join(exprs)
+def to_columns(row: tuple[str, ...] | None, paths: list[str]) -> dict[str, list[Any]]:
+    """The statement's row as the protocol's columns (None: the table does not exist yet), in ``_seq`` order."""
+    names = ["_seq", "_id", *paths]
+    if row is None:
+        return {name: [] for name in names}
+    columns = [jsontext.loads(text) for text in row]
+    seqs = columns[0]
+    if any(a >= b for a, b in zip(seqs, seqs[1:])):  # SQLite keeps the subquery's order; never rely on it blindly
+        order = sorted(range(len(seqs)), key=seqs.__getitem__)
+        columns = [[column[i] for i in order] for column in columns]
+    return dict(zip(names, columns))
 
 
-_PLAIN = frozenset({"integer", "real", "text", "null", None})  # json_extract already gave the value
-
-
-def to_columns(rows: list[tuple[Any, ...]], paths: list[str]) -> dict[str, list[Any]]:
-    """``(seq, id, value, type, value, type...)`` rows as the protocol's columns (objects and arrays parsed).
-
-    Column by column: a column of plain values (the common case) is the fetched list itself.
-    """
-    if not rows:
-        return {name: [] for name in ("_seq", "_id", *paths)}
-    fetched = list(zip(*rows))
-    out: dict[str, list[Any]] = {"_seq": list(fetched[0]), "_id": list(fetched[1])}
-    for k, path in enumerate(paths):
-        values, types = fetched[2 + 2 * k], fetched[3 + 2 * k]
-        if set(types) <= _PLAIN:
-            out[path] = list(values)
-            continue
-        parsed: dict[str, Any] = {}  # the same JSON text (a shape, a label) parsed once per read
-        column = []
-        for value, kind in zip(values, types):
-            if kind == "true" or kind == "false":
-                value = kind == "true"
-            elif kind == "object" or kind == "array":
-                if value not in parsed:
-                    parsed[value] = jsontext.loads(value)
-                value = parsed[value]
-            column.append(value)
-        out[path] = column
-    return out
-
-
-__all__ = ["MAX_IN", "column_exprs", "exact_where", "select_columns", "to_columns"]
+__all__ = ["HAS_ARROW", "MAX_IN", "exact_where", "select_columns", "to_columns"]

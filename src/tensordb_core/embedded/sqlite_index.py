@@ -434,16 +434,16 @@ class SQLiteIndexStore:
 
     def read_columns(self, collection: str, query: Mapping[str, Any], paths: Sequence[str], *, after: int,
                      until: int) -> dict[str, list[Any]] | None:
-        """:class:`~tensordb_core.store.protocols.ReadsColumns`: one statement, fetched whole, in which SQLite
-        parses the documents and decides the query with the GIL released (:mod:`.sql_exact`); no dict per document."""
+        """:class:`~tensordb_core.store.protocols.ReadsColumns`: one statement of one row, in which SQLite parses
+        the documents and decides the query with the GIL released (:mod:`.sql_exact`); no dict per document."""
         check_collection(collection)
         names = list(paths)
         statement = sql_exact.select_columns(sf.ident(collection), validate_query(query), names, after, until)
         if statement is None:
             return None
         with self._reader() as conn, self._errors("query"):
-            rows = conn.execute(*statement).fetchall() if self._exists(conn, collection) else []
-        return sql_exact.to_columns(rows, names)
+            row = conn.execute(*statement).fetchone() if self._exists(conn, collection) else None
+        return sql_exact.to_columns(row, names)
 
     def last_seq(self, collection: str) -> int:
         check_collection(collection)

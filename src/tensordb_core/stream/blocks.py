@@ -27,16 +27,31 @@ from tensordb_core.errors import BackendError
 from tensordb_core.store.kit.cursors import closing_cursor
 from tensordb_core.store.scope import StudyScope
 from tensordb_core.stream.order import LAYOUT_SAMPLES, BlockLayout, WindowCutter, block_layout, block_sequence
-from tensordb_core.stream.plan import FrozenRefs, RefTable
+from tensordb_core.stream.plan import REF_PATHS, FrozenRefs, RefTable
+
+
+class _Piece:
+    """One read's matches, as columns (:data:`~tensordb_core.stream.plan.REF_PATHS`) or as documents."""
+
+    def __init__(self, cols: dict[str, list[Any]] | None = None, docs: list[Mapping[str, Any]] | None = None) -> None:
+        self.cols, self.docs = cols, docs
+        self.seqs = np.asarray(cols["_seq"] if cols is not None else [int(d["_seq"]) for d in docs or ()],
+                               dtype=np.int64)
 
 
 class BlockReader:
-    """Reads an epoch's population (``query`` and ``_seq <= bound``) by ``_seq`` range."""
+    """Reads an epoch's population (``query`` and ``_seq <= bound``) by ``_seq`` range.
+
+    As columns where the index offers them (``IndexCapabilities.columns``)
+    and the table takes them; as documents otherwise, and for any rows
+    :meth:`~tensordb_core.stream.plan.RefTable.extend_columns` refuses.
+    """
 
     def __init__(self, scope: StudyScope, query: Mapping[str, Any], make_table: Callable[[], RefTable],
                  stop: threading.Event, stats: Any) -> None:
         self.scope, self.query = scope, query
         self.make_table, self.stop, self.stats = make_table, stop, stats  # stats.add(index_s=...)
+        self.columnar = bool(scope.index.capabilities.columns) and make_table().reads_columns
 
     def read(self, low: int, high: int, limit: int = 0) -> list[Mapping[str, Any]]:
         """Matching documents with ``low <= _seq <= high``, in ``_seq`` order (at most ``limit``; 0: all).
@@ -56,19 +71,39 @@ class BlockReader:
         self.stats.add(index_s=time.perf_counter() - began)
         return docs
 
+    def _piece(self, low: int, high: int) -> _Piece:
+        """Every match with ``low <= _seq <= high``: as columns where the index answers so, else documents."""
+        if self.columnar:
+            began = time.perf_counter()
+            cols = self.scope.index.read_columns(self.scope.data_collection, self.query, REF_PATHS,
+                                                 after=low - 1, until=high)
+            self.stats.add(index_s=time.perf_counter() - began)
+            if cols is not None:
+                return _Piece(cols=cols)
+            self.columnar = False  # outside the index's exact language: it will stay so for this query
+        return _Piece(docs=self.read(low, high))
+
     def layout(self, bound: int, window_bytes: int) -> BlockLayout | None:
         """The epoch's layout from its first samples (None: the population is empty)."""
         head = self.read(1, bound, limit=LAYOUT_SAMPLES)
         if not head:
             return None
-        refs = self.table(head)
+        refs = self.table([(_Piece(docs=head), 0, len(head))])
         return head_layout(refs, refs.n, bound, window_bytes)
 
-    def table(self, docs: list[Mapping[str, Any]]) -> FrozenRefs:
-        """References of ``docs`` (ascending ``_seq``) as a frozen table."""
+    def table(self, parts: list[tuple[_Piece, int, int]]) -> FrozenRefs:
+        """References of rows ``[start, end)`` of each piece (ascending ``_seq`` across them) as a frozen table."""
         began = time.perf_counter()
         table = self.make_table()
-        table.extend(docs)
+        for piece, start, end in parts:
+            if piece.cols is not None:
+                cols = {name: column[start:end] for name, column in piece.cols.items()}
+                if table.extend_columns(cols):
+                    continue
+                docs = self.read(int(piece.seqs[start]), int(piece.seqs[end - 1]))  # rows columns cannot hold
+            else:
+                docs = piece.docs[start:end]
+            table.extend(docs)
         refs = table.freeze()
         self.stats.add(index_s=time.perf_counter() - began)
         return refs
@@ -82,7 +117,7 @@ class BlockReader:
         more than its documents where blocks are small (large samples).
         """
         cutter = WindowCutter(layout)
-        pending: list[tuple[int, list[Mapping[str, Any]]]] = []
+        pending: list[tuple[int, _Piece, int, int]] = []
         order = block_sequence(layout, seed=seed, epoch=epoch, shuffle=shuffle).tolist()
         at = 0
         while at < len(order):
@@ -90,27 +125,22 @@ class BlockReader:
                 return
             run = 1 + min(cutter.room() // layout.span, len(order) - at - 1)
             run = next((k for k in range(1, run) if order[at + k] != order[at] + k), run)  # consecutive blocks
-            low, high = layout.seq_range(order[at])[0], layout.seq_range(order[at + run - 1])[1]
-            docs = self.read(low, high)
-            block_of = [(int(doc["_seq"]) - layout.origin) // layout.span for doc in docs]
-            start = 0
+            piece = self._piece(layout.seq_range(order[at])[0], layout.seq_range(order[at + run - 1])[1])
             for block in order[at:at + run]:
-                end = start
-                while end < len(docs) and block_of[end] == block:
-                    end += 1
+                low, high = layout.seq_range(block)
+                start, end = np.searchsorted(piece.seqs, [low, high + 1]).tolist()
                 if end > start:
-                    pending.append((block, docs[start:end]))
+                    pending.append((block, piece, start, end))
                     if cutter.add(end - start):
                         yield self._window(pending)
                         pending = []
-                start = end
             at += run
         if pending:
             yield self._window(pending)
 
-    def _window(self, blocks: list[tuple[int, list[Mapping[str, Any]]]]) -> FrozenRefs:
+    def _window(self, blocks: list[tuple[int, _Piece, int, int]]) -> FrozenRefs:
         blocks.sort(key=lambda item: item[0])  # block number order is _seq order
-        return self.table([doc for _, docs in blocks for doc in docs])
+        return self.table([(piece, start, end) for _, piece, start, end in blocks])
 
 
 def population(scope: StudyScope, query: Mapping[str, Any], bound: int) -> int:

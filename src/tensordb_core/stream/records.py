@@ -74,6 +74,7 @@ class RecordTable(RefTable):
     """A :class:`RefTable` whose rows are records: per selected binary field a column set, per row its JSON fields."""
 
     codec_ids: ClassVar[dict[str, int]] = {**CODEC_IDS, **MEDIA_IDS}
+    reads_columns: ClassVar[bool] = False  # a record's fields are whole documents
 
     def __init__(self, fields: Sequence[str] | None = None) -> None:
         super().__init__()
