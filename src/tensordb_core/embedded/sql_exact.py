@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections.abc import Mapping
+from itertools import pairwise
 from typing import Any
 
 from tensordb_core.embedded import sql_filter as sf
@@ -172,7 +173,7 @@ def to_columns(row: tuple[str, ...] | None, paths: list[str]) -> dict[str, list[
         return {name: [] for name in names}
     columns = [jsontext.loads(text) for text in row]
     seqs = columns[0]
-    if any(a >= b for a, b in zip(seqs, seqs[1:])):  # SQLite keeps the subquery's order; never rely on it blindly
+    if any(a >= b for a, b in pairwise(seqs)):  # SQLite keeps the subquery's order; never rely on it blindly
         order = sorted(range(len(seqs)), key=seqs.__getitem__)
         columns = [[column[i] for i in order] for column in columns]
     return dict(zip(names, columns))

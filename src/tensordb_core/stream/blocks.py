@@ -143,6 +143,27 @@ class BlockReader:
         return self.table([(piece, start, end) for _, piece, start, end in blocks])
 
 
+#: A table load reads columns this many ``_seq`` at a time (a bounded amount of JSON text per read).
+COLUMN_PAGE_SEQS = 1 << 16
+
+
+def extend_by_columns(scope: StudyScope, query: Mapping[str, Any], table: RefTable, after: int, until: int,
+                      stop: threading.Event) -> int:
+    """Append the matches with ``after < _seq <= until`` to ``table`` as columns, page by page, where the
+    index and the table take columns; return the ``_seq`` read up to (``until`` once done, ``after`` if the
+    index cannot answer so).  The caller reads the rest as documents: rows a page's columns cannot hold, or all.
+    """
+    if not scope.index.capabilities.columns or not table.reads_columns:
+        return after
+    while after < until and not stop.is_set():
+        high = min(until, after + COLUMN_PAGE_SEQS)
+        cols = scope.index.read_columns(scope.data_collection, query, REF_PATHS, after=after, until=high)
+        if cols is None or not table.extend_columns(cols):
+            return after
+        after = high
+    return after
+
+
 def population(scope: StudyScope, query: Mapping[str, Any], bound: int) -> int:
     """How many samples match ``query`` up to ``_seq`` ``bound`` (a snapshot asked while an epoch streams)."""
     bounded = {"$and": [dict(scope.query(query)), {"_seq": {"$lte": bound}}]}
@@ -205,4 +226,5 @@ def extend_in_order(table: RefTable, docs: Any, max_seq: int | None,
         weigh(page)
 
 
-__all__ = ["BlockReader", "carry_verified", "extend_in_order", "head_layout", "population", "verified_seqs"]
+__all__ = ["BlockReader", "carry_verified", "extend_by_columns", "extend_in_order", "head_layout", "population",
+           "verified_seqs"]

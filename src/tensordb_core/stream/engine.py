@@ -40,7 +40,14 @@ from tensordb_core.errors import TensorDBError
 from tensordb_core.store.generations import data_generation
 from tensordb_core.store.kit.cursors import closing_cursor
 from tensordb_core.store.scope import StudyScope
-from tensordb_core.stream.blocks import BlockReader, carry_verified, extend_in_order, head_layout, verified_seqs
+from tensordb_core.stream.blocks import (
+    BlockReader,
+    carry_verified,
+    extend_by_columns,
+    extend_in_order,
+    head_layout,
+    verified_seqs,
+)
 from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.decode import Decoder
 from tensordb_core.stream.disk_cache import DiskCachedBlobs, DiskChunkCache
@@ -384,6 +391,11 @@ class Engine:
         if seq <= scanned:
             return scanned
         began = time.perf_counter()
+        if self.cfg.weights is None:  # columns where the index offers them; weights are read from documents
+            scanned = extend_by_columns(self.scope, q, table, scanned, seq, self.stop)
+            if scanned >= seq or self.stop.is_set():
+                self.counters.add(index_s=time.perf_counter() - began)
+                return seq
         if scanned == 0:  # _seq order: stop at the first document past ``seq`` (a bound in the query is slower)
             docs = self.scope.index.find(self.scope.data_collection, q, projection=self.projection,
                                          batch_size=INDEX_PAGE)
