@@ -13,9 +13,8 @@ candidate, so results are exactly MongoDB's.  Sorting is done in SQL (MongoDB's
 type brackets, then values, then ``seq``) unless some candidate holds an object
 or array in a sort field, in which case the matches are sorted in Python with
 :func:`tensordb_core.query.filters.sort_key`.  Skip and limit count exact matches.
-One read is the exception: ``read_columns`` (the stream's sample references)
-answers a small query language exactly in SQL (:mod:`.sql_exact`) and returns
-a few values per match, no document; other queries are left to documents.
+One read is the exception: ``read_columns`` (the stream's references) answers a
+small language exactly in SQL (:mod:`.sql_exact`), with no document per match.
 A cursor is lazy: it runs one statement on a pooled read connection of its
 own and fetches ``batch_size`` rows at a time, so it reads one consistent
 snapshot (WAL) however long it lives, costs one query plan however many pages
