@@ -76,6 +76,7 @@ def test_every_exact_query_matches_what_the_reference_evaluator_matches(store):
         assert cols is not None, query  # inside the language: SQL answers it
         want = [d["_id"] for d in stored if matches(d, query)]
         assert cols["_id"] == want, query
+        assert s.count("c", query) == len(want), query  # count() answers the same language in SQL alone
         answered += bool(want)
     assert answered > 100  # the queries hit documents, not only empty results
 

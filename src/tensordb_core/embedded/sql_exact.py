@@ -6,7 +6,9 @@ must parse every candidate document into a dict.  The stream's reference read
 (:meth:`SQLiteIndexStore.read_columns`) wants a handful of values per sample
 straight from SQL, without the documents; it can skip the evaluator only where
 SQL's answer is MongoDB's answer.  This module spells exactly that answer for
-a deliberately small language and refuses (returns None) everything else:
+a deliberately small language and refuses (returns None) everything else.
+``count`` uses it too: a tag count is then one ``COUNT(*)``, no document parsed.
+The language:
 
 * ``$and`` of clauses (a query's top-level keys are an ``$and`` too);
 * ``_seq`` compared with an int (``$eq``, ``$gt``, ``$gte``, ``$lt``, ``$lte``), ``_id`` equal to a str;

@@ -20,6 +20,7 @@ AUTOINCREMENT`` (the document's ``_seq``), ``id TEXT UNIQUE`` (its ``_id``) and
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -381,3 +382,22 @@ _TYPE_OF = re.compile(r"json_type\(doc, ('[^']*(?:''[^']*)*')\)")
 def type_indexed_paths(index_sql: list[str]) -> set[str]:
     """The JSON paths (SQL literals) whose ``json_type`` the given ``CREATE INDEX`` statements index."""
     return {m.group(1) for sql in index_sql if "CASE" not in sql for m in _TYPE_OF.finditer(sql)}
+
+
+def index_statements(collection: str, spec: list[tuple[str, int]], unique: bool) -> list[tuple[str, str]] | None:
+    """``(name, CREATE INDEX IF NOT EXISTS ...)`` of the keys' expression index, then of a ``json_type`` index
+    per key path and prefix (so the "array at the path" branches of a filter can use an index too, and SQLite
+    answers the whole OR from indexes).  None when a field name SQL cannot spell (the index is only a hint).
+    Names are digests of the keys: the same keys name the same index in every process and version.
+    """
+    exprs = index_exprs(spec, unique)
+    if exprs is None:
+        return None
+    table = ident(collection)
+    name = f"ix_{collection}_{hashlib.sha1(json.dumps([spec, unique]).encode()).hexdigest()[:16]}"
+    out = [(name, f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS {ident(name)} ON {table} "
+                  f"({', '.join(exprs)})")]
+    for path in type_index_paths(spec):
+        name = f"tx_{collection}_{hashlib.sha1(path.encode()).hexdigest()[:16]}"
+        out.append((name, f"CREATE INDEX IF NOT EXISTS {ident(name)} ON {table} (json_type(doc, {path}))"))
+    return out

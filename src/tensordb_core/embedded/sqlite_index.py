@@ -42,7 +42,6 @@ unreadable or corrupt file :class:`IntegrityError`, a missing directory
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -80,7 +79,6 @@ from tensordb_core.store.protocols import Document, IndexCapabilities, new_id
 from tensordb_core.store.uri import StoreURI
 
 DEFAULT_PAGE = 256
-
 
 
 #: The index's options (keywords, else the URI's query): parsed by the kit's one option parser.
@@ -411,9 +409,10 @@ class SQLiteIndexStore:
         conn = self._conn()
         if not self._exists(conn, collection):
             return 0
-        if not checked:
+        cond = sql_exact.exact_where(checked, t := sf.Translator())  # SQL alone where exact: no document parsed
+        if cond is not None:
             with self._errors("count"):
-                return conn.execute(f"SELECT COUNT(*) FROM {sf.ident(collection)}").fetchone()[0]
+                return conn.execute(f"SELECT COUNT(*) FROM {sf.ident(collection)} WHERE {cond}", t.params).fetchone()[0]
         return sum(1 for _ in self._matches(conn, collection, checked, []))
 
     def tail(
@@ -563,29 +562,25 @@ class SQLiteIndexStore:
         spec = validate_sort(keys)
         if not spec:
             raise InvalidQuery("create_index: give at least one (field, 1 | -1) key")
-        exprs = sf.index_exprs(spec, unique)
-        if exprs is None:
+        statements = sf.index_statements(collection, spec, unique)
+        if statements is None:
             return  # a field name SQL cannot spell: the index is only a hint
-        table = sf.ident(collection)
-        digest = hashlib.sha1(json.dumps([spec, unique]).encode()).hexdigest()[:16]
+        names = [name for name, _ in statements]
+        with self._errors("create_index"):  # every connect asks: where all exist, no write lock is taken
+            conn = self._conn()
+            if self._exists(conn, collection) and conn.execute(
+                    f"SELECT COUNT(*) FROM sqlite_master WHERE type='index' AND name IN ({','.join('?' * len(names))})",
+                    names).fetchone()[0] == len(names):
+                return
         with self._write("create_index") as conn:
             self._create(conn, collection)
             try:
-                conn.execute(
-                    f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS {sf.ident(f'ix_{collection}_{digest}')} "
-                    f"ON {table} ({', '.join(exprs)})"
-                )
+                conn.execute(statements[0][1])
             except sqlite3.IntegrityError as exc:
                 raise IntegrityError(f"cannot create unique index on {spec} in {collection!r}: duplicates") from exc
-            # json_type of each key path and its prefixes: lets the "array at the path" branches of
-            # a filter use an index too, so SQLite can answer the whole OR from indexes.
             self._indexed.pop(collection, None)
-            for path in sf.type_index_paths(spec):
-                digest = hashlib.sha1(path.encode()).hexdigest()[:16]
-                conn.execute(
-                    f"CREATE INDEX IF NOT EXISTS {sf.ident(f'tx_{collection}_{digest}')} ON {table} "
-                    f"(json_type(doc, {path}))"
-                )
+            for _, statement in statements[1:]:
+                conn.execute(statement)
 
     def close(self) -> None:
         """Close every thread's connection; the store cannot be used afterwards."""
