@@ -93,16 +93,22 @@ def test_a_missing_chunk_is_the_same_sample_error_for_the_cursor_and_the_stream(
     np.testing.assert_array_equal(Xs, expected_x(ys))
 
 
+def _flip_a_stored_byte(db, label: int) -> dict:
+    """Flip one byte in the middle of the stored segment of the sample labelled ``label``; return its document."""
+    doc = next(iter(db.index.find("data", {"label": label})))
+    x = doc["_x"]
+    with open(db.blobs.path_of(x["key"]), "r+b") as f:
+        f.seek(x["offset"] + x["length"] // 2)
+        byte = f.read(1)
+        f.seek(x["offset"] + x["length"] // 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    return doc
+
+
 def test_a_corrupted_segment_is_the_same_sample_error_for_the_cursor_and_the_stream(tmp_path):
     with tensordb_core.connect(str(tmp_path / "wh"), study="s") as db:
         make_data(db, codec="lz4")
-        doc = next(iter(db.index.find("data", {"label": 77})))
-        x = doc["_x"]
-        with open(db.blobs.path_of(x["key"]), "r+b") as f:
-            f.seek(x["offset"] + x["length"] // 2)
-            byte = f.read(1)
-            f.seek(x["offset"] + x["length"] // 2)
-            f.write(bytes([byte[0] ^ 0xFF]))
+        doc = _flip_a_stored_byte(db, 77)
         with pytest.raises(SampleError, match="checksum") as from_cursor:
             db.find_data().arrays()
         with pytest.raises(SampleError, match="checksum") as from_stream:
@@ -169,13 +175,7 @@ def test_samples_past_the_unlocked_copy_size_decode_the_same_and_fail_the_same(t
         shuffled = list(db.data_generator(batch_size=7, shuffle=True, seed=3))
         Xs, ys = np.concatenate([b for b, _ in shuffled]), np.concatenate([y for _, y in shuffled])
         np.testing.assert_array_equal(Xs, X[ys])
-        doc = next(iter(db.index.find("data", {"label": 9})))
-        x = doc["_x"]
-        with open(db.blobs.path_of(x["key"]), "r+b") as f:
-            f.seek(x["offset"] + x["length"] // 2)
-            byte = f.read(1)
-            f.seek(x["offset"] + x["length"] // 2)
-            f.write(bytes([byte[0] ^ 0xFF]))
+        doc = _flip_a_stored_byte(db, 9)
     with tensordb_core.connect(str(tmp_path / "wh"), study="s") as db:  # a new process's view: nothing verified yet
         with pytest.raises(SampleError, match="checksum") as info:
             list(db.data_generator(batch_size=5, shuffle=False))
