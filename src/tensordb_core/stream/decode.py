@@ -102,7 +102,7 @@ class Decoder:
             req, base = window.req_of[lo:hi].tolist(), window.base_of[lo:hi].tolist()
             off, length = refs.x_off[rows].tolist(), refs.x_len[rows].tolist()
             crc, codec, fmt_of = refs.x_crc[rows].tolist(), refs.x_codec[rows].tolist(), refs.x_fmt[rows].tolist()
-            views = [b if isinstance(b, BaseException) else memoryview(b) for b in window.bufs]
+            views = window.views
             kept_rows: list[int] = []
             for j, row in enumerate(rows.tolist()):
                 try:
@@ -194,7 +194,7 @@ def _fast_part(window: Window, lo: int, hi: int, out: memoryview, at: int, slot:
         verify = False
     refs, rows = window.refs, window.rows[lo:hi]
     starts = refs.x_off[rows] - window.base_of[lo:hi]
-    views = [memoryview(b) for b in window.bufs]
+    views = window.views
     crcs = refs.x_crc[rows].tolist() if verify else [None] * len(rows)
     segments = zip([views[r] for r in window.req_of[lo:hi].tolist()], starts.tolist(), refs.x_len[rows].tolist(),
                    refs.x_codec[rows].tolist(), crcs)

@@ -203,7 +203,7 @@ class RecordDecoder:
             decoded = 0
             for window, lo, hi in parts:
                 refs = window.refs
-                views = [b if isinstance(b, BaseException) else memoryview(b) for b in window.bufs]
+                views = window.views
                 for j in range(lo, hi):
                     row = int(window.rows[j])
                     try:
