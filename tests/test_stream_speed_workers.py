@@ -135,3 +135,44 @@ def test_a_cache_dir_is_one_cache_object_per_process_across_epochs(warehouse, tm
         seen.append(ds._disk)
     assert seen[0] is seen[1] and seen[0].nbytes() > 0
     assert seen[0].hits > 0  # the second epoch read the chunks the first one kept
+
+
+@pytest.mark.parametrize("columns", [True, False])
+def test_a_stream_stopped_while_its_table_loads_leaves_the_memo_only_what_it_read(warehouse, monkeypatch, columns):
+    """A closed stream's table load ends part way; the memo keeps that table with the bound it really read,
+    so the next stream reads the rest (a bound of the whole epoch silently dropped the unread samples)."""
+    from tensordb_core.embedded.sqlite_index import SQLiteIndexStore
+    from tensordb_core.store.protocols import IndexCapabilities
+    from tensordb_core.stream import blocks, engine
+
+    if not columns:  # the documents path: an index without the columnar read
+        monkeypatch.setattr(SQLiteIndexStore, "capabilities", IndexCapabilities(tail_grace_s=0.0))
+    monkeypatch.setattr(blocks, "COLUMN_PAGE_SEQS", 16)
+    real_columns, real_docs = engine.extend_by_columns, engine.extend_in_order
+
+    def columns_then_stop(scope, q, table, after, until, stop):
+        reached = real_columns(scope, q, table, after, min(until, after + 32), stop)  # two pages of 16
+        stop.set()  # as a close() arriving mid-load
+        return reached
+
+    def documents_then_stop(table, docs, max_seq, weigh=None, stop=None):
+        real_docs(table, (d for d in docs if d["_seq"] <= 40), max_seq, weigh, None)  # what was read before
+        stop.set()
+
+    if columns:
+        monkeypatch.setattr(engine, "extend_by_columns", columns_then_stop)
+    else:
+        monkeypatch.setattr(engine, "extend_in_order", documents_then_stop)
+    with tdb.connect(warehouse, study="torch") as db:
+        memo = IndexMemo()
+        with data_stream(db.scope, {}, batch_size=16, seed=1, index_memo=memo, epochs=1) as stream:
+            for _ in stream:  # the epoch, then the load; batches still queued when the stop comes are dropped
+                pass
+        assert len(memo) == 1
+        [(table, scanned, _)] = memo._tables.values()
+        assert 0 < scanned < N and len(table) == scanned  # ids are _seq 1..N: what it holds, no more
+        monkeypatch.setattr(engine, "extend_by_columns", real_columns)
+        monkeypatch.setattr(engine, "extend_in_order", real_docs)
+        with data_stream(db.scope, {}, batch_size=16, seed=1, index_memo=memo, epochs=2,
+                         state=StreamState({}, 1, True, DEFAULT_WINDOW_BYTES, epoch=1)) as again:
+            assert sorted(v for _, y in again for v in y.tolist()) == list(range(N))

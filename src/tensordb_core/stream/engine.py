@@ -387,24 +387,27 @@ class Engine:
         return True
 
     def _load(self, table: RefTable, q: Mapping[str, Any], scanned: int, seq: int) -> int:
-        """Add the matching documents with ``scanned < _seq <= seq`` to ``table``; return ``seq``."""
+        """Add the matching documents with ``scanned < _seq <= seq`` to ``table``; return how far it now holds
+        them: ``seq``, or less when the stream stopped part way (an index memo keeps the table with this bound,
+        and a bound past what a closed stream's load read left the next epoch short of samples)."""
         if seq <= scanned:
             return scanned
         began = time.perf_counter()
-        if self.cfg.weights is None:  # columns where the index offers them; weights are read from documents
-            scanned = extend_by_columns(self.scope, q, table, scanned, seq, self.stop)
-            if scanned >= seq or self.stop.is_set():
-                self.counters.add(index_s=time.perf_counter() - began)
-                return seq
-        if scanned == 0:  # _seq order: stop at the first document past ``seq`` (a bound in the query is slower)
-            docs = self.scope.index.find(self.scope.data_collection, q, projection=self.projection,
-                                         batch_size=INDEX_PAGE)
-        else:
-            docs = self.scope.index.tail(self.scope.data_collection, q, after=scanned)
-        with closing_cursor(docs) as cursor:  # closed even when the load stops part way
-            extend_in_order(table, cursor, seq, self._weigh if self.cfg.weights is not None else None, self.stop)
-        self.counters.add(index_s=time.perf_counter() - began)
-        return seq
+        try:
+            if self.cfg.weights is None:  # columns where the index offers them; weights are read from documents
+                scanned = extend_by_columns(self.scope, q, table, scanned, seq, self.stop)
+                if scanned >= seq or self.stop.is_set():
+                    return scanned
+            if scanned == 0:  # _seq order: stop at the first document past ``seq`` (a bound in the query is slower)
+                docs = self.scope.index.find(self.scope.data_collection, q, projection=self.projection,
+                                             batch_size=INDEX_PAGE)
+            else:
+                docs = self.scope.index.tail(self.scope.data_collection, q, after=scanned)
+            with closing_cursor(docs) as cursor:  # closed even when the load stops part way
+                extend_in_order(table, cursor, seq, self._weigh if self.cfg.weights is not None else None, self.stop)
+            return max(scanned, table.last_seq) if self.stop.is_set() else seq  # whole pages, in _seq order
+        finally:
+            self.counters.add(index_s=time.perf_counter() - began)
 
     def _weigh(self, docs: list[Mapping[str, Any]]) -> None:
         """Append the sampling weight of each document (a field's value, or the user's callable's)."""
