@@ -51,7 +51,7 @@ class BlockReader:
                  stop: threading.Event, stats: Any) -> None:
         self.scope, self.query = scope, query
         self.make_table, self.stop, self.stats = make_table, stop, stats  # stats.add(index_s=...)
-        self.columnar = bool(scope.index.capabilities.columns) and make_table().reads_columns
+        self.columnar = takes_columns(scope, make_table())
 
     def read(self, low: int, high: int, limit: int = 0) -> list[Mapping[str, Any]]:
         """Matching documents with ``low <= _seq <= high``, in ``_seq`` order (at most ``limit``; 0: all).
@@ -100,7 +100,11 @@ class BlockReader:
                 cols = {name: column[start:end] for name, column in piece.cols.items()}
                 if table.extend_columns(cols):
                     continue
-                docs = self.read(int(piece.seqs[start]), int(piece.seqs[end - 1]))  # rows columns cannot hold
+                # rows columns cannot hold (a _y label, a record, a malformed reference): read as documents, and
+                # so are the next blocks, as the table load does; such rows rarely come alone (every sample of a
+                # _y dataset has one), and reading each block twice cost more than documents once
+                self.columnar = False
+                docs = self.read(int(piece.seqs[start]), int(piece.seqs[end - 1]))
             else:
                 docs = piece.docs[start:end]
             table.extend(docs)
@@ -143,6 +147,11 @@ class BlockReader:
         return self.table([(piece, start, end) for _, piece, start, end in blocks])
 
 
+def takes_columns(scope: StudyScope, table: RefTable) -> bool:
+    """Whether references for ``table`` may be read as columns: the index offers them and the table takes them."""
+    return bool(scope.index.capabilities.columns) and table.reads_columns
+
+
 #: A table load reads columns this many ``_seq`` at a time (a bounded amount of JSON text per read).
 COLUMN_PAGE_SEQS = 1 << 16
 
@@ -153,7 +162,7 @@ def extend_by_columns(scope: StudyScope, query: Mapping[str, Any], table: RefTab
     index and the table take columns; return the ``_seq`` read up to (``until`` once done, ``after`` if the
     index cannot answer so).  The caller reads the rest as documents: rows a page's columns cannot hold, or all.
     """
-    if not scope.index.capabilities.columns or not table.reads_columns:
+    if not takes_columns(scope, table):
         return after
     while after < until and not stop.is_set():
         high = min(until, after + COLUMN_PAGE_SEQS)
@@ -227,4 +236,4 @@ def extend_in_order(table: RefTable, docs: Any, max_seq: int | None,
 
 
 __all__ = ["BlockReader", "carry_verified", "extend_by_columns", "extend_in_order", "head_layout", "population",
-           "verified_seqs"]
+           "takes_columns", "verified_seqs"]
