@@ -15,16 +15,15 @@
 Why threads and bounded queues: I/O (network or page cache), decompression and
 the training step overlap, while each queue's bound stops a stage from running
 ahead of the consumer (back-pressure) and bounds memory to a few windows and
-``prefetch`` batches.  Every blocking call wakes up at least every
-:data:`TICK_S` to check the stop event, so ``close()`` (or garbage-collecting the
-stream) ends every thread promptly.  Threads reference this engine, never
+``prefetch`` batches.  The queues are hand-offs that :meth:`Engine.shutdown`
+wakes (stream/handoff.py), so ``close()`` (or garbage-collecting the stream)
+ends every thread at once, with no polling.  Threads reference this engine, never
 the user's stream object, so an abandoned stream can be collected.
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import threading
 import time
 from collections import defaultdict
@@ -51,9 +50,10 @@ from tensordb_core.stream.blocks import (
 from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.decode import Decoder
 from tensordb_core.stream.disk_cache import DiskCachedBlobs, DiskChunkCache
-from tensordb_core.stream.fetch import BufferPool, Window, WindowReader, fetch_window, resolve
+from tensordb_core.stream.fetch import BufferPool, Window, WindowReader, fetch_window
 from tensordb_core.stream.follow import StoreWatch, Watermark
 from tensordb_core.stream.groups import EpochBounds
+from tensordb_core.stream.handoff import Handoff, StopSignal, result_or_stop
 from tensordb_core.stream.memo import IndexMemo, memo_key
 from tensordb_core.stream.order import (
     EpochOrder,
@@ -69,8 +69,6 @@ from tensordb_core.stream.order import (
 from tensordb_core.stream.plan import PROJECTION, FrozenRefs, RefTable
 from tensordb_core.stream.records import RecordDecoder, RecordTable, record_projection
 
-#: How often a blocked stage re-checks the stop event (seconds).
-TICK_S = 0.05
 #: Windows the fetch thread may hold ready ahead of batch assembly.
 WINDOWS_AHEAD = 2
 #: Documents read per page when following new inserts.
@@ -186,14 +184,17 @@ class Engine:
         self.memo = memo if cfg.weights is None and not cfg.follow else None  # see _borrow_table
         self.generation = 0  # the data generation the borrowed table belongs to (store/generations.py)
         self.counters = Counters()
-        self.stop = threading.Event()
+        self.stop = StopSignal()  # set by shutdown (or a stage giving up): wakes the hand-offs below at once
         self.bounds = EpochBounds(scope, cfg.group, stop=self.stop)
-        self.windows: queue.Queue[Any] = queue.Queue(maxsize=WINDOWS_AHEAD)
-        self.out: queue.Queue[tuple[str, Any, int]] = queue.Queue(maxsize=cfg.prefetch)
+        self.windows: Handoff[Any] = Handoff(WINDOWS_AHEAD)
+        self.out: Handoff[tuple[str, Any, int]] = Handoff(cfg.prefetch)
+        self.stop.wake(self.windows.stop)
+        self.stop.wake(self.out.stop)
         self.pool: ThreadPoolExecutor | None = None  # made on the first batch, when sample sizes are known
         self._pool_lock = threading.Lock()
         self.buffers = BufferPool(max_bytes=(WINDOWS_AHEAD + 2) * cfg.window_bytes)
         self.reader = WindowReader(self.blobs, cache, self.counters, self.buffers, cfg.verify, WINDOWS_AHEAD)
+        self.stop.wake(lambda: self.reader.shutdown(wait=False))  # cancels reads not started, wakes wait_idle
         rec = cfg.records
         self.projection = PROJECTION if rec is None else record_projection(rec.fields)
         if callable(cfg.weights):
@@ -216,9 +217,8 @@ class Engine:
     # -- lifecycle -------------------------------------------------------------------------------------
 
     def shutdown(self, wait: bool = True, timeout: float = 10.0) -> None:
-        """Stop every stage; with ``wait``, join the threads (each notices within :data:`TICK_S`)."""
+        """Stop every stage; with ``wait``, join the threads (a blocked stage wakes at once: stream/handoff.py)."""
         self.stop.set()
-        self.reader.shutdown(wait=False)
         with self._pool_lock:
             pool = self.pool
         if pool is not None:
@@ -245,24 +245,13 @@ class Engine:
     def alive(self) -> bool:
         return any(t.is_alive() for t in self.threads)
 
-    def _put(self, q: queue.Queue[Any], item: Any) -> bool:
+    def _put(self, q: Handoff[Any], item: Any) -> bool:
         """Put with back-pressure; False once the stream is stopping."""
-        while not self.stop.is_set():
-            try:
-                q.put(item, timeout=TICK_S)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return q.put(item)
 
-    def get(self, q: queue.Queue[Any]) -> Any:
-        """Get, waking up to check the stop event; None once the stream is stopping."""
-        while not self.stop.is_set():
-            try:
-                return q.get(timeout=TICK_S)
-            except queue.Empty:
-                continue
-        return None
+    def get(self, q: Handoff[Any]) -> Any:
+        """The next item; None once the stream is stopping."""
+        return q.get()
 
     # -- fetch thread ----------------------------------------------------------------------------------
 
@@ -548,7 +537,7 @@ class Engine:
             item = self.get(self.windows)
             self.counters.add(assembly_wait_s=time.perf_counter() - began)
             if isinstance(item, Future):  # a window being read (fetch.WindowReader)
-                item = resolve(item, self.stop, TICK_S)
+                item = result_or_stop(item, self.stop)
             if item is None:
                 return
             if isinstance(item, _Marker):

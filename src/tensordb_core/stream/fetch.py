@@ -20,7 +20,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, cast
@@ -191,21 +190,14 @@ class WindowReader:
         """Wait until every submitted window is read; False when ``stop`` is set first."""
         with self._idle:
             while self._pending and not stop.is_set():
-                self._idle.wait(0.05)
+                self._idle.wait()
         return not stop.is_set()
 
     def shutdown(self, wait: bool) -> None:
+        """Cancel the reads not started and wake :meth:`wait_idle` (its caller set ``stop`` first)."""
         self.threads.shutdown(wait=wait, cancel_futures=True)
-
-
-def resolve(item: Future[Window], stop: threading.Event, tick: float) -> Window | None:
-    """The window a :class:`WindowReader` future reads (re-raising its error); None once ``stop`` is set."""
-    while not stop.is_set():
-        try:
-            return item.result(timeout=tick)
-        except FuturesTimeout:
-            continue
-    return None
+        with self._idle:
+            self._idle.notify_all()
 
 
 def _precheck(window: Window) -> None:
