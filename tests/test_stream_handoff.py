@@ -96,6 +96,9 @@ def test_result_or_stop_gives_the_result_the_error_or_none_once_stopped():
     stop.set()
     waiter.join(5)
     assert not waiter.is_alive() and result == [None]
+    cancelled: Future[int] = Future()
+    cancelled.cancel()  # what a stopping window reader does to the reads it had not started
+    assert result_or_stop(cancelled, stop) is None
     later: Future[int] = Future()
     waiter, result = _in_thread(lambda: result_or_stop(later, StopSignal()))
     later.set_result(3)

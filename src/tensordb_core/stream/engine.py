@@ -194,7 +194,7 @@ class Engine:
         self._pool_lock = threading.Lock()
         self.buffers = BufferPool(max_bytes=(WINDOWS_AHEAD + 2) * cfg.window_bytes)
         self.reader = WindowReader(self.blobs, cache, self.counters, self.buffers, cfg.verify, WINDOWS_AHEAD)
-        self.stop.wake(lambda: self.reader.shutdown(wait=False))  # cancels reads not started, wakes wait_idle
+        self.stop.wake(self.reader.stop)  # cancels the reads not started, wakes wait_idle
         rec = cfg.records
         self.projection = PROJECTION if rec is None else record_projection(rec.fields)
         if callable(cfg.weights):

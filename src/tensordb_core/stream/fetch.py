@@ -193,9 +193,9 @@ class WindowReader:
                 self._idle.wait()
         return not stop.is_set()
 
-    def shutdown(self, wait: bool) -> None:
-        """Cancel the reads not started and wake :meth:`wait_idle` (its caller set ``stop`` first)."""
-        self.threads.shutdown(wait=wait, cancel_futures=True)
+    def stop(self) -> None:
+        """Cancel the reads not started and wake :meth:`wait_idle` (whose caller's ``stop`` is set by now)."""
+        self.threads.shutdown(wait=False, cancel_futures=True)
         with self._idle:
             self._idle.notify_all()
 

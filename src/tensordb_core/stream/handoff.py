@@ -99,11 +99,11 @@ class Handoff(Generic[T]):
 
 
 def result_or_stop(future: Future[T], stop: StopSignal) -> T | None:
-    """``future``'s result (re-raising its error), or None as soon as ``stop`` is set first."""
+    """``future``'s result (re-raising its error); None once ``stop`` is set (then a cancelled read is no error)."""
     if not future.done():
         wait([future, stop.future], return_when=FIRST_COMPLETED)
-        if not future.done():
-            return None
+    if stop.is_set() or not future.done():
+        return None
     return future.result()
 
 
