@@ -220,3 +220,39 @@ def test_columns_and_documents_give_the_same_epoch(tmp_path, monkeypatch, query)
     assert as_columns == as_documents
     labels, skipped = as_columns
     assert len(labels) > 2 and (len(skipped) == 1) == (query == {"part": 9})
+
+
+def test_an_index_answering_seq_ranges_reads_each_window_by_one_query(blocks_mongo, monkeypatch):
+    """MongoDB declares ``seq_ranges``: a shuffled fresh epoch reads a window's scattered blocks by one ``$or``
+    query instead of one query per run of consecutive blocks.  Fewer queries, the same epoch."""
+    import uuid
+
+    from tensordb_core.stream import blocks
+    from tensordb_mongo.index import MongoIndexStore
+
+    uri = blocks_mongo.format(uuid.uuid4().hex[:12])
+    with tdb.connect(uri, study="s1") as db, tdb.connect(uri, study="neighbour") as other:
+        _fill(db, other)
+        assert db.index.capabilities.seq_ranges
+        queries = []
+        for name in ("find", "tail"):
+            real = getattr(MongoIndexStore, name)
+            monkeypatch.setattr(MongoIndexStore, name,
+                                lambda self, *a, _real=real, _name=name, **kw: queries.append(_name) or _real(self, *a, **kw))
+        real_init = blocks.BlockReader.__init__
+
+        def epoch(seq_ranges: bool) -> tuple[list[int], int]:
+            def init(self, *a, **kw):
+                real_init(self, *a, **kw)
+                self.seq_ranges = seq_ranges
+
+            monkeypatch.setattr(blocks.BlockReader, "__init__", init)
+            queries.clear()
+            labels = _labels(db.data_generator({"label": {"$gte": 30}}, batch_size=16, shuffle=True, seed=4,
+                                               window_bytes=3000))
+            return labels, len(queries)
+
+        grouped, grouped_queries = epoch(True)
+        one_by_one, one_by_one_queries = epoch(False)
+    assert grouped == one_by_one and len(grouped) > 400
+    assert grouped_queries < one_by_one_queries / 2, (grouped_queries, one_by_one_queries)

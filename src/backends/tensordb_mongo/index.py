@@ -92,7 +92,7 @@ class MongoIndexStore:
         # insert_many refuses known duplicate _ids before writing and rolls back a lost race, so it is
         # all or nothing for duplicates even without transactions (docs/backends/mongo.md).
         self.capabilities = IndexCapabilities(tail_grace_s=float(self._config.setting("tail_grace_s")),
-                                              atomic_insert_many=True)
+                                              atomic_insert_many=True, seq_ranges=True)
         self._client: MongoClient | None = clients.acquire(self._config)
         self._db = self._client.get_database(self.database, codec_options=codec_options())
         self._seq_indexed: set[str] = set()

@@ -395,8 +395,8 @@ def index_statements(collection: str, spec: list[tuple[str, int]], unique: bool)
         return None
     table = ident(collection)
     name = f"ix_{collection}_{hashlib.sha1(json.dumps([spec, unique]).encode()).hexdigest()[:16]}"
-    out = [(name, f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS {ident(name)} ON {table} "
-                  f"({', '.join(exprs)})")]
+    out = [(name, (f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS {ident(name)} ON {table} "
+                  f"({', '.join(exprs)})"))]
     for path in type_index_paths(spec):
         name = f"tx_{collection}_{hashlib.sha1(path.encode()).hexdigest()[:16]}"
         out.append((name, f"CREATE INDEX IF NOT EXISTS {ident(name)} ON {table} (json_type(doc, {path}))"))

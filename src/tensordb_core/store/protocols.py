@@ -76,6 +76,10 @@ class IndexCapabilities:
     #: The stream then reads its sample references so (the embedded index: SQLite extracts them while
     #: the GIL is free, where building a dict per document held it ~7 µs a sample against decoding).
     columns: bool = False
+    #: A query whose ``$or`` lists ``_seq`` ranges costs about what those ranges hold (MongoDB: one index
+    #: scan per range, one round trip).  A fresh shuffled epoch then reads a window's scattered blocks in
+    #: one query rather than one each (SQLite plans such an ``$or`` worse than the ranges one by one).
+    seq_ranges: bool = False
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,10 @@ from tensordb_core.store.scope import StudyScope
 from tensordb_core.stream.order import LAYOUT_SAMPLES, BlockLayout, WindowCutter, block_layout, block_sequence
 from tensordb_core.stream.plan import REF_PATHS, FrozenRefs, RefTable
 
+#: The most blocks one ``$or`` query reads (``IndexCapabilities.seq_ranges``): a window of tiny samples spans
+#: hundreds of blocks, and a server plans each branch of an ``$or``.
+SEQ_RANGES_PER_QUERY = 64
+
 
 class _Piece:
     """One read's matches, as columns (:data:`~tensordb_core.stream.plan.REF_PATHS`) or as documents."""
@@ -52,6 +56,7 @@ class BlockReader:
         self.scope, self.query = scope, query
         self.make_table, self.stop, self.stats = make_table, stop, stats  # stats.add(index_s=...)
         self.columnar = takes_columns(scope, make_table())
+        self.seq_ranges = bool(scope.index.capabilities.seq_ranges)
 
     def read(self, low: int, high: int, limit: int = 0) -> list[Mapping[str, Any]]:
         """Matching documents with ``low <= _seq <= high``, in ``_seq`` order (at most ``limit``; 0: all).
@@ -82,6 +87,26 @@ class BlockReader:
                 return _Piece(cols=cols)
             self.columnar = False  # outside the index's exact language: it will stay so for this query
         return _Piece(docs=self.read(low, high))
+
+    def _ranges_piece(self, layout: BlockLayout, blocks: list[int]) -> _Piece:
+        """Every match in ``blocks`` (any blocks of the layout) by one query: an ``$or`` of their ``_seq`` ranges,
+        consecutive blocks merged (``IndexCapabilities.seq_ranges``)."""
+        ranges: list[list[int]] = []
+        for block in sorted(blocks):
+            low, high = layout.seq_range(block)
+            if ranges and ranges[-1][1] + 1 == low:
+                ranges[-1][1] = high
+            else:
+                ranges.append([low, high])
+        if len(ranges) == 1:
+            return self._piece(*ranges[0])
+        began = time.perf_counter()
+        scattered = {"$or": [{"_seq": {"$gte": low, "$lte": high}} for low, high in ranges]}
+        with closing_cursor(self.scope.index.find(self.scope.data_collection,
+                                                  {"$and": [dict(self.query), scattered]})) as cursor:
+            docs = sorted(cursor, key=lambda d: int(d["_seq"]))  # _seq order is the protocol's; cheap to be sure
+        self.stats.add(index_s=time.perf_counter() - began)
+        return _Piece(docs=docs)
 
     def layout(self, bound: int, window_bytes: int) -> BlockLayout | None:
         """The epoch's layout from its first samples (None: the population is empty)."""
@@ -118,7 +143,12 @@ class BlockReader:
         Blocks that follow each other in the reading order and in ``_seq``
         (every block in order; now and then when shuffled) are read by one
         query, as many as the window being filled can take: a query costs
-        more than its documents where blocks are small (large samples).
+        more than its documents where blocks are small (large samples).  An
+        index that answers an ``$or`` of ``_seq`` ranges well (MongoDB)
+        reads as many blocks by one query wherever they lie: a remote
+        index's round trip is the cost (400 large samples on MongoDB: 24
+        queries, most of the first epoch).  Which query reads a block never
+        changes the window it joins.
         """
         cutter = WindowCutter(layout)
         pending: list[tuple[int, _Piece, int, int]] = []
@@ -128,8 +158,12 @@ class BlockReader:
             if self.stop.is_set():
                 return
             run = 1 + min(cutter.room() // layout.span, len(order) - at - 1)
-            run = next((k for k in range(1, run) if order[at + k] != order[at] + k), run)  # consecutive blocks
-            piece = self._piece(layout.seq_range(order[at])[0], layout.seq_range(order[at + run - 1])[1])
+            if self.seq_ranges and not self.columnar:  # the window's blocks, wherever they lie: one round trip
+                run = min(run, SEQ_RANGES_PER_QUERY)
+                piece = self._ranges_piece(layout, order[at:at + run])
+            else:
+                run = next((k for k in range(1, run) if order[at + k] != order[at] + k), run)  # consecutive blocks
+                piece = self._piece(layout.seq_range(order[at])[0], layout.seq_range(order[at + run - 1])[1])
             for block in order[at:at + run]:
                 low, high = layout.seq_range(block)
                 start, end = np.searchsorted(piece.seqs, [low, high + 1]).tolist()
@@ -235,5 +269,5 @@ def extend_in_order(table: RefTable, docs: Any, max_seq: int | None,
         weigh(page)
 
 
-__all__ = ["BlockReader", "carry_verified", "extend_by_columns", "extend_in_order", "head_layout", "population",
-           "takes_columns", "verified_seqs"]
+__all__ = ["SEQ_RANGES_PER_QUERY", "BlockReader", "carry_verified", "extend_by_columns", "extend_in_order",
+           "head_layout", "population", "takes_columns", "verified_seqs"]
