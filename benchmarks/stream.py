@@ -97,6 +97,7 @@ def local_rows(db: tdb.TensorDB, spec: Spec, work: Path, repeat: int, ceilings: 
     print(f"[{spec.name}] generated and imported {spec.n} samples in {time.perf_counter() - t0:.1f}s: "
           f"{len(layout)} chunks, stored/raw = {stored / (spec.n * spec.sample_bytes):.2f}", file=sys.stderr)
     rows = []
+    os.sync()  # write back the import's files now: writeback during the timed rows slowed the first one ~1.5x
     ceiling(layout, spec, False)  # warm the page cache
     took, n, nb = best_of(repeat, functools.partial(ceiling, layout, spec, False))
     top = ceilings[spec.name] = n / took
