@@ -167,7 +167,13 @@ def row_without_cpu(dataset: Spec, name: str, took: float, samples: int, nbytes:
 
 def import_dataset(db: tdb.TensorDB, spec: Spec, npy_dir: Path | None, ds: str | None = None,
                    codec: str = "auto") -> list[str]:
-    """Import ``spec`` into ``db`` (tag ``ds``, default its name); also write one ``.npy`` per sample when ``npy_dir`` is given."""
+    """Import ``spec`` into ``db`` (tag ``ds``, default its name); also write one ``.npy`` per sample when ``npy_dir`` is given.
+
+    The ``ds`` tag is indexed, as the README asks of a tag one streams by: the
+    second dataset of a warehouse otherwise starts each stream by reading past
+    every sample of the first (the record probe and the epoch layout).
+    """
+    db.index_tags("ds")
     paths: list[str] = []
     for X, labels in images(spec):
         db.import_data(X, labels, {"ds": ds or spec.name}, codec=codec)

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from tensordb_core.errors import InvalidDocument
+from tensordb_core.errors import InvalidArgument, InvalidDocument
 from tensordb_core.format.codec import check_array, pack_segments
 from tensordb_core.query.filters import check_window, validate_sort
-from tensordb_core.store.scope import StudyScope, check_json_value, check_tags
+from tensordb_core.store.scope import MEMBERS, StudyScope, check_json_value, check_tags
 from tensordb_core.stream.batches import read_batch, read_records
 from tensordb_core.stream.follow import tail_grace
 from tensordb_core.stream.groups import newest_seq
@@ -208,6 +208,33 @@ def _sample_docs(scope: StudyScope, key: str, size: int, segments: list[Any], la
     return docs
 
 
+def index_tags(scope: StudyScope, tags: Sequence[str]) -> list[str]:
+    """Index the data tags ``tags`` (dotted paths allowed) in the study's samples and dataset versions.
+
+    Why: the stream's first reads (its record probe and its epoch layout) and
+    any ``find_data`` on a tag ask for the first matches in ``_seq`` order.
+    Without an index on the tag the store reads every document before them:
+    a dataset imported after 20k other samples waited ~50 ms per read on the
+    embedded store (~2.5 µs a document, SQLite's JSON), a million-sample
+    warehouse seconds.  With one, the store walks the matches in ``_seq``
+    order.  Idempotent; an index costs a little on every import, so index the
+    tags you stream or select by, not every tag.  Returns the tags indexed.
+    """
+    if isinstance(tags, str) or not isinstance(tags, Sequence) or not tags:
+        raise InvalidArgument(f"index_tags takes one or more tag names, got {tags!r}")
+    checked = []
+    for tag in tags:
+        if not isinstance(tag, str) or not all(tag.split(".")) or tag.startswith("_") or "$" in tag:
+            raise InvalidArgument(f"cannot index {tag!r}: a tag is a non-empty name (dotted for a nested one), "
+                                  "not starting with '_' (system fields) and without '$'")
+        checked.append(tag)
+    own = [] if scope.study is None else [("_study", 1)]
+    for tag in checked:
+        scope.index.create_index(COLLECTION, [*own, (tag, 1)])
+        scope.index.create_index(MEMBERS, [("_dataset", 1), (tag, 1)])  # a version's reads (scope.pinned)
+    return checked
+
+
 def data_snapshot(scope: StudyScope, settle_s: float | None = None) -> int:
     """The ``_seq`` bound of the study's data inserted so far: ``data_generator(as_of=...)`` for every rank.
 
@@ -230,4 +257,5 @@ def data_snapshot(scope: StudyScope, settle_s: float | None = None) -> int:
     return bound
 
 
-__all__ = ["COLLECTION", "DEFAULT_CHUNK_BYTES", "DataCursor", "data_snapshot", "import_data", "import_records"]
+__all__ = ["COLLECTION", "DEFAULT_CHUNK_BYTES", "DataCursor", "data_snapshot", "import_data", "import_records",
+           "index_tags"]

@@ -185,6 +185,11 @@ class TensorDB:
         scope = self.scope if dataset is None else datasets.open_version(self.scope, dataset)[0]
         return data.DataCursor(scope, query, sort, limit, skip)
 
+    def index_tags(self, *tags: str) -> list[str]:
+        """Index data tags you stream or select by (``db.index_tags("split", "source")``): the first batch and
+        tag queries then skip the samples that do not match instead of reading them; see :func:`data.index_tags`."""
+        return data.index_tags(self.scope, tags)
+
     def data_generator(self, query: Mapping[str, Any] | None = None, batch_size: int = 32, *,
                        fields: Sequence[str] | None = None, decode: bool = True,
                        pad: Mapping[str, Any] | None = None, **kwargs: Any):
