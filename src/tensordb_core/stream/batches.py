@@ -388,7 +388,7 @@ class Stream(Iterator[Any]):
         engine = self._engine
         while not self._closed:
             began = time.perf_counter()
-            item = engine.get(engine.out)
+            item = engine.out.get()
             self._wait_fetch += time.perf_counter() - began
             if item is None:
                 break

@@ -245,22 +245,14 @@ class Engine:
     def alive(self) -> bool:
         return any(t.is_alive() for t in self.threads)
 
-    def _put(self, q: Handoff[Any], item: Any) -> bool:
-        """Put with back-pressure; False once the stream is stopping."""
-        return q.put(item)
-
-    def get(self, q: Handoff[Any]) -> Any:
-        """The next item; None once the stream is stopping."""
-        return q.get()
-
     # -- fetch thread ----------------------------------------------------------------------------------
 
     def _run_fetch(self) -> None:
         try:
             self._produce()
-            self._put(self.windows, _Marker("done"))
+            self.windows.put(_Marker("done"))
         except BaseException as exc:  # noqa: BLE001 - delivered to the consumer, who re-raises it
-            self._put(self.windows, _Marker("error", exc))
+            self.windows.put(_Marker("error", exc))
 
     def _produce(self) -> None:
         cfg = self.cfg
@@ -356,17 +348,17 @@ class Engine:
         layout = reader.layout(seq, cfg.window_bytes)
         if layout is None:
             return None
-        if not self._put(self.windows, _Marker("start", Phase(epoch, seq, [], None, None))):
+        if not self.windows.put(_Marker("start", Phase(epoch, seq, [], None, None))):
             return False
         done, checked = 0, []
         for w, refs in enumerate(reader.windows(layout, seed=cfg.seed, epoch=epoch, shuffle=cfg.shuffle)):
             rows = window_permutation(refs.n, seed=cfg.seed, epoch=epoch, window=w, shuffle=cfg.shuffle)
             window = self.reader.submit(refs, rows, lambda read: checked.append(verified_seqs(read)))
             self._note_newest(refs, refs.n)  # what a follow tail watches
-            if not self._put(self.windows, window):
+            if not self.windows.put(window):
                 return False
             done += refs.n
-        if not self._put(self.windows, _Marker("end", Phase(epoch, seq, [(0, done)], done, done))):
+        if not self.windows.put(_Marker("end", Phase(epoch, seq, [(0, done)], done, done))):
             return False
         if self.memo is not None or cfg.epochs is None or epoch + 1 < cfg.epochs:
             self.scanned = self._load(table, q, 0, seq)
@@ -427,8 +419,8 @@ class Engine:
         self._note_newest(refs, n)
         positions = shard_positions(ranges, cfg.world, cfg.rank)
         phase = Phase(epoch, seq, ranges, n, len(positions))
-        return (self._put(self.windows, _Marker("start", phase)) and self._fetch_windows(refs, order, positions)
-                and self._put(self.windows, _Marker("end", phase)))
+        return (self.windows.put(_Marker("start", phase)) and self._fetch_windows(refs, order, positions)
+                and self.windows.put(_Marker("end", phase)))
 
     def _fetch_windows(self, refs: FrozenRefs, order: EpochOrder, positions: np.ndarray) -> bool:
         """Read the epoch's ``positions`` window by window into the windows queue (False once stopping)."""
@@ -438,7 +430,7 @@ class Engine:
             for a, b in pairwise(bounds):
                 if self.stop.is_set():
                     return False
-                if not self._put(self.windows, self.reader.submit(refs, order.order[positions[a:b]])):
+                if not self.windows.put(self.reader.submit(refs, order.order[positions[a:b]])):
                     return False
         return True
 
@@ -459,7 +451,7 @@ class Engine:
         """
         cfg = self.cfg
         phase = Phase(None, after, [], 0, 0, position)
-        if not self._put(self.windows, _Marker("start", phase)):
+        if not self.windows.put(_Marker("start", phase)):
             return
         scanned, index_of_next = after, 0
         # Only settled _seq ranges are streamed, so every rank (and a resumed stream) sees one order even
@@ -478,7 +470,7 @@ class Engine:
             docs = list(takewhile(lambda d, bound=settled: int(d["_seq"]) <= bound, docs))
             self.counters.add(index_s=time.perf_counter() - began)
             if not docs:
-                self._put(self.windows, _Marker("flush"))
+                self.windows.put(_Marker("flush"))
                 watch.check()
                 self.stop.wait(cfg.poll_s)
                 continue
@@ -504,7 +496,7 @@ class Engine:
             for a, b in pairwise(bounds):
                 window = fetch_window(self.blobs, refs, rows[a:b], self.cache, self.counters, self.buffers,
                                       cfg.verify)
-                if not self._put(self.windows, window):
+                if not self.windows.put(window):
                     return
 
     # -- assembly thread -------------------------------------------------------------------------------
@@ -513,7 +505,7 @@ class Engine:
         try:
             self._assemble()
         except BaseException as exc:  # noqa: BLE001 - delivered to the consumer
-            self._put(self.out, ("error", exc, 0))
+            self.out.put(("error", exc, 0))
 
     def _assemble(self) -> None:
         cfg = self.cfg
@@ -530,11 +522,11 @@ class Engine:
             except RuntimeError:  # the pool was shut down: we are stopping
                 return False
             parts, count = [], 0
-            return self._put(self.out, ("batch", future, consumed))
+            return self.out.put(("batch", future, consumed))
 
         while True:
             began = time.perf_counter()
-            item = self.get(self.windows)
+            item = self.windows.get()
             self.counters.add(assembly_wait_s=time.perf_counter() - began)
             if isinstance(item, Future):  # a window being read (fetch.WindowReader)
                 item = result_or_stop(item, self.stop)
@@ -552,9 +544,9 @@ class Engine:
                 if item.kind == "start":
                     consumed = 0
                 if item.kind in ("start", "end"):
-                    ok = self._put(self.out, (item.kind, item.payload, consumed))
+                    ok = self.out.put((item.kind, item.payload, consumed))
                 elif item.kind in ("done", "error"):
-                    self._put(self.out, (item.kind, item.payload, consumed))
+                    self.out.put((item.kind, item.payload, consumed))
                     return
                 else:
                     ok = True
