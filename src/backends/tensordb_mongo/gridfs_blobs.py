@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,8 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _READ_ATTEMPTS = 3
 #: Chunk bytes asked for per server reply: far below the 48 MB wire-message limit on any server.
 _REPLY_BYTES = 8 * 1024 * 1024
+#: Content-addressed blobs whose revision a store remembers (see GridFSBlobStore.get), the oldest dropped first.
+_KNOWN_REVISIONS = 4096
 
 
 class GridFSBlobStore:
@@ -71,6 +74,8 @@ class GridFSBlobStore:
         self._chunks = db[f"{self.bucket_name}.chunks"]
         self._bucket = GridFSBucket(db, bucket_name=self.bucket_name, chunk_size_bytes=self.chunk_size)
         self._indexed = False
+        self._revisions: dict[str, dict[str, Any]] = {}  # content key -> its files document (see get)
+        self._revisions_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"GridFSBlobStore({self.uri.redacted()!r}, bucket={self.bucket_name!r})"
@@ -133,6 +138,7 @@ class GridFSBlobStore:
     def delete(self, key: str) -> None:
         """Remove every revision of ``key``; a missing key is not an error."""
         check_key(key)
+        self._forget(key)
         with driver_errors(self.uri, f"delete {key}"):
             for doc in self._files.find({"filename": key}, projection={"_id": 1}):
                 self._delete_file(doc["_id"])
@@ -157,19 +163,45 @@ class GridFSBlobStore:
         return int(doc["length"])
 
     def get(self, key: str, start: int = 0, end: int | None = None) -> bytes:
-        """Bytes ``[start, end)`` of the blob, clamped to its size (Python slicing)."""
+        """Bytes ``[start, end)`` of the blob, clamped to its size (Python slicing).
+
+        A content-addressed key's revision is remembered, so its next range
+        read is one query (its chunks) instead of two: a stream reads a chunk
+        blob by many ranges.  Safe because every revision of such a key holds
+        the same bytes, and a revision an overwrite or delete removed is
+        noticed (its chunks are gone, ``_read_range`` answers None) and looked
+        up again.
+        """
         key, start, end = split_request((key, start, end))
         with driver_errors(self.uri, f"get {key}"):
+            with self._revisions_lock:
+                doc = self._revisions.get(key)
             for _ in range(_READ_ATTEMPTS):
-                doc = self._newest(key)
                 if doc is None:
-                    break
+                    doc = self._newest(key)
+                    if doc is None:
+                        break
+                    self._remember(key, doc)
                 data = self._read_range(doc, start, end)
                 if data is not None:
                     return data
+                self._forget(key)
+                doc = None
             else:
                 raise BackendError(f"blob {key!r} in {self.uri.redacted()} keeps changing under the reader; retry")
         raise BlobNotFound(f"no blob {key!r} in GridFS bucket {self.bucket_name!r} at {self.uri.redacted()}")
+
+    def _remember(self, key: str, doc: dict[str, Any]) -> None:
+        if not _HEX64.match(key.rsplit("/", 1)[-1]):
+            return  # any other key may be overwritten with other bytes: always ask for the newest
+        with self._revisions_lock:
+            if len(self._revisions) >= _KNOWN_REVISIONS:
+                del self._revisions[next(iter(self._revisions))]
+            self._revisions[key] = doc
+
+    def _forget(self, key: str) -> None:
+        with self._revisions_lock:
+            self._revisions.pop(key, None)
 
     def _read_range(self, doc: dict[str, Any], start: int, end: int | None) -> bytes | None:
         """The range from one revision, or None if its chunks vanished (deleted by a newer put)."""

@@ -107,6 +107,36 @@ def test_existing_content_address_is_not_rewritten(small_chunks, raw_db):
     assert raw_db["blobs.files"].find_one({"filename": key}) == first  # same file document, not a new upload
 
 
+def test_a_content_key_is_looked_up_once_and_other_writers_are_still_seen(small_chunks, mongo_uri, monkeypatch):
+    """A stream reads a chunk blob by many ranges: its revision is resolved once, yet a delete or re-put by
+    another store (another process) is seen at the next read."""
+    data = payload(3 * CHUNK, seed=50)
+    key = "lab/" + content_key(data)
+    small_chunks.put(key, data)
+    small_chunks.put("plain", b"first")
+    asked: list[str] = []
+    real = GridFSBlobStore._newest
+    monkeypatch.setattr(GridFSBlobStore, "_newest", lambda self, k: asked.append(k) or real(self, k))
+    assert small_chunks.get(key, 0, 10) == data[:10]
+    assert small_chunks.get(key, CHUNK, 2 * CHUNK) == data[CHUNK : 2 * CHUNK]
+    assert list(small_chunks.get_many([(key, 5, 9), key])) == [data[5:9], data]
+    assert asked == [key]  # one lookup for five reads
+    small_chunks.get("plain")
+    small_chunks.get("plain")
+    assert asked.count("plain") == 2  # any other key may be overwritten with other bytes: resolved each time
+    other = GridFSBlobStore(mongo_uri, chunk_size_bytes=CHUNK)
+    try:
+        other.delete(key)
+        with pytest.raises(BlobNotFound):
+            small_chunks.get(key, 0, 10)
+        other.put(key, data)  # a new revision: the remembered one is gone
+        assert small_chunks.get(key, 5, 20) == data[5:20]
+        other.put("plain", b"second")
+        assert small_chunks.get("plain") == b"second"
+    finally:
+        other.close()
+
+
 def test_bucket_and_chunk_size_are_settings(mongo_uri, raw_db):
     store = GridFSBlobStore(mongo_uri + "&bucket=arrays&chunk_size_bytes=65536")
     try:
