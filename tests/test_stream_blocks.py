@@ -256,3 +256,29 @@ def test_an_index_answering_seq_ranges_reads_each_window_by_one_query(blocks_mon
         one_by_one, one_by_one_queries = epoch(False)
     assert grouped == one_by_one and len(grouped) > 400
     assert grouped_queries < one_by_one_queries / 2, (grouped_queries, one_by_one_queries)
+
+
+def test_the_record_probe_and_the_first_layout_share_one_read_of_the_head(blocks_uri, monkeypatch):
+    """A stream asks for its population's first documents once (before, the record probe and the first
+    epoch's layout each read past every earlier document: twice ~50 ms for an unindexed late dataset), and
+    a bound inside that head (``as_of``) still gives exactly the samples at or below it."""
+    from tensordb_core.stream import batches, blocks
+
+    heads, layout_reads = [], []
+    real_head, real_read = blocks.head_documents, blocks.BlockReader.read
+    monkeypatch.setattr(batches, "head_documents", lambda scope, q: heads.append(q) or real_head(scope, q))
+    monkeypatch.setattr(blocks.BlockReader, "read", lambda self, low, high, limit=0: (
+        layout_reads.append(low) if low == 1 else None) or real_read(self, low, high, limit))
+    with tdb.connect(blocks_uri, study="s1") as db, tdb.connect(blocks_uri, study="neighbour") as other:
+        other.import_data(np.zeros((50, 3, 4), np.float32), np.zeros(50, np.int64))  # the head lies behind these
+        _fill(db)
+        labels = _labels(db.data_generator({"part": {"$gte": 1}}, batch_size=16, seed=3, window_bytes=3000))
+        assert sorted(labels) == sorted(db.find_data({"part": {"$gte": 1}}).arrays()[1].tolist())
+        assert len(heads) == 1 and layout_reads == []
+        docs = list(db.find_data({}))
+        bound = sorted(int(d["_seq"]) for d in docs)[20]  # inside the first 64 matches
+        below = sorted(int(d["label"]) for d in docs if int(d["_seq"]) <= bound)
+        assert sorted(_labels(db.data_generator(batch_size=8, seed=1, as_of=bound))) == below
+        assert len(heads) == 2 and layout_reads == []
+        first = min(int(d["_seq"]) for d in docs)
+        assert _labels(db.data_generator(batch_size=8, seed=1, as_of=first - 1)) == []  # the whole head above it

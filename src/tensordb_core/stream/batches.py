@@ -62,7 +62,7 @@ from tensordb_core.errors import TensorDBError
 from tensordb_core.query.filters import validate_query
 from tensordb_core.store.protocols import BlobStore
 from tensordb_core.store.scope import StudyScope
-from tensordb_core.stream.blocks import population
+from tensordb_core.stream.blocks import head_documents, population
 from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.decode import Batch, Decoder, JoinedRows, SampleError, WindowLabels, join_labels
 from tensordb_core.stream.disk_cache import DEFAULT_DISK_CACHE_BYTES, DiskChunkCache
@@ -231,7 +231,7 @@ def data_stream(
     elif as_of is not None and start.epoch_seq != as_of:
         raise InvalidStreamArgument(f"as_of={as_of} contradicts the state's epoch population (_seq <= "
                                     f"{start.epoch_seq}): resume from the state alone")
-    records = _record_options(scope, q, fields, decode, pad)
+    records, head = _record_options(scope, q, fields, decode, pad)
     if weights is not None and not (callable(weights) or isinstance(weights, str) and weights):
         raise InvalidStreamArgument(f"weights must be a field name or a function of a document, not {weights!r}")
     cfg = StreamConfig(q, batch_size, bool(shuffle), seed, epochs, bool(follow), rank, world, transform, prefetch,
@@ -242,7 +242,7 @@ def data_stream(
     _check_int("disk_cache_bytes", disk_cache_bytes, 1)
     disk = cache_dir if isinstance(cache_dir, DiskChunkCache) or cache_dir is None else DiskChunkCache(
         cache_dir, int(disk_cache_bytes))
-    return Stream(scope, cfg, start, cache, index_memo, disk)
+    return Stream(scope, cfg, start, cache, index_memo, disk, head)
 
 
 #: Samples decoded at a time by :func:`read_batch` (and at most :data:`READ_WINDOW_BYTES` of stored bytes):
@@ -306,19 +306,19 @@ def _window_of(docs: Iterator[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]
 
 
 def _record_options(scope: StudyScope, query: Mapping[str, Any], fields: Any, decode: Any,
-                    pad: Any) -> RecordOptions | None:
-    """The record options of a record stream, None for an ``(X, y)`` stream (see :func:`data_stream`)."""
+                    pad: Any) -> tuple[RecordOptions | None, list[Mapping[str, Any]] | None]:
+    """The record options of a record stream, None for an ``(X, y)`` stream (see :func:`data_stream`); and the
+    population's first documents when they were read to decide (the engine's first layout reuses them)."""
     selected = check_fields(fields)
     if not isinstance(decode, bool):
         raise InvalidStreamArgument(f"decode must be True or False, not {decode!r}")
     if pad is not None and (not isinstance(pad, Mapping) or not all(isinstance(k, str) for k in pad)):
         raise InvalidStreamArgument(f"pad must be a dict of field -> fill value, not {pad!r}")
+    options = RecordOptions(None if selected is None else tuple(selected), decode, dict(pad) if pad else None)
     if selected is None and decode and pad is None:
-        first = next(iter(scope.index.find(scope.data_collection, scope.query(query), limit=1,
-                                           projection={"_id": 1, "_x": 1, "_fields": 1})), None)
-        if first is None or "_x" in first:
-            return None
-    return RecordOptions(None if selected is None else tuple(selected), decode, dict(pad) if pad else None)
+        head = head_documents(scope, query)
+        return (None if not head or "_x" in head[0] else options), head
+    return options, None
 
 
 def read_records(blobs: BlobStore, docs: Iterable[Mapping[str, Any]], *, fields: Sequence[str] | None = None,
@@ -366,7 +366,8 @@ class Stream(Iterator[Any]):
     """
 
     def __init__(self, scope: StudyScope, cfg: StreamConfig, state: StreamState, cache: ChunkCache | None,
-                 memo: IndexMemo | None = None, disk: DiskChunkCache | None = None) -> None:
+                 memo: IndexMemo | None = None, disk: DiskChunkCache | None = None,
+                 head: list[Mapping[str, Any]] | None = None) -> None:
         self.config = cfg
         self._start = state
         self._cache = cache
@@ -378,7 +379,7 @@ class Stream(Iterator[Any]):
         self._began = time.perf_counter()
         self._ended: float | None = None
         self._closed = False
-        self._engine = Engine(scope, cfg, state, cache, memo, disk)
+        self._engine = Engine(scope, cfg, state, cache, memo, disk, head)
         self._finalizer = weakref.finalize(self, self._engine.shutdown, False)
 
     def __iter__(self) -> Stream:

@@ -178,8 +178,10 @@ class Engine:
     """Owns the stream's threads and queues; the user-facing stream reads :attr:`out`."""
 
     def __init__(self, scope: StudyScope, cfg: StreamConfig, state: StreamState, cache: ChunkCache | None,
-                 memo: IndexMemo | None = None, disk: DiskChunkCache | None = None) -> None:
+                 memo: IndexMemo | None = None, disk: DiskChunkCache | None = None,
+                 head: list[Mapping[str, Any]] | None = None) -> None:
         self.scope, self.cfg, self.state, self.cache = scope, cfg, state, cache
+        self.head = head  # the population's first documents, read at creation (blocks.head_documents)
         self.blobs: Any = scope.blobs if disk is None else DiskCachedBlobs(scope.blobs, disk)  # what windows read
         self.memo = memo if cfg.weights is None and not cfg.follow else None  # see _borrow_table
         self.generation = 0  # the data generation the borrowed table belongs to (store/generations.py)
@@ -345,7 +347,8 @@ class Engine:
         """
         cfg = self.cfg
         reader = BlockReader(self.scope, q, self._table, self.stop, self.counters)
-        layout = reader.layout(seq, cfg.window_bytes)
+        layout = reader.layout(seq, cfg.window_bytes, self.head)
+        self.head = None  # read before the first epoch's bound: a later epoch reads its own
         if layout is None:
             return None
         if not self.windows.put(_Marker("start", Phase(epoch, seq, [], None, None))):
