@@ -70,6 +70,8 @@ CORPUS: dict[str, list[Any]] = {
     "status": [5, "", "a\x00b", LONG, "bogus"],
     "path": [None, 5, "", "a\x00b", [], {}],
     "format": ["bogus", 5, None, "", "a\x00b"],
+    "tag_names": [(), (None,), (5,), ("",), ("_study",), ("a..b",), ("$where",), ("a.$x",), ("a\x00b",), (LONG,),
+                  ("split", 5), ([],)],
 }
 X = np.zeros((3, 2), np.float32)
 
@@ -96,6 +98,7 @@ TABLE: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
     "delete_model_architectures": row({"query": "query"}, query={"name": "none"}),
     "delete_parameters": row({"query": "query"}, query={"tag": "none"}),
     "drop_dataset": row({"name": "name"}, name="no-such-dataset"),
+    "index_tags": row({"tags": "tag_names"}, tags=("split",)),
     "export_data": row({"path": "path", "query": "query", "dataset": "optional_name", "format": "format"},
                        path="@export", query={}, dataset=None, format="npz"),
     "end_run": row({"status": "status"}, status="finished"),
@@ -225,6 +228,8 @@ def resolve(value: Any, ids: dict[str, Any]) -> Any:
 
 def call(db: TensorDB, method: str, kwargs: dict[str, Any]) -> Any:
     """Call ``method`` and consume what it returns lazily (cursors, generators), so its checks run."""
+    if method == "index_tags":  # variadic: the row's "tags" are its positional arguments
+        return db.index_tags(*kwargs["tags"])
     result = getattr(db, method)(**kwargs)
     if method == "data_generator":
         for _ in zip(range(2), result):

@@ -204,6 +204,15 @@ def _data_snapshot(w: World) -> None:
         assert (xb >= 100).all(), "a sample of B was streamed"
 
 
+def _index_tags(w: World) -> None:
+    with pytest.raises(TensorDBError):
+        w.a.index_tags("_study")  # a system field is no tag
+    assert w.a.index_tags("owner", "split") == ["owner", "split"]
+    assert len(w.a.find_data({"owner": "B"})) == 0 and len(w.a.find_data({"split": "train"})) == 0
+    for _ in w.a.data_generator({"owner": "B"}, batch_size=4, shuffle=False):
+        raise AssertionError("a sample of B was streamed through an indexed tag")
+
+
 def _runs(w: World) -> None:
     with w.a.start_run("A", params={"owner": "A"}) as run:
         assert w.a.active_run() is run
@@ -289,7 +298,7 @@ ATTACKS: dict[str, Callable[[World], None]] = {
     "load_parameters": _load, "set_alias": _set_alias, "get_alias": _get_alias, "alias_history": _alias_history,
     "push_job": _push, "pop_job": _pop, "find_jobs": _find_jobs, "log": _logs, "train_log": _logs,
     "valid_log": _logs, "test_log": _logs, "find_logs": _find_logs, "flush": _logs, "close": _close,
-    "current_lineage": _lineage, "data_snapshot": _data_snapshot,
+    "current_lineage": _lineage, "data_snapshot": _data_snapshot, "index_tags": _index_tags,
     "start_run": _runs, "end_run": _runs, "active_run": _runs, "get_run": _runs, "search_runs": _runs,
     "list_artifacts": _artifacts, "load_artifact": _artifacts, "register_model": _registry,
     "get_model_version": _registry, "list_models": _registry, "list_model_versions": _registry,

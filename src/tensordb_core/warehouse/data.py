@@ -23,7 +23,7 @@ import numpy as np
 from tensordb_core.errors import InvalidArgument, InvalidDocument
 from tensordb_core.format.codec import check_array, pack_segments
 from tensordb_core.query.filters import check_window, validate_sort
-from tensordb_core.store.scope import MEMBERS, StudyScope, check_json_value, check_tags
+from tensordb_core.store.scope import MEMBERS, StudyScope, check_json_value, check_key, check_tags
 from tensordb_core.stream.batches import read_batch, read_records
 from tensordb_core.stream.follow import tail_grace
 from tensordb_core.stream.groups import newest_seq
@@ -208,6 +208,10 @@ def _sample_docs(scope: StudyScope, key: str, size: int, segments: list[Any], la
     return docs
 
 
+#: The longest tag path ``index_tags`` takes (an index's name and expression grow with it).
+MAX_TAG_PATH = 512
+
+
 def index_tags(scope: StudyScope, tags: Sequence[str]) -> list[str]:
     """Index the data tags ``tags`` (dotted paths allowed) in the study's samples and dataset versions.
 
@@ -224,9 +228,15 @@ def index_tags(scope: StudyScope, tags: Sequence[str]) -> list[str]:
         raise InvalidArgument(f"index_tags takes one or more tag names, got {tags!r}")
     checked = []
     for tag in tags:
-        if not isinstance(tag, str) or not all(tag.split(".")) or tag.startswith("_") or "$" in tag:
-            raise InvalidArgument(f"cannot index {tag!r}: a tag is a non-empty name (dotted for a nested one), "
-                                  "not starting with '_' (system fields) and without '$'")
+        try:
+            if not isinstance(tag, str) or tag.startswith("_") or len(tag) > MAX_TAG_PATH:
+                raise InvalidDocument("")
+            for part in tag.split("."):
+                check_key(part, "index_tags")
+        except InvalidDocument:
+            raise InvalidArgument(f"cannot index {tag!r:.80}: a tag is a non-empty name (dotted for a nested one) "
+                                  f"of at most {MAX_TAG_PATH} characters, not starting with '_' (system fields), "
+                                  "without '$' or NUL") from None
         checked.append(tag)
     own = [] if scope.study is None else [("_study", 1)]
     for tag in checked:
