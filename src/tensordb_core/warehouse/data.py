@@ -23,7 +23,8 @@ import numpy as np
 from tensordb_core.errors import InvalidArgument, InvalidDocument
 from tensordb_core.format.codec import check_array, pack_segments
 from tensordb_core.query.filters import check_window, validate_sort
-from tensordb_core.store.scope import MEMBERS, StudyScope, check_json_value, check_key, check_tags
+from tensordb_core.query.values import split_path
+from tensordb_core.store.scope import MEMBERS, StudyScope, check_json_value, check_tags
 from tensordb_core.stream.batches import read_batch, read_records
 from tensordb_core.stream.follow import tail_grace
 from tensordb_core.stream.groups import newest_seq
@@ -226,23 +227,16 @@ def index_tags(scope: StudyScope, tags: Sequence[str]) -> list[str]:
     """
     if isinstance(tags, str) or not isinstance(tags, Sequence) or not tags:
         raise InvalidArgument(f"index_tags takes one or more tag names, got {tags!r}")
-    checked = []
     for tag in tags:
-        try:
-            if not isinstance(tag, str) or tag.startswith("_") or len(tag) > MAX_TAG_PATH:
-                raise InvalidDocument("")
-            for part in tag.split("."):
-                check_key(part, "index_tags")
-        except InvalidDocument:
-            raise InvalidArgument(f"cannot index {tag!r:.80}: a tag is a non-empty name (dotted for a nested one) "
-                                  f"of at most {MAX_TAG_PATH} characters, not starting with '_' (system fields), "
-                                  "without '$' or NUL") from None
-        checked.append(tag)
+        split_path(tag, "index_tags", InvalidArgument)  # a field path: non-empty parts, no '$' part, no NUL
+        if tag.startswith("_") or len(tag) > MAX_TAG_PATH:
+            raise InvalidArgument(f"cannot index {tag!r:.80}: a tag does not start with '_' (system fields) and "
+                                  f"has at most {MAX_TAG_PATH} characters")
     own = [] if scope.study is None else [("_study", 1)]
-    for tag in checked:
+    for tag in tags:
         scope.index.create_index(COLLECTION, [*own, (tag, 1)])
         scope.index.create_index(MEMBERS, [("_dataset", 1), (tag, 1)])  # a version's reads (scope.pinned)
-    return checked
+    return list(tags)
 
 
 def data_snapshot(scope: StudyScope, settle_s: float | None = None) -> int:
