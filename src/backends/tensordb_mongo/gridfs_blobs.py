@@ -28,7 +28,13 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from tensordb_core.errors import BackendError, BlobNotFound
-from tensordb_core.store.blobkit import check_key, content_key, ordered_concurrent_map, split_request
+from tensordb_core.store.blobkit import (
+    check_key,
+    content_key,
+    is_content_address,
+    ordered_concurrent_map,
+    split_request,
+)
 from tensordb_core.store.protocols import BlobCapabilities, BlobRequest
 from tensordb_core.store.uri import StoreURI
 
@@ -40,7 +46,6 @@ if TYPE_CHECKING:
     from pymongo import MongoClient
 
 _NEWEST = [("uploadDate", -1), ("_id", -1)]
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 #: How often a read re-resolves the newest revision when a concurrent overwrite deleted the one it found.
 _READ_ATTEMPTS = 3
 #: Chunk bytes asked for per server reply: far below the 48 MB wire-message limit on any server.
@@ -95,7 +100,7 @@ class GridFSBlobStore:
         payload = data if type(data) is bytes else memoryview(data).tobytes()
         with driver_errors(self.uri, f"put {key}"):
             digest = key.rsplit("/", 1)[-1]
-            if _HEX64.match(digest) and self._newest(key) is not None and content_key(payload) == digest:
+            if is_content_address(key) and self._newest(key) is not None and content_key(payload) == digest:
                 return
             self._ensure_indexes()
             self._drop_older_revisions(key, self._upload(key, payload))
@@ -192,7 +197,7 @@ class GridFSBlobStore:
         raise BlobNotFound(f"no blob {key!r} in GridFS bucket {self.bucket_name!r} at {self.uri.redacted()}")
 
     def _remember(self, key: str, doc: dict[str, Any]) -> None:
-        if not _HEX64.match(key.rsplit("/", 1)[-1]):
+        if not is_content_address(key):
             return  # any other key may be overwritten with other bytes: always ask for the newest
         with self._revisions_lock:
             if len(self._revisions) >= _KNOWN_REVISIONS:

@@ -59,7 +59,13 @@ from collections.abc import Iterable, Iterator
 from typing import NoReturn
 
 from tensordb_core.errors import BackendError, BlobNotFound, PermissionDenied, TensorDBError
-from tensordb_core.store.blobkit import InvalidBlobKey, check_key, ordered_concurrent_map, split_request
+from tensordb_core.store.blobkit import (
+    InvalidBlobKey,
+    check_key,
+    is_content_address,
+    ordered_concurrent_map,
+    split_request,
+)
 from tensordb_core.store.kit.options import Option, OptionSet, flag, whole
 from tensordb_core.store.protocols import BlobCapabilities, BlobRequest
 from tensordb_core.store.uri import StoreURI
@@ -140,7 +146,7 @@ class FileBlobStore:
         if not view.c_contiguous:
             view = memoryview(view.tobytes())
         view = view.cast("B")
-        if _HEX64.fullmatch(key.rsplit("/", 1)[-1]) and self._stored_size(path) == view.nbytes:
+        if is_content_address(key) and self._stored_size(path) == view.nbytes:
             return  # same address, same length: the same bytes (verify_content catches disk rot on read)
         directory = os.path.dirname(path)
         tmp = os.path.join(directory, TEMP_PREFIX + secrets.token_hex(8))

@@ -41,6 +41,16 @@ def content_key(data: bytes | bytearray | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+#: A content address: the sha256 of a blob's bytes, in hex (the last segment of its key).
+_CONTENT_ADDRESS = re.compile(r"^[0-9a-f]{64}$")
+
+
+def is_content_address(key: str) -> bool:
+    """True when ``key``'s last segment is a sha256 digest: its bytes are fixed by its name, so every copy or
+    revision of it holds the same bytes and a put of it is repeatable."""
+    return isinstance(key, str) and _CONTENT_ADDRESS.match(key.rsplit("/", 1)[-1]) is not None
+
+
 def verify_content(key: str, data: bytes | bytearray | memoryview) -> None:
     """Raise :class:`IntegrityError` unless ``data`` hashes to the content address ``key``."""
     digest = key.rsplit("/", 1)[-1]

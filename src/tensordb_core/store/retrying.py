@@ -47,7 +47,6 @@ import json
 import logging
 import math
 import random
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
@@ -55,6 +54,7 @@ from typing import Any, Self, TypeVar
 
 from tensordb_core.errors import BackendUnavailable, IntegrityError, InvalidURI, TransientError
 from tensordb_core.query.filters import validate_sort
+from tensordb_core.store.blobkit import is_content_address
 from tensordb_core.store.protocols import (
     BlobCapabilities,
     BlobRequest,
@@ -73,7 +73,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: The failures worth another try.
 RETRYABLE: tuple[type[BaseException], ...] = (TransientError, BackendUnavailable)
-_CONTENT_ADDRESS = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -424,11 +423,6 @@ class RetryingIndexStore(_Forwarding):
 
 
 # -- blob stores ----------------------------------------------------------------------------------
-
-
-def is_content_address(key: str) -> bool:
-    """True when ``key``'s last segment is a sha256 digest: its bytes never change, so a put is repeatable."""
-    return isinstance(key, str) and _CONTENT_ADDRESS.match(key.rsplit("/", 1)[-1]) is not None
 
 
 class RetryingBlobStore(_Forwarding):

@@ -26,20 +26,16 @@ from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, NoReturn, Protocol, Self
 
 from tensordb_core.errors import BackendError, BlobNotFound, InvalidQuery, InvalidURI, TensorDBError
-from tensordb_core.store.blobkit import check_key, ordered_concurrent_map, split_request
+from tensordb_core.store.blobkit import check_key, is_content_address, ordered_concurrent_map, split_request
 from tensordb_core.store.kit.errors import ErrorTable, Kind, Withheld
 from tensordb_core.store.protocols import BlobCapabilities, BlobRequest
 from tensordb_core.store.uri import StoreURI, parse_uri
 
 log = logging.getLogger(__name__)
 
-_CONTENT_ADDRESS = re.compile(r"^[0-9a-f]{64}$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9._/\-]*$")
 
 
-def is_content_address(key: str) -> bool:
-    """True when the key's last segment is a sha256 hex digest (its bytes are fixed by its name)."""
-    return bool(_CONTENT_ADDRESS.match(key.rsplit("/", 1)[-1]))
 
 
 def as_bytes(data: bytes | bytearray | memoryview) -> bytes:
