@@ -136,9 +136,15 @@ class S3BlobStore(CloudBlobStore):
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": name}
         if start or end is not None:
             kwargs["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
-        resp = self._client.get_object(**kwargs)
-        with resp["Body"] as body:
+        body = self._client.get_object(**kwargs)["Body"]
+        try:
+            # Read through botocore's StreamingBody, never ``with body as raw``: its
+            # ``__enter__`` hands back the bare urllib3 response, whose broken-body
+            # ProtocolError would escape the error table as an "unexpected" failure
+            # instead of the retryable ResponseStreamingError botocore wraps it in.
             return body.read()
+        finally:
+            body.close()
 
     def _stat(self, name: str) -> int | None:
         return int(self._client.head_object(Bucket=self.bucket, Key=name)["ContentLength"])

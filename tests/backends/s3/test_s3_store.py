@@ -4,6 +4,7 @@ multipart uploads, the client's retry/pool settings, and the boto3 environment."
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from s3kit import REGION, admin_client
 
 import tensordb_core as tdb
-from tensordb_core.errors import BackendUnavailable, BlobNotFound
+from tensordb_core.errors import BackendUnavailable, BlobNotFound, TransientError
 from tensordb_core.store.blobkit import content_key
 from tensordb_s3 import BucketNotFound
 from tensordb_s3.config import MiB
@@ -233,3 +234,25 @@ def test_ranged_reads_fetch_only_the_range(store: S3BlobStore) -> None:
     assert store.get(key, 100, 164) == data[100:164]
     assert store.get(key, len(data) - 3) == data[-3:]
     assert list(store.get_many([(key, 0, 1), key, (key, 5, 5)])) == [data[:1], data, b""]
+
+
+def test_a_body_cut_short_is_a_transient_error_not_short_bytes(
+    store: S3BlobStore, s3_endpoint: str, s3_bucket: str, s3_credentials: dict[str, str]
+) -> None:
+    """A connection dropped mid-body is retryable, on whole and ranged reads alike (it once escaped as 'unexpected')."""
+    from cutproxy import CutProxy
+
+    data = os.urandom(3 * MiB + 17)
+    store.put("chunks/big", data)
+    prefix = store.prefix.rstrip("/")
+    port = int(s3_endpoint.rsplit(":", 1)[1])
+    with CutProxy(port, body_bytes=100_000) as proxy:
+        uri = f"s3://{s3_bucket}/{prefix}?endpoint_url=http://127.0.0.1:{proxy.port}&region={REGION}&max_attempts=1"
+        with tdb.open_blobs(uri, check_bucket=False, **s3_credentials) as cut:
+            with pytest.raises(TransientError) as info:
+                cut.get("chunks/big")
+            assert "unexpected" not in str(info.value)
+            with pytest.raises(TransientError):
+                cut.get("chunks/big", 10, 2_000_000)
+        assert proxy.cuts >= 2
+    assert store.get("chunks/big") == data  # the server itself was never short
