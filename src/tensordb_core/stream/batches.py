@@ -116,6 +116,7 @@ class StreamStats:
     wait_decode_s: float
     decode_workers: int
     skipped_ids: tuple[str, ...]
+    unpacked_windows: int = 0  # windows decompressed whole on the reading threads (stream/unpack.py)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -489,6 +490,7 @@ class Stream(Iterator[Any]):
             wait_decode_s=self._wait_decode,
             decode_workers=int(c.get("decode_workers", 0)),
             skipped_ids=tuple(self._skipped_ids),
+            unpacked_windows=int(c.get("unpacked_windows", 0)),
         )
 
     @property

@@ -84,6 +84,7 @@ class Decoder:
             X = np.empty((n, *fmt.shape), dtype=fmt.dtype)
             out = memoryview(X.reshape(-1).view(np.uint8)) if X.size else None
             slot = fmt.nbytes
+            rows_out = X.reshape(n, -1).view(np.uint8) if X.size else None  # one row of bytes per sample
         xs: list[Any] = []
         ys: list[Any] = []
         label_parts: list[tuple[np.ndarray | None, int]] = []
@@ -93,7 +94,13 @@ class Decoder:
             refs = window.refs
             rows = window.rows[lo:hi]
             if fmt is not None and not refs.any_y and out is not None:
-                done = _fast_part(window, lo, hi, out, kept * slot, slot, self.verify)
+                unpacked = window.unpacked
+                if unpacked is not None and unpacked.shape[1] == slot:  # the window was decompressed whole
+                    np.take(unpacked, window.unpacked_at[lo:hi], axis=0, out=rows_out[kept : kept + hi - lo],
+                            mode="clip")  # (clip: the indices are in range, and "raise" would buffer the copy)
+                    done = True
+                else:
+                    done = _fast_part(window, lo, hi, out, kept * slot, slot, self.verify)
                 if done:  # every sample of the part decoded cleanly
                     kept += hi - lo
                     decoded += (hi - lo) * slot

@@ -4,11 +4,13 @@
 
     fetch thread        index pages -> epoch order -> this rank's windows -> cache / get_many -> crc32
                         (plan.RefTable, order.block_order/shard_positions, plan.plan_fetch, fetch.fetch_window;
-                        a fresh epoch's windows come from blocks.BlockReader; fetch.WindowReader reads two at once)
+                        a fresh epoch's windows come from blocks.BlockReader; fetch.WindowReader reads two at once,
+                        and unpacks small samples' lz4 a window at a time there: unpack.unpack_window)
         | windows queue (2)
     assembly thread     slices windows into batches, submits each to the decode pool
         | out queue (``prefetch``): batch futures, in order, plus phase markers
-    decode pool         lz4 + copy into the batch array (decode.Decoder; threads: the C calls release the GIL)
+    decode pool         lz4 + copy, or a gather from an unpacked window, into the batch array (decode.Decoder;
+                        threads: the C calls release the GIL)
         |
     consumer            ``next(stream)`` (batches.Stream, in the training loop's thread)
 
@@ -356,7 +358,7 @@ class Engine:
         done, checked = 0, []
         for w, refs in enumerate(reader.windows(layout, seed=cfg.seed, epoch=epoch, shuffle=cfg.shuffle)):
             rows = window_permutation(refs.n, seed=cfg.seed, epoch=epoch, window=w, shuffle=cfg.shuffle)
-            window = self.reader.submit(refs, rows, lambda read: checked.append(verified_seqs(read)))
+            window = self.reader.submit(refs, rows, lambda read: checked.append(verified_seqs(read)), unpack=w > 0)
             self._note_newest(refs, refs.n)  # what a follow tail watches
             if not self.windows.put(window):
                 return False
@@ -433,7 +435,7 @@ class Engine:
             for a, b in pairwise(bounds):
                 if self.stop.is_set():
                     return False
-                if not self.windows.put(self.reader.submit(refs, order.order[positions[a:b]])):
+                if not self.windows.put(self.reader.submit(refs, order.order[positions[a:b]], unpack=a > 0)):
                     return False
         return True
 

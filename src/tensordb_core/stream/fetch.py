@@ -32,6 +32,7 @@ from tensordb_core.store.protocols import BlobStore, MapsBlobs
 from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.disk_cache import DiskCachedBlobs
 from tensordb_core.stream.plan import FrozenRefs, plan_fetch
+from tensordb_core.stream.unpack import unpack_window
 
 
 class BufferPool:
@@ -92,6 +93,11 @@ class Window:
     users: int = 1
     lock: threading.Lock = field(default_factory=threading.Lock)
     checked: np.ndarray | None = None  # per row: its input segment passed crc32 (None: not checked yet)
+    #: Every row's decompressed sample, one row each, when the window was unpacked whole (stream/unpack.py);
+    #: ``unpacked_at[i]`` is the row of ``unpacked`` holding window row ``i``.
+    unpacked: np.ndarray | None = None
+    unpacked_at: np.ndarray | None = None
+    unpacked_from: tuple[BufferPool, np.ndarray] | None = None  # where ``unpacked``'s buffer goes back to
 
     @property
     def clean(self) -> bool:
@@ -123,7 +129,12 @@ class Window:
         with self.lock:
             self.users -= 1
             done = self.users == 0
-        if done and self.pool is not None and self.pooled:
+        if not done:
+            return
+        if self.unpacked_from is not None:
+            (pool, buffer), self.unpacked_from, self.unpacked = self.unpacked_from, None, None
+            pool.release([buffer])
+        if self.pool is not None and self.pooled:
             self.__dict__.pop("_views", None)  # no view may outlive the buffers' return to the pool
             buffers, self.pooled, self.bufs = self.pooled, [], []
             self.pool.release(buffers)
@@ -166,9 +177,14 @@ class WindowReader:
         self._idle = threading.Condition()
         self._pending = 0
 
-    def submit(self, refs: FrozenRefs, rows: np.ndarray, done: Callable[[FrozenRefs], None] | None = None
-               ) -> Future[Window]:
-        """Start reading ``rows`` of ``refs``; ``done(refs)`` runs once read (and checked)."""
+    def submit(self, refs: FrozenRefs, rows: np.ndarray, done: Callable[[FrozenRefs], None] | None = None,
+               unpack: bool = False) -> Future[Window]:
+        """Start reading ``rows`` of ``refs``; ``done(refs)`` runs once read (and checked).
+
+        ``unpack``: also decompress the window whole (stream/unpack.py) on this
+        thread.  The engine asks it of every window but an epoch's first, whose
+        first batch would otherwise wait for the whole window's lz4.
+        """
         blobs, cache, stats, pool, verify = self.args
         with self._idle:
             self._pending += 1
@@ -176,6 +192,10 @@ class WindowReader:
         def read() -> Window:
             try:
                 window = fetch_window(blobs, refs, rows, cache, stats, pool, verify)
+                if unpack:
+                    began = time.perf_counter()
+                    if unpack_window(window, pool, verify):
+                        stats.add(decode_s=time.perf_counter() - began, unpacked_windows=1)
                 if done is not None:
                     done(refs)
                 return window
