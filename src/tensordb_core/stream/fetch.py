@@ -8,8 +8,9 @@ that hold them) to the decoder.  A window's requests come from
 cache needs immutable bytes, chunks are read into reused buffers
 (:class:`BufferPool`); where it declares ``map`` (a local file store), they
 are not read at all: the window holds read-only mapped views of the chunk
-files, and the decoder copies each sample once, from the page cache into its
-batch.  The fetch thread also crc32s each segment right after
+files (one per chunk where its rows fill a quarter of their span:
+:meth:`~tensordb_core.stream.plan.FetchPlan.joined`), and the decoder copies
+each sample once, from the page cache into its batch.  The fetch thread also crc32s each segment right after
 its read (the bytes are cache-hot, and it would otherwise wait on I/O), so
 the decode threads, the bottleneck for small samples, skip that pass.
 """
@@ -33,6 +34,10 @@ from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.disk_cache import DiskCachedBlobs
 from tensordb_core.stream.plan import FrozenRefs, plan_fetch
 from tensordb_core.stream.unpack import unpack_window
+
+
+#: A mapped chunk's ranges are mapped as one where they fill at least this much of it (FetchPlan.joined).
+MAP_FILL = 0.25
 
 
 class BufferPool:
@@ -261,6 +266,8 @@ def _fetch(blobs: BlobStore, refs: FrozenRefs, rows: np.ndarray, cache: ChunkCac
     # Whole chunks where a cache keeps what it was asked for: the request cache, the disk cache's chunks.
     whole = cache is not None or isinstance(blobs, DiskCachedBlobs)
     plan = plan_fetch(refs, rows, local=bool(blobs.capabilities.read_into), exact=not whole, whole_chunks=whole)
+    if cache is None and blobs.capabilities.map:
+        plan = plan.joined(MAP_FILL)
     bufs: list[Any] = [None] * len(plan.requests)
     todo: list[int] = []
     for i, (key, start, end) in enumerate(plan.requests):

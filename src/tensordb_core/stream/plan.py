@@ -370,6 +370,46 @@ class FetchPlan:
     base_of: np.ndarray  # per row: the byte offset in the chunk where its request starts
     lengths: list[int]  # expected bytes per request (-1 when unknown: whole chunk without a recorded size)
 
+    def joined(self, min_fill: float) -> FetchPlan:
+        """The same rows with each chunk's ranges read as one covering range where they fill ``min_fill`` of it.
+
+        Why: for a store that maps files (``BlobCapabilities.map``) a request
+        is a mapping (open, mmap, close: ~15 µs of system calls) while a byte
+        between two ranges costs only its page-table entry, so a window of
+        scattered rows (a loader worker's share of a window: every other
+        sample) is cheaper as one view per chunk.  ``min_fill`` bounds the
+        pages mapped but not asked for, which a cold file reads from disk.
+        """
+        reqs = self.requests
+        out: list[tuple[str, int, int | None]] = []
+        lengths: list[int] = []
+        new_of = np.empty(len(reqs), dtype=np.int64)
+        i = 0
+        while i < len(reqs):
+            j = i + 1
+            while j < len(reqs) and reqs[j][0] == reqs[i][0]:
+                j += 1
+            if j - i > 1:  # several ranges of one chunk (a whole-chunk request is its chunk's only one)
+                low, high = reqs[i][1], max(int(end) for _k, _s, end in reqs[i:j])  # type: ignore[arg-type]
+                if sum(self.lengths[i:j]) >= min_fill * (high - low):
+                    new_of[i:j] = len(out)
+                    out.append((reqs[i][0], low, high))
+                    lengths.append(high - low)
+                    i = j
+                    continue
+            for k in range(i, j):
+                new_of[k] = len(out)
+                out.append(reqs[k])
+                lengths.append(self.lengths[k])
+            i = j
+        if len(out) == len(reqs):
+            return self
+        good = self.req_of >= 0
+        req_of = np.where(good, new_of[np.maximum(self.req_of, 0)], -1)
+        starts = np.asarray([start for _k, start, _e in out], dtype=np.int64)
+        base_of = np.where(good, starts[np.maximum(req_of, 0)], 0)
+        return FetchPlan(out, req_of, base_of, lengths)
+
 
 def plan_fetch(refs: FrozenRefs, rows: np.ndarray, *, local: bool = False, exact: bool = True,
                whole_chunks: bool = False) -> FetchPlan:
