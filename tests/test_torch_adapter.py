@@ -96,3 +96,62 @@ def test_record_data_comes_as_dicts_of_tensors_with_ragged_fields_from_two_worke
     assert sorted(seen) == sorted(f"caption {i}" for i in range(40))
     one = collate_records([{"t": np.arange(2), "s": "a"}, {"t": np.arange(3), "s": "b"}], pad={"t": -1})
     assert one["t"].tolist() == [[0, 1, -1], [0, 1, 2]] and one["t_length"].tolist() == [2, 3] and one["s"] == ["a", "b"]
+
+
+def _epoch_labels(ds, epoch):
+    ds.set_epoch(epoch)
+    return [int(v) for _, y in ds for v in y.tolist()]
+
+
+def test_an_iteration_hands_its_stream_on_to_the_next_epoch(warehouse, monkeypatch):
+    """One stream serves every epoch of a fixed population, in the order one stream of all those epochs gives."""
+    import tensordb_core.torch as adapter
+
+    made = []
+    real = adapter.data_stream
+    monkeypatch.setattr(adapter, "data_stream", lambda *a, **k: made.append(k["epochs"]) or real(*a, **k))
+    ds = TensorDBIterableDataset(warehouse, study="torch", batch_size=8, seed=3, window_bytes=1000)
+    got = [_epoch_labels(ds, epoch) for epoch in range(3)]
+    assert made == [None]  # made once, endless: each iteration stops at its epoch's end
+    with tdb.connect(warehouse, study="torch") as db, db.data_generator(
+            {}, batch_size=8, seed=3, window_bytes=1000, epochs=3, as_of=ds.as_of) as stream:
+        expected = [int(v) for _, y in stream for v in y.tolist()]
+    assert sum(got, []) == expected and all(sorted(labels) == list(range(N)) for labels in got)
+    assert got[0] != got[1]
+    ds._carried.close()
+
+
+def test_a_carried_stream_is_dropped_when_its_epoch_population_or_data_changed(warehouse, monkeypatch):
+    import tensordb_core.torch as adapter
+
+    made = []
+    real = adapter.data_stream
+    monkeypatch.setattr(adapter, "data_stream", lambda *a, **k: made.append(k["state"].epoch) or real(*a, **k))
+    ds = TensorDBIterableDataset(warehouse, study="torch", batch_size=8, seed=3, window_bytes=1000)
+    assert sorted(_epoch_labels(ds, 0)) == list(range(N))
+    with tdb.connect(warehouse, study="torch") as db:  # new samples: set_epoch fixes a larger population
+        late = np.arange(N, N + 30)
+        db.import_data((late[:, None] + np.zeros(6)).astype(np.float32).reshape(-1, 2, 3), late, chunk_bytes=512)
+    assert sorted(_epoch_labels(ds, 1)) == list(range(N + 30))
+    with tdb.connect(warehouse, study="torch") as db:  # deleted in place: the population's bound stays the same
+        assert db.delete_data({"label": {"$lt": 10}}) == 10
+    assert sorted(_epoch_labels(ds, 2)) == list(range(10, N + 30))
+    assert sorted(_epoch_labels(ds, 2)) == list(range(10, N + 30))  # the same epoch again: the one carried is epoch 3
+    assert made == [0, 1, 2, 2]
+    it = iter(ds)
+    next(it)
+    it.close()  # an epoch left part way: its stream cannot serve the next one
+    assert ds._carried is None
+
+
+@pytest.mark.timeout(120)
+def test_persistent_workers_cover_each_sample_once_per_epoch_on_carried_streams(warehouse):
+    ds = TensorDBIterableDataset(warehouse, study="torch", batch_size=8, seed=4, window_bytes=1000)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2, persistent_workers=True)
+    epochs = []
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        epochs.append([int(v) for _, y in loader for v in y.tolist()])
+        assert sorted(epochs[-1]) == list(range(N))
+    assert epochs[0] != epochs[1] != epochs[2]
+    del loader

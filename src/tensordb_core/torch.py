@@ -14,7 +14,11 @@ epoch and its population into shared memory, which workers read when each
 epoch's iteration starts, so workers need not restart to see a new epoch.
 Each worker process keeps the sample references it read
 (:class:`~tensordb_core.stream.memo.IndexMemo`): a later epoch reads only the
-documents inserted since, instead of the whole index again.  Samples deleted
+documents inserted since, instead of the whole index again.  And where the
+population is fixed (:meth:`~TensorDBIterableDataset.set_epoch`), an
+iteration's stream runs on into the next epoch, whose iteration takes it over
+where nothing changed (same epoch, population, shard and data generation), so
+an epoch neither starts nor drains a pipeline.  Samples deleted
 (or re-tagged) after a worker read them are seen by a new dataset object.
 ``cache_dir=`` (a stream argument: remote chunks kept on local disk) gets one
 cache object per process, so each cached file is checked once per worker.
@@ -58,6 +62,7 @@ import secrets
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -72,6 +77,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
     raise MissingDependency("tensordb_core.torch needs PyTorch: pip install 'tensordb[torch]'") from exc
 
 from tensordb_core.query.filters import validate_query
+from tensordb_core.store.generations import data_generation
 from tensordb_core.stream.batches import DEFAULT_WINDOW_BYTES, data_stream
 from tensordb_core.stream.disk_cache import DEFAULT_DISK_CACHE_BYTES, DiskChunkCache
 from tensordb_core.stream.memo import IndexMemo
@@ -162,6 +168,8 @@ class TensorDBIterableDataset(IterableDataset):
         self._memo: IndexMemo | None = None
         self._memo_pid = 0
         self._disk: DiskChunkCache | None = None
+        self._carried: _Run | None = None  # the stream an iteration left at the next epoch's start
+        self._carried_pid = 0
 
     @property
     def epoch(self) -> int:
@@ -212,6 +220,7 @@ class TensorDBIterableDataset(IterableDataset):
         state = dict(self.__dict__)
         state["_memo"], state["_memo_pid"], state["_disk"] = None, 0, None  # references are per process: a spawned worker reads its own
         state["_ring"], state["_ring_tried"] = None, False
+        state["_carried"], state["_carried_pid"] = None, 0
         return state
 
     def set_epoch(self, epoch: int, as_of: int | None = None) -> None:
@@ -234,30 +243,81 @@ class TensorDBIterableDataset(IterableDataset):
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         rank, world = loader_shard()
-        epoch, as_of = self.epoch, self.as_of
+        epoch = self.epoch
+        run = self._take_carried(epoch, self.as_of, rank, world) or self._open(epoch, self.as_of, rank, world)
+        in_worker = self.worker_slots > 0 and get_worker_info() is not None
+        carried = False
+        try:
+            batch, run.first = run.first, None
+            while True:
+                if batch is None:
+                    batch = next(run.stream, None)
+                    if batch is None:
+                        return
+                if run.stream.epoch != epoch:  # the next epoch's first batch: keep the stream for that epoch
+                    run.epoch, run.first = epoch + 1, batch
+                    self._carried, self._carried_pid, carried = run, os.getpid(), True
+                    return
+                if isinstance(batch, dict):
+                    yield self.collate(batch)
+                elif in_worker:
+                    yield self._lend(*batch)
+                else:
+                    X, y = batch
+                    yield torch.from_numpy(X), _label_tensor(y)
+                batch = None
+        finally:
+            if not carried:
+                run.close()
+
+    def _open(self, epoch: int, as_of: int | None, rank: int, world: int) -> _Run:
+        """A new stream from ``epoch`` on: endless where its population is fixed (see :meth:`_take_carried`)."""
         state = StreamState(self.query, self.seed, bool(self.shuffle), self.window_bytes, epoch=epoch)
         db = connect(self.uri, self.study, blobs=self.blobs)
         try:
-            scope = db.scope
+            scope, asked = db.scope, as_of
             if self.dataset is not None:  # its pinned samples and labels; its population, whatever the epoch
                 scope, pinned = datasets.stream_args(db.scope, self.dataset, {})
                 as_of = pinned["as_of"]
+            kwargs = self._stream_kwargs()
+            endless = as_of is not None and kwargs.get("group") is None and not kwargs.get("follow")
+            generation = data_generation(db.scope.index)  # before the stream reads: a change after shows later
             stream = data_stream(scope, self.query, batch_size=self.batch_size, shuffle=self.shuffle,
-                                 seed=self.seed, epochs=epoch + 1, shard=(rank, world), transform=self.transform,
-                                 window_bytes=self.window_bytes, state=state, as_of=as_of,
-                                 index_memo=self._index_memo(), **self._stream_kwargs())
-            in_worker = self.worker_slots > 0 and get_worker_info() is not None
-            with stream:
-                for batch in stream:
-                    if isinstance(batch, dict):
-                        yield self.collate(batch)
-                    elif in_worker:
-                        yield self._lend(*batch)
-                    else:
-                        X, y = batch
-                        yield torch.from_numpy(X), _label_tensor(y)
-        finally:
+                                 seed=self.seed, epochs=None if endless else epoch + 1, shard=(rank, world),
+                                 transform=self.transform, window_bytes=self.window_bytes, state=state, as_of=as_of,
+                                 index_memo=self._index_memo(), **kwargs)
+        except BaseException:
             db.close()
+            raise
+        return _Run(db, stream, epoch, asked, rank, world, generation)
+
+    def _take_carried(self, epoch: int, as_of: int | None, rank: int, world: int) -> _Run | None:
+        """The stream the previous iteration of this process left at the start of ``epoch``, if it fits.
+
+        Why: a new stream per epoch paid its start (connection, record probe,
+        order, first window, an undecoded first window) and its drain (the last
+        windows with nothing to overlap) every epoch, in every loader worker:
+        about a quarter of a worker's epoch on 10k samples of 12 KiB.  A
+        stream whose population is fixed (``as_of``) streams the next epoch
+        exactly as a new one would, so the previous iteration keeps it running
+        into the next epoch and hands it over here.  It fits when the epoch,
+        the population (what :meth:`set_epoch` fixed), the shard and the data
+        generation (no relabel, delete or compaction since:
+        store/generations.py) are the ones it was made for; else it is closed.
+        """
+        run, self._carried = self._carried, None
+        if run is None:
+            return None
+        if self._carried_pid != os.getpid():  # inherited by a forked worker: its threads stayed in the parent
+            return None
+        if (run.epoch, run.as_of, run.rank, run.world) == (epoch, as_of, rank, world):
+            try:
+                if data_generation(run.db.scope.index) == run.generation:
+                    return run
+            except TensorDBError:
+                pass  # the index is gone or down: a new stream says so, with its own error
+        run.close()
+        return None
 
     def _lend(self, X: np.ndarray, y: np.ndarray | None) -> tuple[Any, Any]:
         """``(X, y)`` as tensors in a slot of this worker's ring, or made as usual when none is free."""
@@ -274,6 +334,26 @@ class TensorDBIterableDataset(IterableDataset):
             if lent is not None:
                 return lent[0], (lent[1] if numeric else y)
         return torch.from_numpy(X), _label_tensor(y)
+
+
+@dataclass
+class _Run:
+    """One iteration's stream with its connection, and what it was made for (see ``_take_carried``)."""
+
+    db: Any
+    stream: Any
+    epoch: int  # the epoch its next batch belongs to
+    as_of: int | None  # the population asked for (before a dataset's pin)
+    rank: int
+    world: int
+    generation: int  # the data generation read before it started
+    first: Any = None  # a batch already taken from the stream, yielded first
+
+    def close(self) -> None:
+        try:
+            self.stream.close()
+        finally:
+            self.db.close()
 
 
 def _slots_that_fit(wanted: int, slot_bytes: int) -> int:

@@ -425,6 +425,11 @@ class Stream(Iterator[Any]):
         raise StopIteration
 
     @property
+    def epoch(self) -> int | None:
+        """The epoch of the batch returned last (None before the first batch, and in follow mode's tail)."""
+        return None if self._phase is None else self._phase.epoch
+
+    @property
     def snapshot(self) -> dict[str, int] | None:
         """The data this stream's current epoch reads: ``{"last_seq", "count"}`` (None before it starts)."""
         phase = self._phase
