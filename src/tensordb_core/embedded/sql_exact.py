@@ -124,13 +124,21 @@ def _any_of(path: str, values: list[Any], t: sf.Translator) -> str:
             kinds = _NUMBER
         else:
             raise _Refused
-        terms.append(_value_or_element(path, kinds, f"{{v}} = {t.bind(value)}"))
+        p = t.bind(value)
+        own = None
+        if isinstance(value, str) and HAS_ARROW and not value.startswith(("[", "{")):
+            # ``->>`` gives a JSON string as its text, a number or boolean as a number, null as NULL, and an
+            # array or object as its JSON text, which starts with [ or {: so for such a value, equal text
+            # means a JSON string, and one parse of the document replaces two (json_type, json_extract)
+            own = f"(doc ->> {path} = {p})"
+        terms.append(_value_or_element(path, kinds, f"{{v}} = {p}", own))
     return "(" + " OR ".join(terms) + ")"
 
 
-def _value_or_element(path: str, kinds: str, test: str) -> str:
-    """``test`` (on ``{v}``) holds for the value at ``path`` of type ``kinds``, or for one such element of it."""
-    own = f"(json_type(doc, {path}) IN {kinds} AND {test.format(v=f'json_extract(doc, {path})')})"
+def _value_or_element(path: str, kinds: str, test: str, own: str | None = None) -> str:
+    """``test`` (on ``{v}``) holds for the value at ``path`` of type ``kinds``, or for one such element of it;
+    ``own``: the same test of the value itself, spelled more cheaply by the caller."""
+    own = own or f"(json_type(doc, {path}) IN {kinds} AND {test.format(v=f'json_extract(doc, {path})')})"
     element = (f"(json_type(doc, {path}) = 'array' AND EXISTS (SELECT 1 FROM json_each(doc, {path}) AS e "
                f"WHERE e.type IN {kinds} AND {test.format(v='e.value')}))")
     return f"({own} OR {element})"
