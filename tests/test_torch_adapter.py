@@ -104,20 +104,21 @@ def _epoch_labels(ds, epoch):
 
 
 def test_an_iteration_hands_its_stream_on_to_the_next_epoch(warehouse, monkeypatch):
-    """One stream serves every epoch of a fixed population, in the order one stream of all those epochs gives."""
+    """From a process's second iteration on (a worker that is not persistent iterates once), one stream
+    serves every epoch of a fixed population, in the order one stream of all those epochs gives."""
     import tensordb_core.torch as adapter
 
     made = []
     real = adapter.data_stream
     monkeypatch.setattr(adapter, "data_stream", lambda *a, **k: made.append(k["epochs"]) or real(*a, **k))
     ds = TensorDBIterableDataset(warehouse, study="torch", batch_size=8, seed=3, window_bytes=1000)
-    got = [_epoch_labels(ds, epoch) for epoch in range(3)]
-    assert made == [None]  # made once, endless: each iteration stops at its epoch's end
+    got = [_epoch_labels(ds, epoch) for epoch in range(4)]
+    assert made == [1, None]  # epoch 0 alone; then one endless stream, each iteration stopping at its epoch's end
     with tdb.connect(warehouse, study="torch") as db, db.data_generator(
-            {}, batch_size=8, seed=3, window_bytes=1000, epochs=3, as_of=ds.as_of) as stream:
+            {}, batch_size=8, seed=3, window_bytes=1000, epochs=4, as_of=ds.as_of) as stream:
         expected = [int(v) for _, y in stream for v in y.tolist()]
     assert sum(got, []) == expected and all(sorted(labels) == list(range(N)) for labels in got)
-    assert got[0] != got[1]
+    assert got[0] != got[1] != got[2]
     ds._carried.close()
 
 
@@ -129,6 +130,7 @@ def test_a_carried_stream_is_dropped_when_its_epoch_population_or_data_changed(w
     monkeypatch.setattr(adapter, "data_stream", lambda *a, **k: made.append(k["state"].epoch) or real(*a, **k))
     ds = TensorDBIterableDataset(warehouse, study="torch", batch_size=8, seed=3, window_bytes=1000)
     assert sorted(_epoch_labels(ds, 0)) == list(range(N))
+    assert sorted(_epoch_labels(ds, 0)) == list(range(N))  # a second iteration: its stream runs on into epoch 1
     with tdb.connect(warehouse, study="torch") as db:  # new samples: set_epoch fixes a larger population
         late = np.arange(N, N + 30)
         db.import_data((late[:, None] + np.zeros(6)).astype(np.float32).reshape(-1, 2, 3), late, chunk_bytes=512)
@@ -137,7 +139,7 @@ def test_a_carried_stream_is_dropped_when_its_epoch_population_or_data_changed(w
         assert db.delete_data({"label": {"$lt": 10}}) == 10
     assert sorted(_epoch_labels(ds, 2)) == list(range(10, N + 30))
     assert sorted(_epoch_labels(ds, 2)) == list(range(10, N + 30))  # the same epoch again: the one carried is epoch 3
-    assert made == [0, 1, 2, 2]
+    assert made == [0, 0, 1, 2, 2]
     it = iter(ds)
     next(it)
     it.close()  # an epoch left part way: its stream cannot serve the next one

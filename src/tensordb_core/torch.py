@@ -15,10 +15,11 @@ epoch's iteration starts, so workers need not restart to see a new epoch.
 Each worker process keeps the sample references it read
 (:class:`~tensordb_core.stream.memo.IndexMemo`): a later epoch reads only the
 documents inserted since, instead of the whole index again.  And where the
-population is fixed (:meth:`~TensorDBIterableDataset.set_epoch`), an
-iteration's stream runs on into the next epoch, whose iteration takes it over
-where nothing changed (same epoch, population, shard and data generation), so
-an epoch neither starts nor drains a pipeline.  Samples deleted
+population is fixed (:meth:`~TensorDBIterableDataset.set_epoch`), a
+persistent worker's (or the loader process's) stream runs on into the next
+epoch, whose iteration takes it over where nothing changed (same epoch,
+population, shard and data generation), so an epoch neither starts nor
+drains a pipeline.  Samples deleted
 (or re-tagged) after a worker read them are seen by a new dataset object.
 ``cache_dir=`` (a stream argument: remote chunks kept on local disk) gets one
 cache object per process, so each cached file is checked once per worker.
@@ -170,6 +171,7 @@ class TensorDBIterableDataset(IterableDataset):
         self._disk: DiskChunkCache | None = None
         self._carried: _Run | None = None  # the stream an iteration left at the next epoch's start
         self._carried_pid = 0
+        self._iterated_pid = 0  # the process that iterated last: a second iteration there carries streams
 
     @property
     def epoch(self) -> int:
@@ -220,7 +222,7 @@ class TensorDBIterableDataset(IterableDataset):
         state = dict(self.__dict__)
         state["_memo"], state["_memo_pid"], state["_disk"] = None, 0, None  # references are per process: a spawned worker reads its own
         state["_ring"], state["_ring_tried"] = None, False
-        state["_carried"], state["_carried_pid"] = None, 0
+        state["_carried"], state["_carried_pid"], state["_iterated_pid"] = None, 0, 0
         return state
 
     def set_epoch(self, epoch: int, as_of: int | None = None) -> None:
@@ -244,7 +246,9 @@ class TensorDBIterableDataset(IterableDataset):
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         rank, world = loader_shard()
         epoch = self.epoch
-        run = self._take_carried(epoch, self.as_of, rank, world) or self._open(epoch, self.as_of, rank, world)
+        again, self._iterated_pid = self._iterated_pid == os.getpid(), os.getpid()
+        run = self._take_carried(epoch, self.as_of, rank, world) or self._open(epoch, self.as_of, rank, world,
+                                                                              carry=again)
         in_worker = self.worker_slots > 0 and get_worker_info() is not None
         carried = False
         try:
@@ -270,8 +274,11 @@ class TensorDBIterableDataset(IterableDataset):
             if not carried:
                 run.close()
 
-    def _open(self, epoch: int, as_of: int | None, rank: int, world: int) -> _Run:
-        """A new stream from ``epoch`` on: endless where its population is fixed (see :meth:`_take_carried`)."""
+    def _open(self, epoch: int, as_of: int | None, rank: int, world: int, carry: bool) -> _Run:
+        """A new stream from ``epoch`` on; with ``carry``, endless where its population is fixed (see
+        :meth:`_take_carried`).  Only a process's second iteration and later carry: a loader worker that is not
+        persistent iterates once, and a stream run on into an epoch it will never see would read and decode
+        up to two windows and a few batches for nothing."""
         state = StreamState(self.query, self.seed, bool(self.shuffle), self.window_bytes, epoch=epoch)
         db = connect(self.uri, self.study, blobs=self.blobs)
         try:
@@ -280,7 +287,7 @@ class TensorDBIterableDataset(IterableDataset):
                 scope, pinned = datasets.stream_args(db.scope, self.dataset, {})
                 as_of = pinned["as_of"]
             kwargs = self._stream_kwargs()
-            endless = as_of is not None and kwargs.get("group") is None and not kwargs.get("follow")
+            endless = carry and as_of is not None and kwargs.get("group") is None and not kwargs.get("follow")
             generation = data_generation(db.scope.index)  # before the stream reads: a change after shows later
             stream = data_stream(scope, self.query, batch_size=self.batch_size, shuffle=self.shuffle,
                                  seed=self.seed, epochs=None if endless else epoch + 1, shard=(rank, world),
