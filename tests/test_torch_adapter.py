@@ -117,7 +117,7 @@ def test_an_iteration_hands_its_stream_on_to_the_next_epoch(warehouse, monkeypat
     with tdb.connect(warehouse, study="torch") as db, db.data_generator(
             {}, batch_size=8, seed=3, window_bytes=1000, epochs=4, as_of=ds.as_of) as stream:
         expected = [int(v) for _, y in stream for v in y.tolist()]
-    assert sum(got, []) == expected and all(sorted(labels) == list(range(N)) for labels in got)
+    assert [v for labels in got for v in labels] == expected and all(sorted(labels) == list(range(N)) for labels in got)
     assert got[0] != got[1] != got[2]
     ds._carried.close()
 

@@ -10,9 +10,10 @@ cache needs immutable bytes, chunks are read into reused buffers
 are not read at all: the window holds read-only mapped views of the chunk
 files (one per chunk where its rows fill a quarter of their span:
 :meth:`~tensordb_core.stream.plan.FetchPlan.joined`), and the decoder copies
-each sample once, from the page cache into its batch.  The fetch thread also crc32s each segment right after
-its read (the bytes are cache-hot, and it would otherwise wait on I/O), so
-the decode threads, the bottleneck for small samples, skip that pass.
+each sample once, from the page cache into its batch.  The fetch thread
+also crc32s each segment right after its read (the bytes are cache-hot, and
+it would otherwise wait on I/O), so the decode threads, the bottleneck for
+small samples, skip that pass.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.disk_cache import DiskCachedBlobs
 from tensordb_core.stream.plan import FrozenRefs, plan_fetch
 from tensordb_core.stream.unpack import unpack_window
-
 
 #: A mapped chunk's ranges are mapped as one where they fill at least this much of it (FetchPlan.joined).
 MAP_FILL = 0.25

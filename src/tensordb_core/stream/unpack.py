@@ -24,6 +24,7 @@ chunks) is left to it too.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import cramjam
@@ -76,7 +77,7 @@ def unpack_window(window: Window, pool: BufferPool | None, verify: bool) -> bool
     views = window.views
     begin, end, which = start.tolist(), (start + length).tolist(), req.tolist()
     try:
-        for a, b in zip(cuts, cuts[1:]):  # one call per run of adjacent segments
+        for a, b in pairwise(cuts):  # one call per run of adjacent segments
             wrote = cramjam.lz4.decompress_into(views[which[a]][begin[a] : end[b - 1]], out[a * slot : b * slot])
             if wrote != (b - a) * slot:
                 raise _DecompressionError(f"{wrote} bytes for {b - a} samples")
@@ -104,7 +105,7 @@ def _sizes_declared(bufs: list[Any], req: np.ndarray, start: np.ndarray, slot: i
     """True when every segment starts an lz4 frame declaring ``slot`` bytes (rows sorted by request)."""
     cuts = [0, *(np.flatnonzero(req[1:] != req[:-1]) + 1).tolist(), len(req)]
     offsets = np.arange(_HEADER)
-    for a, b in zip(cuts, cuts[1:]):
+    for a, b in pairwise(cuts):
         data = np.frombuffer(bufs[int(req[a])], dtype=np.uint8)
         at = start[a:b, None] + offsets
         if at[-1, -1] >= len(data) or at[0, 0] < 0:
