@@ -36,8 +36,6 @@ log = logging.getLogger(__name__)
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9._/\-]*$")
 
 
-
-
 def as_bytes(data: bytes | bytearray | memoryview) -> bytes:
     """``data`` as ``bytes`` (no copy when it already is)."""
     return data if isinstance(data, bytes) else memoryview(data).cast("B").tobytes()
