@@ -265,8 +265,9 @@ def _fetch(blobs: BlobStore, refs: FrozenRefs, rows: np.ndarray, cache: ChunkCac
            stats: Any, pool: BufferPool | None) -> Window:
     # Whole chunks where a cache keeps what it was asked for: the request cache, the disk cache's chunks.
     whole = cache is not None or isinstance(blobs, DiskCachedBlobs)
+    mapped = cache is None and bool(blobs.capabilities.map)  # views of the files: a request costs a mapping
     plan = plan_fetch(refs, rows, local=bool(blobs.capabilities.read_into), exact=not whole, whole_chunks=whole)
-    if cache is None and blobs.capabilities.map:
+    if mapped:
         plan = plan.joined(MAP_FILL)
     bufs: list[Any] = [None] * len(plan.requests)
     todo: list[int] = []
@@ -280,7 +281,7 @@ def _fetch(blobs: BlobStore, refs: FrozenRefs, rows: np.ndarray, cache: ChunkCac
     if not todo:
         return window
     began = time.perf_counter()
-    if cache is None and blobs.capabilities.map:
+    if mapped:
         got = _mapped(cast(MapsBlobs, blobs), [plan.requests[i] for i in todo])
     elif cache is None and pool is not None and blobs.capabilities.read_into and all(plan.lengths[i] >= 0 for i in todo):
         window.pool = pool
