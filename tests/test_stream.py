@@ -426,7 +426,7 @@ def test_wait_fetch_measures_a_slow_fetch(db, monkeypatch):
     drain(stream)
     slept = delay * len(windows)
     assert len(windows) >= 2
-    # windows are read two at a time (fetch.WindowReader): the consumer waits about half of the sleeps
+    # windows are read two at a time (reader.WindowReader): the consumer waits about half of the sleeps
     assert 0.25 * slept <= stream.stats.wait_fetch_s <= stream.stats.elapsed_s
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import tensordb_core as tdb
-from tensordb_core.stream import fetch, unpack
+from tensordb_core.stream import reader, unpack
 from tensordb_core.stream.decode import SampleError
 
 N = 600
@@ -58,7 +58,7 @@ def test_unpacked_windows_give_the_per_sample_batches(tmp_path: Path, monkeypatc
     with tdb.connect(tmp_path / "wh", study="s") as db:
         db.import_data(X, np.arange(N), chunk_bytes=4096, codec="lz4")
         whole = stream(db, shuffle=shuffle, seed=3, epochs=2)
-        monkeypatch.setattr(fetch, "unpack_window", never)
+        monkeypatch.setattr(reader, "unpack_window", never)
         single = stream(db, shuffle=shuffle, seed=3, epochs=2)
     assert whole[2]["unpacked_windows"] >= 4  # every window but each epoch's first
     assert single[2]["unpacked_windows"] == 0
@@ -76,7 +76,7 @@ def test_windows_of_two_formats_or_codecs_are_left_to_the_per_sample_decoder(tmp
         db.import_data(compressible(200, seed=1), np.arange(200, 400), chunk_bytes=4096, codec="none")
         db.import_data(compressible(200, shape=(4, 80), seed=2), np.arange(400, 600), chunk_bytes=4096, codec="lz4")
         whole = stream(db, shuffle=True, seed=5, batch_size=1, window_bytes=1 << 20)
-        monkeypatch.setattr(fetch, "unpack_window", never)
+        monkeypatch.setattr(reader, "unpack_window", never)
         single = stream(db, shuffle=True, seed=5, batch_size=1, window_bytes=1 << 20)
     assert whole[2]["unpacked_windows"] == 0  # one window of mixed formats and codecs
     same_batches(whole, single)
@@ -101,7 +101,7 @@ def test_a_frame_declaring_another_size_is_never_unpacked(tmp_path: Path) -> Non
             return calls[-1]
 
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(fetch, "unpack_window", spy)
+            mp.setattr(reader, "unpack_window", spy)
             xs, ys, stats = stream(db, shuffle=False, verify=False, on_error="skip", window_bytes=4096)
     labels = np.concatenate(ys)
     assert 400 not in labels.tolist() and len(labels) == N - 1

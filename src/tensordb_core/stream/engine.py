@@ -4,7 +4,7 @@
 
     fetch thread        index pages -> epoch order -> this rank's windows -> cache / get_many -> crc32
                         (plan.RefTable, order.block_order/shard_positions, plan.plan_fetch, fetch.fetch_window;
-                        a fresh epoch's windows come from blocks.BlockReader; fetch.WindowReader reads two at once,
+                        a fresh epoch's windows come from blocks.BlockReader; reader.WindowReader reads two at once,
                         and unpacks small samples' lz4 a window at a time there: unpack.unpack_window)
         | windows queue (2)
     assembly thread     slices windows into batches, submits each to the decode pool
@@ -52,7 +52,7 @@ from tensordb_core.stream.blocks import (
 from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.decode import Decoder
 from tensordb_core.stream.disk_cache import DiskCachedBlobs, DiskChunkCache
-from tensordb_core.stream.fetch import BufferPool, Window, WindowReader, fetch_window
+from tensordb_core.stream.fetch import BufferPool, Window, fetch_window
 from tensordb_core.stream.follow import StoreWatch, Watermark
 from tensordb_core.stream.groups import EpochBounds
 from tensordb_core.stream.handoff import Handoff, StopSignal, result_or_stop
@@ -69,6 +69,7 @@ from tensordb_core.stream.order import (
     window_permutation,
 )
 from tensordb_core.stream.plan import PROJECTION, FrozenRefs, RefTable
+from tensordb_core.stream.reader import WindowReader
 from tensordb_core.stream.records import RecordDecoder, RecordTable, record_projection
 
 #: Windows the fetch thread may hold ready ahead of batch assembly.
@@ -533,7 +534,7 @@ class Engine:
             began = time.perf_counter()
             item = self.windows.get()
             self.counters.add(assembly_wait_s=time.perf_counter() - began)
-            if isinstance(item, Future):  # a window being read (fetch.WindowReader)
+            if isinstance(item, Future):  # a window being read (reader.WindowReader)
                 item = result_or_stop(item, self.stop)
             if item is None:
                 return

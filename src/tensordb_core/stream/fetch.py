@@ -21,7 +21,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, cast
@@ -34,7 +33,6 @@ from tensordb_core.store.protocols import BlobStore, MapsBlobs
 from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.disk_cache import DiskCachedBlobs
 from tensordb_core.stream.plan import FrozenRefs, plan_fetch
-from tensordb_core.stream.unpack import unpack_window
 
 #: A mapped chunk's ranges are mapped as one where they fill at least this much of it (FetchPlan.joined).
 MAP_FILL = 0.25
@@ -162,67 +160,6 @@ def fetch_window(blobs: BlobStore, refs: FrozenRefs, rows: np.ndarray, cache: Ch
         _precheck(window)
         stats.add(verify_s=time.perf_counter() - began)
     return window
-
-
-class WindowReader:
-    """Reads windows on threads of its own, ``ahead`` at a time: the next window's requests go out while the
-    one before is still in flight.
-
-    Why: the stream's fetch thread read one window, then the next.  Against an
-    object store a window is a round of requests as long as its slowest, and
-    a 400-sample remote epoch was three rounds end to end (S3 later epochs
-    5-6k samples/s; the old two-window order 10k).  Futures are handed on in
-    window order, so batches keep theirs.
-    """
-
-    def __init__(self, blobs: BlobStore, cache: ChunkCache | None, stats: Any, pool: BufferPool | None,
-                 verify: bool, ahead: int) -> None:
-        self.args = (blobs, cache, stats, pool, verify)
-        self.threads = ThreadPoolExecutor(max_workers=max(1, ahead), thread_name_prefix="tensordb-window")
-        self._idle = threading.Condition()
-        self._pending = 0
-
-    def submit(self, refs: FrozenRefs, rows: np.ndarray, done: Callable[[FrozenRefs], None] | None = None,
-               unpack: bool = False) -> Future[Window]:
-        """Start reading ``rows`` of ``refs``; ``done(refs)`` runs once read (and checked).
-
-        ``unpack``: also decompress the window whole (stream/unpack.py) on this
-        thread.  The engine asks it of every window but an epoch's first, whose
-        first batch would otherwise wait for the whole window's lz4.
-        """
-        blobs, cache, stats, pool, verify = self.args
-        with self._idle:
-            self._pending += 1
-
-        def read() -> Window:
-            try:
-                window = fetch_window(blobs, refs, rows, cache, stats, pool, verify)
-                if unpack:
-                    began = time.perf_counter()
-                    if unpack_window(window, pool, verify):
-                        stats.add(decode_s=time.perf_counter() - began, unpacked_windows=1)
-                if done is not None:
-                    done(refs)
-                return window
-            finally:
-                with self._idle:
-                    self._pending -= 1
-                    self._idle.notify_all()
-
-        return self.threads.submit(read)
-
-    def wait_idle(self, stop: threading.Event) -> bool:
-        """Wait until every submitted window is read; False when ``stop`` is set first."""
-        with self._idle:
-            while self._pending and not stop.is_set():
-                self._idle.wait()
-        return not stop.is_set()
-
-    def stop(self) -> None:
-        """Cancel the reads not started and wake :meth:`wait_idle` (whose caller's ``stop`` is set by now)."""
-        self.threads.shutdown(wait=False, cancel_futures=True)
-        with self._idle:
-            self._idle.notify_all()
 
 
 def _precheck(window: Window) -> None:
