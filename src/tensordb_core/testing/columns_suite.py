@@ -22,7 +22,9 @@ DOCS: list[dict[str, Any]] = [
     {"v": 3},
 ]
 QUERIES: list[dict[str, Any]] = [{}, {"k": "a"}, {"v": {"$gte": 1}}, {"$and": [{"k": "a"}, {"v": {"$lt": 0}}]},
-                                 {"flag": {"$in": [0, 1]}}, {"k": {"$ne": "a"}}, {"sub.x": 1.5}]
+                                 {"flag": {"$in": [0, 1]}}, {"k": {"$ne": "a"}}, {"sub.x": 1.5}, {"k": "none"}]
+#: Every path, one path alone (a store may spell one path differently from many), none (only _seq and _id).
+PATH_SETS = [PATHS, ["flag"], []]
 
 
 def _at(doc: Any, path: str) -> Any:
@@ -39,16 +41,17 @@ class ColumnsSuite:
         index_store.insert_many("columned", [dict(d) for d in DOCS])
         stored = list(index_store.find("columned", {}))
         answered = 0
-        for query in QUERIES:
+        for query, paths in ((q, p) for q in QUERIES for p in PATH_SETS):
             for after, until in ((0, 10**9), (stored[1]["_seq"], stored[3]["_seq"])):
-                cols = index_store.read_columns("columned", query, PATHS, after=after, until=until)
+                cols = index_store.read_columns("columned", query, paths, after=after, until=until)
                 if cols is None:
                     continue  # outside what this store answers as columns: the caller reads documents
                 answered += 1
                 want = [d for d in stored if after < d["_seq"] <= until and matches(d, query)]
                 assert cols["_seq"] == [d["_seq"] for d in want], query
                 assert cols["_id"] == [d["_id"] for d in want], query
-                for path in PATHS:
+                assert set(cols) == {"_seq", "_id", *paths}, (query, paths)
+                for path in paths:
                     assert cols[path] == [_at(d, path) for d in want], (query, path)
                     assert [type(v) for v in cols[path]] == [type(_at(d, path)) for d in want], (query, path)
         assert answered, "a store declaring columns answers at least the empty query"
