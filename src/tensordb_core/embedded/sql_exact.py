@@ -150,11 +150,11 @@ def _value_or_element(path: str, kinds: str, test: str, own: str | None = None) 
 HAS_ARROW = sqlite3.sqlite_version_info >= (3, 38)
 
 
-def select_columns(table: str, query: Mapping[str, Any], paths: list[str], after: int,
-                   until: int) -> tuple[str, sf.SQLParams] | None:
-    """One statement whose one row holds JSON arrays of ``query``'s matches in ``(after, until]``: their
-    ``_seq``, their ``_id``, and one array per match of its values at ``paths`` (``json_extract`` of them all);
-    None outside the exact language (or before SQLite 3.38, whose ``->>`` the language uses).
+def select_columns(table: str, query: Mapping[str, Any], paths: list[str]) -> tuple[str, sf.SQLParams] | None:
+    """One statement whose one row holds JSON arrays of ``query``'s matches with ``:after < _seq <= :until``
+    (named parameters the caller binds): their ``_seq``, their ``_id``, and one array per match of its values
+    at ``paths`` (``json_extract`` of them all); None outside the exact language (or before SQLite 3.38,
+    whose ``->>`` the language uses).
 
     Why arrays built by SQLite: the whole read is then one step of the
     statement, during which the GIL is free, and Python parses three JSON
@@ -165,9 +165,12 @@ def select_columns(table: str, query: Mapping[str, Any], paths: list[str], after
     A multi-path ``json_extract`` answers a JSON array of JSON values (a bool
     stays a bool, a str is quoted, a missing path is null); with one path it
     would answer the bare SQL value, so a single path is asked twice.
+    Why the bounds are left to the caller: a stream reads one query block
+    after block, and the statement is then built once (see
+    ``SQLiteIndexStore.read_columns``).
     """
-    if type(after) is not int or type(until) is not int or not all(isinstance(p, str) for p in paths):
-        raise InvalidQuery(f"read_columns takes int bounds and str paths, got {after!r}, {until!r}, {paths!r}")
+    if not all(isinstance(p, str) for p in paths):
+        raise InvalidQuery(f"read_columns takes str paths, got {paths!r}")
     spelled = [sf.json_path(p.split(".")) if p else None for p in paths]
     t = sf.Translator()
     cond = exact_where(query, t)
@@ -175,8 +178,7 @@ def select_columns(table: str, query: Mapping[str, Any], paths: list[str], after
         return None
     extract = ", ".join(spelled if len(spelled) != 1 else spelled * 2)
     values = f"json_group_array(json_extract(doc, {extract}))" if spelled else "json_group_array(json_array())"
-    matches = (f"SELECT seq, id, doc FROM {table} WHERE seq > {t.bind(after)} AND seq <= {t.bind(until)} "
-               f"AND {cond} ORDER BY seq")
+    matches = f"SELECT seq, id, doc FROM {table} WHERE seq > :after AND seq <= :until AND {cond} ORDER BY seq"
     return f"SELECT json_group_array(seq), json_group_array(id), {values} FROM ({matches})", t.params
 
 

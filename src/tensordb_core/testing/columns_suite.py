@@ -22,7 +22,8 @@ DOCS: list[dict[str, Any]] = [
     {"v": 3},
 ]
 QUERIES: list[dict[str, Any]] = [{}, {"k": "a"}, {"v": {"$gte": 1}}, {"$and": [{"k": "a"}, {"v": {"$lt": 0}}]},
-                                 {"flag": {"$in": [0, 1]}}, {"k": {"$ne": "a"}}, {"sub.x": 1.5}, {"k": "none"}]
+                                 {"flag": {"$in": [0, 1]}}, {"k": {"$ne": "a"}}, {"sub.x": 1.5}, {"k": "none"},
+                                 {"v": 2}, {"v": "2"}, {"flag": 1}, {"flag": True}]  # alike in text, not in matches
 #: Every path, one path alone (a store may spell one path differently from many), none (only _seq and _id).
 PATH_SETS = [PATHS, ["flag"], []]
 
