@@ -135,6 +135,10 @@ def backend_rows(names: list[str], datasets: list[Spec], repeat: int, ceilings: 
                                 index_uri=backend.index_uri, blob_options=args["blob_options"],
                                 index_options=args["index_options"], label=name, get_samples=get_samples,
                                 workdir=work)
+            if name == "s3":  # the peers read S3 only: LitData and MosaicML from the same server
+                from remote_peers import peer_rows
+
+                rows += peer_rows(name, args["blobs"], args["blob_options"], datasets, repeat, work)
         finally:
             backend.stop()
         status.append({"backend": name, "status": f"measured on {backend.description}",

@@ -30,7 +30,10 @@ backend (``--quick``: a fifth of all of that).
    Every server is stopped by PID at the end, on errors, Ctrl-C and SIGTERM.
    ``--blobs URI`` adds the same rows for a store you run yourself;
    ``remote_rows.remote_rows`` is the hook (modules: ``benchkit`` the datasets and
-   measurements, ``remote_rows``, ``other_loaders``, ``report`` the output).
+   measurements, ``remote_rows``, ``remote_peers``, ``other_loaders``, ``report`` the output).
+   On S3 also LitData and MosaicML streaming (where installed) reading the same
+   samples from the same server, first epoch and cached epochs
+   (``remote_peers.py``); a closing line per dataset gives the ratios.
 5. WebDataset / MosaicML streaming, when installed (``pip install webdataset
    mosaicml-streaming``): the same samples written as 64 MiB WebDataset tar
    shards (``.npy`` + ``.cls`` per sample, read back with ``np.load``) and as
@@ -75,6 +78,7 @@ from benchkit import (
     stream_run,
 )
 from other_loaders import other_loader_rows, other_loaders, versus_others
+from remote_peers import versus_remote_peers
 from remote_rows import backend_rows, remote_rows, remote_specs
 from report import machine, markdown_table, print_table, write_json
 from versus_litdata import litdata_installed, litdata_rows, versus_litdata
@@ -205,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     others = other_loaders()
     versus = versus_others(rows)
     litdata = versus_litdata([r for r in rows if r.get("vs_sequential_get") is None and ":" not in r["row"].split(" ")[0]])
+    remote_peers = versus_remote_peers(rows)
     print_table(rows)
     for b in backends:
         print(f"{b['backend']}: {b['status']}")
@@ -212,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{other['row']}: {other['status']}")
     for v in litdata:
         print(f"{v['dataset']} vs LitData: " + ", ".join(f"{k} {val}x" for k, val in v.items() if k != "dataset"))
+    for v in remote_peers:
+        print(f"{v['dataset']} on s3, TensorDB vs: " + ", ".join(f"{k} {val}x" for k, val in v.items() if k != "dataset"))
     for v in versus:
         print(f"{v['dataset']}: TensorDB stream next epochs (shuffled) {v['tensordb_samples_per_s']:,.0f}/s = "
               f"{v['ratio']:.2f}x {v['best_other']} {v['best_other_samples_per_s']:,.0f}/s "
@@ -221,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
               "datasets": {s.name: s.n for s in datasets}, "remote_datasets": {s.name: s.n for s in remote},
               "machine": {**machine(), "load_average_at_start": load_before},
               "total_seconds": round(time.perf_counter() - began, 1), "rows": rows, "backends": backends,
-              "other_loaders": others, "vs_other_loaders": versus, "vs_litdata": litdata}
+              "other_loaders": others, "vs_other_loaders": versus, "vs_litdata": litdata,
+              "vs_remote_peers": remote_peers}
     out = write_json(args.out, result)
     print(f"wrote {out} ({result['total_seconds']}s)", file=sys.stderr)
     failed = [b for b in backends if b["status"].startswith("not available")]
