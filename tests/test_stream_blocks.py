@@ -9,6 +9,8 @@ require the same sequence.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -20,6 +22,7 @@ from tensordb_core.stream.order import (
     StreamState,
     block_layout,
     block_order,
+    read_units,
 )
 
 CHUNK = 2048
@@ -282,3 +285,20 @@ def test_the_record_probe_and_the_first_layout_share_one_read_of_the_head(blocks
         assert len(heads) == 2 and layout_reads == []
         first = min(int(d["_seq"]) for d in docs)
         assert _labels(db.data_generator(batch_size=8, seed=1, as_of=first - 1)) == []  # the whole head above it
+
+
+def test_read_units_merge_consecutive_windows_up_to_the_byte_limit():
+    """Later epochs read an epoch's small first windows together: reads never split a window, never exceed the
+    limit unless one window does, and a fresh stream's first window stays a read of its own."""
+    sizes = [512, 1024, 2048, 4096, 5888]
+    cuts = [0, *np.cumsum(sizes).tolist()]
+    per_sample = np.full(cuts[-1], 10, dtype=np.int64)
+    limit = 10 * 5888
+    assert read_units(cuts, per_sample, limit, first_alone=False) == [0, 3584, 7680, 13568]
+    assert read_units(cuts, per_sample, limit, first_alone=True) == [0, 512, 3584, 7680, 13568]
+    assert read_units(cuts, per_sample, 1, first_alone=False) == cuts  # every window above the limit: one read each
+    assert read_units([0, 7], per_sample[:7], limit, first_alone=True) == [0, 7]
+    for first_alone in (False, True):
+        units = read_units(cuts, per_sample, limit, first_alone=first_alone)
+        assert set(units) <= set(cuts) and units[0] == 0 and units[-1] == cuts[-1]
+        assert all(per_sample[a:b].sum() <= limit for a, b in pairwise(units))

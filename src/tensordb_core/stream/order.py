@@ -209,6 +209,19 @@ def block_sequence(layout: BlockLayout, *, seed: int, epoch: int, shuffle: bool)
     return np.random.default_rng([seed, epoch]).permutation(layout.blocks).astype(np.int64)
 
 
+def read_units(cuts: list[int], stored_bytes: np.ndarray, limit: int, *, first_alone: bool) -> list[int]:
+    """Window boundaries ``cuts`` (positions, from 0 to the end) merged into reads of consecutive windows of at
+    most ``limit`` stored bytes together (a window larger than that is one read); ``first_alone``: the first
+    window is a read of its own (a fresh stream's first batch waits for it)."""
+    total = np.concatenate([[0], np.cumsum(stored_bytes, dtype=np.int64)])
+    out = [cuts[0]]
+    for i in range(1, len(cuts) - 1):
+        if (first_alone and len(out) == 1) or total[cuts[i + 1]] - total[out[-1]] > limit:
+            out.append(cuts[i])
+    out.append(cuts[-1])
+    return out
+
+
 class WindowCutter:
     """Closes windows as blocks arrive in reading order: a window closes with the block that fills its rows.
 

@@ -47,7 +47,7 @@ class WindowReader:
         """Start reading ``rows`` of ``refs``; ``done(refs)`` runs once read (and checked).
 
         ``unpack``: also decompress the window whole (stream/unpack.py) on this
-        thread.  The engine asks it of every window but an epoch's first, whose
+        thread.  The engine asks it of every window but the stream's first, whose
         first batch would otherwise wait for the whole window's lz4.
         """
         blobs, cache, stats, pool, verify = self.args
