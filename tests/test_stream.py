@@ -356,7 +356,8 @@ def test_corrupted_file_fails_its_checksum(tmp_path):
 
 def test_bad_arguments_are_typed_errors(db):
     for kwargs in ({"batch_size": 0}, {"shard": (2, 2)}, {"shard": 3}, {"on_error": "ignore"}, {"epochs": 0},
-                   {"seed": -1}, {"transform": 5}, {"prefetch": 0}, {"cache_bytes": -5}, {"poll_s": 0}):
+                   {"seed": -1}, {"transform": 5}, {"prefetch": 0}, {"cache_bytes": -5}, {"poll_s": 0},
+                   {"read_threads": 0}, {"read_threads": 1.5}, {"decode_workers": 0}):
         with pytest.raises(InvalidStreamArgument):
             db.data_generator(**kwargs)
     with pytest.raises(tdb.InvalidQuery):
@@ -406,6 +407,18 @@ def test_stats_report_throughput_and_time_split(db):
     forced = db.data_generator(batch_size=32, decode_workers=3, **SMALL)
     drain(forced)
     assert forced.stats.decode_workers == 3
+
+
+def test_one_reading_thread_streams_the_same_batches(db):
+    """``read_threads=1`` (a loader worker with one CPU) reads one window at a time: the same batches, in order."""
+    make_data(db, codec="lz4")
+    both, threads = [], []
+    for n in (None, 1):
+        with db.data_generator(batch_size=16, epochs=2, read_threads=n, **SMALL) as stream:
+            both.append([y.tolist() for _x, y in stream])
+            threads.append(stream.stats.read_threads)
+    assert both[0] == both[1] and sum(map(len, both[0])) == 2 * N
+    assert threads == [2, 1]
 
 
 def test_wait_fetch_measures_a_slow_fetch(db, monkeypatch):

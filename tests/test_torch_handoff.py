@@ -106,14 +106,16 @@ def test_worker_slots_must_be_a_non_negative_int(warehouse, bad):
     (8, 2, None, None),  # CPUs to spare: the stream's own choice from the sample size
     (2, 2, 3, 3),      # the caller's choice stands
 ])
-def test_a_worker_with_one_cpu_decodes_on_one_thread(warehouse, monkeypatch, cpus, workers, given, expected):
-    kwargs = {} if given is None else {"decode_workers": given}
+@pytest.mark.parametrize("option", ["decode_workers", "read_threads"])
+def test_a_worker_with_one_cpu_decodes_and_reads_on_one_thread(warehouse, monkeypatch, cpus, workers, given,
+                                                               expected, option):
+    kwargs = {} if given is None else {option: given}
     ds = TensorDBIterableDataset(warehouse, study="torch", **kwargs)
     monkeypatch.setattr(tdb_torch.os, "cpu_count", lambda: cpus)
     monkeypatch.setattr(tdb_torch, "get_worker_info", lambda: type("Info", (), {"num_workers": workers, "id": 0})())
-    assert ds._stream_kwargs().get("decode_workers") == expected
+    assert ds._stream_kwargs().get(option) == expected
     monkeypatch.setattr(tdb_torch, "get_worker_info", lambda: None)
-    assert ds._stream_kwargs().get("decode_workers") == given  # the main process: untouched
+    assert ds._stream_kwargs().get(option) == given  # the main process: untouched
 
 
 @pytest.mark.timeout(120)

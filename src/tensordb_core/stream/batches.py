@@ -117,6 +117,7 @@ class StreamStats:
     decode_workers: int
     skipped_ids: tuple[str, ...]
     unpacked_windows: int = 0  # windows decompressed whole on the reading threads (stream/unpack.py)
+    read_threads: int = 0  # threads reading windows (reader.WindowReader)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -142,6 +143,7 @@ def data_stream(
     state: Mapping[str, Any] | StreamState | None = None,
     window_bytes: int = DEFAULT_WINDOW_BYTES,
     decode_workers: int | None = None,
+    read_threads: int | None = None,
     poll_s: float = 1.0,
     verify: bool = True,
     as_of: int | None = None,
@@ -180,7 +182,10 @@ def data_stream(
     decoded ahead; ``cache_bytes`` (or a shared :class:`~tensordb_core.stream.cache.ChunkCache`)
     keeps recently read chunk bytes across epochs.  ``decode_workers`` defaults
     to one thread for small samples (under 32 KiB stored) and to the CPU count
-    (at most 4) for larger ones (see :func:`tensordb_core.stream.engine.auto_decode_workers`).
+    (at most 4) for larger ones (see :func:`tensordb_core.stream.engine.auto_decode_workers`);
+    ``read_threads`` (default 2) read, check and unpack windows, two at once so
+    that one is read while the other is decoded (the torch adapter's loader
+    workers with at most a CPU each use one).
     ``verify=False`` skips the crc32 check.  ``as_of`` fixes the population to
     samples with ``_seq <= as_of`` (from :meth:`TensorDB.data_snapshot`): DDP
     ranks started at different moments while data is being imported must pass
@@ -211,6 +216,8 @@ def data_stream(
         raise InvalidStreamArgument("transform must be a function of one array (or None)")
     if decode_workers is not None:
         _check_int("decode_workers", decode_workers, 1)
+    if read_threads is not None:
+        _check_int("read_threads", read_threads, 1)
     if as_of is not None:
         _check_int("as_of", as_of, 0)
     if group is not None:
@@ -237,7 +244,7 @@ def data_stream(
         raise InvalidStreamArgument(f"weights must be a field name or a function of a document, not {weights!r}")
     cfg = StreamConfig(q, batch_size, bool(shuffle), seed, epochs, bool(follow), rank, world, transform, prefetch,
                        on_error, bool(drop_last), window_bytes, decode_workers, float(poll_s), bool(verify),
-                       group=group, records=records, weights=weights)
+                       group=group, records=records, weights=weights, read_threads=read_threads)
     if index_memo is not None and not isinstance(index_memo, IndexMemo):
         raise InvalidStreamArgument(f"index_memo must be an IndexMemo or None, not {type(index_memo).__name__}")
     _check_int("disk_cache_bytes", disk_cache_bytes, 1)
@@ -496,6 +503,7 @@ class Stream(Iterator[Any]):
             decode_workers=int(c.get("decode_workers", 0)),
             skipped_ids=tuple(self._skipped_ids),
             unpacked_windows=int(c.get("unpacked_windows", 0)),
+            read_threads=int(c.get("read_threads", 0)),
         )
 
     @property

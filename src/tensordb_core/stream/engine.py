@@ -106,6 +106,7 @@ class StreamConfig:
     group: str | None = None  # ranks passing the same name agree on each epoch's population (stream/groups.py)
     records: RecordOptions | None = None  # dict batches of records (stream/records.py); None: (X, y) batches
     weights: str | Callable[[Mapping[str, Any]], float] | None = None  # draw with replacement (order.weighted_order)
+    read_threads: int | None = None  # threads reading windows (reader.WindowReader); None: WINDOWS_AHEAD
 
 
 @dataclass(frozen=True)
@@ -199,7 +200,9 @@ class Engine:
         self.pool: ThreadPoolExecutor | None = None  # made on the first batch, when sample sizes are known
         self._pool_lock = threading.Lock()
         self.buffers = BufferPool(max_bytes=(WINDOWS_AHEAD + 2) * cfg.window_bytes)
-        self.reader = WindowReader(self.blobs, cache, self.counters, self.buffers, cfg.verify, WINDOWS_AHEAD)
+        threads = cfg.read_threads or WINDOWS_AHEAD
+        self.reader = WindowReader(self.blobs, cache, self.counters, self.buffers, cfg.verify, threads)
+        self.counters.add(read_threads=threads)
         self.stop.wake(self.reader.stop)  # cancels the reads not started, wakes wait_idle
         rec = cfg.records
         self.projection = PROJECTION if rec is None else record_projection(rec.fields)

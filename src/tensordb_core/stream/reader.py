@@ -36,9 +36,9 @@ class WindowReader:
     """
 
     def __init__(self, blobs: BlobStore, cache: ChunkCache | None, stats: Any, pool: BufferPool | None,
-                 verify: bool, ahead: int) -> None:
+                 verify: bool, threads: int) -> None:
         self.args = (blobs, cache, stats, pool, verify)
-        self.threads = ThreadPoolExecutor(max_workers=max(1, ahead), thread_name_prefix="tensordb-window")
+        self.threads = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="tensordb-window")
         self._idle = threading.Condition()
         self._pending = 0
 
