@@ -205,8 +205,8 @@ class TensorDBIterableDataset(IterableDataset):
         choices count every CPU of the machine, so each of 2 workers on 2
         cores ran 2 decode threads for large samples (147 KiB: 2 workers
         6.4-7.2k -> 8.5-12.4k samples/s, 15% less CPU per sample) and 2
-        reading threads for small ones (12 KiB: 2 workers 39-46k -> 51-52k
-        samples/s, 38-41 -> 32 µs of CPU per sample, loader and workers).
+        reading threads for small ones (12 KiB: 2 workers 39-45k -> 47-50k
+        samples/s, 38-41 -> 33-36 µs of CPU per sample, loader and workers).
         """
         kwargs = dict(self.stream_kwargs)
         info = get_worker_info()
