@@ -84,10 +84,36 @@ def _fresh(work: Path, name: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=work))
 
 
+def first_and_next_epochs(spec: Spec, name: str, cached: str, dataset: Callable[[Path], Any],
+                          epoch: Callable[[Any], tuple[int, int]], work: Path, repeat: int) -> list[dict[str, Any]]:
+    """A peer's two rows: its first epoch (a new ``dataset(local_dir)`` each run, so its index read and download
+    are in it) and its next epochs (one dataset iterated again, as a training loop does, reading its local copy)."""
+
+    def first_epoch() -> tuple[int, int]:
+        local = _fresh(work, "peer-local")
+        try:
+            return epoch(dataset(local))  # dropped on return (MosaicML frees its shared memory then)
+        finally:
+            shutil.rmtree(local, ignore_errors=True)
+
+    rows = []
+    took, n, nb = best_of(repeat, first_epoch)
+    rows.append(row(spec, f"{name} 1st epoch (shuffled)", took, n, nb, None))
+    local = _fresh(work, "peer-local")
+    try:
+        kept = [dataset(local)]
+        epoch(kept[0])  # downloads: the epochs timed next read the local copy
+        took, n, nb = best_of(repeat, lambda: epoch(kept[0]))
+        kept.clear()
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+    rows.append(row(spec, f"{name} next epochs, {cached} (shuffled)", took, n, nb, None))
+    return rows
+
+
 def litdata_remote_rows(spec: Spec, label: str, url: str, storage_options: dict[str, Any], work: Path,
                         repeat: int) -> list[dict[str, Any]]:
-    """LitData's first epoch (a fresh dataset and cache each run: the index and the download are in it) and
-    next epochs (one dataset iterated again, as a training loop does, reading its cache)."""
+    """LitData's rows: ``StreamingDataset(url, storage_options=..., cache_dir=...)``."""
     from litdata import StreamingDataset
 
     def dataset(cache: Path) -> Any:
@@ -97,29 +123,11 @@ def litdata_remote_rows(spec: Spec, label: str, url: str, storage_options: dict[
         n, nb, _first = _collate(ds, spec)
         return n, nb
 
-    def first_epoch() -> tuple[int, int]:
-        cache = _fresh(work, "litdata-cache")
-        try:
-            return epoch(dataset(cache))
-        finally:
-            shutil.rmtree(cache, ignore_errors=True)
-
-    rows = []
-    took, n, nb = best_of(repeat, first_epoch)
-    rows.append(row(spec, f"{label}: LitData 1st epoch (shuffled)", took, n, nb, None))
-    cache = _fresh(work, "litdata-cache")
-    try:
-        ds = dataset(cache)
-        epoch(ds)  # downloads: the epochs timed next read the cache
-        took, n, nb = best_of(repeat, lambda: epoch(ds))
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
-    rows.append(row(spec, f"{label}: LitData next epochs, its disk cache (shuffled)", took, n, nb, None))
-    return rows
+    return first_and_next_epochs(spec, f"{label}: LitData", "its disk cache", dataset, epoch, work, repeat)
 
 
 def mosaic_remote_rows(spec: Spec, label: str, url: str, work: Path, repeat: int) -> list[dict[str, Any]]:
-    """MosaicML's first epoch (a new dataset and local directory each run) and next epochs (one dataset again)."""
+    """MosaicML's rows: ``StreamingDataset(remote=url, local=...)``."""
     _writer, StreamingDataset = import_mosaic()
 
     def dataset(local: Path) -> Any:
@@ -128,26 +136,7 @@ def mosaic_remote_rows(spec: Spec, label: str, url: str, work: Path, repeat: int
     def epoch(ds: Any) -> tuple[int, int]:
         return batches(((s["x"], s["y"]) for s in ds), spec)
 
-    def first_epoch() -> tuple[int, int]:
-        local = _fresh(work, "mds-local")
-        try:
-            return epoch(dataset(local))  # dropped on return: its shared memory is freed before the next one
-        finally:
-            shutil.rmtree(local, ignore_errors=True)
-
-    rows = []
-    took, n, nb = best_of(repeat, first_epoch)
-    rows.append(row(spec, f"{label}: MosaicML 1st epoch (shuffled)", took, n, nb, None))
-    local = _fresh(work, "mds-local")
-    try:
-        kept = [dataset(local)]
-        epoch(kept[0])  # downloads: the epochs timed next read the local shards
-        took, n, nb = best_of(repeat, lambda: epoch(kept[0]))
-        kept.clear()
-    finally:
-        shutil.rmtree(local, ignore_errors=True)
-    rows.append(row(spec, f"{label}: MosaicML next epochs, its local copy (shuffled)", took, n, nb, None))
-    return rows
+    return first_and_next_epochs(spec, f"{label}: MosaicML", "its local copy", dataset, epoch, work, repeat)
 
 
 def _write_mds(spec: Spec, out: Path) -> None:
