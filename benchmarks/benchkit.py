@@ -132,7 +132,14 @@ def stream_run(db: tdb.TensorDB, spec: Spec, stats_out: dict[str, Any], ds: str 
 
 def stream_epochs(db: tdb.TensorDB, spec: Spec, epochs: int, ds: str | None = None,
                   **kwargs: Any) -> tuple[float, dict[str, Any]]:
-    """Seconds of the fastest epoch after the first (index read, lineage count and warm-up paid once)."""
+    """Mean seconds of the epochs after the first (index read, lineage count and warm-up paid once).
+
+    Why the mean, not the fastest: a stream reads ahead across epochs (its
+    windows queue does not stop at an epoch's end), so an epoch can start
+    with most of its samples read and unpacked during the one before; the
+    fastest epoch of a 4,000-sample remote stream, one read of all its
+    samples, measured 299k samples/s, 2.9x the single-thread ceiling.
+    """
     times: list[tuple[float, float]] = []
     n = 0
     with db.data_generator({"ds": ds or spec.name}, batch_size=spec.batch, epochs=1 + epochs, **kwargs) as stream:
@@ -146,7 +153,7 @@ def stream_epochs(db: tdb.TensorDB, spec: Spec, epochs: int, ds: str | None = No
                 mark = now
         stats = stream.stats.as_dict()
     assert n == (1 + epochs) * spec.n, n
-    took, LAST_CPU[0] = min(times)
+    took, LAST_CPU[0] = (sum(t[0] for t in times) / len(times), sum(t[1] for t in times) / len(times))
     return took, stats
 
 

@@ -45,7 +45,9 @@ backend (``--quick``: a fifth of all of that).
    shuffled one of them (the target is 1.5x).
 
 Each measurement is the best of ``--repeat`` runs (this is a shared 2-core
-VM: the best run is the least disturbed one).  Ratios are against the
+VM: the best run is the least disturbed one), except a stream's later epochs
+and a DataLoader's, which are the mean of ``--repeat`` epochs after the first
+(a stream reads ahead across epochs: its fastest epoch may start half read).  Ratios are against the
 ceiling of the same dataset, measured in the same run.  Results print as a
 table and go to ``benchmarks/results/stream.json``.
 """

@@ -15,7 +15,7 @@ Rows:
   the ceiling (read the first chunk, decode one batch).
 * ``torch DataLoader, N workers: ...``: TensorDB's ``TensorDBIterableDataset``
   with persistent workers and ``set_epoch``, against LitData's
-  ``StreamingDataLoader``; the best epoch after the first.  ``... single
+  ``StreamingDataLoader``; the mean of the epochs after the first.  ``... single
   process`` is the same with ``num_workers=0``.  Batches are torch tensors.
 """
 
@@ -76,7 +76,12 @@ def _collate(items: Any, spec: Spec) -> tuple[int, int, float | None]:
 
 
 def _loader_epochs(loader: Any, epochs: int, set_epoch: Any = None) -> tuple[float, int]:
-    """Best seconds of epochs 2.. of ``loader`` (epoch 1 starts the workers), and samples per epoch."""
+    """Mean seconds of epochs 2.. of ``loader`` (epoch 1 starts the workers), and samples per epoch.
+
+    The mean, not the fastest: TensorDB's persistent workers carry their
+    stream into the next epoch, read ahead across the boundary (see
+    ``benchkit.stream_epochs``); LitData's are measured the same way.
+    """
     times, n = [], 0
     for epoch in range(1 + epochs):
         if set_epoch is not None:
@@ -85,7 +90,7 @@ def _loader_epochs(loader: Any, epochs: int, set_epoch: Any = None) -> tuple[flo
         n = sum(len(b[0] if isinstance(b, (tuple, list)) else b["x"]) for b in loader)
         if epoch:
             times.append(time.perf_counter() - began)
-    return min(times), n
+    return sum(times) / len(times), n
 
 
 def litdata_rows(spec: Spec, work: Path, repeat: int, top: float, warehouse: str,
