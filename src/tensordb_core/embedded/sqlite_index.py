@@ -79,8 +79,6 @@ from tensordb_core.store.protocols import Document, IndexCapabilities, new_id
 from tensordb_core.store.uri import StoreURI
 
 DEFAULT_PAGE = 256
-#: Column statements kept per store (see ``read_columns``); a stream uses one.
-MAX_COLUMN_STATEMENTS = 64
 
 
 #: The index's options (keywords, else the URI's query): parsed by the kit's one option parser.
@@ -139,7 +137,7 @@ class SQLiteIndexStore:
         self._pid = os.getpid()
         self._tables: set[str] = set()
         self._indexed: dict[str, list[str]] = {}  # collection -> SQL of its indexes
-        self._column_statements: dict[tuple[str, str, tuple[str, ...]], Any] = {}  # read_columns' statements
+        self._column_statements = sql_exact.ColumnStatements()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -439,24 +437,12 @@ class SQLiteIndexStore:
     def read_columns(self, collection: str, query: Mapping[str, Any], paths: Sequence[str], *, after: int,
                      until: int) -> dict[str, list[Any]] | None:
         """:class:`~tensordb_core.store.protocols.ReadsColumns`: one statement of one row, in which SQLite parses
-        the documents and decides the query with the GIL released (:mod:`.sql_exact`); no dict per document.
-
-        The statement of a (collection, query, paths) is built once (a stream
-        asks the same query block after block, ~170 times an epoch of 20k
-        small samples): validating and translating took 0.1 ms a call, as
-        long as SQLite took for the block.  Keyed by the query's ``repr``,
-        which tells apart every value a query may hold (``1``, ``1.0``, ``True``).
-        """
+        the documents and decides the query with the GIL released (:mod:`.sql_exact`, which keeps each query's
+        statement); no dict per document."""
         check_collection(collection)
         if type(after) is not int or type(until) is not int:
             raise InvalidQuery(f"read_columns takes int bounds, got {after!r}, {until!r}")
-        key = (collection, repr(query), tuple(paths))
-        statement = self._column_statements.get(key, False)
-        if statement is False:
-            statement = sql_exact.select_columns(sf.ident(collection), validate_query(query), list(paths))
-            if len(self._column_statements) >= MAX_COLUMN_STATEMENTS:
-                self._column_statements.clear()
-            self._column_statements[key] = statement
+        statement = self._column_statements.get(sf.ident(collection), query, paths)
         if statement is None:
             return None
         sql, params = statement
