@@ -69,7 +69,7 @@ from tensordb_core.stream.order import (
     weighted_order,
     window_permutation,
 )
-from tensordb_core.stream.plan import PROJECTION, FrozenRefs, RefTable
+from tensordb_core.stream.plan import PROJECTION, FrozenRefs, RefTable, run_bounds
 from tensordb_core.stream.reader import WindowReader
 from tensordb_core.stream.records import RecordDecoder, RecordTable, record_projection
 
@@ -444,9 +444,7 @@ class Engine:
         """
         if len(positions):
             rows = order.order[positions]
-            win = order.window[positions]
-            cuts = [0, *(np.flatnonzero(win[1:] != win[:-1]) + 1).tolist(), len(positions)]
-            units = read_units(cuts, refs.span_bytes(rows), self.cfg.window_bytes,
+            units = read_units(run_bounds(order.window[positions]), refs.span_bytes(rows), self.cfg.window_bytes,
                                first_alone=self._windows_submitted == 0)
             for a, b in pairwise(units):
                 if self.stop.is_set():
@@ -520,8 +518,7 @@ class Engine:
             rows = np.arange(refs.n, dtype=np.int64)
             order = epoch_order(refs.chunk, refs.span_bytes(rows), seed=0, epoch=0, shuffle=False,
                                 window_bytes=cfg.window_bytes)
-            bounds = [0, *(np.flatnonzero(order.window[1:] != order.window[:-1]) + 1).tolist(), refs.n]
-            for a, b in pairwise(bounds):
+            for a, b in pairwise(run_bounds(order.window)):
                 window = fetch_window(self.blobs, refs, rows[a:b], self.cache, self.counters, self.buffers,
                                       cfg.verify)
                 if not self.windows.put(window):

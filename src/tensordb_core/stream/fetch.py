@@ -32,7 +32,7 @@ from tensordb_core.format.checksums import crc32
 from tensordb_core.store.protocols import BlobStore, MapsBlobs
 from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.disk_cache import DiskCachedBlobs
-from tensordb_core.stream.plan import FrozenRefs, plan_fetch
+from tensordb_core.stream.plan import FrozenRefs, plan_fetch, run_bounds
 
 #: A mapped chunk's ranges are mapped as one where they fill at least this much of it (FetchPlan.joined).
 MAP_FILL = 0.25
@@ -189,8 +189,7 @@ def _precheck(window: Window) -> None:
         req, starts, sub = req[order], starts[order], sub[order]
         begin, end, crcs = starts.tolist(), (starts + refs.x_len[sub]).tolist(), refs.x_crc[sub].tolist()
         ok: list[bool] = []
-        cuts = [0, *(np.flatnonzero(req[1:] != req[:-1]) + 1).tolist(), len(req)]
-        for lo, hi in pairwise(cuts):  # one request at a time: the loop body is one slice and one crc32
+        for lo, hi in pairwise(run_bounds(req)):  # one request at a time: the loop body is one slice and one crc32
             view = memoryview(window.bufs[int(req[lo])])
             ok += [crc32(view[a:b]) == c for a, b, c in zip(begin[lo:hi], end[lo:hi], crcs[lo:hi])]
         checked[todo[order]] = ok

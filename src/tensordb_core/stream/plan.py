@@ -411,6 +411,12 @@ class FetchPlan:
         return FetchPlan(out, req_of, base_of, lengths)
 
 
+def run_bounds(values: np.ndarray) -> list[int]:
+    """``[0, ..., len(values)]``: where each run of equal consecutive ``values`` starts, then the end; with
+    ``pairwise``, each run's ``[start, end)`` (a window's requests, an epoch's windows)."""
+    return [0, *(np.flatnonzero(values[1:] != values[:-1]) + 1).tolist(), len(values)]
+
+
 def plan_fetch(refs: FrozenRefs, rows: np.ndarray, *, local: bool = False, exact: bool = True,
                whole_chunks: bool = False) -> FetchPlan:
     """Group ``rows`` by chunk; whole chunks where dense, else coalesced byte ranges (``local``: the file rules).

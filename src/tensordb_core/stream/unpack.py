@@ -31,6 +31,7 @@ import cramjam
 import numpy as np
 
 from tensordb_core.format.codec import CODEC_IDS
+from tensordb_core.stream.plan import run_bounds
 
 if TYPE_CHECKING:
     from tensordb_core.stream.fetch import BufferPool, Window
@@ -103,9 +104,8 @@ def _one_format(refs: Any, rows: np.ndarray) -> Any:
 
 def _sizes_declared(bufs: list[Any], req: np.ndarray, start: np.ndarray, slot: int) -> bool:
     """True when every segment starts an lz4 frame declaring ``slot`` bytes (rows sorted by request)."""
-    cuts = [0, *(np.flatnonzero(req[1:] != req[:-1]) + 1).tolist(), len(req)]
     offsets = np.arange(_HEADER)
-    for a, b in pairwise(cuts):
+    for a, b in pairwise(run_bounds(req)):
         data = np.frombuffer(bufs[int(req[a])], dtype=np.uint8)
         at = start[a:b, None] + offsets
         if at[-1, -1] >= len(data) or at[0, 0] < 0:
