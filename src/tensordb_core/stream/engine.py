@@ -212,7 +212,7 @@ class Engine:
             self.projection = {**self.projection, cfg.weights: 1}
         self.weights: list[float] = []  # per row of the epoch table, when drawing by weights
         self.newest: tuple[int, str, str] | None = None  # (_seq, id, chunk key) of the newest readable row read
-        self._windows_submitted = 0  # by the fetch thread (see _unpacks)
+        self._first_read = True  # the fetch thread has submitted no read yet (see _unpacks)
         self.decoder: Decoder | RecordDecoder = Decoder(
             transform=cfg.transform, on_error=cfg.on_error, verify=cfg.verify, stats=self.counters,
         ) if rec is None else RecordDecoder(transform=cfg.transform, on_error=cfg.on_error, verify=cfg.verify,
@@ -445,7 +445,7 @@ class Engine:
         if len(positions):
             rows = order.order[positions]
             units = read_units(run_bounds(order.window[positions]), refs.span_bytes(rows), self.cfg.window_bytes,
-                               first_alone=self._windows_submitted == 0)
+                               first_alone=self._first_read)
             for a, b in pairwise(units):
                 if self.stop.is_set():
                     return False
@@ -457,7 +457,7 @@ class Engine:
     def _unpacks(self) -> bool:
         """Whether the read submitted next is unpacked whole (stream/unpack.py): all but the stream's first, whose
         first batch would wait for its lz4.  A later epoch's first is read ahead (the queue runs across epochs)."""
-        first, self._windows_submitted = self._windows_submitted == 0, self._windows_submitted + 1
+        first, self._first_read = self._first_read, False
         return not first
 
     def _note_newest(self, refs: FrozenRefs, n: int) -> None:
