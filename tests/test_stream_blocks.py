@@ -16,7 +16,7 @@ import pytest
 
 import tensordb_core as tdb
 from serverkit import every_backend_fixtures
-from tensordb_core.stream import engine
+from tensordb_core.stream import blocks, engine
 from tensordb_core.stream.order import (
     BlockLayout,
     StreamState,
@@ -24,6 +24,7 @@ from tensordb_core.stream.order import (
     block_order,
     read_units,
 )
+from tensordb_core.stream.plan import PROJECTION, RefTable
 
 CHUNK = 2048
 blocks_mongo, blocks_uri = every_backend_fixtures("blocks")  # the path test runs on MongoDB too
@@ -73,23 +74,82 @@ def _every_path_gives_the_same_epoch(db, shuffle, query):
         assert streamed == expected
 
 
-def test_the_first_epoch_reads_the_index_once_and_a_last_epoch_never_loads_the_table(db, monkeypatch):
-    """The first epoch's windows come from index blocks; the table is read after them only for a next epoch."""
+def test_the_first_epoch_reads_the_index_once_and_later_epochs_never_again(db, monkeypatch):
+    """The first epoch's windows come from index blocks; a later epoch orders the table those windows' rows
+    make (BlockReader.whole_table), so no epoch reads the index again, and a one-epoch stream keeps nothing."""
     _fill(db)
-    loads = []
-    real_load = engine.Engine._load
+    loads, wholes = [], []
+    real_load, real_whole = engine.Engine._load, blocks.BlockReader.whole_table
 
     def counted_load(self, table, q, scanned, seq):
         if scanned < seq:  # a call with nothing new to read returns at once
             loads.append(seq)
         return real_load(self, table, q, scanned, seq)
 
+    def counted_whole(self, table):
+        wholes.append(real_whole(self, table))
+        return wholes[-1]
+
     monkeypatch.setattr(engine.Engine, "_load", counted_load)
+    monkeypatch.setattr(blocks.BlockReader, "whole_table", counted_whole)
     n = len(db.find_data({}))
     one = _labels(db.data_generator(batch_size=8, seed=2, epochs=1, window_bytes=3000))
-    assert sorted(one) == sorted(db.find_data({}).arrays()[1].tolist()) and loads == []
-    two = _labels(db.data_generator(batch_size=8, seed=2, epochs=2, window_bytes=3000))
-    assert len(loads) == 1 and two[:n] == one and sorted(two[n:]) == sorted(one)
+    assert sorted(one) == sorted(db.find_data({}).arrays()[1].tolist()) and loads == [] and wholes == []
+    three = _labels(db.data_generator(batch_size=8, seed=2, epochs=3, window_bytes=3000))
+    assert loads == [] and wholes == [True]
+    assert three[:n] == one and sorted(three[n:2 * n]) == sorted(three[2 * n:]) == sorted(one)
+    assert three[n:2 * n] != three[2 * n:]  # each later epoch its own order
+
+
+@pytest.mark.parametrize("query", [{}, {"label": {"$gte": 150}, "part": {"$in": [1, 3, 4]}}])
+def test_the_table_made_from_the_windows_is_the_table_a_load_reads(blocks_uri, monkeypatch, query):
+    """Row for row (ids, _seq, chunk, segment, format, label) and numbered alike (chunks and formats by first
+    appearance, which the epoch order reads), on data with another study's samples and deletions between."""
+    made = []
+    real_whole = blocks.BlockReader.whole_table
+
+    def kept(self, table):
+        ok = real_whole(self, table)
+        made.append((ok, table))
+        return ok
+
+    monkeypatch.setattr(blocks.BlockReader, "whole_table", kept)
+    with tdb.connect(blocks_uri, study="s1") as db, tdb.connect(blocks_uri, study="neighbour") as other:
+        _fill(db, other)
+        db.import_data(np.zeros((30, 2, 2), np.float64), np.arange(30) + 150, {"part": 4}, chunk_bytes=CHUNK)
+        _labels(db.data_generator(query, batch_size=1, seed=1, epochs=2, window_bytes=3000))  # two shapes
+        loaded = RefTable()
+        loaded.extend(db.index.find(db.scope.data_collection, db.scope.query(query), projection=PROJECTION))
+    assert [ok for ok, _ in made] == [True]
+    mine, theirs = made[0][1].freeze(), loaded.freeze()
+    assert mine.n == theirs.n > 300
+    assert mine.ids == theirs.ids and mine.chunk_keys == theirs.chunk_keys and mine.formats == theirs.formats
+    for name in ("seq", "chunk", "chunk_sizes", "x_off", "x_len", "x_crc", "x_codec", "x_fmt", "labels"):
+        assert np.array_equal(getattr(mine, name), getattr(theirs, name)), name
+    assert len(mine.formats) == 2
+
+
+def test_rows_only_documents_describe_are_read_again_for_a_later_epoch(tmp_path, monkeypatch):
+    """A ``_y`` label array or a malformed reference cannot be copied from a window's table: the later epoch's
+    table is read from the index as before, and both epochs hold every sample."""
+    uri = str(tmp_path / "wh")
+    loads = []
+    real_load = engine.Engine._load
+
+    def counted_load(self, table, q, scanned, seq):
+        if scanned < seq:
+            loads.append(seq)
+        return real_load(self, table, q, scanned, seq)
+
+    monkeypatch.setattr(engine.Engine, "_load", counted_load)
+    with tdb.connect(uri, study="s") as db:
+        _fill(db)
+        X = np.arange(40 * 12, dtype=np.float32).reshape(40, 3, 4)
+        db.import_data(X, np.arange(40 * 2).reshape(40, 2), {"part": 9}, chunk_bytes=CHUNK)  # array labels: _y
+        with db.data_generator(batch_size=1, seed=3, epochs=2, window_bytes=1 << 14) as stream:  # two y shapes
+            ys = [np.asarray(y) for _, y in stream]
+    rows = sum(len(y) for y in ys)
+    assert len(loads) == 1 and rows == 2 * (600 - 86 + 40)  # 86 of 600 deleted (every 7th), 40 with _y
 
 
 def test_a_state_saved_before_the_count_is_known_resumes_exactly(db):
@@ -198,7 +258,6 @@ def test_columns_and_documents_give_the_same_epoch(tmp_path, monkeypatch, query)
     reference) are read as documents.  Either way the epoch, its labels and its skipped samples are the same."""
     from tensordb_core.embedded.sqlite_index import SQLiteIndexStore
     from tensordb_core.store.protocols import IndexCapabilities
-    from tensordb_core.stream import blocks
 
     uri = str(tmp_path / "wh")
     with tdb.connect(uri, study="s") as db:
@@ -230,7 +289,6 @@ def test_an_index_answering_seq_ranges_reads_each_window_by_one_query(blocks_mon
     query instead of one query per run of consecutive blocks.  Fewer queries, the same epoch."""
     import uuid
 
-    from tensordb_core.stream import blocks
     from tensordb_mongo.index import MongoIndexStore
 
     uri = blocks_mongo.format(uuid.uuid4().hex[:12])

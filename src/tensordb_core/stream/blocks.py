@@ -57,6 +57,9 @@ class BlockReader:
         self.make_table, self.stop, self.stats = make_table, stop, stats  # stats.add(index_s=...)
         self.columnar = takes_columns(scope, make_table())
         self.seq_ranges = bool(scope.index.capabilities.seq_ranges)
+        #: With ``keep``: each block's window table and its rows there, for :meth:`whole_table`.
+        self.kept: dict[int, tuple[RefTable, int, int]] | None = None
+        self.finished = False  # every window of the layout was made (not stopped part way)
 
     def read(self, low: int, high: int, limit: int = 0) -> list[Mapping[str, Any]]:
         """Matching documents with ``low <= _seq <= high``, in ``_seq`` order (at most ``limit``; 0: all).
@@ -124,6 +127,9 @@ class BlockReader:
 
     def table(self, parts: list[tuple[_Piece, int, int]]) -> FrozenRefs:
         """References of rows ``[start, end)`` of each piece (ascending ``_seq`` across them) as a frozen table."""
+        return self._table(parts).freeze()
+
+    def _table(self, parts: list[tuple[_Piece, int, int]]) -> RefTable:
         began = time.perf_counter()
         table = self.make_table()
         for piece, start, end in parts:
@@ -139,11 +145,12 @@ class BlockReader:
             else:
                 docs = piece.docs[start:end]
             table.extend(docs)
-        refs = table.freeze()
+        table.freeze()
         self.stats.add(index_s=time.perf_counter() - began)
-        return refs
+        return table
 
-    def windows(self, layout: BlockLayout, *, seed: int, epoch: int, shuffle: bool) -> Iterator[FrozenRefs]:
+    def windows(self, layout: BlockLayout, *, seed: int, epoch: int, shuffle: bool, keep: bool = False
+                ) -> Iterator[FrozenRefs]:
         """Each window's references in ``_seq`` order (the caller permutes them), in the epoch's window order.
 
         Blocks that follow each other in the reading order and in ``_seq``
@@ -155,7 +162,11 @@ class BlockReader:
         index's round trip is the cost (400 large samples on MongoDB: 24
         queries, most of the first epoch).  Which query reads a block never
         changes the window it joins.
+
+        ``keep``: also keep each window's table, so :meth:`whole_table` can
+        give the epoch's whole table once every window was made.
         """
+        self.kept, self.finished = ({} if keep else None), False
         cutter = WindowCutter(layout)
         pending: list[tuple[int, _Piece, int, int]] = []
         order = block_sequence(layout, seed=seed, epoch=epoch, shuffle=shuffle).tolist()
@@ -176,15 +187,38 @@ class BlockReader:
                 if end > start:
                     pending.append((block, piece, start, end))
                     if cutter.add(end - start):
-                        yield self._window(pending)
+                        yield self._window(layout, pending)
                         pending = []
             at += run
         if pending:
-            yield self._window(pending)
+            yield self._window(layout, pending)
+        self.finished = not self.stop.is_set()
 
-    def _window(self, blocks: list[tuple[int, _Piece, int, int]]) -> FrozenRefs:
+    def _window(self, layout: BlockLayout, blocks: list[tuple[int, _Piece, int, int]]) -> FrozenRefs:
         blocks.sort(key=lambda item: item[0])  # block number order is _seq order
-        return self.table([(piece, start, end) for _, piece, start, end in blocks])
+        table = self._table([(piece, start, end) for _, piece, start, end in blocks])
+        refs = table.freeze()
+        if self.kept is not None:  # each block's rows, found by _seq (a block read as documents may differ)
+            for block, *_ in blocks:
+                low, high = layout.seq_range(block)
+                start, end = np.searchsorted(refs.seq, [low, high + 1]).tolist()
+                self.kept[block] = (table, start, end)
+        return refs
+
+    def whole_table(self, table: RefTable) -> bool:
+        """Fill the empty ``table`` with every row the windows of a kept epoch read, in ``_seq`` order; False
+        (``table`` untouched) when they cannot give it: not kept, stopped part way, or rows only documents
+        describe (records, ``_y`` labels, malformed references), which the caller reads from the index."""
+        kept, self.kept = self.kept, None
+        if kept is None or not self.finished or len(table) or not table.reads_columns or not all(
+                part.lends_rows for part, _, _ in kept.values()):
+            return False
+        began = time.perf_counter()
+        for block in sorted(kept):  # block number order is _seq order
+            part, start, end = kept[block]
+            table.extend_rows(part, start, end)
+        self.stats.add(index_s=time.perf_counter() - began)
+        return True
 
 
 def takes_columns(scope: StudyScope, table: RefTable) -> bool:

@@ -344,13 +344,15 @@ class Engine:
                 and resume_ranges is None and len(table) == 0)
 
     def _stream_blocks(self, epoch: int, seq: int, q: Mapping[str, Any], table: RefTable) -> bool | None:
-        """Stream the epoch window by window from index blocks; then load ``table`` if a later epoch needs it.
+        """Stream the epoch window by window from index blocks; then fill ``table`` if a later epoch needs it.
 
-        Why load after, not beside: a load beside the stream parsed most
-        documents twice and held the GIL against the first epoch's decoding
-        (first epoch 31k -> 20k samples/s on 20k samples); after the last
-        window it overlaps only the consumer's last windows, and a one-epoch
-        stream (no memo) never loads.  False when stopping, None for an empty
+        The table is the windows' own rows in ``_seq`` order
+        (``BlockReader.whole_table``); it was a second read of the index
+        after the last window, which held the GIL against the next epoch's
+        first windows (epoch 2 of 20k small samples: 41k against 96k
+        samples/s).  Only rows no window can lend (records, ``_y`` labels,
+        malformed references) are still read again; a one-epoch stream (no
+        memo) keeps nothing.  False when stopping, None for an empty
         population (nothing streamed), True once streamed.
         """
         cfg = self.cfg
@@ -362,7 +364,8 @@ class Engine:
         if not self.windows.put(_Marker("start", Phase(epoch, seq, [], None, None))):
             return False
         done, checked = 0, []
-        for w, refs in enumerate(reader.windows(layout, seed=cfg.seed, epoch=epoch, shuffle=cfg.shuffle)):
+        keep = self.memo is not None or cfg.epochs is None or epoch + 1 < cfg.epochs  # a later epoch needs the table
+        for w, refs in enumerate(reader.windows(layout, seed=cfg.seed, epoch=epoch, shuffle=cfg.shuffle, keep=keep)):
             rows = window_permutation(refs.n, seed=cfg.seed, epoch=epoch, window=w, shuffle=cfg.shuffle)
             window = self.reader.submit(refs, rows, lambda read: checked.append(verified_seqs(read)),
                                         unpack=self._unpacks())
@@ -372,8 +375,8 @@ class Engine:
             done += refs.n
         if not self.windows.put(_Marker("end", Phase(epoch, seq, [(0, done)], done, done))):
             return False
-        if self.memo is not None or cfg.epochs is None or epoch + 1 < cfg.epochs:
-            self.scanned = self._load(table, q, 0, seq)
+        if keep:
+            self.scanned = seq if reader.whole_table(table) else self._load(table, q, 0, seq)
             if not self.reader.wait_idle(self.stop):  # every window checked: their crc32 results are in
                 return False
             carry_verified(table.freeze(), checked)
