@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import tensordb_core as tdb
 from tensordb_core.stream.fetch import BufferPool
@@ -92,3 +93,52 @@ def test_label_segments_keep_their_rows_when_most_samples_have_none():
     assert refs.has_y.tolist() == [False] * 3 + [True] + [False] * 4 + [True]
     assert refs.y_off.tolist() == [0] * 3 + [9000] + [0] * 4 + [9100]
     assert len(refs.y_len) == len(refs.y_crc) == len(refs.y_codec) == refs.n == 9
+
+
+def _ref_doc(seq: int, **x_changes) -> dict:
+    x = {"key": f"chunk{seq // 3}", "chunk_size": 900, "offset": 30 * (seq % 3), "length": 30, "codec": "lz4",
+         "dtype": "<f4" if seq % 4 else "|u1", "shape": [2, 3] if seq % 4 else [6], "crc32": 7 * seq}
+    x.update(x_changes)
+    return {"_id": f"id{seq}", "_seq": seq, "label": seq % 5, "_x": x}
+
+
+def _as_columns(docs: list[dict]) -> dict:
+    from tensordb_core.stream.plan import REF_PATHS
+
+    def at(doc, path):
+        for part in path.split("."):
+            doc = doc.get(part) if isinstance(doc, dict) else None
+        return doc
+
+    return {"_seq": [d["_seq"] for d in docs], "_id": [d["_id"] for d in docs],
+            **{p: [at(d, p) for d in docs] for p in REF_PATHS}}
+
+
+@pytest.mark.parametrize("change", [{}, {"offset": True}, {"offset": 3.0}, {"length": None}, {"offset": -1},
+                                    {"crc32": "7"}, {"key": 5}, {"chunk_size": True}, {"chunk_size": None},
+                                    {"codec": "nope"}, {"shape": [2, "3"]}, {"shape": [[2], 3]}, {"dtype": 4},
+                                    {"shape": 6}, {"offset": 2**70}])
+def test_references_read_as_columns_are_those_documents_give_or_refused(change):
+    """extend_columns (the embedded index's fast path) checks and converts by C loops: whatever it takes must
+    freeze to exactly what the per-document path makes of the same rows, and what it refuses leaves the table
+    untouched (the caller then reads documents, which mark a malformed row ``bad``)."""
+    from tensordb_core.stream.plan import RefTable
+
+    docs = [_ref_doc(seq) for seq in range(2, 14)]
+    docs[7] = _ref_doc(9, **change)  # one odd row, its chunk's first, among ordinary ones (chunks, two formats)
+    before = _ref_doc(1)
+    by_columns, by_documents = RefTable(), RefTable()
+    by_columns.extend([before])
+    by_documents.extend([before])
+    taken = by_columns.extend_columns(_as_columns(docs))
+    if not taken:
+        assert len(by_columns) == 1 and by_columns.chunk_keys == ["chunk0"] and len(by_columns.formats) == 1
+        by_columns.extend(docs)
+    by_documents.extend(docs)
+    a, b = by_columns.freeze(), by_documents.freeze()
+    assert a.ids == b.ids and a.chunk_keys == b.chunk_keys and a.formats == b.formats and a.bad == b.bad
+    for name in ("seq", "chunk", "chunk_sizes", "x_off", "x_len", "x_crc", "x_codec", "x_fmt", "labels"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert taken if not change else not (taken and b.bad)  # a malformed row is only ever read as a document
+    assert bool(b.bad) == (change in ({"length": None}, {"offset": -1}, {"codec": "nope"}, {"shape": [[2], 3]},
+                                      {"dtype": 4}, {"shape": 6}, {"offset": 2**70}))  # meant to be malformed

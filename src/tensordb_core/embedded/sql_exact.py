@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections.abc import Mapping, Sequence
-from itertools import pairwise
 from typing import Any
 
 from tensordb_core.embedded import sql_filter as sf
@@ -217,7 +216,7 @@ def to_columns(row: tuple[str, ...] | None, paths: list[str]) -> dict[str, list[
     # a path's column is the path's place in every match's values (zip(*) transposes them in C)
     columns = [seqs, ids, *(list(column) for column in zip(*values))] if values else [seqs, ids, *([] for _ in paths)]
     columns = columns[:len(names)]  # a single path was extracted twice
-    if any(a >= b for a, b in pairwise(seqs)):  # SQLite keeps the subquery's order; never rely on it blindly
+    if sorted(seqs) != seqs:  # SQLite keeps the subquery's order; never rely on it blindly (seq is unique)
         order = sorted(range(len(seqs)), key=seqs.__getitem__)
         columns = [[column[i] for i in order] for column in columns]
     return dict(zip(names, columns))
