@@ -199,7 +199,7 @@ class Engine:
         self.stop.wake(self.out.stop)
         self.pool: ThreadPoolExecutor | None = None  # made on the first batch, when sample sizes are known
         self._pool_lock = threading.Lock()
-        self.buffers = BufferPool(max_bytes=(WINDOWS_AHEAD + 2) * cfg.window_bytes)
+        self.buffers = BufferPool(max_bytes=(WINDOWS_AHEAD + 2) * cfg.window_bytes, keep=WINDOWS_AHEAD + 2)
         threads = cfg.read_threads or WINDOWS_AHEAD
         self.reader = WindowReader(self.blobs, cache, self.counters, self.buffers, cfg.verify, threads)
         self.counters.add(read_threads=threads)

@@ -56,26 +56,41 @@ class BufferPool:
     ``bytearray`` and 6.5 ms with ``np.empty`` (a warm buffer: 5 ms).
     """
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, keep: int = 0) -> None:
         self.max_bytes = max_bytes
+        self.keep = keep
+        self._largest = 0
         self._free: list[np.ndarray] = []
         self._lock = threading.Lock()
 
     def acquire(self, n: int) -> np.ndarray:
         """A 1-D ``uint8`` buffer of at least ``n`` bytes (its contents undefined: the caller reads into it)."""
         with self._lock:
+            self._largest = max(self._largest, n)
             fits = [i for i, b in enumerate(self._free) if n <= len(b) <= 2 * n + 4096]
             if fits:  # by position: list.remove would compare arrays element-wise
                 return self._free.pop(min(fits, key=lambda i: len(self._free[i])))
         return np.empty(n, dtype=np.uint8)
 
     def release(self, buffers: Sequence[np.ndarray]) -> None:
+        """Keep ``buffers`` for reuse while the pool holds at most ``max_bytes``, or ``keep`` buffers of the
+        largest size asked so far, whichever is more.
+
+        Why the second bound: a window unpacked whole (stream/unpack.py) needs
+        its decoded size, twice the window's stored bytes for images lz4
+        halves, so ``max_bytes`` in stored bytes kept one of the few unpacked
+        windows a stream cycles through; each other window page-faulted a
+        fresh 69 MiB buffer (the kernel zeroing it: 12% of a later epoch's CPU
+        in perf).  Over the bound, the smallest buffers go first: a stream's
+        first windows grow, and their buffers serve no later window.
+        """
         with self._lock:
+            limit = max(self.max_bytes, self.keep * self._largest)
+            self._free.extend(buffers)
+            self._free.sort(key=len)
             held = sum(len(b) for b in self._free)
-            for buf in buffers:
-                if held + len(buf) <= self.max_bytes:
-                    self._free.append(buf)
-                    held += len(buf)
+            while self._free and held > limit:
+                held -= len(self._free.pop(0))
 
 
 @dataclass
