@@ -106,3 +106,45 @@ def test_a_mapped_view_is_clamped_to_the_file_it_maps(tmp_path):
         f.truncate(100_000)  # a damaged store: shorter than its references say
     view = store.map(key, 65_536, 200_000)
     assert bytes(view) == data[65_536:100_000]  # short, as get() is; touching every byte does not fault
+
+
+def test_a_stream_maps_each_dense_chunk_once_and_later_epochs_slice_those_mappings(tmp_path, spy):
+    """stream/mapped.py: a chunk most of a window needs is mapped whole, once per stream; later epochs read
+    it without a new mapping (each was a page-table entry per 4 KiB, every epoch), and read the same samples."""
+    with tdb.connect(str(tmp_path / "wh"), study="s") as db:
+        make_data(db, "lz4")
+        chunks = len({d["_x"]["key"] for d in db.index.find("data", {})})
+        maps_at_epoch_end, labels, n = [], [], 0
+        with db.data_generator(batch_size=20, shuffle=True, seed=3, window_bytes=5000, epochs=3) as stream:
+            for X, y in stream:
+                np.testing.assert_array_equal(X, (y[:, None] * 100 + np.arange(12)).astype(np.float32).reshape(-1, 3, 4))
+                labels += y.tolist()
+                n += len(y)
+                if n % N == 0:
+                    maps_at_epoch_end.append(spy["map"])
+    assert maps_at_epoch_end[0] >= chunks
+    assert maps_at_epoch_end[1:] == [maps_at_epoch_end[0]] * 2  # no mapping after the first epoch
+    assert [sorted(labels[i:i + N]) for i in (0, N, 2 * N)] == [list(range(N))] * 3
+
+
+def test_mapped_chunks_keep_dense_files_whole_map_sparse_ranges_as_asked_and_stay_bounded(tmp_path):
+    from tensordb_core.stream.mapped import MappedChunks
+
+    store = FileBlobStore(tmp_path / "blobs", fsync=False)
+    data = {f"chunks/{c * 64}": bytes([i % 251 for i in range(1000 * (k + 1))]) for k, c in enumerate("abc")}
+    for key, blob in data.items():
+        store.put(key, blob)
+    calls = []
+    real = store.map
+    store.map = lambda key, start=0, end=None: calls.append((key, start, end)) or real(key, start, end)
+    maps = MappedChunks(store, max_bytes=4500)
+    a, b, c = data
+    assert bytes(maps.map(a, 0, 100)) == data[a][:100]  # 10% of the file: mapped as asked, not kept
+    assert bytes(maps.map(a, 100, 900)) == data[a][100:900]  # 80%: the whole file, kept
+    assert bytes(maps.map(a, 950, 5000)) == data[a][950:] and bytes(maps.map(a, 5000)) == b""  # slices, clamped
+    assert calls == [(a, 0, 100), (a, 0, None)]
+    assert bytes(maps.map(b, 0, None)) == data[b] and bytes(maps.map(c, 0, 3000)) == data[c]  # 1 + 2 + 3 KB > 4.5
+    assert bytes(maps.map(a, 100, 900)) == data[a][100:900]  # the least recently used (a) was dropped: mapped again
+    assert calls[-1] == (a, 0, None) and len(calls) == 5
+    with pytest.raises(tdb.TensorDBError):
+        maps.map("chunks/" + "d" * 64, 0, 10)

@@ -56,6 +56,7 @@ from tensordb_core.stream.fetch import BufferPool, Window, fetch_window
 from tensordb_core.stream.follow import StoreWatch, Watermark
 from tensordb_core.stream.groups import EpochBounds
 from tensordb_core.stream.handoff import Handoff, StopSignal, result_or_stop
+from tensordb_core.stream.mapped import MappedChunks
 from tensordb_core.stream.memo import IndexMemo, memo_key
 from tensordb_core.stream.order import (
     EpochOrder,
@@ -188,6 +189,8 @@ class Engine:
         self.scope, self.cfg, self.state, self.cache = scope, cfg, state, cache
         self.head = head  # the population's first documents, read at creation (blocks.head_documents)
         self.blobs: Any = scope.blobs if disk is None else DiskCachedBlobs(scope.blobs, disk)  # what windows read
+        if disk is None and cache is None and scope.blobs.capabilities.map:
+            self.blobs = MappedChunks(scope.blobs)  # dense chunks mapped once per stream (stream/mapped.py)
         self.memo = memo if cfg.weights is None and not cfg.follow else None  # see _borrow_table
         self.generation = 0  # the data generation the borrowed table belongs to (store/generations.py)
         self.counters = Counters()
