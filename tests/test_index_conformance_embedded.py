@@ -201,3 +201,26 @@ def test_sql_sort_matches_the_reference_across_type_brackets(tmp_path: Path) -> 
         filtered = [d for d in expected if d != "v03"]
         assert [d["_id"] for d in store.find("c", {"_id": {"$ne": "v03"}}, sort=spec)] == filtered
     store.close()
+
+
+def test_create_index_reads_the_index_names_once_and_still_creates_what_another_handle_has_not(tmp_path: Path,
+                                                                                            monkeypatch) -> None:
+    """Every connect asks for the warehouse's 16 indexes: a store reads the file's index names once and takes
+    no write lock where they all exist; an index it has not seen (another handle made the table since, or
+    a new one) is still created, and a unique one still enforced."""
+    path = tmp_path / "idx.sqlite"
+    first, second = SQLiteIndexStore(path), SQLiteIndexStore(path)
+    first.create_index("c", [("v", 1)])
+    writes = []
+    real = SQLiteIndexStore._write
+    monkeypatch.setattr(SQLiteIndexStore, "_write", lambda self, what: writes.append(what) or real(self, what))
+    for _ in range(3):
+        second.create_index("c", [("v", 1)])  # made by the other handle before this one read the names
+    assert writes == []
+    first.insert_many("d", [{"_id": "x", "k": 1}])
+    second.create_index("d", [("k", 1)], unique=True)  # not among the names read: created
+    assert writes.count("create_index") == 1
+    with pytest.raises(IntegrityError):
+        first.insert_many("d", [{"_id": "y", "k": 1}])
+    first.close()
+    second.close()

@@ -137,6 +137,7 @@ class SQLiteIndexStore:
         self._pid = os.getpid()
         self._tables: set[str] = set()
         self._indexed: dict[str, list[str]] = {}  # collection -> SQL of its indexes
+        self._index_names: set[str] | None = None  # every index of the file (create_index)
         self._column_statements = sql_exact.ColumnStatements()
         self._closed = False
 
@@ -570,12 +571,10 @@ class SQLiteIndexStore:
         statements = sf.index_statements(collection, spec, unique)
         if statements is None:
             return  # a field name SQL cannot spell: the index is only a hint
-        names = [name for name, _ in statements]
-        with self._errors("create_index"):  # every connect asks: where all exist, no write lock is taken
-            conn = self._conn()
-            if self._exists(conn, collection) and conn.execute(
-                    f"SELECT COUNT(*) FROM sqlite_master WHERE type='index' AND name IN ({','.join('?' * len(names))})",
-                    names).fetchone()[0] == len(names):
+        with self._errors("create_index"):  # every connect asks (16 indexes): one read of the names a store
+            if self._index_names is None:  # (indexes are never dropped), and no write lock where all exist
+                self._index_names = {r[0] for r in self._conn().execute("SELECT name FROM sqlite_master")}
+            if {name for name, _ in statements} <= self._index_names:
                 return
         with self._write("create_index") as conn:
             self._create(conn, collection)
@@ -586,6 +585,7 @@ class SQLiteIndexStore:
             self._indexed.pop(collection, None)
             for _, statement in statements[1:]:
                 conn.execute(statement)
+            self._index_names = None  # read again once committed
 
     def close(self) -> None:
         """Close every thread's connection; the store cannot be used afterwards."""
