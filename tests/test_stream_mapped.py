@@ -148,3 +148,5 @@ def test_mapped_chunks_keep_dense_files_whole_map_sparse_ranges_as_asked_and_sta
     assert calls[-1] == (a, 0, None) and len(calls) == 5
     with pytest.raises(tdb.TensorDBError):
         maps.map("chunks/" + "d" * 64, 0, 10)
+    maps.clear()  # a closed stream lets go of every file it kept mapped
+    assert bytes(maps.map(c, 0, 3000)) == data[c] and calls[-1] == (c, 0, None) and len(calls) == 6

@@ -10,7 +10,7 @@ One module per stage, in the order a sample goes through them:
 * ``batches``: the public ``Stream`` / ``data_stream`` and ``read_batch`` (``find_data(...).arrays()``).
 
 Beside them: ``cache`` (the chunk LRU), ``disk_cache`` (remote chunks kept on local disk, shared by
-processes), ``mapped`` (local chunk files mapped once per stream), ``memo`` (sample references kept between a process's streams), ``follow`` (the
-settled-``_seq`` watermark of the tail) and ``groups`` (the epoch bound every rank of a group agrees
-on).  Nothing here imports ``warehouse``.
+processes), ``mapped`` (local chunk files mapped once per stream), ``memo`` (sample references kept
+between a process's streams), ``follow`` (the settled-``_seq`` watermark of the tail) and ``groups``
+(the epoch bound every rank of a group agrees on).  Nothing here imports ``warehouse``.
 """

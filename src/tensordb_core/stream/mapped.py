@@ -62,6 +62,12 @@ class MappedChunks:
             return whole[start:end]
         return self._blobs.map(key, start, end)
 
+    def clear(self) -> None:
+        """Let go of every kept view (a closed stream: its files may be deleted and their space freed)."""
+        with self._lock:
+            self._views.clear()
+            self._held = 0
+
     def _dense(self, key: str, start: int, end: int | None) -> bool:
         if end is None:
             return start == 0
