@@ -9,9 +9,10 @@ and a block is a ``_seq`` range the index answers from its primary order
 (SQLite's rowid, MongoDB's ``_seq`` index) without reading the rest.  So a
 fresh epoch streams window by window from here: the first batch waits for
 one window's documents, and the index is read once, overlapped with
-decoding.  The engine loads the whole table after the epoch's last window
-only when a later epoch (or an index memo) will use it: the table is what
-later, resumed and sharded epochs order (the same order, computed at once).
+decoding.  When a later epoch (or an index memo) will use it, the whole
+table is made after the epoch's last window from the windows' own rows
+(:meth:`BlockReader.whole_table`), not read again: the table is what later,
+resumed and sharded epochs order (the same order, computed at once).
 """
 
 from __future__ import annotations
