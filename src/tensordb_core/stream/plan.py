@@ -199,17 +199,13 @@ class RefTable:
             del self.formats[known:]
             self._format_index = {k: i for k, i in self._format_index.items() if i < known}
             return False
-        chunk_index = self._chunk_index
         for key in dict.fromkeys(keys):  # in order of first appearance, as documents number them
-            if key not in chunk_index:
-                size = first_size[key]
-                chunk_index[key] = len(self.chunk_keys)
-                self.chunk_keys.append(key)
-                self.chunk_sizes.append(size if size is not None else -1)
+            size = first_size[key]
+            self._chunk_of(key, size if size is not None else -1)
         self.ids += cols["_id"]
         self.seq += array("q", seqs)
         self.labels += cols["label"]
-        self.chunk += array("q", map(chunk_index.__getitem__, keys))
+        self.chunk += array("q", map(self._chunk_index.__getitem__, keys))
         x = self.x
         x.off += off
         x.length += length
@@ -242,39 +238,22 @@ class RefTable:
             raise ValueError("extend_rows copies plain references only (see lends_rows)")
         if other.seq[start] <= self.last_seq:
             raise ValueError(f"rows from _seq {other.seq[start]} do not follow _seq {self.last_seq}")
-        chunks: dict[int, int] = {}
-        chunk = array("q")
-        for c in other.chunk[start:end]:
-            mine = chunks.get(c)
-            if mine is None:
-                key = other.chunk_keys[c]
-                mine = chunks[c] = self._chunk_index.get(key, len(self.chunk_keys))
-                if mine == len(self.chunk_keys):
-                    self._chunk_index[key] = mine
-                    self.chunk_keys.append(key)
-                    self.chunk_sizes.append(other.chunk_sizes[c])
-            chunk.append(mine)
+        # other's chunk and format numbers -> this table's, each numbered here on its first appearance
+        theirs = other.chunk[start:end]
+        chunks = {c: self._chunk_of(other.chunk_keys[c], other.chunk_sizes[c]) for c in dict.fromkeys(theirs)}
         format_keys = {index: key for key, index in other._format_index.items()}
-        formats: dict[int, int] = {}
-        fmt = array("q")
-        for f in other.x.fmt[start:end]:
-            mine = formats.get(f)
-            if mine is None:
-                key = format_keys[f]
-                mine = formats[f] = self._format_index.get(key, -1)
-                if mine < 0:
-                    mine = formats[f] = self._format(*key)
-            fmt.append(mine)
+        their_fmts = other.x.fmt[start:end]
+        formats = {f: self._format_of(*format_keys[f]) for f in dict.fromkeys(their_fmts)}
         self.ids += other.ids[start:end]
         self.seq += other.seq[start:end]
         self.labels += other.labels[start:end]
-        self.chunk += chunk
+        self.chunk += array("q", map(chunks.__getitem__, theirs))
         x, ox = self.x, other.x
         x.off += ox.off[start:end]
         x.length += ox.length[start:end]
         x.crc += ox.crc[start:end]
         x.codec += ox.codec[start:end]
-        x.fmt += fmt
+        x.fmt += array("q", map(formats.__getitem__, their_fmts))
         self._frozen = None
 
     def _column_formats(self, dtypes: list[Any], shapes: list[Any]) -> array | None:
@@ -290,6 +269,15 @@ class RefTable:
         if set(map(type, dtypes)) != {str} or set(map(type, shapes)) != {list}:
             return None
         return array("q", [self._format_of(d, tuple(s)) for d, s in zip(dtypes, shapes)])
+
+    def _chunk_of(self, key: str, size: int) -> int:
+        """The number of chunk ``key`` (``size`` bytes, -1 unknown), given here on its first appearance."""
+        chunk = self._chunk_index.get(key)
+        if chunk is None:
+            chunk = self._chunk_index[key] = len(self.chunk_keys)
+            self.chunk_keys.append(key)
+            self.chunk_sizes.append(size)
+        return chunk
 
     def _format_of(self, dtype: str, shape: tuple[Any, ...]) -> int:
         fmt = self._format_index.get((dtype, shape))  # as stored: one dict probe
