@@ -411,7 +411,7 @@ class SQLiteIndexStore:
         conn = self._conn()
         if not self._exists(conn, collection):
             return 0
-        cond = sql_exact.exact_where(checked, t := sf.Translator())  # SQL alone where exact: no document parsed
+        cond = sql_exact.exact_where(checked, t := sf.Translator(), indexed=True)  # SQL alone where exact
         if cond is not None:
             with self._errors("count"):
                 return conn.execute(f"SELECT COUNT(*) FROM {sf.ident(collection)} WHERE {cond}", t.params).fetchone()[0]
@@ -436,21 +436,19 @@ class SQLiteIndexStore:
         return rows()
 
     def read_columns(self, collection: str, query: Mapping[str, Any], paths: Sequence[str], *, after: int,
-                     until: int) -> dict[str, list[Any]] | None:
+                     until: int, ids: bool = True) -> dict[str, list[Any]] | None:
         """:class:`~tensordb_core.store.protocols.ReadsColumns`: one statement of one row, in which SQLite parses
         the documents and decides the query with the GIL released (:mod:`.sql_exact`, which keeps each query's
         statement); no dict per document."""
         check_collection(collection)
         if type(after) is not int or type(until) is not int:
             raise InvalidQuery(f"read_columns takes int bounds, got {after!r}, {until!r}")
-        statement = self._column_statements.get(sf.ident(collection), query, paths)
-        if statement is None:
+        if (statement := self._column_statements.get(sf.ident(collection), query, paths, ids)) is None:
             return None
-        sql, params = statement
         with self._reader() as conn, self._errors("query"):
-            row = conn.execute(sql, {**params, "after": after, "until": until}).fetchone() if self._exists(
-                conn, collection) else None
-        return sql_exact.to_columns(row, list(paths))
+            row = conn.execute(statement[0], {**statement[1], "after": after, "until": until}).fetchone() if (
+                self._exists(conn, collection)) else None
+        return sql_exact.to_columns(row, list(paths), ids)
 
     def last_seq(self, collection: str) -> int:
         check_collection(collection)

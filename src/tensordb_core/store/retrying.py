@@ -393,10 +393,10 @@ class RetryingIndexStore(_Forwarding):
         return self.retrier.call(f"count in {collection}", lambda: self.inner.count(collection, query))
 
     def read_columns(self, collection: str, query: Query, paths: Sequence[str], *, after: int,
-                     until: int) -> dict[str, list[Any]] | None:
+                     until: int, ids: bool = True) -> dict[str, list[Any]] | None:
         """Retry the inner store's ``read_columns`` (one read); only for stores whose capabilities declare it."""
         return self.retrier.call(f"read columns of {collection}", lambda: self.inner.read_columns(
-            collection, query, paths, after=after, until=until))
+            collection, query, paths, after=after, until=until, ids=ids))
 
     def last_seq(self, collection: str) -> int:
         return self.retrier.call(f"last_seq of {collection}", lambda: self.inner.last_seq(collection))
