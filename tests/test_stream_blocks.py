@@ -152,6 +152,58 @@ def test_rows_only_documents_describe_are_read_again_for_a_later_epoch(tmp_path,
     assert len(loads) == 1 and rows == 2 * (600 - 86 + 40)  # 86 of 600 deleted (every 7th), 40 with _y
 
 
+@pytest.mark.parametrize("world", [2, 3])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_a_shard_streamed_from_blocks_is_its_piece_of_the_epoch(blocks_uri, world, shuffle):
+    """Each shard of a fresh epoch (a loader worker, a DDP rank) streams its piece of the global order from
+    index blocks, placed by per-block counts: the pieces in rank order are the epoch a whole stream orders,
+    and each equals the shard a loaded table gives (a resumed state), with the same saved position."""
+    query = {"label": {"$gte": 150}, "part": {"$in": [1, 3, 4]}}
+    kw = {"batch_size": 4, "shuffle": shuffle, "seed": 5, "window_bytes": 3000}
+    with tdb.connect(blocks_uri, study="s1") as db, tdb.connect(blocks_uri, study="neighbour") as other:
+        _fill(db, other)
+        whole = _labels(db.data_generator(query, epochs=2, **kw))
+        whole = whole[len(whole) // 2:]  # epoch 1, ordered from the loaded table
+        fresh = StreamState(query, 5, shuffle, 3000, epoch=1).to_dict()
+        from_table = StreamState(query, 5, shuffle, 3000, epoch=1, remaining=((0, None),)).to_dict()
+        pieces = []
+        for rank in range(world):
+            streams = [db.data_generator(query, epochs=2, state=state, shard=(rank, world), **kw)
+                       for state in (fresh, from_table)]
+            with streams[0] as blocky, streams[1] as loaded:
+                heads = [[int(v) for _ in range(2) for v in next(s)[1]] for s in (blocky, loaded)]
+                assert heads[0] == heads[1] and blocky.state_dict() == loaded.state_dict()
+                rests = [[int(v) for _, y in s for v in y] for s in (blocky, loaded)]
+            assert rests[0] == rests[1]
+            pieces.append(heads[0] + rests[0])
+    assert [v for piece in pieces for v in piece] == whole and len(whole) > 100
+    assert max(map(len, pieces)) - min(map(len, pieces)) <= 1
+
+
+def test_a_shard_reads_the_references_of_its_piece_only(tmp_path, monkeypatch):
+    """A one-epoch shard (a loader worker that is not persistent) counts every block by its ``_seq`` column
+    and reads the references of the windows its piece covers, not the whole index; one that runs on to a
+    later epoch then reads the rest, once, for the table that epoch orders."""
+    read = []
+    real_piece = blocks.BlockReader._piece
+
+    def counted(self, low, high):
+        piece = real_piece(self, low, high)
+        read.append(len(piece.seqs))
+        return piece
+
+    monkeypatch.setattr(blocks.BlockReader, "_piece", counted)
+    with tdb.connect(str(tmp_path / "wh"), study="s1") as db:
+        _fill(db)
+        n = len(db.find_data({}))
+        mine = _labels(db.data_generator(batch_size=4, seed=3, epochs=1, window_bytes=3000, shard=(1, 4)))
+        assert len(mine) in (n // 4, n // 4 + 1) and sum(read) < n / 2
+        read.clear()
+        two = _labels(db.data_generator(batch_size=4, seed=3, epochs=2, window_bytes=3000, shard=(1, 4)))
+        assert two[:len(mine)] == mine and sorted(two[len(mine):]) != sorted(mine)
+        assert sum(read) == n  # the piece's windows, then the others: each reference once
+
+
 def test_a_state_saved_before_the_count_is_known_resumes_exactly(db):
     _fill(db)
     stream = db.data_generator(batch_size=8, seed=2, epochs=2, window_bytes=3000)

@@ -65,10 +65,10 @@ from tensordb_core.stream.order import (
     block_order,
     epoch_order,
     normalize,
+    piece_bounds,
     read_units,
     shard_positions,
     weighted_order,
-    window_permutation,
 )
 from tensordb_core.stream.plan import PROJECTION, FrozenRefs, RefTable, run_bounds
 from tensordb_core.stream.reader import WindowReader
@@ -339,46 +339,46 @@ class Engine:
         self._stream_tail(q, tail_after, position)
 
     def _streams_from_blocks(self, resume_ranges: Any, table: RefTable) -> bool:
-        """Whether this epoch starts from the index block by block (stream/blocks.py) rather than a loaded table.
-
-        Only a fresh, whole, unweighted epoch in block order without a table yet: a resumed or sharded
-        epoch needs its count before its first position, weighted draws every weight; a kept table is faster.
-        """
-        cfg = self.cfg
-        return (self.state.order == "blocks" and cfg.weights is None and cfg.world == 1
-                and resume_ranges is None and len(table) == 0)
+        """Whether this epoch starts from the index block by block (stream/blocks.py) rather than a loaded table:
+        a fresh, whole, unweighted epoch in block order without a table yet (a resumed epoch needs its count
+        before its first position, weighted draws every weight; a kept table is faster)."""
+        return self.state.order == "blocks" and self.cfg.weights is None and resume_ranges is None and not table
 
     def _stream_blocks(self, epoch: int, seq: int, q: Mapping[str, Any], table: RefTable) -> bool | None:
-        """Stream the epoch window by window from index blocks; then fill ``table`` if a later epoch needs it.
-
-        The table is the windows' own rows in ``_seq`` order
-        (``BlockReader.whole_table``); it was a second read of the index
-        after the last window, which held the GIL against the next epoch's
-        first windows (epoch 2 of 20k small samples: 41k against 96k
-        samples/s).  Only rows no window can lend (records, ``_y`` labels,
-        malformed references) are still read again; a one-epoch stream (no
-        memo) keeps nothing.  False when stopping, None for an empty
-        population (nothing streamed), True once streamed.
-        """
+        """Stream the epoch (a shard: its piece) window by window from index blocks; then fill ``table`` if a
+        later epoch needs it, from the windows' own rows (``BlockReader.whole_table``: a second read of the
+        index held the GIL against the next epoch's first windows, 41k against 96k small samples/s).  Rows no
+        window lends (records, ``_y`` labels, malformed references) are read again; a one-epoch stream (no
+        memo) keeps nothing.  False when stopping, None when not streamed (an empty population, or a shard
+        whose index cannot count blocks), True once streamed."""
         cfg = self.cfg
         reader = BlockReader(self.scope, q, self._table, self.stop, self.counters)
         layout = reader.layout(seq, cfg.window_bytes, self.head)
         self.head = None  # read before the first epoch's bound: a later epoch reads its own
         if layout is None:
             return None
-        if not self.windows.put(_Marker("start", Phase(epoch, seq, [], None, None))):
+        keep = self.memo is not None or cfg.epochs is None or epoch + 1 < cfg.epochs  # a later epoch needs the table
+        order = {"seed": cfg.seed, "epoch": epoch, "shuffle": cfg.shuffle, "keep": keep}
+        if cfg.world == 1:  # the count comes with the end marker
+            phase, windows = Phase(epoch, seq, [], None, None), reader.permuted_windows(layout, **order)
+        else:  # a shard's piece starts where the windows before it end: their counts first, no reference
+            if (counts := reader.block_counts(layout)) is None:
+                return None  # an index that cannot count without documents: the loaded table orders the epoch
+            count = int(counts.sum())
+            lo, hi = piece_bounds(count, cfg.world, cfg.rank)
+            phase, windows = Phase(epoch, seq, [(0, count)], count, hi - lo), reader.shard_windows(
+                layout, counts, lo, hi, **order)
+        if not self.windows.put(_Marker("start", phase)):
             return False
         done, checked = 0, []
-        keep = self.memo is not None or cfg.epochs is None or epoch + 1 < cfg.epochs  # a later epoch needs the table
-        for w, refs in enumerate(reader.windows(layout, seed=cfg.seed, epoch=epoch, shuffle=cfg.shuffle, keep=keep)):
-            rows = window_permutation(refs.n, seed=cfg.seed, epoch=epoch, window=w, shuffle=cfg.shuffle)
-            window = self.reader.submit(refs, rows, lambda read: checked.append(verified_seqs(read)),
-                                        unpack=self._unpacks())
+        for refs, rows in windows:
             self._note_newest(refs, refs.n)  # what a follow tail watches
-            if not self.windows.put(window):
+            if len(rows) and not self.windows.put(self.reader.submit(
+                    refs, rows, lambda read: checked.append(verified_seqs(read)), unpack=self._unpacks())):
                 return False
-            done += refs.n
-        if not self.windows.put(_Marker("end", Phase(epoch, seq, [(0, done)], done, done))):
+            done += len(rows)
+        if not self.windows.put(_Marker("end", phase if phase.count is not None else Phase(
+                epoch, seq, [(0, done)], done, done))):
             return False
         if keep:
             self.scanned = seq if reader.whole_table(table) else self._load(table, q, 0, seq)

@@ -259,6 +259,25 @@ def window_permutation(k: int, *, seed: int, epoch: int, window: int, shuffle: b
     return np.random.default_rng([seed, epoch, window]).permutation(k).astype(np.int64)
 
 
+def window_blocks(layout: BlockLayout, counts: np.ndarray, *, seed: int, epoch: int, shuffle: bool) -> list[list[int]]:
+    """The blocks of each window of an epoch (in reading order) whose blocks hold ``counts`` samples each.
+
+    The one cut of an epoch into windows: :func:`block_order` (a loaded
+    table), and a sharded stream that reads only the windows its piece of the
+    global order covers (stream/blocks.py), both take it from here, and a
+    fresh stream's :class:`WindowCutter` closes the same windows as blocks
+    arrive.  Empty blocks join no window.
+    """
+    cutter = WindowCutter(layout)
+    windows: list[list[int]] = [[]]
+    sequence = block_sequence(layout, seed=seed, epoch=epoch, shuffle=shuffle)
+    for block in sequence[counts[sequence] > 0].tolist():
+        windows[-1].append(block)
+        if cutter.add(int(counts[block])):
+            windows.append([])
+    return windows if windows[-1] else windows[:-1]
+
+
 def block_order(seq: np.ndarray, layout: BlockLayout, *, seed: int, epoch: int, shuffle: bool) -> EpochOrder:
     """The block order of an epoch whose population's ``_seq`` s (ascending, within the layout) are ``seq``.
 
@@ -272,11 +291,8 @@ def block_order(seq: np.ndarray, layout: BlockLayout, *, seed: int, epoch: int, 
     block_of_row = (np.asarray(seq, dtype=np.int64) - layout.origin) // layout.span
     counts = np.bincount(block_of_row, minlength=layout.blocks)
     window_of_block = np.full(len(counts), -1, dtype=np.int64)
-    cutter = WindowCutter(layout)
-    sequence = block_sequence(layout, seed=seed, epoch=epoch, shuffle=shuffle)
-    for block in sequence[counts[sequence] > 0].tolist():
-        window_of_block[block] = cutter.window
-        cutter.add(int(counts[block]))
+    for w, blocks in enumerate(window_blocks(layout, counts, seed=seed, epoch=epoch, shuffle=shuffle)):
+        window_of_block[blocks] = w
     row_window = window_of_block[block_of_row]
     by_window = np.argsort(row_window, kind="stable")  # each window's rows in _seq order
     sizes = np.bincount(row_window)
