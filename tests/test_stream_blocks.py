@@ -180,20 +180,21 @@ def test_a_shard_streamed_from_blocks_is_its_piece_of_the_epoch(blocks_uri, worl
     assert max(map(len, pieces)) - min(map(len, pieces)) <= 1
 
 
-def test_a_shard_reads_the_references_of_its_piece_only(tmp_path, monkeypatch):
-    """A one-epoch shard (a loader worker that is not persistent) counts every block by its ``_seq`` column
-    and reads the references of the windows its piece covers, not the whole index; one that runs on to a
-    later epoch then reads the rest, once, for the table that epoch orders."""
+def test_a_shard_reads_the_references_of_its_piece_only(blocks_uri, monkeypatch):
+    """A one-epoch shard (a loader worker that is not persistent) counts every block by ``_seq`` alone and
+    reads the references of the windows its piece covers, not the whole index; one that runs on to a later
+    epoch then reads the rest, once, for the table that epoch orders.  On every backend: MongoDB answers the
+    count with ``_seq``-only documents and a window with one ``$or`` of its blocks."""
     read = []
-    real_piece = blocks.BlockReader._piece
+    real_window = blocks.BlockReader._window
 
-    def counted(self, low, high):
-        piece = real_piece(self, low, high)
-        read.append(len(piece.seqs))
-        return piece
+    def counted(self, layout, parts):
+        refs = real_window(self, layout, parts)
+        read.append(refs.n)
+        return refs
 
-    monkeypatch.setattr(blocks.BlockReader, "_piece", counted)
-    with tdb.connect(str(tmp_path / "wh"), study="s1") as db:
+    monkeypatch.setattr(blocks.BlockReader, "_window", counted)
+    with tdb.connect(blocks_uri, study="s1") as db:
         _fill(db)
         n = len(db.find_data({}))
         mine = _labels(db.data_generator(batch_size=4, seed=3, epochs=1, window_bytes=3000, shard=(1, 4)))

@@ -203,29 +203,30 @@ class BlockReader:
             yield self._window(layout, pending)
         self.finished = not self.stop.is_set()
 
-    def block_counts(self, layout: BlockLayout) -> np.ndarray | None:
-        """How many samples of the population each block of ``layout`` holds; None where the index cannot tell
-        without its documents (no columns, or a query outside their language).
+    def block_counts(self, layout: BlockLayout) -> np.ndarray:
+        """How many samples of the population each block of ``layout`` holds.
 
         Why: a shard's piece of the epoch's global order starts where the
         windows before it end, and those are cut by count (:func:`window_blocks`).
-        Read as the ``_seq`` column alone, page by page: the index decides the
-        query (SQLite with the GIL free) and hands over integers, no reference.
+        Read as ``_seq`` alone: a column where the index offers columns (the
+        index decides the query, SQLite with the GIL free and from a tag index
+        where one answers it), else documents projected to their ``_seq``.
         """
-        if not self.columnar:
-            return None
-        seqs, after = [], layout.origin - 1
-        while after < layout.bound:
+        began = time.perf_counter()
+        seqs, after, index = [], layout.origin - 1, self.scope.index
+        while index.capabilities.columns and after < layout.bound:
             high = min(layout.bound, after + COLUMN_PAGE_SEQS)
-            began = time.perf_counter()
-            cols = self.scope.index.read_columns(self.scope.data_collection, self.query, [], after=after, until=high,
-                                                 ids=False)
-            self.stats.add(index_s=time.perf_counter() - began)
-            if cols is None:
-                self.columnar = False
-                return None
+            cols = index.read_columns(self.scope.data_collection, self.query, [], after=after, until=high, ids=False)
+            if cols is None:  # outside the columns' language: the documents below
+                break
             seqs.append(np.asarray(cols["_seq"], dtype=np.int64))
             after = high
+        if after < layout.bound:
+            rest = {"$and": [dict(self.query), {"_seq": {"$gt": after, "$lte": layout.bound}}]}
+            with closing_cursor(index.find(self.scope.data_collection, rest, projection={"_seq": 1},
+                                           batch_size=COLUMN_PAGE_SEQS)) as cursor:
+                seqs.append(np.fromiter((int(d["_seq"]) for d in cursor), dtype=np.int64))
+        self.stats.add(index_s=time.perf_counter() - began)
         seq = np.concatenate(seqs) if seqs else np.empty(0, np.int64)
         return np.bincount((seq - layout.origin) // layout.span, minlength=layout.blocks)
 
@@ -265,12 +266,16 @@ class BlockReader:
         self.finished = not self.stop.is_set()
 
     def _read_window(self, layout: BlockLayout, blocks: list[int]) -> FrozenRefs:
-        """The table of a window of known ``blocks``: consecutive blocks read by one query."""
+        """The table of a window of known ``blocks``: consecutive blocks read by one query (an index answering
+        ``$or`` of ``_seq`` ranges well: up to :data:`SEQ_RANGES_PER_QUERY` blocks wherever they lie)."""
         parts: list[tuple[int, _Piece, int, int]] = []
         ordered = sorted(blocks)
-        runs = [run for run in np.split(np.asarray(ordered), np.flatnonzero(np.diff(ordered) != 1) + 1) if len(run)]
+        if self.seq_ranges and not self.columnar:
+            runs = [np.asarray(ordered[i:i + SEQ_RANGES_PER_QUERY]) for i in range(0, len(ordered), SEQ_RANGES_PER_QUERY)]
+        else:
+            runs = [run for run in np.split(np.asarray(ordered), np.flatnonzero(np.diff(ordered) != 1) + 1) if len(run)]
         for run in runs:
-            piece = self._piece(layout.seq_range(int(run[0]))[0], layout.seq_range(int(run[-1]))[1])
+            piece = self._ranges_piece(layout, run.tolist())
             for block in run.tolist():
                 low, high = layout.seq_range(block)
                 a, b = np.searchsorted(piece.seqs, [low, high + 1]).tolist()

@@ -349,8 +349,8 @@ class Engine:
         later epoch needs it, from the windows' own rows (``BlockReader.whole_table``: a second read of the
         index held the GIL against the next epoch's first windows, 41k against 96k small samples/s).  Rows no
         window lends (records, ``_y`` labels, malformed references) are read again; a one-epoch stream (no
-        memo) keeps nothing.  False when stopping, None when not streamed (an empty population, or a shard
-        whose index cannot count blocks), True once streamed."""
+        memo) keeps nothing.  False when stopping, None for an empty population (nothing streamed), True
+        once streamed."""
         cfg = self.cfg
         reader = BlockReader(self.scope, q, self._table, self.stop, self.counters)
         layout = reader.layout(seq, cfg.window_bytes, self.head)
@@ -362,9 +362,7 @@ class Engine:
         if cfg.world == 1:  # the count comes with the end marker
             phase, windows = Phase(epoch, seq, [], None, None), reader.permuted_windows(layout, **order)
         else:  # a shard's piece starts where the windows before it end: their counts first, no reference
-            if (counts := reader.block_counts(layout)) is None:
-                return None  # an index that cannot count without documents: the loaded table orders the epoch
-            count = int(counts.sum())
+            count = int((counts := reader.block_counts(layout)).sum())
             lo, hi = piece_bounds(count, cfg.world, cfg.rank)
             phase, windows = Phase(epoch, seq, [(0, count)], count, hi - lo), reader.shard_windows(
                 layout, counts, lo, hi, **order)
