@@ -12,7 +12,11 @@ so the warehouse's size is its index, not its bytes), imported in blocks of
 ``index_s``; then the first batch of a stream started with an
 :class:`~tensordb_core.stream.memo.IndexMemo` that an earlier stream filled
 (what a persistent torch loader worker sees from its second epoch on).
-Also timed: closing the stream right after its first batch (``close_ms``).
+Also timed: closing the stream right after its first batch (``close_ms``),
+and a torch ``DataLoader`` of :class:`~tensordb_core.torch.TensorDBIterableDataset`
+with ``--workers`` persistent workers, from ``iter`` to its first batch
+(``loader_first_batch_ms``: each worker is a shard that places its piece of
+the epoch before reading it).
 Results go to ``benchmarks/results/first_batch.json``.
 """
 
@@ -47,10 +51,28 @@ def first_batch(db: tdb.TensorDB, memo: IndexMemo | None = None) -> tuple[float,
     return took, index_s, time.perf_counter() - closing
 
 
+def loader_first_batch(uri: Path, workers: int) -> float:
+    """Seconds from ``iter(DataLoader)`` to its first batch, the workers started by it (what a training
+    script waits for at its first epoch)."""
+    import torch.utils.data
+
+    from tensordb_core.torch import TensorDBIterableDataset
+
+    dataset = TensorDBIterableDataset(uri, {}, study="bench", batch_size=64)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers, persistent_workers=True)
+    began = time.perf_counter()
+    batches = iter(loader)
+    next(batches)
+    took = time.perf_counter() - began
+    del batches  # the workers stop with their iterator
+    return took
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="20000,1000000")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers (0: skip that row)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     rows: list[dict[str, Any]] = []
@@ -68,16 +90,22 @@ def main(argv: list[str] | None = None) -> int:
                 memo = IndexMemo()
                 first_batch(db, memo)
                 memo_took = min(first_batch(db, memo)[0] for _ in range(args.repeat))
-            rows.append({"samples": n, "import_s": round(imported, 1), "first_batch_ms": round(took * 1e3, 1),
+                loader_took = min(loader_first_batch(Path(work) / f"wh-{n}", args.workers)
+                                  for _ in range(args.repeat)) if args.workers else float("nan")
+            rows.append({"loader_first_batch_ms": round(loader_took * 1e3, 1), "loader_workers": args.workers,"samples": n, "import_s": round(imported, 1), "first_batch_ms": round(took * 1e3, 1),
                          "index_ms": round(index_s * 1e3, 1), "index_us_per_doc": round(index_s / n * 1e6, 2),
                          "first_batch_with_memo_ms": round(memo_took * 1e3, 1), "close_ms": round(close_s * 1e3, 1)})
             print(f"{n:>9,} samples: first batch {took * 1e3:8.1f} ms (index {index_s * 1e3:.1f} ms, "
                   f"{index_s / n * 1e6:.2f} us/doc); with an index memo {memo_took * 1e3:.1f} ms; "
-                  f"closed {close_s * 1e3:.1f} ms after it; "
+                  f"closed {close_s * 1e3:.1f} ms after it; DataLoader, {args.workers} workers: "
+                  f"{loader_took * 1e3:.0f} ms; "
                   f"imported in {imported:.1f}s", flush=True)
     if len(rows) > 1:
         ratio = rows[-1]["first_batch_ms"] / rows[0]["first_batch_ms"]
         print(f"first batch, {rows[-1]['samples']:,} / {rows[0]['samples']:,} samples: {ratio:.1f}x (target <= 2x)")
+        if args.workers:
+            ratio = rows[-1]["loader_first_batch_ms"] / rows[0]["loader_first_batch_ms"]
+            print(f"DataLoader first batch, {rows[-1]['samples']:,} / {rows[0]['samples']:,} samples: {ratio:.1f}x")
     result = {"benchmark": "first_batch", "repeat": args.repeat, "machine": machine(), "rows": rows}
     out = write_json(args.out, result)
     print(f"wrote {out}", file=sys.stderr)
