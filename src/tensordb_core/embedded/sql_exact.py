@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tensordb_core.embedded import sql_filter as sf
@@ -115,7 +115,7 @@ def _field(name: str, cond: Any, t: sf.Translator, indexed: bool) -> str:
         elif op in _SIGNS and type(arg) in (int, float) and math.isfinite(arg) and (
                 type(arg) is float or _exact_int(arg)):
             sign, p = _SIGNS[op], t.bind(arg)
-            terms.append(_value_or_element(path, _NUMBER, f"{{v}} {sign} {p}"))
+            terms.append(_value_or_element(path, _NUMBER, f"{{v}} {sign} {p}", None, t))
         else:
             raise _Refused
     return "(" + " AND ".join(terms) + ")"
@@ -141,14 +141,18 @@ def _any_of(path: str, values: list[Any], t: sf.Translator, indexed: bool) -> st
             # clause (the array branch from the json_type index: SQLite's MULTI-INDEX OR); counting a
             # 1M-sample study's blocks by ``_seq`` took 2.06 s with ``->>``, which no index matches, and 0.30 s
             own = f"(json_extract(doc, {path}) = {p})" if indexed else f"(doc ->> {path} = {p})"
-        terms.append(_value_or_element(path, kinds, f"{{v}} = {p}", own))
+        terms.append(_value_or_element(path, kinds, f"{{v}} = {p}", own, t))
     return "(" + " OR ".join(terms) + ")"
 
 
-def _value_or_element(path: str, kinds: str, test: str, own: str | None = None) -> str:
+def _value_or_element(path: str, kinds: str, test: str, own: str | None, t: sf.Translator) -> str:
     """``test`` (on ``{v}``) holds for the value at ``path`` of type ``kinds``, or for one such element of it;
-    ``own``: the same test of the value itself, spelled more cheaply by the caller."""
+    ``own``: the same test of the value itself, spelled more cheaply by the caller.  No element branch where
+    the translator knows no document holds an array at ``path`` (``Translator.no_arrays``, asked in the
+    snapshot the statement reads): a bare comparison is left, which a covering index answers alone."""
     own = own or f"(json_type(doc, {path}) IN {kinds} AND {test.format(v=f'json_extract(doc, {path})')})"
+    if t.no_arrays(path):
+        return own
     element = (f"(json_type(doc, {path}) = 'array' AND EXISTS (SELECT 1 FROM json_each(doc, {path}) AS e "
                f"WHERE e.type IN {kinds} AND {test.format(v='e.value')}))")
     return f"({own} OR {element})"
@@ -160,12 +164,11 @@ def _value_or_element(path: str, kinds: str, test: str, own: str | None = None) 
 HAS_ARROW = sqlite3.sqlite_version_info >= (3, 38)
 
 
-def select_columns(table: str, query: Mapping[str, Any], paths: list[str], ids: bool = True
-                   ) -> tuple[str, sf.SQLParams] | None:
+def select_columns(table: str, query: Mapping[str, Any], paths: list[str]) -> tuple[str, sf.SQLParams] | None:
     """One statement whose one row holds JSON arrays of ``query``'s matches with ``:after < _seq <= :until``
-    (named parameters the caller binds): their ``_seq``, their ``_id`` (unless not ``ids``), and, with
-    ``paths``, one array per match of its values there (``json_extract`` of them all); None outside the
-    exact language (or before SQLite 3.38, the oldest these statements were measured on).
+    (named parameters the caller binds): their ``_seq``, their ``_id``, and, with ``paths``, one array per
+    match of its values there (``json_extract`` of them all); None outside the exact language (or before
+    SQLite 3.38, the oldest these statements were measured on).
 
     Why arrays built by SQLite: the whole read is then one step of the
     statement, during which the GIL is free, and Python parses three JSON
@@ -178,10 +181,9 @@ def select_columns(table: str, query: Mapping[str, Any], paths: list[str], ids: 
     would answer the bare SQL value, so a single path is asked twice.
     Why the bounds are left to the caller: a stream reads one query block
     after block, and the statement is then built once (:class:`ColumnStatements`).
-    Why the subquery selects only the columns asked: where an index on the
-    query's tags answers it, ``_seq`` alone comes from the index (a shard
-    counting a 1M-sample study's blocks: 0.32 s; with ``id``, a table lookup
-    per match, 1.32 s; with ``doc`` too, 2.49 s).
+    Why ``doc`` is selected only with ``paths``: where an index on the query's
+    tags answers it, the matches' ``_seq`` and ``_id`` come without reading
+    the documents (1M matches by 64k-seq pages: 1.32 s, 2.49 s with ``doc``).
     """
     if not all(isinstance(p, str) for p in paths):
         raise InvalidQuery(f"read_columns takes str paths, got {paths!r}")
@@ -191,11 +193,36 @@ def select_columns(table: str, query: Mapping[str, Any], paths: list[str], ids: 
     if cond is None or None in spelled or not HAS_ARROW:
         return None
     extract = ", ".join(spelled if len(spelled) != 1 else spelled * 2)
-    names = ["seq", *(["id"] if ids else []), *(["doc"] if spelled else [])]
-    values = [f"json_group_array({name})" for name in names[:1 + ids]]
+    names = ["seq", "id", *(["doc"] if spelled else [])]
+    values = [f"json_group_array({name})" for name in names[:2]]
     values += [f"json_group_array(json_extract(doc, {extract}))"] if spelled else []
     matches = f"SELECT {', '.join(names)} FROM {table} WHERE seq > :after AND seq <= :until AND {cond} ORDER BY seq"
     return f"SELECT {', '.join(values)} FROM ({matches})", t.params
+
+
+#: Up to this many blocks, :func:`select_block_counts`' caller counts each by a statement of its own.
+BLOCKS_COUNTED_ONE_BY_ONE = 4096
+
+
+def select_block_counts(table: str, query: Mapping[str, Any], arrays_absent: Callable[[str], bool] | None = None
+                        ) -> tuple[str, str, sf.SQLParams] | None:
+    """Two statements over ``query``'s matches with ``:low <= _seq <= :high``: their ``COUNT``, and their
+    ``_seq`` as one JSON array; None outside the exact language.
+
+    Why: a shard counts the matches of each block of its epoch's layout
+    (stream/blocks.py) before reading a reference.  Spelled for a tag index
+    (``indexed``), without the array branches ``arrays_absent`` rules out (see
+    :class:`~tensordb_core.embedded.sql_filter.Translator`), the ``_study``
+    index alone answers: 1M matches in 977 blocks, a ``COUNT`` each, 0.09 s;
+    their ``_seq`` in one array (for many small blocks) 0.29 s; one ``GROUP
+    BY`` 0.35 s (a temporary B-tree) and 0.46 s with the array branches
+    (SQLite's MULTI-INDEX OR seeks each row).
+    """
+    t = sf.Translator(arrays_absent)
+    if (cond := exact_where(validate_query(query), t, indexed=True)) is None:
+        return None
+    where = f"FROM {table} WHERE seq >= :low AND seq <= :high AND {cond}"
+    return f"SELECT COUNT(*) {where}", f"SELECT json_group_array(seq) {where}", t.params
 
 
 class ColumnStatements:
@@ -209,29 +236,28 @@ class ColumnStatements:
     """
 
     def __init__(self, most: int = 64) -> None:
-        self._kept: dict[tuple[str, str, tuple[str, ...], bool], tuple[str, sf.SQLParams] | None] = {}
+        self._kept: dict[tuple[str, str, tuple[str, ...]], tuple[str, sf.SQLParams] | None] = {}
         self._most = most
 
-    def get(self, table: str, query: Mapping[str, Any], paths: Sequence[str], ids: bool = True
-            ) -> tuple[str, sf.SQLParams] | None:
+    def get(self, table: str, query: Mapping[str, Any], paths: Sequence[str]) -> tuple[str, sf.SQLParams] | None:
         """The statement (None: outside the exact language); an invalid query raises :class:`InvalidQuery`."""
-        key = (table, repr(query), tuple(paths), ids)
+        key = (table, repr(query), tuple(paths))
         found = self._kept.get(key, False)
         if found is False:
-            found = select_columns(table, validate_query(query), list(paths), ids)
+            found = select_columns(table, validate_query(query), list(paths))
             if len(self._kept) >= self._most:
                 self._kept.clear()
             self._kept[key] = found
         return found
 
 
-def to_columns(row: tuple[str, ...] | None, paths: list[str], ids: bool = True) -> dict[str, list[Any]]:
+def to_columns(row: tuple[str, ...] | None, paths: list[str]) -> dict[str, list[Any]]:
     """The statement's row as the protocol's columns (None: the table does not exist yet), in ``_seq`` order."""
-    names = ["_seq", *(["_id"] if ids else []), *paths]
+    names = ["_seq", "_id", *paths]
     if row is None:
         return {name: [] for name in names}
-    head = [jsontext.loads(text) for text in row[:1 + ids]]
-    values = jsontext.loads(row[-1]) if paths else []
+    head = [jsontext.loads(text) for text in row[:2]]
+    values = jsontext.loads(row[2]) if paths else []
     seqs = head[0]
     # a path's column is the path's place in every match's values (zip(*) transposes them in C)
     columns = [*head, *(list(column) for column in zip(*values))] if values else [*head, *([] for _ in paths)]
@@ -242,4 +268,5 @@ def to_columns(row: tuple[str, ...] | None, paths: list[str], ids: bool = True) 
     return dict(zip(names, columns))
 
 
-__all__ = ["HAS_ARROW", "MAX_IN", "ColumnStatements", "exact_where", "select_columns", "to_columns"]
+__all__ = ["BLOCKS_COUNTED_ONE_BY_ONE", "HAS_ARROW", "MAX_IN", "ColumnStatements", "exact_where", "select_block_counts", "select_columns",
+           "to_columns"]

@@ -54,6 +54,7 @@ from typing import Any
 from tensordb_core.embedded import sql_exact
 from tensordb_core.embedded import sql_filter as sf
 from tensordb_core.embedded.jsondocs import fresh_projection, stored_json
+from tensordb_core.embedded.sqlite_columns import SQLiteColumnReads
 from tensordb_core.errors import (
     BackendError,
     BackendUnavailable,
@@ -100,7 +101,7 @@ class _Handle:
         weakref.finalize(self, conn.close)
 
 
-class SQLiteIndexStore:
+class SQLiteIndexStore(SQLiteColumnReads):
     """The IndexStore protocol over one SQLite file (see the module docstring for the guarantees)."""
 
     #: _seq is assigned inside the committing write transaction: followers need no grace.
@@ -302,15 +303,7 @@ class SQLiteIndexStore:
         if not self._exists(conn, collection):
             return
         indexes = self._index_sql(conn, collection)
-        typed = sf.type_indexed_paths(indexes)
-
-        def arrays_absent(path: str) -> bool:  # answered from a json_type index, in this snapshot
-            if path not in typed:
-                return False
-            sql = f"SELECT 1 FROM {sf.ident(collection)} WHERE json_type(doc, {path}) = 'array' LIMIT 1"
-            return conn.execute(sql).fetchone() is None
-
-        t = sf.Translator(arrays_absent)
+        t = sf.Translator(self._arrays_absent(conn, collection))
         with self._errors("query"):
             cond = sf.where(query, t)
         # An indexed equality (or _id) reads rows already in seq order: let SQLite walk it.
@@ -332,6 +325,17 @@ class SQLiteIndexStore:
                     yield self._load(seq, doc_id, text)
         finally:
             cursor.close()
+
+    def _arrays_absent(self, conn: sqlite3.Connection, collection: str) -> Callable[[str], bool]:
+        """Whether no document holds an array at a path, where a json_type index answers it (in ``conn``'s
+        snapshot: the statement that relies on it must read that snapshot too); False elsewhere."""
+        typed = sf.type_indexed_paths(self._index_sql(conn, collection))
+
+        def absent(path: str) -> bool:
+            sql = f"SELECT 1 FROM {sf.ident(collection)} WHERE json_type(doc, {path}) = 'array' LIMIT 1"
+            return path in typed and conn.execute(sql).fetchone() is None
+
+        return absent
 
     def _index_sql(self, conn: sqlite3.Connection, collection: str) -> list[str]:
         """The ``CREATE INDEX`` statements of ``collection`` (cached; create_index refreshes it)."""
@@ -434,21 +438,6 @@ class SQLiteIndexStore:
                         return
 
         return rows()
-
-    def read_columns(self, collection: str, query: Mapping[str, Any], paths: Sequence[str], *, after: int,
-                     until: int, ids: bool = True) -> dict[str, list[Any]] | None:
-        """:class:`~tensordb_core.store.protocols.ReadsColumns`: one statement of one row, in which SQLite parses
-        the documents and decides the query with the GIL released (:mod:`.sql_exact`, which keeps each query's
-        statement); no dict per document."""
-        check_collection(collection)
-        if type(after) is not int or type(until) is not int:
-            raise InvalidQuery(f"read_columns takes int bounds, got {after!r}, {until!r}")
-        if (statement := self._column_statements.get(sf.ident(collection), query, paths, ids)) is None:
-            return None
-        with self._reader() as conn, self._errors("query"):
-            row = conn.execute(statement[0], {**statement[1], "after": after, "until": until}).fetchone() if (
-                self._exists(conn, collection)) else None
-        return sql_exact.to_columns(row, list(paths), ids)
 
     def last_seq(self, collection: str) -> int:
         check_collection(collection)

@@ -138,15 +138,22 @@ class ReadsColumns(Protocol):
     """The optional ability behind ``IndexCapabilities.columns``."""
 
     def read_columns(self, collection: str, query: Query, paths: Sequence[str], *, after: int,
-                     until: int, ids: bool = True) -> dict[str, list[Any]] | None:
+                     until: int) -> dict[str, list[Any]] | None:
         """The matches of ``query`` with ``after < _seq <= until``, in ``_seq`` order, as columns.
 
         Returns ``{"_seq": [...], "_id": [...], path: [...] for each of paths}``: one list per name,
         one item per match, the value at that dotted path (a path through a non-object, or to a
         missing field, gives None, as does JSON null; arrays are not traversed).  Or None: the
         store cannot answer this query exactly this way, and the caller reads documents instead.
-        ``ids=False`` leaves ``_id`` out: a caller placing positions needs ``_seq`` alone, which an
-        index on the query's tags may answer without reading the documents.
+        """
+        ...
+
+    def count_blocks(self, collection: str, query: Query, *, origin: int, span: int,
+                     until: int) -> list[int] | None:
+        """How many matches of ``query`` each block of ``span`` consecutive ``_seq`` values holds, the
+        blocks cut from ``origin`` to ``until`` (inclusive): ``(until - origin) // span + 1`` counts.
+        None, as :meth:`read_columns` says it.  Why: a shard places its piece of an epoch by these
+        counts before reading a reference (stream/blocks.py); one grouped count per epoch.
         """
         ...
 

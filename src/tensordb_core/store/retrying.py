@@ -393,10 +393,16 @@ class RetryingIndexStore(_Forwarding):
         return self.retrier.call(f"count in {collection}", lambda: self.inner.count(collection, query))
 
     def read_columns(self, collection: str, query: Query, paths: Sequence[str], *, after: int,
-                     until: int, ids: bool = True) -> dict[str, list[Any]] | None:
+                     until: int) -> dict[str, list[Any]] | None:
         """Retry the inner store's ``read_columns`` (one read); only for stores whose capabilities declare it."""
         return self.retrier.call(f"read columns of {collection}", lambda: self.inner.read_columns(
-            collection, query, paths, after=after, until=until, ids=ids))
+            collection, query, paths, after=after, until=until))
+
+    def count_blocks(self, collection: str, query: Query, *, origin: int, span: int,
+                     until: int) -> list[int] | None:
+        """Retry the inner store's ``count_blocks`` (one read); only for stores declaring columns."""
+        return self.retrier.call(f"count blocks of {collection}", lambda: self.inner.count_blocks(
+            collection, query, origin=origin, span=span, until=until))
 
     def last_seq(self, collection: str) -> int:
         return self.retrier.call(f"last_seq of {collection}", lambda: self.inner.last_seq(collection))

@@ -2,8 +2,9 @@
 
 Part of :class:`~tensordb_core.testing.index_suite.IndexStoreSuite`: a store
 that declares the ability must answer ``read_columns`` as its own documents
-say (the matches of the query, in ``_seq`` order, with each path's value), or
-say None; a store that does not declare it is not asked.
+say (the matches of the query, in ``_seq`` order, with each path's value),
+and ``count_blocks`` as counting them would, or say None; a store that does
+not declare it is not asked.
 """
 
 from __future__ import annotations
@@ -56,3 +57,27 @@ class ColumnsSuite:
                     assert cols[path] == [_at(d, path) for d in want], (query, path)
                     assert [type(v) for v in cols[path]] == [type(_at(d, path)) for d in want], (query, path)
         assert answered, "a store declaring columns answers at least the empty query"
+
+    def test_count_blocks_agree_with_the_documents(self, index_store: IndexStore) -> None:
+        if not index_store.capabilities.columns:
+            return  # the ability is optional: a store without it is never asked
+        assert isinstance(index_store, ReadsColumns), "columns=True needs a count_blocks method"
+        index_store.insert_many("blocked", [dict(d) for d in DOCS * 3])
+        index_store.delete_many("blocked", {"v": 3})  # gaps in _seq
+        stored = list(index_store.find("blocked", {}))
+        seqs = [d["_seq"] for d in stored]
+        answered = 0
+        for query in QUERIES:
+            for origin, span, until in ((seqs[0], 1, seqs[-1]), (seqs[0], 4, seqs[-1]), (seqs[2], 3, seqs[-3]),
+                                        (seqs[-1] + 1, 5, seqs[-1] + 20)):
+                counts = index_store.count_blocks("blocked", query, origin=origin, span=span, until=until)
+                if counts is None:
+                    continue  # outside what this store answers so: the caller reads documents
+                answered += 1
+                want = [0] * ((until - origin) // span + 1)
+                for d in stored:
+                    if origin <= d["_seq"] <= until and matches(d, query):
+                        want[(d["_seq"] - origin) // span] += 1
+                assert counts == want, (query, origin, span, until)
+        assert answered, "a store declaring columns counts at least the empty query"
+        assert index_store.count_blocks("absent", {}, origin=1, span=2, until=6) in (None, [0, 0, 0])
