@@ -71,7 +71,7 @@ class SQLiteColumnReads:
             if statements is None:
                 return None
             count, seqs, params = statements
-            if len(counts) > sql_exact.BLOCKS_COUNTED_ONE_BY_ONE:
+            if len(counts) > sql_exact.BLOCKS_COUNTED_ONE_BY_ONE and span < sql_exact.SPAN_COUNTED_ALONE:
                 found = np.asarray(jsontext.loads(conn.execute(seqs, {**params, "low": origin, "high": until})
                                                   .fetchone()[0]), dtype=np.int64)
                 return np.bincount((found - origin) // span, minlength=len(counts)).tolist()
