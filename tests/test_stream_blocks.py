@@ -1,10 +1,10 @@
 """The block order: an epoch streamed from index blocks is the epoch a loaded table orders, sample for sample.
 
-A fresh whole epoch streams from the index block by block (stream/blocks.py); a
-resumed or sharded epoch, and every later epoch of a stream, orders the
-loaded table (order.block_order).  These tests take each path on data with
-gaps in ``_seq`` (another study's samples, deleted samples) and a filter, and
-require the same sequence.
+A fresh epoch streams from the index block by block (stream/blocks.py; a shard
+only the windows of its piece, placed by per-block counts); a resumed epoch,
+and every later epoch of a stream, orders the loaded table (order.block_order).
+These tests take each path on data with gaps in ``_seq`` (another study's
+samples, deleted samples) and a filter, and require the same sequence.
 """
 
 from __future__ import annotations

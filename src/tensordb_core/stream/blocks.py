@@ -11,8 +11,11 @@ fresh epoch streams window by window from here: the first batch waits for
 one window's documents, and the index is read once, overlapped with
 decoding.  When a later epoch (or an index memo) will use it, the whole
 table is made after the epoch's last window from the windows' own rows
-(:meth:`BlockReader.whole_table`), not read again: the table is what later,
-resumed and sharded epochs order (the same order, computed at once).
+(:meth:`BlockReader.whole_table`), not read again: the table is what later
+and resumed epochs order (the same order, computed at once).  A shard (a
+loader worker, a DDP rank) first counts each block's samples, which place
+its piece of the global order, and reads only the windows the piece covers
+(:meth:`BlockReader.shard_windows`).
 """
 
 from __future__ import annotations

@@ -282,8 +282,8 @@ def block_order(seq: np.ndarray, layout: BlockLayout, *, seed: int, epoch: int, 
     """The block order of an epoch whose population's ``_seq`` s (ascending, within the layout) are ``seq``.
 
     The same order :mod:`tensordb_core.stream.blocks` streams window by window
-    from the index; this one is computed from a loaded table (resumed and
-    sharded streams, later epochs).
+    from the index; this one is computed from a loaded table (resumed
+    streams, later epochs, a stream whose memo kept its table).
     """
     n = len(seq)
     if n == 0:
