@@ -33,7 +33,9 @@ def test_status_of_a_study(tmp_path, capsys):
         db.index.insert_many(WORKERS, [db.scope.new_doc(name="ghost", role="trainer", state="running",
                                                         heartbeat=time.time() - 600, heartbeat_s=5.0)])
         stop = threading.Event()
-        opts = WorkerOptions(poll_s=0.02, heartbeat_s=0.1, name="eval-1", test_query={"split": "nothing"})
+        # heartbeat_s=1: "alive" means a beat within 3 intervals, and a loaded CI host let 0.3 s pass between
+        # the status read and the CLI's (0 alive, 2 silent); the ghost, 600 s stale, stays silent either way
+        opts = WorkerOptions(poll_s=0.02, heartbeat_s=1.0, name="eval-1", test_query={"split": "nothing"})
         worker = threading.Thread(target=run_worker, args=(db, "evaluator", opts), kwargs={"stop": stop})
         worker.start()
         try:
