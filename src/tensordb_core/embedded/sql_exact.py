@@ -166,9 +166,9 @@ HAS_ARROW = sqlite3.sqlite_version_info >= (3, 38)
 
 def select_columns(table: str, query: Mapping[str, Any], paths: list[str]) -> tuple[str, sf.SQLParams] | None:
     """One statement whose one row holds JSON arrays of ``query``'s matches with ``:after < _seq <= :until``
-    (named parameters the caller binds): their ``_seq``, their ``_id``, and, with ``paths``, one array per
-    match of its values there (``json_extract`` of them all); None outside the exact language (or before
-    SQLite 3.38, the oldest these statements were measured on).
+    (named parameters the caller binds): their ``_seq``, their ``_id``, and one array per match of its values
+    at ``paths`` (``json_extract`` of them all); None outside the exact language (or before SQLite 3.38,
+    whose ``->>`` the language uses).
 
     Why arrays built by SQLite: the whole read is then one step of the
     statement, during which the GIL is free, and Python parses three JSON
@@ -181,24 +181,18 @@ def select_columns(table: str, query: Mapping[str, Any], paths: list[str]) -> tu
     would answer the bare SQL value, so a single path is asked twice.
     Why the bounds are left to the caller: a stream reads one query block
     after block, and the statement is then built once (:class:`ColumnStatements`).
-    Why ``doc`` is selected only with ``paths``: where an index on the query's
-    tags answers it, the matches' ``_seq`` and ``_id`` come without reading
-    the documents (1M matches by 64k-seq pages: 1.32 s, 2.49 s with ``doc``).
     """
     if not all(isinstance(p, str) for p in paths):
         raise InvalidQuery(f"read_columns takes str paths, got {paths!r}")
     spelled = [sf.json_path(p.split(".")) if p else None for p in paths]
     t = sf.Translator()
-    cond = exact_where(query, t, indexed=not spelled)
+    cond = exact_where(query, t)
     if cond is None or None in spelled or not HAS_ARROW:
         return None
     extract = ", ".join(spelled if len(spelled) != 1 else spelled * 2)
-    names = ["seq", "id", *(["doc"] if spelled else [])]
-    values = [f"json_group_array({name})" for name in names[:2]]
-    values += [f"json_group_array(json_extract(doc, {extract}))"] if spelled else []
-    matches = f"SELECT {', '.join(names)} FROM {table} WHERE seq > :after AND seq <= :until AND {cond} ORDER BY seq"
-    return f"SELECT {', '.join(values)} FROM ({matches})", t.params
-
+    values = f"json_group_array(json_extract(doc, {extract}))" if spelled else "json_group_array(json_array())"
+    matches = f"SELECT seq, id, doc FROM {table} WHERE seq > :after AND seq <= :until AND {cond} ORDER BY seq"
+    return f"SELECT json_group_array(seq), json_group_array(id), {values} FROM ({matches})", t.params
 
 #: :func:`select_block_counts`' caller counts each block by a ``COUNT`` of its own up to this many blocks, or
 #: when blocks span at least ``SPAN_COUNTED_ALONE`` ``_seq`` values; else it reads every ``_seq`` as one array.
@@ -258,11 +252,9 @@ def to_columns(row: tuple[str, ...] | None, paths: list[str]) -> dict[str, list[
     names = ["_seq", "_id", *paths]
     if row is None:
         return {name: [] for name in names}
-    head = [jsontext.loads(text) for text in row[:2]]
-    values = jsontext.loads(row[2]) if paths else []
-    seqs = head[0]
+    seqs, ids, values = (jsontext.loads(text) for text in row)
     # a path's column is the path's place in every match's values (zip(*) transposes them in C)
-    columns = [*head, *(list(column) for column in zip(*values))] if values else [*head, *([] for _ in paths)]
+    columns = [seqs, ids, *(list(column) for column in zip(*values))] if values else [seqs, ids, *([] for _ in paths)]
     columns = columns[:len(names)]  # a single path was extracted twice
     if sorted(seqs) != seqs:  # SQLite keeps the subquery's order; never rely on it blindly (seq is unique)
         order = sorted(range(len(seqs)), key=seqs.__getitem__)
