@@ -92,9 +92,10 @@ def main(argv: list[str] | None = None) -> int:
                 memo_took = min(first_batch(db, memo)[0] for _ in range(args.repeat))
                 loader_took = min(loader_first_batch(Path(work) / f"wh-{n}", args.workers)
                                   for _ in range(args.repeat)) if args.workers else float("nan")
-            rows.append({"loader_first_batch_ms": round(loader_took * 1e3, 1), "loader_workers": args.workers,"samples": n, "import_s": round(imported, 1), "first_batch_ms": round(took * 1e3, 1),
+            rows.append({"samples": n, "import_s": round(imported, 1), "first_batch_ms": round(took * 1e3, 1),
                          "index_ms": round(index_s * 1e3, 1), "index_us_per_doc": round(index_s / n * 1e6, 2),
-                         "first_batch_with_memo_ms": round(memo_took * 1e3, 1), "close_ms": round(close_s * 1e3, 1)})
+                         "first_batch_with_memo_ms": round(memo_took * 1e3, 1), "close_ms": round(close_s * 1e3, 1),
+                         "loader_first_batch_ms": round(loader_took * 1e3, 1), "loader_workers": args.workers})
             print(f"{n:>9,} samples: first batch {took * 1e3:8.1f} ms (index {index_s * 1e3:.1f} ms, "
                   f"{index_s / n * 1e6:.2f} us/doc); with an index memo {memo_took * 1e3:.1f} ms; "
                   f"closed {close_s * 1e3:.1f} ms after it; DataLoader, {args.workers} workers: "

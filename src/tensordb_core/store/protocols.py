@@ -153,7 +153,7 @@ class ReadsColumns(Protocol):
         """How many matches of ``query`` each block of ``span`` consecutive ``_seq`` values holds, the
         blocks cut from ``origin`` to ``until`` (inclusive): ``(until - origin) // span + 1`` counts.
         None, as :meth:`read_columns` says it.  Why: a shard places its piece of an epoch by these
-        counts before reading a reference (stream/blocks.py); one grouped count per epoch.
+        counts before reading a reference (stream/blocks.py); one call per epoch.
         """
         ...
 

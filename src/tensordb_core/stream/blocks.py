@@ -195,14 +195,11 @@ class BlockReader:
             else:
                 run = next((k for k in range(1, run) if order[at + k] != order[at] + k), run)  # consecutive blocks
                 piece = self._piece(layout.seq_range(order[at])[0], layout.seq_range(order[at + run - 1])[1])
-            for block in order[at:at + run]:
-                low, high = layout.seq_range(block)
-                start, end = np.searchsorted(piece.seqs, [low, high + 1]).tolist()
-                if end > start:
-                    pending.append((block, piece, start, end))
-                    if cutter.add(end - start):
-                        yield self._window(layout, pending)
-                        pending = []
+            for part in self._block_parts(layout, piece, order[at:at + run]):
+                pending.append(part)
+                if cutter.add(part[3] - part[2]):
+                    yield self._window(layout, pending)
+                    pending = []
             at += run
         if pending:
             yield self._window(layout, pending)
@@ -268,17 +265,24 @@ class BlockReader:
         parts: list[tuple[int, _Piece, int, int]] = []
         ordered = sorted(blocks)
         if self.seq_ranges and not self.columnar:
-            runs = [np.asarray(ordered[i:i + SEQ_RANGES_PER_QUERY]) for i in range(0, len(ordered), SEQ_RANGES_PER_QUERY)]
+            runs = [ordered[i:i + SEQ_RANGES_PER_QUERY] for i in range(0, len(ordered), SEQ_RANGES_PER_QUERY)]
         else:
-            runs = [run for run in np.split(np.asarray(ordered), np.flatnonzero(np.diff(ordered) != 1) + 1) if len(run)]
+            cuts = np.flatnonzero(np.diff(ordered) != 1) + 1
+            runs = [run.tolist() for run in np.split(np.asarray(ordered), cuts) if len(run)]
         for run in runs:
-            piece = self._ranges_piece(layout, run.tolist())
-            for block in run.tolist():
-                low, high = layout.seq_range(block)
-                a, b = np.searchsorted(piece.seqs, [low, high + 1]).tolist()
-                if b > a:
-                    parts.append((block, piece, a, b))
+            parts += self._block_parts(layout, self._ranges_piece(layout, run), run)
         return self._window(layout, parts)
+
+    @staticmethod
+    def _block_parts(layout: BlockLayout, piece: _Piece, blocks: list[int]) -> list[tuple[int, _Piece, int, int]]:
+        """``(block, piece, start, end)`` of each of ``blocks`` holding rows of ``piece`` (its rows by ``_seq``)."""
+        parts = []
+        for block in blocks:
+            low, high = layout.seq_range(block)
+            start, end = np.searchsorted(piece.seqs, [low, high + 1]).tolist()
+            if end > start:
+                parts.append((block, piece, start, end))
+        return parts
 
     def _window(self, layout: BlockLayout, blocks: list[tuple[int, _Piece, int, int]]) -> FrozenRefs:
         blocks.sort(key=lambda item: item[0])  # block number order is _seq order
