@@ -357,7 +357,7 @@ def test_corrupted_file_fails_its_checksum(tmp_path):
 def test_bad_arguments_are_typed_errors(db):
     for kwargs in ({"batch_size": 0}, {"shard": (2, 2)}, {"shard": 3}, {"on_error": "ignore"}, {"epochs": 0},
                    {"seed": -1}, {"transform": 5}, {"prefetch": 0}, {"cache_bytes": -5}, {"poll_s": 0},
-                   {"read_threads": 0}, {"read_threads": 1.5}, {"decode_workers": 0}):
+                   {"read_threads": 0}, {"read_threads": 1.5}, {"decode_workers": 0}, {"batch_memory": 5}):
         with pytest.raises(InvalidStreamArgument):
             db.data_generator(**kwargs)
     with pytest.raises(tdb.InvalidQuery):
@@ -419,6 +419,40 @@ def test_one_reading_thread_streams_the_same_batches(db):
             threads.append(stream.stats.read_threads)
     assert both[0] == both[1] and sum(map(len, both[0])) == 2 * N
     assert threads == [2, 1]
+
+
+def test_batches_decode_into_the_memory_batch_memory_lends(db):
+    """``batch_memory`` (a loader worker's shared ring) gets each batch's shape and dtype; the batch is decoded
+    into the array it gives (no copy after), None falls back to a fresh array, and the batches are the same."""
+    make_data(db, codec="lz4")
+    lent: list[np.ndarray] = []
+    asked: list[tuple] = []
+
+    def memory(shape, dtype):
+        asked.append((shape, np.dtype(dtype)))
+        if len(asked) % 3 == 0:
+            return None  # no slot free: a fresh array
+        lent.append(np.full(shape, -1, dtype=dtype))
+        return lent[-1]
+
+    with db.data_generator(batch_size=32, shuffle=False, batch_memory=memory, **SMALL) as stream:
+        got = [(X, y) for X, y in stream]
+    with db.data_generator(batch_size=32, shuffle=False, **SMALL) as stream:
+        want = [(X, y) for X, y in stream]
+    assert [y.tolist() for _, y in got] == [y.tolist() for _, y in want]
+    for (X, _), (wX, _) in zip(got, want):
+        np.testing.assert_array_equal(X, wX)
+    assert {dtype for _, dtype in asked} == {np.dtype(np.float32)}
+    assert sorted(shape for shape, _ in asked) == sorted(X.shape for X, _ in got)  # every batch, windows spanned too
+    placed = [X for X, _ in got if any(np.shares_memory(X, a) for a in lent)]
+    assert len(placed) == len(lent) and len(lent) == len(got) - len(got) // 3
+
+
+def test_batch_memory_of_the_wrong_shape_is_a_typed_error(db):
+    make_data(db, codec="lz4")
+    with db.data_generator(batch_size=32, batch_memory=lambda shape, dtype: np.empty((1, *shape), dtype),
+                           **SMALL) as stream, pytest.raises(tdb.TensorDBError, match="batch_memory"):
+        next(stream)
 
 
 def test_wait_fetch_measures_a_slow_fetch(db, monkeypatch):

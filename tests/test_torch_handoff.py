@@ -88,6 +88,48 @@ def test_every_slot_comes_back_when_the_loop_drops_its_batches(warehouse):
         assert c[1:1 + slots].tolist() == c[1 + slots:].tolist()  # sent == returned, slot by slot
 
 
+class _Placed(TensorDBIterableDataset):
+    """Says with each batch whether the worker's stream decoded it in a ring slot (no copy at hand-off)."""
+
+    def _lend(self, X, y):
+        placed = self._ring is not None and self._ring.slot_of(X) is not None
+        return (*super()._lend(X, y), placed)
+
+
+@pytest.mark.timeout(120)
+def test_workers_decode_batches_straight_into_their_ring(warehouse):
+    """Once a worker's ring is made (sized by its first batch), its stream decodes batches in free slots: the
+    batches are the ones torch's own hand-off gives, and a batch the loop keeps is not overwritten."""
+    ds = _Placed(warehouse, study="torch", batch_size=8, seed=3, window_bytes=1000)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2, persistent_workers=True)
+    plain_ds, plain = _loader(warehouse, 0)
+    for epoch in range(2):
+        ds.set_epoch(epoch)
+        plain_ds.set_epoch(epoch)
+        kept = list(loader)  # held until both epochs are checked: no slot of a kept batch may be reused
+        want = list(plain)
+        assert [y.tolist() for _, y, _ in kept] == [y.tolist() for _, y in want]
+        assert all(torch.equal(X, wX) for (X, _, _), (wX, _) in zip(kept, want))
+        placed = sum(p for _, _, p in kept)
+        assert placed >= 4 and all(_in_a_ring(X) for X, _, p in kept if p)
+        del kept
+
+
+def test_a_ring_lends_free_slots_and_keeps_some_for_copies():
+    ring = tdb_torch._Ring(4, 4096)
+    taken = [ring.allocate((8, 2, 3), np.float32) for _ in range(4)]
+    assert [t is not None for t in taken] == [True, True, False, False]  # 2 kept for batches decoded elsewhere
+    assert [ring.slot_of(t) for t in taken[:2]] == [0, 1] and ring.slot_of(np.empty(3)) is None
+    taken[0][:] = 7
+    X, y = ring.lend([taken[0], np.arange(8)])
+    assert X.data_ptr() == taken[0].ctypes.data and torch.all(X == 7)  # lent where it was decoded: no copy
+    assert torch.equal(y, torch.arange(8)) and ring.slot_of(y.numpy()) is None  # labels copied after it
+    assert ring.allocate((1000, 2, 3), np.float32) is None  # larger than a slot
+    del taken, X, y
+    gc.collect()
+    assert all(ring.free(s) for s in range(4))
+
+
 def test_without_workers_batches_are_plain_tensors(warehouse):
     ds = TensorDBIterableDataset(warehouse, study="torch", batch_size=50, shuffle=False)
     X, y = next(iter(ds))

@@ -39,10 +39,11 @@ Sharding: each loader worker of each DDP rank streams its own shard
 processes every sample of an epoch is read exactly once.  Each worker opens its
 own connection from ``uri`` (a connection cannot cross a process boundary).
 
-Hand-off from loader workers: a worker decodes each batch, copies it into one
-of ``worker_slots`` slots of a shared-memory ring it maps once, and the main
-process rebuilds the batch's tensors as views of its own mapping of that ring
-(:class:`_Ring`).  Why: torch gives every tensor a worker sends a new
+Hand-off from loader workers: a worker's stream decodes each batch straight
+into one of ``worker_slots`` slots of a shared-memory ring (``batch_memory``;
+a batch decoded elsewhere, such as the first, is copied into one), and the
+main process rebuilds the batch's tensors as views of its own mapping of that
+ring (:class:`_Ring`).  Why: torch gives every tensor a worker sends a new
 shared-memory segment whose file descriptor the main process fetches over a
 socket from the worker's resource-sharer thread; with the worker's stream
 threads holding its GIL that cost ~1 ms per tensor on 2 cores (2 workers
@@ -87,12 +88,16 @@ from tensordb_core.stream.records import collate
 from tensordb_core.warehouse import datasets
 from tensordb_core.warehouse.handle import connect
 
-#: Shared-memory batch slots per loader worker: torch keeps ``prefetch_factor`` (2) batches in
-#: flight per worker and the loop holds one or two more; the rest is headroom before a busy ring
-#: sends a batch torch's usual (slower) way.
-WORKER_SLOTS = 8
+#: Shared-memory batch slots per loader worker: the stream decodes up to its ``prefetch`` (8) batches
+#: ahead into slots, torch keeps ``prefetch_factor`` (2) in flight per worker and the loop holds one
+#: or two more; the rest is headroom before a busy ring sends a batch torch's usual (slower) way.
+#: With 8, half the batches of 12 KiB samples were decoded outside the ring and copied in.
+WORKER_SLOTS = 16
 #: Fewer slots than this (little shared memory free) and batches go torch's way.
 MIN_SLOTS = 2
+#: Slots a worker's stream leaves free when it decodes a batch into the ring: for the batches it decoded
+#: ahead elsewhere (before the ring was made, or while every other slot was held), which are copied in.
+SLOTS_KEPT_FOR_COPIES = 2
 #: Where Linux keeps POSIX shared memory (torch's segments and the rings).
 SHM_DIR = "/dev/shm"
 _ALIGN = 64
@@ -254,7 +259,7 @@ class TensorDBIterableDataset(IterableDataset):
         again, self._iterated_pid = self._iterated_pid == os.getpid(), os.getpid()
         run = self._take_carried(epoch, self.as_of, rank, world) or self._open(epoch, self.as_of, rank, world,
                                                                               carry=again)
-        in_worker = self.worker_slots > 0 and get_worker_info() is not None
+        in_worker = self._lends_slots()
         carried = False
         try:
             batch, run.first = run.first, None
@@ -297,7 +302,8 @@ class TensorDBIterableDataset(IterableDataset):
             stream = data_stream(scope, self.query, batch_size=self.batch_size, shuffle=self.shuffle,
                                  seed=self.seed, epochs=None if endless else epoch + 1, shard=(rank, world),
                                  transform=self.transform, window_bytes=self.window_bytes, state=state, as_of=as_of,
-                                 index_memo=self._index_memo(), **kwargs)
+                                 index_memo=self._index_memo(), **kwargs,
+                                 batch_memory=self._slot_array if self._lends_slots() else None)
         except BaseException:
             db.close()
             raise
@@ -330,6 +336,17 @@ class TensorDBIterableDataset(IterableDataset):
                 pass  # the index is gone or down: a new stream says so, with its own error
         run.close()
         return None
+
+    def _lends_slots(self) -> bool:
+        """Whether batches go to the main process through this process's ring: a loader worker's, unless
+        ``worker_slots=0``."""
+        return self.worker_slots > 0 and get_worker_info() is not None
+
+    def _slot_array(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
+        """A free slot of this worker's ring to decode a batch into (the stream's ``batch_memory``), or None:
+        no ring yet (it is sized by the first batch) or too few free slots."""
+        ring = self._ring
+        return ring.allocate(shape, dtype) if ring is not None else None
 
     def _lend(self, X: np.ndarray, y: np.ndarray | None) -> tuple[Any, Any]:
         """``(X, y)`` as tensors in a slot of this worker's ring, or made as usual when none is free."""
@@ -405,6 +422,7 @@ class _Ring:
         self.token = f"{os.getpid()}-{secrets.token_hex(8)}"
         self.ring = torch.zeros(self.header + slots * slot_bytes, dtype=torch.uint8).share_memory_()
         self.mem = self.ring.numpy()
+        self.address = self.mem.ctypes.data
         self.bytes = memoryview(self.mem)
         counters = self.mem[:8 * (1 + 2 * slots)].view(np.int64)
         self.mapped, self.sent = counters[:1], counters[1:1 + slots]
@@ -416,24 +434,63 @@ class _Ring:
         returned = self.mem[8 * (1 + self.slots + slot):8 * (2 + self.slots + slot)].view(np.int64)[0]
         return self.local[slot] == 0 and self.sent[slot] == returned
 
-    def lend(self, arrays: list[np.ndarray]) -> list[Any] | None:
-        """Copies of ``arrays`` as tensors in the next free slot; None when they do not fit or none is free."""
-        if sum(_aligned(a.nbytes) for a in arrays) > self.slot_bytes:
+    def _take(self, need: int) -> int | None:
+        """Claim the next free slot when at least ``need`` are free (the caller holds the lock), else None."""
+        free = [s % self.slots for s in range(self.turn, self.turn + self.slots) if self.free(s % self.slots)]
+        if len(free) < need:
+            return None
+        self.turn = free[0] + 1
+        return free[0]
+
+    def allocate(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
+        """An array of ``shape`` at the start of a free slot, held until it is freed; None when it does not fit
+        or fewer than :data:`SLOTS_KEPT_FOR_COPIES` + 1 slots are free.
+
+        Why: a worker decoded each batch into a fresh array and then copied it
+        into a slot, holding the GIL: a 12 KiB sample's copy was a tenth of
+        the CPU a sample costs across 2 workers and the loader on 2 cores
+        (28.8 -> 25.9 µs; 62k -> 69k samples/s, three alternating runs of 11
+        later epochs each).  The stream decodes a few batches ahead, so some
+        slots stay for :meth:`lend` to copy the batches decoded outside the
+        ring into.
+        """
+        if _aligned(int(np.prod(shape)) * np.dtype(dtype).itemsize) > self.slot_bytes:
             return None
         with self.lock:
-            slot = next((s % self.slots for s in range(self.turn, self.turn + self.slots) if self.free(s % self.slots)), None)
+            slot = self._take(SLOTS_KEPT_FOR_COPIES + 1)
             if slot is None:
                 return None
-            self.turn = slot + 1
-            self.local[slot] += len(arrays)
+            self.local[slot] += 1
+        view = np.ndarray(shape, dtype, buffer=self.mem, offset=self.header + slot * self.slot_bytes)
+        weakref.finalize(view, self._drop, slot)  # with the last array or tensor made from it
+        return view
+
+    def slot_of(self, a: np.ndarray) -> int | None:
+        """The slot whose start ``a`` is (an array :meth:`allocate` gave), else None."""
+        at = a.__array_interface__["data"][0] - self.address - self.header
+        inside = 0 <= at < self.slots * self.slot_bytes and at % self.slot_bytes == 0 and a.flags.c_contiguous
+        return at // self.slot_bytes if inside else None
+
+    def lend(self, arrays: list[np.ndarray]) -> list[Any] | None:
+        """``arrays`` as tensors in a slot: the first where it was decoded into one (:meth:`allocate`), the rest
+        copied after it; else copies of all in the next free slot.  None when they do not fit or no slot is free."""
+        if sum(_aligned(a.nbytes) for a in arrays) > self.slot_bytes:
+            return None
+        slot = self.slot_of(arrays[0])
+        placed = slot is not None
+        with self.lock:
+            if slot is None and (slot := self._take(1)) is None:
+                return None
+            self.local[slot] += len(arrays) - placed
         out, at = [], self.header + slot * self.slot_bytes
-        for a in arrays:
-            # memoryview's copy keeps the GIL: numpy's gives it up and the worker's loop then waits
-            # behind the stream's threads to get it back (py-spy: most of this line's time)
-            self.bytes[at:at + a.nbytes] = memoryview(np.ascontiguousarray(a)).cast("B")
-            view = np.ndarray(a.shape, a.dtype, buffer=self.mem, offset=at)
-            weakref.finalize(view, self._drop, slot)  # torch frees the array with the tensor's last storage
-            tensor = torch.from_numpy(view).as_subclass(_SlotTensor)
+        for i, a in enumerate(arrays):
+            if i or not placed:
+                # memoryview's copy keeps the GIL: numpy's gives it up and the worker's loop then waits
+                # behind the stream's threads to get it back (py-spy: most of this line's time)
+                self.bytes[at:at + a.nbytes] = memoryview(np.ascontiguousarray(a)).cast("B")
+                a = np.ndarray(a.shape, a.dtype, buffer=self.mem, offset=at)
+                weakref.finalize(a, self._drop, slot)  # torch frees the array with the tensor's last storage
+            tensor = torch.from_numpy(a).as_subclass(_SlotTensor)
             tensor._slot = (self, slot, at, a.dtype.str)
             out.append(tensor)
             at += _aligned(a.nbytes)

@@ -64,7 +64,7 @@ from tensordb_core.store.protocols import BlobStore
 from tensordb_core.store.scope import StudyScope
 from tensordb_core.stream.blocks import head_documents, population
 from tensordb_core.stream.cache import ChunkCache
-from tensordb_core.stream.decode import Batch, Decoder, JoinedRows, SampleError, WindowLabels, join_labels
+from tensordb_core.stream.decode import Batch, BatchMemory, Decoder, JoinedRows, SampleError, WindowLabels, join_labels
 from tensordb_core.stream.disk_cache import DEFAULT_DISK_CACHE_BYTES, DiskChunkCache
 from tensordb_core.stream.engine import Counters, Engine, Phase, RecordOptions, StreamConfig
 from tensordb_core.stream.fetch import fetch_window
@@ -155,6 +155,7 @@ def data_stream(
     index_memo: IndexMemo | None = None,
     cache_dir: str | os.PathLike[str] | DiskChunkCache | None = None,
     disk_cache_bytes: int = DEFAULT_DISK_CACHE_BYTES,
+    batch_memory: BatchMemory | None = None,
 ) -> Stream:
     """Start streaming ``(X, y)`` batches (or dict batches of records) of the samples matching ``query``.
 
@@ -201,6 +202,10 @@ def data_stream(
     shared by every stream, loader worker and process given the same
     directory, so later epochs make no requests
     (:mod:`tensordb_core.stream.disk_cache`).
+    ``batch_memory(shape, dtype)`` lends the array an ``(X, y)`` batch's ``X``
+    is decoded into (None: a fresh one; called on decode threads): the torch
+    adapter's loader workers decode straight into the shared memory the main
+    process maps, so a batch crosses without a copy.
     See the module docs for the guarantees.
     """
     q = validate_query(query)
@@ -240,11 +245,14 @@ def data_stream(
         raise InvalidStreamArgument(f"as_of={as_of} contradicts the state's epoch population (_seq <= "
                                     f"{start.epoch_seq}): resume from the state alone")
     records, head = _record_options(scope, q, fields, decode, pad)
+    if batch_memory is not None and not callable(batch_memory):
+        raise InvalidStreamArgument("batch_memory must be a function of (shape, dtype) (or None)")
     if weights is not None and not (callable(weights) or isinstance(weights, str) and weights):
         raise InvalidStreamArgument(f"weights must be a field name or a function of a document, not {weights!r}")
     cfg = StreamConfig(q, batch_size, bool(shuffle), seed, epochs, bool(follow), rank, world, transform, prefetch,
                        on_error, bool(drop_last), window_bytes, decode_workers, float(poll_s), bool(verify),
-                       group=group, records=records, weights=weights, read_threads=read_threads)
+                       group=group, records=records, weights=weights, read_threads=read_threads,
+                       batch_memory=batch_memory)
     if index_memo is not None and not isinstance(index_memo, IndexMemo):
         raise InvalidStreamArgument(f"index_memo must be an IndexMemo or None, not {type(index_memo).__name__}")
     _check_int("disk_cache_bytes", disk_cache_bytes, 1)

@@ -4,7 +4,8 @@ Why a stage of its own: this is the hot path, written so the per-sample
 Python work is a handful of calls.  A decode thread takes parts of windows
 (:mod:`tensordb_core.stream.fetch`), decodes each segment with the one segment
 decoder, :func:`tensordb_core.format.codec.segment_bytes`, and copies it once
-into its slot of a preallocated batch array.  The CRC-32, ``lz4`` and the
+into its slot of the batch array (a fresh one, or one the caller lends:
+:data:`BatchMemory`).  The CRC-32, ``lz4`` and the
 reads release the GIL, so decode threads overlap with the fetch thread and
 the training step.  Anything unusual (a missing chunk, a failed check, mixed
 shapes, a transform) takes the careful path, which names the document in its
@@ -25,6 +26,10 @@ from tensordb_core.errors import IntegrityError, TensorDBError
 from tensordb_core.format.codec import segment_bytes
 from tensordb_core.stream.fetch import Window
 from tensordb_core.stream.plan import FrozenRefs, label_array
+
+#: Where an ``(X, y)`` batch's ``X`` is decoded: ``memory(shape, dtype)`` gives a writable C-contiguous array of
+#: exactly that shape and dtype, or None for a fresh one (``data_stream(batch_memory=...)``).
+BatchMemory = Callable[[tuple[int, ...], np.dtype], "np.ndarray | None"]
 
 
 class SampleError(IntegrityError):
@@ -62,11 +67,12 @@ class Decoder:
     """Turns parts of windows into one batch; shared by the decode threads (it holds no mutable state)."""
 
     def __init__(self, *, transform: Callable[[np.ndarray], Any] | None, on_error: str, verify: bool,
-                 stats: Any) -> None:
+                 stats: Any, memory: BatchMemory | None = None) -> None:
         self.transform = transform
         self.skip = on_error == "skip"
         self.verify = verify
         self.stats = stats
+        self.memory = memory
 
     def decode(self, parts: Sequence[tuple[Window, int, int]]) -> Batch:
         """Decode the rows ``parts`` name (each part holds its window: released here, whatever happens)."""
@@ -81,7 +87,7 @@ class Decoder:
         n = sum(hi - lo for _, lo, hi in parts)
         fmt = self._uniform_format(parts) if self.transform is None else None
         if fmt is not None:
-            X = np.empty((n, *fmt.shape), dtype=fmt.dtype)
+            X = self._batch_array((n, *fmt.shape), fmt.dtype)
             out = memoryview(X.reshape(-1).view(np.uint8)) if X.size else None
             slot = fmt.nbytes
             rows_out = X.reshape(n, -1).view(np.uint8) if X.size else None  # one row of bytes per sample
@@ -152,17 +158,34 @@ class Decoder:
         self.stats.add(decode_s=time.perf_counter() - began, bytes_decoded=decoded, skipped=len(errors))
         return Batch(X, Y, len(errors), errors)
 
+    def _batch_array(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """The array a batch decodes into: from ``memory`` where it gives one (a loader worker's shared ring:
+        the batch then crosses to the main process without a copy), else a fresh one."""
+        given = self.memory(shape, dtype) if self.memory is not None else None
+        if given is None:
+            return np.empty(shape, dtype=dtype)
+        if given.shape != shape or given.dtype != dtype or not given.flags.c_contiguous or not given.flags.writeable:
+            raise TensorDBError(f"batch_memory gave a {given.dtype} array of shape {given.shape} for {dtype} {shape}: "
+                                "it must give a writable C-contiguous array of exactly that shape and dtype, or None")
+        return given
+
     @staticmethod
     def _uniform_format(parts: Sequence[tuple[Window, int, int]]) -> Any:
-        """The one format every sample of the batch has (to decode straight into the batch), else None."""
-        refs = parts[0][0].refs
-        if any(w.refs is not refs for w, _, _ in parts):
-            return None
-        if refs.x_format is not None:
-            return refs.x_format
-        fmts = np.unique(np.concatenate([refs.x_fmt[w.rows[lo:hi]] for w, lo, hi in parts]))
-        fmts = fmts[fmts >= 0]
-        return refs.formats[int(fmts[0])] if len(fmts) == 1 else None
+        """The one format every sample of the batch has (to decode straight into the batch), else None.
+
+        Compared by value across windows: a fresh epoch streamed from index
+        blocks gives each window its own table, and a batch spanning two of
+        them was decoded sample by sample and stacked.
+        """
+        found = set()
+        for window, lo, hi in parts:
+            refs = window.refs
+            if refs.x_format is not None:
+                found.add(refs.x_format)
+                continue
+            fmts = np.unique(refs.x_fmt[window.rows[lo:hi]])
+            found.update(refs.formats[int(f)] for f in fmts[fmts >= 0])
+        return found.pop() if len(found) == 1 else None
 
     def _label(self, refs: FrozenRefs, row: int, view: memoryview, base: int) -> Any:
         if refs.has_y[row]:

@@ -50,7 +50,7 @@ from tensordb_core.stream.blocks import (
     verified_seqs,
 )
 from tensordb_core.stream.cache import ChunkCache
-from tensordb_core.stream.decode import Decoder
+from tensordb_core.stream.decode import BatchMemory, Decoder
 from tensordb_core.stream.disk_cache import DiskCachedBlobs, DiskChunkCache
 from tensordb_core.stream.fetch import BufferPool, Window, fetch_window
 from tensordb_core.stream.follow import StoreWatch, Watermark
@@ -108,6 +108,7 @@ class StreamConfig:
     records: RecordOptions | None = None  # dict batches of records (stream/records.py); None: (X, y) batches
     weights: str | Callable[[Mapping[str, Any]], float] | None = None  # draw with replacement (order.weighted_order)
     read_threads: int | None = None  # threads reading windows (reader.WindowReader); None: WINDOWS_AHEAD
+    batch_memory: BatchMemory | None = None  # where (X, y) batches decode (decode.BatchMemory); None: fresh arrays
 
 
 @dataclass(frozen=True)
@@ -216,10 +217,9 @@ class Engine:
         self.weights: list[float] = []  # per row of the epoch table, when drawing by weights
         self.newest: tuple[int, str, str] | None = None  # (_seq, id, chunk key) of the newest readable row read
         self._first_read = True  # the fetch thread has submitted no read yet (see _unpacks)
-        self.decoder: Decoder | RecordDecoder = Decoder(
-            transform=cfg.transform, on_error=cfg.on_error, verify=cfg.verify, stats=self.counters,
-        ) if rec is None else RecordDecoder(transform=cfg.transform, on_error=cfg.on_error, verify=cfg.verify,
-                                            stats=self.counters, decode=rec.decode, pad=rec.pad)
+        common = {"transform": cfg.transform, "on_error": cfg.on_error, "verify": cfg.verify, "stats": self.counters}
+        self.decoder: Decoder | RecordDecoder = Decoder(**common, memory=cfg.batch_memory) if rec is None else (
+            RecordDecoder(**common, decode=rec.decode, pad=rec.pad))
         self.threads = [
             threading.Thread(target=self._run_fetch, name="tensordb-stream-fetch", daemon=True),
             threading.Thread(target=self._run_assembly, name="tensordb-stream-batch", daemon=True),
