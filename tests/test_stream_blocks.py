@@ -9,6 +9,7 @@ samples, deleted samples) and a filter, and require the same sequence.
 
 from __future__ import annotations
 
+import threading
 from itertools import pairwise
 
 import numpy as np
@@ -177,6 +178,43 @@ def test_a_shard_streamed_from_blocks_is_its_piece_of_the_epoch(blocks_uri, worl
             assert rests[0] == rests[1]
             pieces.append(heads[0] + rests[0])
     assert [v for piece in pieces for v in piece] == whole and len(whole) > 100
+    assert max(map(len, pieces)) - min(map(len, pieces)) <= 1
+
+
+def test_rank_0_yields_its_first_batch_before_counting_the_blocks(db, monkeypatch):
+    """Rank 0's piece starts the epoch, so its first window streams before the per-block count (a torch loader's
+    first batch comes from worker 0); its saved position, asked before the count, is still exact."""
+    _fill(db)
+    got_first = threading.Event()
+    counted_after_first = []
+    real_counts = blocks.BlockReader.block_counts
+
+    def waiting(self, layout):
+        counted_after_first.append(got_first.wait(timeout=10))
+        return real_counts(self, layout)
+
+    monkeypatch.setattr(blocks.BlockReader, "block_counts", waiting)
+    kw = {"batch_size": 4, "seed": 5, "window_bytes": 3000, "epochs": 1}
+    with db.data_generator(shard=(0, 2), **kw) as stream:
+        head = [int(v) for v in next(stream)[1]]
+        got_first.set()
+        state = stream.state_dict()
+        rest = [int(v) for _, y in stream for v in y]
+    assert counted_after_first == [True]
+    monkeypatch.setattr(blocks.BlockReader, "block_counts", real_counts)
+    assert _labels(db.data_generator(shard=(0, 2), state=state, **kw)) == rest
+    n = len(db.find_data({}))
+    assert len(head + rest) == (n + 1) // 2
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_a_first_window_larger_than_rank_0s_piece_ends_at_the_piece(db, world):
+    _fill(db)
+    query = {"label": {"$lt": 20}}  # 17 samples (0, 7 and 14 deleted): one first window of the default size
+    kw = {"batch_size": 4, "seed": 1, "epochs": 1}
+    whole = _labels(db.data_generator(query, **kw))
+    pieces = [_labels(db.data_generator(query, shard=(rank, world), **kw)) for rank in range(world)]
+    assert [v for piece in pieces for v in piece] == whole and len(whole) == 17
     assert max(map(len, pieces)) - min(map(len, pieces)) <= 1
 
 

@@ -466,10 +466,12 @@ class Stream(Iterator[Any]):
         if phase.epoch is None:
             return start.with_position(epoch=start.epoch, epoch_seq=None, remaining=None, tail_after=phase.seq,
                                        tail_position=phase.tail_base + self._consumed * cfg.world)
-        if phase.count is None:  # streaming from index blocks: the count is not known yet (cfg.world is 1)
+        if phase.count is None and cfg.world == 1:  # streaming from index blocks: the count is not known yet
             return start.with_position(epoch=phase.epoch, epoch_seq=phase.seq, remaining=((self._consumed, None),),
                                        tail_after=None, tail_position=0)
-        left = advance(phase.ranges, cfg.world, self._consumed)
+        # rank 0 of a shard streams its first window before the count (stream/blocks.py): asked here, then
+        ranges = phase.ranges if phase.count is not None else [(0, population(self._engine.scope, cfg.query, phase.seq))]
+        left = advance(ranges, cfg.world, self._consumed)
         if left:
             return start.with_position(epoch=phase.epoch, epoch_seq=phase.seq, remaining=tuple(left),
                                        tail_after=None, tail_position=0)

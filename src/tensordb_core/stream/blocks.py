@@ -15,7 +15,8 @@ table is made after the epoch's last window from the windows' own rows
 and resumed epochs order (the same order, computed at once).  A shard (a
 loader worker, a DDP rank) first counts each block's samples, which place
 its piece of the global order, and reads only the windows the piece covers
-(:meth:`BlockReader.shard_windows`).
+(:meth:`BlockReader.shard_windows`); rank 0, whose piece starts the epoch,
+streams its first window before that count (:meth:`BlockReader.leading_piece`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from tensordb_core.stream.order import (
     WindowCutter,
     block_layout,
     block_sequence,
+    piece_bounds,
     window_blocks,
     window_permutation,
 )
@@ -74,6 +76,7 @@ class BlockReader:
         self.finished = False  # every window of the layout was made (not stopped part way)
         #: A shard's windows outside its piece (:meth:`shard_windows` with ``keep``), read by :meth:`whole_table`.
         self.unread: list[tuple[BlockLayout, list[int]]] = []
+        self.counted: int | None = None  # the population :meth:`leading_piece` counted (None: not yet)
 
     def read(self, low: int, high: int, limit: int = 0) -> list[Mapping[str, Any]]:
         """Matching documents with ``low <= _seq <= high``, in ``_seq`` order (at most ``limit``; 0: all).
@@ -246,18 +249,53 @@ class BlockReader:
         fresh unsharded epoch does.
         """
         self.kept, self.finished = ({} if keep else None), False
+        yield from self._placed_windows(layout, counts, start, end, seed=seed, epoch=epoch, shuffle=shuffle, keep=keep)
+
+    def _placed_windows(self, layout: BlockLayout, counts: np.ndarray, start: int, end: int, *, seed: int,
+                        epoch: int, shuffle: bool, keep: bool, skip: int = 0) -> Iterator[tuple[FrozenRefs, np.ndarray]]:
+        """:meth:`shard_windows`' reads, the first ``skip`` windows read already (and kept, with ``keep``)."""
         groups = window_blocks(layout, counts, seed=seed, epoch=epoch, shuffle=shuffle)
         bounds = np.concatenate([[0], np.cumsum([int(counts[g].sum()) for g in groups], dtype=np.int64)]).tolist()
-        mine = [w for w in range(len(groups)) if bounds[w] < end and bounds[w + 1] > start]
+        mine = [w for w in range(skip, len(groups)) if bounds[w] < end and bounds[w + 1] > start]
         for w in mine:
             if self.stop.is_set():
                 return
             refs = self._read_window(layout, groups[w])
             rows = window_permutation(refs.n, seed=seed, epoch=epoch, window=w, shuffle=shuffle)
             yield refs, rows[max(start - bounds[w], 0):max(min(end, bounds[w + 1]) - bounds[w], 0)]
-        outside = set(range(len(groups))) - set(mine)
+        outside = set(range(skip, len(groups))) - set(mine)
         self.unread = [(layout, groups[w]) for w in sorted(outside)] if keep else []
         self.finished = not self.stop.is_set()
+
+    def leading_piece(self, layout: BlockLayout, world: int, *, seed: int, epoch: int, shuffle: bool,
+                      keep: bool = False) -> Iterator[tuple[FrozenRefs, np.ndarray]]:
+        """:meth:`shard_windows` for rank 0 of ``world``, whose piece starts the epoch: its first window is read
+        as a whole epoch reads it, before any count; :attr:`counted` holds the population once counted.
+
+        Why: a shard waited for every block's count before its first batch
+        (a torch loader's first batch comes from worker 0: 1M samples, two
+        workers counting on two cores, ~0.2 s of its ~0.3 s).  The count only
+        says where this piece ends, and the piece holds at least its share
+        of the rows read so far (:func:`piece_bounds` of that many), so those
+        go first; the count follows, then the rest of the first window and
+        the windows after it, as :meth:`shard_windows` places them.
+        """
+        self.counted = None
+        head = self.windows(layout, seed=seed, epoch=epoch, shuffle=shuffle, keep=keep)
+        first = next(head, None)
+        head.close()
+        if first is None:
+            return
+        rows = window_permutation(first.n, seed=seed, epoch=epoch, window=0, shuffle=shuffle)
+        surely = piece_bounds(first.n, world, 0)[1]
+        yield first, rows[:surely]
+        counts = self.block_counts(layout)
+        self.counted = int(counts.sum())
+        end = piece_bounds(self.counted, world, 0)[1]
+        if end > surely:
+            yield first, rows[surely:end]
+        yield from self._placed_windows(layout, counts, 0, end, seed=seed, epoch=epoch, shuffle=shuffle, keep=keep,
+                                        skip=1)
 
     def _read_window(self, layout: BlockLayout, blocks: list[int]) -> FrozenRefs:
         """The table of a window of known ``blocks``: consecutive blocks read by one query (an index answering

@@ -361,6 +361,8 @@ class Engine:
         order = {"seed": cfg.seed, "epoch": epoch, "shuffle": cfg.shuffle, "keep": keep}
         if cfg.world == 1:  # the count comes with the end marker
             phase, windows = Phase(epoch, seq, [], None, None), reader.permuted_windows(layout, **order)
+        elif cfg.rank == 0:  # its piece starts the epoch: the first window comes before the count (with the end)
+            phase, windows = Phase(epoch, seq, [], None, None), reader.leading_piece(layout, cfg.world, **order)
         else:  # a shard's piece starts where the windows before it end: their counts first, no reference
             count = int((counts := reader.block_counts(layout)).sum())
             lo, hi = piece_bounds(count, cfg.world, cfg.rank)
@@ -375,8 +377,8 @@ class Engine:
                     refs, rows, lambda read: checked.append(verified_seqs(read)), unpack=self._unpacks())):
                 return False
             done += len(rows)
-        if not self.windows.put(_Marker("end", phase if phase.count is not None else Phase(
-                epoch, seq, [(0, done)], done, done))):
+        n = reader.counted if reader.counted is not None else done
+        if not self.windows.put(_Marker("end", phase if phase.count is not None else Phase(epoch, seq, [(0, n)], n, done))):
             return False
         if keep:
             self.scanned = seq if reader.whole_table(table) else self._load(table, q, 0, seq)
