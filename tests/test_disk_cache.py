@@ -62,6 +62,38 @@ def test_only_content_addressed_whole_chunks_are_kept(tmp_path):
         assert list(blobs.get_many([(key, 2, 4)])) == [data[2:4]] and cache.hits == 1
 
 
+def test_a_hit_is_a_read_only_view_of_the_file_that_outlives_its_eviction(tmp_path):
+    """Hits are mapped, not copied: a stream decodes from the page cache, as from a local store's chunks."""
+    cache = DiskChunkCache(tmp_path / "c", max_bytes=1 << 20)
+    key, data = _chunk(5, 100_000)
+    cache.put(key, data)
+    view = cache.get(key)
+    assert isinstance(view, memoryview) and view.readonly and view == data
+    assert cache.get(key, 99_990, None) == data[99_990:] and cache.get(key, 5, 9) == data[5:9]
+    with pytest.raises(TypeError):
+        view[0] = 1
+    cache._path(key).unlink()  # evicted (by this or another process) while a window holds the view
+    assert view == data and cache.get(key) is None
+
+
+def test_cached_blobs_keep_whole_views_for_later_epochs_and_let_go_on_clear(tmp_path):
+    with tdb.connect(f"memory://dcv-{os.getpid()}", study="s") as db:
+        chunks = [_chunk(i, 4000) for i in range(3)]
+        for key, data in chunks:
+            db.scope.blobs.put(key, data)
+        cache = DiskChunkCache(tmp_path / "c", max_bytes=1 << 20)
+        for room, hits in ((12_000, 3), (8_000, 9)):  # all three files kept; two (each epoch maps every one again)
+            blobs = DiskCachedBlobs(db.scope.blobs, cache, max_mapped=room)
+            list(blobs.get_many([k for k, _ in chunks]))  # the first epoch: misses fetched and cached, then hits
+            cache.hits = 0
+            for _ in range(3):  # later epochs
+                got = [bytes(b) for b in blobs.get_many([(k, 10, 20) for k, _ in chunks])]
+                assert got == [d[10:20] for _, d in chunks] and blobs._held <= room
+            assert cache.hits == hits
+        blobs.clear()
+        assert list(blobs.get_many([chunks[2][0]])) == [chunks[2][1]] and cache.hits == hits + 1
+
+
 @pytest.mark.parametrize("kwargs", [{"disk_cache_bytes": 0}, {"disk_cache_bytes": "1G"}, {"disk_cache_bytes": True}])
 def test_bad_options_are_typed_errors_and_create_nothing(tmp_path, kwargs):
     with tdb.connect(tmp_path / "wh", study="s") as db:

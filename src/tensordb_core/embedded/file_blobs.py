@@ -49,7 +49,6 @@ that.
 from __future__ import annotations
 
 import errno
-import mmap
 import os
 import re
 import secrets
@@ -66,6 +65,7 @@ from tensordb_core.store.blobkit import (
     ordered_concurrent_map,
     split_request,
 )
+from tensordb_core.store.kit.mapping import map_range, pread_exact
 from tensordb_core.store.kit.options import Option, OptionSet, flag, whole
 from tensordb_core.store.protocols import BlobCapabilities, BlobRequest
 from tensordb_core.store.uri import StoreURI
@@ -77,10 +77,6 @@ _PARTIAL = re.compile(r"[A-Za-z0-9._\-]*")
 TEMP_PREFIX = ".~tmp-"
 _BINARY = getattr(os, "O_BINARY", 0)
 _NOT_THERE = (errno.ENOENT, errno.ENOTDIR)
-#: How :meth:`FileBlobStore.map` maps: read-only, prefaulted where the OS can (Linux).
-_MAP_ARGS: dict[str, int] = (
-    {"flags": mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0), "prot": mmap.PROT_READ}
-    if hasattr(mmap, "PROT_READ") else {"access": mmap.ACCESS_READ})
 #: The store's options (keywords, else the URI's query): parsed by the kit's one option parser.
 OPTIONS = OptionSet(
     "file blob store option",
@@ -216,7 +212,7 @@ class FileBlobStore:
         try:
             size = self._regular_size(fd, key)
             stop = size if end is None else min(end, size)
-            return _pread(fd, stop - start, start) if start < stop else b""
+            return pread_exact(fd, stop - start, start) if start < stop else b""
         finally:
             os.close(fd)
 
@@ -237,7 +233,7 @@ class FileBlobStore:
                 if hasattr(os, "preadv"):
                     n = os.preadv(fd, [target[done:]], start + done)
                 else:  # pragma: no cover - platforms without preadv
-                    chunk = _pread(fd, target.nbytes - done, start + done)
+                    chunk = pread_exact(fd, target.nbytes - done, start + done)
                     n = len(chunk)
                     target[done : done + n] = chunk
                 if n == 0:
@@ -264,15 +260,7 @@ class FileBlobStore:
         fd = self._open(key)
         try:
             size = self._regular_size(fd, key)
-            stop = size if end is None else min(end, size)
-            if start >= stop:
-                return memoryview(b"")
-            aligned = start - start % mmap.ALLOCATIONGRANULARITY
-            try:
-                mapped = mmap.mmap(fd, stop - aligned, offset=aligned, **_MAP_ARGS)
-            except (OSError, ValueError):  # a file system without mmap (some FUSE mounts): read it instead
-                return memoryview(_pread(fd, stop - start, start))
-            return memoryview(mapped)[start - aligned:]
+            return map_range(fd, start, size if end is None else min(end, size))
         except OSError as exc:
             self._raise(exc, key, "reading")
         finally:
@@ -407,25 +395,6 @@ def _is_key(text: str) -> bool:
     except InvalidBlobKey:
         return False
     return True
-
-
-def _pread(fd: int, n: int, offset: int) -> bytes:
-    """Read exactly ``n`` bytes at ``offset`` (fewer only at end of file); loops over short reads."""
-    if not hasattr(os, "pread"):  # pragma: no cover - Windows
-        os.lseek(fd, offset, os.SEEK_SET)
-        return os.read(fd, n)
-    first = os.pread(fd, n, offset)
-    if len(first) == n or not first:
-        return first
-    parts = [first]
-    got = len(first)
-    while got < n:
-        more = os.pread(fd, n - got, offset + got)
-        if not more:
-            break
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)
 
 
 def _fsync_dir(path: str) -> None:

@@ -27,17 +27,20 @@ a miss, never an error.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from tensordb_core.errors import BlobNotFound, TensorDBError
 from tensordb_core.store.kit.cloud import is_content_address
+from tensordb_core.store.kit.mapping import MAPPED_BYTES, map_range
 from tensordb_core.store.protocols import BlobCapabilities, BlobRequest, BlobStore
 
 #: The default bound when only ``cache_dir`` is given.
@@ -96,34 +99,42 @@ class DiskChunkCache:
         digest = key.rsplit("/", 1)[-1]
         return self.directory / digest[:2] / digest
 
-    def get(self, key: str, start: int = 0, end: int | None = None) -> bytes | None:
-        """Bytes ``[start, end)`` of the cached chunk ``key``, or None (absent, or failed its check and deleted)."""
+    def get(self, key: str, start: int = 0, end: int | None = None) -> memoryview | None:
+        """A read-only view of bytes ``[start, end)`` of the cached chunk ``key`` (the file mapped, not copied),
+        or None (absent, or failed its check and deleted).
+
+        Why mapped: a hit read the whole file into new bytes, a copy the
+        stream then decoded from; later epochs over a cache ran 100-108k
+        small samples/s at 16.4-17.3 µs of CPU each against 122-147k at
+        12.0-13.7 for the same chunks mapped from a local store.  Safe as
+        there (``store/kit/mapping.py``): a cached file is only ever renamed
+        into place or unlinked, never changed, so a view stays valid and
+        whole while it is held, even past an eviction.
+        """
         path = self._path(key)
         try:
-            with open(path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                digest = path.name
-                if (digest, size) not in self._verified:
-                    data = f.read()
-                    if hashlib.sha256(data).hexdigest() != digest:
-                        self._discard(path)
-                        return None
-                    with self._lock:
-                        self._verified.add((digest, size))
-                    out = data if start == 0 and end is None else data[start:end]
-                elif start == 0 and end is None:
-                    out = f.read()
-                else:
-                    f.seek(start)
-                    out = f.read(-1 if end is None else max(0, end - start))
-            os.utime(path)  # the LRU clock: now most recently used
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         except FileNotFoundError:
             with self._lock:
                 self.misses += 1
             return None
+        try:
+            size = os.fstat(fd).st_size
+            whole = map_range(fd, 0, size)
+        finally:
+            os.close(fd)
+        digest = path.name
+        if (digest, size) not in self._verified:
+            if hashlib.sha256(whole).hexdigest() != digest:
+                self._discard(path)
+                return None
+            with self._lock:
+                self._verified.add((digest, size))
+        with contextlib.suppress(FileNotFoundError):  # evicted by another process meanwhile: the view stands
+            os.utime(path)  # the LRU clock: now most recently used
         with self._lock:
             self.hits += 1
-        return out
+        return whole if start == 0 and end is None else whole[start:end]
 
     def _discard(self, path: Path) -> None:
         with self._lock:
@@ -216,19 +227,49 @@ class DiskCachedBlobs:
     ``get_many``, so its concurrency is kept.
     """
 
-    capabilities = BlobCapabilities()  # no read_into: hits are bytes from the cache
+    capabilities = BlobCapabilities()  # no read_into: hits are views of the cached files
 
-    def __init__(self, inner: BlobStore, cache: DiskChunkCache) -> None:
+    def __init__(self, inner: BlobStore, cache: DiskChunkCache, max_mapped: int = MAPPED_BYTES) -> None:
         self.inner, self.cache = inner, cache
+        #: Whole cached files' views, least recently used first, at most ``max_mapped`` bytes: a later epoch
+        #: slices them instead of mapping each file again (as ``stream/mapped.py`` keeps a local store's).
+        self._views: OrderedDict[str, memoryview] = OrderedDict()
+        self._held, self.max_mapped = 0, max_mapped
+        self._lock = threading.Lock()
 
-    def get_many(self, requests: Iterable[BlobRequest]) -> Iterator[bytes]:
-        """Bytes per request in request order; a missing blob raises :class:`BlobNotFound` at its turn."""
+    def _hit(self, key: str, start: int, end: int | None) -> memoryview | None:
+        """Bytes ``[start, end)`` of ``key`` from a kept view or the cache (None: not cached)."""
+        with self._lock:
+            whole = self._views.get(key)
+            if whole is not None:
+                self._views.move_to_end(key)
+        if whole is None:
+            whole = self.cache.get(key)
+            if whole is None:
+                return None
+            with self._lock:
+                if key not in self._views and whole.nbytes <= self.max_mapped:
+                    self._views[key] = whole
+                    self._held += whole.nbytes
+                    while self._held > self.max_mapped:
+                        self._held -= self._views.popitem(last=False)[1].nbytes
+        return whole if start == 0 and end is None else whole[start:end]
+
+    def clear(self) -> None:
+        """Let go of the kept views (a closed stream: an evicted file's space is freed once no view holds it)."""
+        with self._lock:
+            self._views.clear()
+            self._held = 0
+
+    def get_many(self, requests: Iterable[BlobRequest]) -> Iterator[bytes | memoryview]:
+        """Bytes per request in request order (read-only views for hits); a missing blob raises
+        :class:`BlobNotFound` at its turn."""
         requests = list(requests)
-        found: list[bytes | None] = []
+        found: list[memoryview | None] = []
         misses: list[BlobRequest] = []
         for req in requests:
             key, start, end = (req, 0, None) if isinstance(req, str) else req
-            hit = self.cache.get(key, start, end) if self.cache.cacheable(key) else None
+            hit = self._hit(key, start, end) if self.cache.cacheable(key) else None
             found.append(hit)
             if hit is None:
                 misses.append(req)
@@ -249,7 +290,7 @@ class DiskCachedBlobs:
 
     def get(self, key: str, start: int = 0, end: int | None = None) -> bytes:
         for data in self.get_many([key if start == 0 and end is None else (key, start, end)]):
-            return data
+            return bytes(data)
         raise BlobNotFound(key)  # pragma: no cover - get_many yields one item or raises
 
 

@@ -232,7 +232,7 @@ class Engine:
     def shutdown(self, wait: bool = True, timeout: float = 10.0) -> None:
         """Stop every stage; with ``wait``, join the threads (a blocked stage wakes at once: stream/handoff.py)."""
         self.stop.set()
-        if isinstance(self.blobs, MappedChunks):
+        if isinstance(self.blobs, (MappedChunks, DiskCachedBlobs)):
             self.blobs.clear()  # windows still in flight hold their own views
         with self._pool_lock:
             pool = self.pool

@@ -25,14 +25,13 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+from tensordb_core.store.kit.mapping import MAPPED_BYTES
 from tensordb_core.store.protocols import MapsBlobs
 from tensordb_core.stream.fetch import MAP_FILL
 
 #: A request covering at least this fraction of its chunk file maps (and keeps) the whole file: the bound on
 #: pages mapped but not asked for that ``FetchPlan.joined`` already accepts (``fetch.MAP_FILL``).
 WHOLE_FILL = MAP_FILL
-#: Bytes of chunk files a stream keeps mapped (address space and page tables; the pages are the page cache's).
-MAPPED_BYTES = 1 << 30
 
 
 class MappedChunks:
@@ -87,4 +86,4 @@ class MappedChunks:
                 self._held -= dropped.nbytes
 
 
-__all__ = ["MAPPED_BYTES", "WHOLE_FILL", "MappedChunks"]
+__all__ = ["WHOLE_FILL", "MappedChunks"]

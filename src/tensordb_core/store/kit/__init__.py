@@ -7,7 +7,10 @@
   an SDK's codes, statuses and exception classes to TensorDB's typed errors;
 * :mod:`~tensordb_core.store.kit.cloud`: the cloud blob-store template
   (open → check the bucket → close on failure; put/get/list/delete flows)
-  that S3, GCS and Azure fill in with a few SDK calls.
+  that S3, GCS and Azure fill in with a few SDK calls;
+* :mod:`~tensordb_core.store.kit.mapping`: read-only views of chunk files
+  that are never changed in place (the embedded file store's, the stream's
+  disk cache's).
 
 Nothing here imports a cloud SDK or a database driver.
 """
