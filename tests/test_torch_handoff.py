@@ -136,6 +136,11 @@ def test_without_workers_batches_are_plain_tensors(warehouse):
     assert type(X) is torch.Tensor and type(y) is torch.Tensor and not _in_a_ring(X)
 
 
+def test_batch_memory_is_the_datasets_own(warehouse):
+    with pytest.raises(TensorDBError, match="batch_memory"):
+        TensorDBIterableDataset(warehouse, study="torch", batch_memory=lambda shape, dtype: None)
+
+
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "8"])
 def test_worker_slots_must_be_a_non_negative_int(warehouse, bad):
     with pytest.raises(TensorDBError, match="worker_slots"):

@@ -162,6 +162,9 @@ class TensorDBIterableDataset(IterableDataset):
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.transform, self.window_bytes = transform, window_bytes
         self.dataset = stream_kwargs.pop("dataset", None)  # a dataset version's name (warehouse/datasets.py)
+        if "batch_memory" in stream_kwargs:  # loader workers lend their ring's slots through it
+            raise TensorDBError("batch_memory is the dataset's own (its workers decode into their shared-memory "
+                                "ring); pass worker_slots=0 for torch's hand-off instead")
         self.stream_kwargs = stream_kwargs
         # (epoch, as_of or -1) in shared memory: persistent loader workers read what set_epoch wrote.
         self._shared = torch.tensor([0, -1 if as_of is None else int(as_of)], dtype=torch.int64).share_memory_()
