@@ -88,7 +88,7 @@ def test_cached_blobs_keep_whole_views_for_later_epochs_and_let_go_on_clear(tmp_
             cache.hits = 0
             for _ in range(3):  # later epochs
                 got = [bytes(b) for b in blobs.get_many([(k, 10, 20) for k, _ in chunks])]
-                assert got == [d[10:20] for _, d in chunks] and blobs._held <= room
+                assert got == [d[10:20] for _, d in chunks] and blobs.views.held <= room
             assert cache.hits == hits
         blobs.clear()
         assert list(blobs.get_many([chunks[2][0]])) == [chunks[2][1]] and cache.hits == hits + 1

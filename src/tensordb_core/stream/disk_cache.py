@@ -33,14 +33,13 @@ import os
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from tensordb_core.errors import BlobNotFound, TensorDBError
 from tensordb_core.store.kit.cloud import is_content_address
-from tensordb_core.store.kit.mapping import MAPPED_BYTES, map_range
+from tensordb_core.store.kit.mapping import MAPPED_BYTES, KeptViews, map_range
 from tensordb_core.store.protocols import BlobCapabilities, BlobRequest, BlobStore
 
 #: The default bound when only ``cache_dir`` is given.
@@ -231,35 +230,23 @@ class DiskCachedBlobs:
 
     def __init__(self, inner: BlobStore, cache: DiskChunkCache, max_mapped: int = MAPPED_BYTES) -> None:
         self.inner, self.cache = inner, cache
-        #: Whole cached files' views, least recently used first, at most ``max_mapped`` bytes: a later epoch
-        #: slices them instead of mapping each file again (as ``stream/mapped.py`` keeps a local store's).
-        self._views: OrderedDict[str, memoryview] = OrderedDict()
-        self._held, self.max_mapped = 0, max_mapped
-        self._lock = threading.Lock()
+        #: Whole cached files' views: a later epoch slices them instead of mapping each file again (as
+        #: ``stream/mapped.py`` keeps a local store's).
+        self.views = KeptViews(max_mapped)
 
     def _hit(self, key: str, start: int, end: int | None) -> memoryview | None:
         """Bytes ``[start, end)`` of ``key`` from a kept view or the cache (None: not cached)."""
-        with self._lock:
-            whole = self._views.get(key)
-            if whole is not None:
-                self._views.move_to_end(key)
+        whole = self.views.get(key)
         if whole is None:
             whole = self.cache.get(key)
             if whole is None:
                 return None
-            with self._lock:
-                if key not in self._views and whole.nbytes <= self.max_mapped:
-                    self._views[key] = whole
-                    self._held += whole.nbytes
-                    while self._held > self.max_mapped:
-                        self._held -= self._views.popitem(last=False)[1].nbytes
+            self.views.keep(key, whole)
         return whole if start == 0 and end is None else whole[start:end]
 
     def clear(self) -> None:
         """Let go of the kept views (a closed stream: an evicted file's space is freed once no view holds it)."""
-        with self._lock:
-            self._views.clear()
-            self._held = 0
+        self.views.clear()
 
     def get_many(self, requests: Iterable[BlobRequest]) -> Iterator[bytes | memoryview]:
         """Bytes per request in request order (read-only views for hits); a missing blob raises

@@ -21,11 +21,9 @@ most garbage collection can wait on.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Any
 
-from tensordb_core.store.kit.mapping import MAPPED_BYTES
+from tensordb_core.store.kit.mapping import MAPPED_BYTES, KeptViews
 from tensordb_core.store.protocols import MapsBlobs
 from tensordb_core.stream.fetch import MAP_FILL
 
@@ -40,32 +38,25 @@ class MappedChunks:
     def __init__(self, blobs: MapsBlobs, max_bytes: int = MAPPED_BYTES) -> None:
         self._blobs = blobs
         self.max_bytes = max_bytes
-        self._views: OrderedDict[str, memoryview] = OrderedDict()
+        self._views = KeptViews(max_bytes)
         self._sizes: dict[str, int] = {}  # chunk files never change size: asked once each
-        self._held = 0
-        self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._blobs, name)
 
     def map(self, key: str, start: int = 0, end: int | None = None) -> memoryview:
         """Bytes ``[start, end)`` of ``key`` (slice semantics), from its kept whole-file view where there is one."""
-        with self._lock:
-            whole = self._views.get(key)
-            if whole is not None:
-                self._views.move_to_end(key)
+        whole = self._views.get(key)
         if whole is None and self._dense(key, start, end):
             whole = self._blobs.map(key)
-            self._keep(key, whole)
+            self._views.keep(key, whole)
         if whole is not None:
             return whole[start:end]
         return self._blobs.map(key, start, end)
 
     def clear(self) -> None:
         """Let go of every kept view (a closed stream: its files may be deleted and their space freed)."""
-        with self._lock:
-            self._views.clear()
-            self._held = 0
+        self._views.clear()
 
     def _dense(self, key: str, start: int, end: int | None) -> bool:
         if end is None:
@@ -74,16 +65,6 @@ class MappedChunks:
         if size is None:
             size = self._sizes[key] = self._blobs.size(key)
         return end - start >= WHOLE_FILL * size and size <= self.max_bytes
-
-    def _keep(self, key: str, view: memoryview) -> None:
-        with self._lock:
-            if key in self._views:
-                return
-            self._views[key] = view
-            self._held += view.nbytes
-            while self._held > self.max_bytes and self._views:
-                _key, dropped = self._views.popitem(last=False)
-                self._held -= dropped.nbytes
 
 
 __all__ = ["WHOLE_FILL", "MappedChunks"]
