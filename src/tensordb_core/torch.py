@@ -438,12 +438,16 @@ class _Ring:
         return self.local[slot] == 0 and self.sent[slot] == returned
 
     def _take(self, need: int) -> int | None:
-        """Claim the next free slot when at least ``need`` are free (the caller holds the lock), else None."""
-        free = [s % self.slots for s in range(self.turn, self.turn + self.slots) if self.free(s % self.slots)]
-        if len(free) < need:
-            return None
-        self.turn = free[0] + 1
-        return free[0]
+        """Claim the next free slot when at least ``need`` are free (the caller holds the lock), else None.
+        Runs per batch: stops looking once ``need`` are found."""
+        free: list[int] = []
+        for s in range(self.turn, self.turn + self.slots):
+            if self.free(s % self.slots):
+                free.append(s % self.slots)
+                if len(free) == need:
+                    self.turn = free[0] + 1
+                    return free[0]
+        return None
 
     def allocate(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
         """An array of ``shape`` at the start of a free slot, held until it is freed; None when it does not fit
