@@ -341,8 +341,7 @@ class TensorDBIterableDataset(IterableDataset):
         return None
 
     def _lends_slots(self) -> bool:
-        """Whether batches go to the main process through this process's ring: a loader worker's, unless
-        ``worker_slots=0``."""
+        """Whether this process hands batches over through its ring: a loader worker's, unless ``worker_slots=0``."""
         return self.worker_slots > 0 and get_worker_info() is not None
 
     def _slot_array(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
@@ -438,16 +437,13 @@ class _Ring:
         return self.local[slot] == 0 and self.sent[slot] == returned
 
     def _take(self, need: int) -> int | None:
-        """Claim the next free slot when at least ``need`` are free (the caller holds the lock), else None.
-        Runs per batch: stops looking once ``need`` are found."""
-        free: list[int] = []
-        for s in range(self.turn, self.turn + self.slots):
-            if self.free(s % self.slots):
-                free.append(s % self.slots)
-                if len(free) == need:
-                    self.turn = free[0] + 1
-                    return free[0]
-        return None
+        """Claim the next free slot when at least ``need`` are free (the caller holds the lock), else None."""
+        found = (s % self.slots for s in range(self.turn, self.turn + self.slots) if self.free(s % self.slots))
+        free = [slot for _, slot in zip(range(need), found)]  # per batch: stop looking once ``need`` are found
+        if len(free) < need:
+            return None
+        self.turn = free[0] + 1
+        return free[0]
 
     def allocate(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
         """An array of ``shape`` at the start of a free slot, held until it is freed; None when it does not fit
