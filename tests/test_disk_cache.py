@@ -119,7 +119,7 @@ def test_a_local_stream_through_the_cache_reads_the_same_batches(tmp_path):
                 return [(xb.copy(), yb.copy()) for xb, yb in stream]
 
         plain = epochs()
-        for _ in range(2):  # filling the cache, then reading from it
+        for _ in range(2):  # filling the cache (the query's references: local chunks are not copied), then reading it
             cached = epochs(cache_dir=str(tmp_path / "c"), disk_cache_bytes=1 << 20)
             assert len(cached) == len(plain)
             for (a, b), (c, d) in zip(plain, cached):

@@ -73,6 +73,7 @@ from tensordb_core.stream.memo import IndexMemo
 from tensordb_core.stream.order import StreamState, advance
 from tensordb_core.stream.plan import RefTable
 from tensordb_core.stream.records import RecordDecoder, RecordTable, check_fields
+from tensordb_core.stream.snapshots import RefSnapshots
 
 #: Stored bytes per shuffle window (chunks read together and mixed): the shuffle buffer's size.
 DEFAULT_WINDOW_BYTES = 32 << 20
@@ -183,7 +184,7 @@ def data_stream(
     decoded ahead; ``cache_bytes`` (or a shared :class:`~tensordb_core.stream.cache.ChunkCache`)
     keeps recently read chunk bytes across epochs.  ``decode_workers`` defaults
     to one thread for small samples (under 32 KiB stored) and to the CPU count
-    (at most 4) for larger ones (see :func:`tensordb_core.stream.engine.auto_decode_workers`);
+    (at most 4) for larger ones (see :func:`tensordb_core.stream.decode.auto_decode_workers`);
     ``read_threads`` (default 2) read, check and unpack windows, two at once so
     that one is read while the other is decoded (the torch adapter's loader
     workers with at most a CPU each use one).
@@ -197,11 +198,14 @@ def data_stream(
     ``index_memo`` (a :class:`~tensordb_core.stream.memo.IndexMemo`) starts
     from the sample references an earlier stream of this process read and
     reads only documents inserted since (the torch adapter's workers use one).
-    ``cache_dir`` keeps the chunks read from a remote blob store in that local
-    directory, at most ``disk_cache_bytes`` (least recently used evicted),
-    shared by every stream, loader worker and process given the same
-    directory, so later epochs make no requests
-    (:mod:`tensordb_core.stream.disk_cache`).
+    ``cache_dir`` keeps, in that local directory, at most ``disk_cache_bytes``
+    (least recently used evicted), shared by every stream, loader worker and
+    process given the same directory: the chunks read from a remote blob
+    store, so later epochs make no requests
+    (:mod:`tensordb_core.stream.disk_cache`), and, on every backend, the
+    query's sample references, so the next stream or process starts its
+    first epoch without reading the index
+    (:mod:`tensordb_core.stream.snapshots`).
     ``batch_memory(shape, dtype)`` lends the array an ``(X, y)`` batch's ``X``
     is decoded into (None: a fresh one; called on decode threads): the torch
     adapter's loader workers decode straight into the shared memory the main
@@ -258,6 +262,10 @@ def data_stream(
     _check_int("disk_cache_bytes", disk_cache_bytes, 1)
     disk = cache_dir if isinstance(cache_dir, DiskChunkCache) or cache_dir is None else DiskChunkCache(
         cache_dir, int(disk_cache_bytes))
+    if disk is not None and index_memo is None:
+        index_memo = IndexMemo(RefSnapshots(disk))
+    elif disk is not None and index_memo is not None and index_memo.snapshots is None:
+        index_memo.snapshots = RefSnapshots(disk)  # a loader worker's memo: the first stream given the directory
     return Stream(scope, cfg, start, cache, index_memo, disk, head)
 
 

@@ -25,7 +25,6 @@ the user's stream object, so an abandoned stream can be collected.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import defaultdict
@@ -50,7 +49,7 @@ from tensordb_core.stream.blocks import (
     verified_seqs,
 )
 from tensordb_core.stream.cache import ChunkCache
-from tensordb_core.stream.decode import BatchMemory, Decoder
+from tensordb_core.stream.decode import BatchMemory, Decoder, auto_decode_workers
 from tensordb_core.stream.disk_cache import DiskCachedBlobs, DiskChunkCache
 from tensordb_core.stream.fetch import BufferPool, Window, fetch_window
 from tensordb_core.stream.follow import StoreWatch, Watermark
@@ -73,6 +72,7 @@ from tensordb_core.stream.order import (
 from tensordb_core.stream.plan import PROJECTION, FrozenRefs, RefTable, run_bounds
 from tensordb_core.stream.reader import WindowReader
 from tensordb_core.stream.records import RecordDecoder, RecordTable, record_projection
+from tensordb_core.stream.snapshots import index_identity
 
 #: Windows the fetch thread may hold ready ahead of batch assembly.
 WINDOWS_AHEAD = 2
@@ -101,7 +101,7 @@ class StreamConfig:
     on_error: str
     drop_last: bool
     window_bytes: int
-    decode_workers: int | None  # None: chosen from the sample size (see :func:`auto_decode_workers`)
+    decode_workers: int | None  # None: chosen from the sample size (see :func:`~tensordb_core.stream.decode.auto_decode_workers`)
     poll_s: float
     verify: bool
     group: str | None = None  # ranks passing the same name agree on each epoch's population (stream/groups.py)
@@ -140,25 +140,6 @@ class Phase:
     tail_base: int = 0
 
 
-#: Below this many stored bytes per sample, one decode thread beats several (see auto_decode_workers).
-SMALL_SAMPLE_BYTES = 32 << 10
-
-
-def auto_decode_workers(stored_bytes: np.ndarray, media: bool = False) -> int:
-    """Decode threads for samples of these stored sizes (``media``: JPEG/PNG fields to decode).
-
-    Each sample costs a few microseconds of Python (holding the GIL) around its
-    crc32 and lz4 calls (which release it).  For small samples that GIL-held
-    part dominates, and a second decode thread mostly adds GIL hand-offs:
-    measured on 2 cores with 12 KiB images, one thread streamed ~15% faster at
-    40% less CPU than two; with 150 KiB images two threads were ~10-50% faster.
-    Image decoding costs ~1-2 ms a JPEG with the GIL released, far more than
-    the Python around it, so media gets a thread per CPU whatever its size.
-    """
-    mean = float(stored_bytes.mean()) if len(stored_bytes) else 0.0
-    return 1 if mean < SMALL_SAMPLE_BYTES and not media else max(1, min(4, os.cpu_count() or 1))
-
-
 class Counters:
     """Thread-safe sums the stages add to; read as a snapshot."""
 
@@ -189,11 +170,14 @@ class Engine:
                  head: list[Mapping[str, Any]] | None = None) -> None:
         self.scope, self.cfg, self.state, self.cache = scope, cfg, state, cache
         self.head = head  # the population's first documents, read at creation (blocks.head_documents)
-        self.blobs: Any = scope.blobs if disk is None else DiskCachedBlobs(scope.blobs, disk)  # what windows read
-        if disk is None and cache is None and scope.blobs.capabilities.map:
+        local = bool(scope.blobs.capabilities.map)  # chunk files on this machine: a disk cache copies none
+        self.blobs: Any = scope.blobs if disk is None or local else DiskCachedBlobs(scope.blobs, disk)  # windows read
+        if cache is None and local:
             self.blobs = MappedChunks(scope.blobs)  # dense chunks mapped once per stream (stream/mapped.py)
         self.memo = memo if cfg.weights is None and not cfg.follow else None  # see _borrow_table
         self.generation = 0  # the data generation the borrowed table belongs to (store/generations.py)
+        self.memo_key: Any = None
+        self.index: str | None = None  # the index's identity, where the memo keeps tables on disk (snapshots.py)
         self.counters = Counters()
         self.stop = StopSignal()  # set by shutdown (or a stage giving up): wakes the hand-offs below at once
         self.bounds = EpochBounds(scope, cfg.group, stop=self.stop)
@@ -278,7 +262,7 @@ class Engine:
         finally:
             if key is not None and self.memo is not None and table.last_seq <= self.scanned:
                 # not a table a failed load left half-extended; kept under the generation read before it was built
-                self.memo.give(key, table, self.scanned, self.generation)
+                self.memo.give(key, table, self.scanned, self.generation, self.index)
 
     def _borrow_table(self, q: Mapping[str, Any]) -> tuple[Any, tuple[RefTable, int]]:
         """The table a memo kept for this query (read up to its bound), else an empty one.
@@ -290,9 +274,11 @@ class Engine:
         if self.memo is None:
             return None, (self._table(), 0)
         rec = self.cfg.records
-        key = memo_key(self.scope.data_collection, q, self.projection, None if rec is None else rec.fields)
+        key = self.memo_key = memo_key(self.scope.data_collection, q, self.projection,
+                                       None if rec is None else rec.fields)
         self.generation = data_generation(self.scope.index)  # before any read: a change during it shows later
-        kept = self.memo.take(key, self.generation)
+        self.index = index_identity(self.scope.index) if self.memo.snapshots is not None else None
+        kept = self.memo.take(key, self.generation, self.index)
         if kept is not None:
             self.scanned = kept[1]
         return key, kept if kept is not None else (self._table(), 0)
@@ -385,6 +371,8 @@ class Engine:
             if not self.reader.wait_idle(self.stop):  # every window checked: their crc32 results are in
                 return False
             carry_verified(table.freeze(), checked)
+            if self.memo is not None:  # for the next process too (a cache_dir's snapshots), now, not at the end
+                self.memo.save(self.memo_key, table, self.scanned, self.generation, self.index)
         return True
 
     def _load(self, table: RefTable, q: Mapping[str, Any], scanned: int, seq: int) -> int:

@@ -18,6 +18,10 @@ unchanged, so a memo never serves references a change made stale.
 Thread safety: a table is lent to one stream at a time (:meth:`take` removes
 it, :meth:`give` puts it back), so two live streams never extend one table;
 a stream that finds its table lent builds its own.
+
+Across processes: a memo given :class:`~tensordb_core.stream.snapshots.RefSnapshots`
+(a stream's ``cache_dir``) also keeps each table it is given on local disk,
+and lends a kept one when it holds none in memory (stream/snapshots.py).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from tensordb_core.stream.plan import RefTable
+from tensordb_core.stream.snapshots import RefSnapshots
 
 
 def memo_key(collection: str, query: Any, projection: Any, fields: Any) -> Hashable:
@@ -39,24 +44,38 @@ def memo_key(collection: str, query: Any, projection: Any, fields: Any) -> Hasha
 class IndexMemo:
     """Tables of sample references by :func:`memo_key`, each with the ``_seq`` bound it was read up to."""
 
-    def __init__(self) -> None:
+    def __init__(self, snapshots: RefSnapshots | None = None) -> None:
         self._lock = threading.Lock()
         self._tables: dict[Hashable, tuple[RefTable, int, int]] = {}
+        self.snapshots = snapshots
 
-    def take(self, key: Hashable, generation: int = 0) -> tuple[RefTable, int] | None:
+    def take(self, key: Hashable, generation: int = 0, index: str | None = None) -> tuple[RefTable, int] | None:
         """Borrow the table kept under ``key`` and its bound: None when none is kept, it is lent out, or it was
-        built in another data generation (then it is dropped: its references may be stale)."""
+        built in another data generation (then it is dropped: its references may be stale).  With snapshots
+        and the index's identity (``index``, :func:`~tensordb_core.stream.snapshots.index_identity`), a table
+        kept on disk serves when none is kept here."""
         with self._lock:
             kept = self._tables.pop(key, None)
-        if kept is None or kept[2] != generation:
-            return None
-        return kept[0], kept[1]
+        if kept is not None and kept[2] == generation:
+            return kept[0], kept[1]
+        if self.snapshots is not None and index is not None:
+            return self.snapshots.load(index, key, generation)
+        return None
 
-    def give(self, key: Hashable, table: RefTable, scanned: int, generation: int = 0) -> None:
+    def save(self, key: Hashable, table: RefTable, scanned: int, generation: int = 0, index: str | None = None
+             ) -> None:
+        """Keep ``table`` on disk only (with snapshots and ``index``), while its stream goes on using it: a
+        stream saves the table its first epoch completed, so a run stopped later still leaves it."""
+        if self.snapshots is not None and index is not None and scanned > 0:
+            self.snapshots.save(index, key, table, scanned, generation)
+
+    def give(self, key: Hashable, table: RefTable, scanned: int, generation: int = 0, index: str | None = None
+             ) -> None:
         """Keep ``table``, read up to ``_seq`` ``scanned`` in data generation ``generation``, for the next stream
-        asking with ``key``."""
+        asking with ``key`` (and on disk, as :meth:`save`)."""
         if scanned <= 0:
             return
+        self.save(key, table, scanned, generation, index)
         with self._lock:
             kept = self._tables.get(key)
             if kept is None or kept[2] != generation or kept[1] < scanned:

@@ -77,8 +77,11 @@ class _Columns:
         self.codec.append(codec)
         self.fmt.append(fmt)
 
+    def columns(self) -> tuple[array, ...]:
+        return self.off, self.length, self.crc, self.codec, self.fmt
+
     def truncate(self, n: int) -> None:
-        for column in (self.off, self.length, self.crc, self.codec, self.fmt):
+        for column in self.columns():
             del column[n:]
 
     def pad_to(self, n: int) -> None:
@@ -255,6 +258,41 @@ class RefTable:
         x.codec += ox.codec[start:end]
         x.fmt += array("q", map(formats.__getitem__, their_fmts))
         self._frozen = None
+
+    def to_parts(self) -> tuple[dict[str, np.ndarray], dict[str, list[Any]]] | None:
+        """This table as numpy columns and plain lists (stream/snapshots.py keeps them on disk), or None when
+        some row only its document describes (:attr:`lends_rows`)."""
+        if not self.lends_rows:
+            return None
+        x = self.x
+        columns = {"seq": self.seq, "chunk": self.chunk, "chunk_sizes": self.chunk_sizes, "off": x.off,
+                   "length": x.length, "crc": x.crc, "codec": x.codec, "fmt": x.fmt}
+        arrays = {name: np.frombuffer(c, dtype=np.int8 if c.typecode == "b" else np.int64) for name, c in columns.items()}
+        formats = [[dtype, list(shape), index] for (dtype, shape), index in self._format_index.items()]
+        return arrays, {"ids": self.ids, "labels": self.labels, "chunk_keys": self.chunk_keys, "formats": formats}
+
+    @classmethod
+    def from_parts(cls, arrays: Mapping[str, np.ndarray], lists: Mapping[str, list[Any]]) -> RefTable:
+        """The table :meth:`to_parts` gave (chunks and formats numbered as they were: the epoch order is the same).
+        Raises ValueError or KeyError on parts that do not fit together."""
+        table = cls()
+        for dtype, shape, index in sorted(lists["formats"], key=lambda f: f[2]):
+            if table._format_of(dtype, tuple(shape)) != index:
+                raise ValueError("the formats of a reference table are not numbered 0, 1, ...")
+        table.chunk_keys = list(lists["chunk_keys"])
+        table._chunk_index = {key: i for i, key in enumerate(table.chunk_keys)}
+        table.ids, table.labels = list(lists["ids"]), list(lists["labels"])
+        for column, name in ((table.seq, "seq"), (table.chunk, "chunk"), (table.chunk_sizes, "chunk_sizes"),
+                             (table.x.off, "off"), (table.x.length, "length"), (table.x.crc, "crc"),
+                             (table.x.codec, "codec"), (table.x.fmt, "fmt")):
+            column.frombytes(np.ascontiguousarray(arrays[name], dtype=np.int8 if column.typecode == "b" else np.int64)
+                             .tobytes())
+        n = len(table.ids)
+        if (len(table.labels) != n or any(len(c) != n for c in (table.seq, table.chunk, *table.x.columns()))
+                or len(table.chunk_sizes) != len(table.chunk_keys) or n and (
+                    max(table.chunk) >= len(table.chunk_keys) or max(table.x.fmt) >= len(table.formats))):
+            raise ValueError("the parts of a reference table do not fit together")
+        return table
 
     def _column_formats(self, dtypes: list[Any], shapes: list[Any]) -> array | None:
         """The format index of each row (None: a dtype that is not a str or a shape that is not a list).

@@ -52,6 +52,18 @@ def check_warehouse_and_stream(tmp_path, blobs: str | None, *, index: str | None
                 ranks.append(np.concatenate([yb for _, yb in s]))
         assert sorted(np.concatenate(ranks).tolist()) == sorted(y[:200].tolist())  # the snapshot, once
 
+        def kept(db: tdb.TensorDB, cache: str) -> tuple[list[np.ndarray], float]:
+            with db.data_generator({"split": "test"}, batch_size=16, seed=5, cache_dir=cache) as s:
+                return [yb for _, yb in s], s.stats.index_s
+
+        cold, _ = kept(reference, str(tmp_path / "reference-cache"))
+        (first, read), (again, unread) = (kept(remote, str(tmp_path / "cache")) for _ in range(2))
+        assert read > 0 and unread == 0.0  # the second stream started from the references the first one kept
+        assert len(cold) == len(first) == len(again) == 7
+        for a, b, c in zip(cold, first, again):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(a, c)
+
         pid = remote.save_parameters({"w": X[0].astype(np.float32)}, metrics={"acc": 0.5})
         params, doc = remote.best_parameters("acc")
         assert doc["_id"] == pid

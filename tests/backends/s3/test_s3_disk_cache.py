@@ -42,8 +42,10 @@ def test_second_epoch_reads_no_chunk_from_s3_and_a_corrupted_file_is_refetched(t
         gets["get"] = 0
         assert _labels(db, cache_dir) == want
         assert gets["get"] == chunks  # the first epoch fetches every chunk once and keeps it
-        files = sorted(p for p in cache_dir.rglob("*") if p.is_file())
+        digests = {doc["_x"]["key"].rsplit("/", 1)[-1] for doc in db.find_data({})}
+        files = sorted(p for p in cache_dir.rglob("*") if p.is_file() and p.name in digests)
         assert len(files) == chunks
+        assert len(list((cache_dir / "refs").iterdir())) == 1  # and the query's references (stream/snapshots.py)
 
         gets["get"] = 0
         assert _labels(db, cache_dir) == want  # a new stream (and a new cache object) over the same directory

@@ -1,0 +1,144 @@
+"""Sample-reference tables kept on local disk, so a new process's first epoch starts without reading the index.
+
+Why: a stream's first epoch reads every matching index document to learn
+where each sample lies (chunk, offset, length, crc32, format, label); on the
+embedded index that is ~5.5 µs of CPU a document (SQLite parses each JSON
+document, Python the answer), about a fifth of a small-sample first epoch on
+2 cores, and seconds for a million samples, paid again by every run of a
+training script and by every loader worker.  The in-process memo
+(stream/memo.py) spares later streams of one process; this keeps the table
+for the next process, as LitData and MosaicML streaming keep an index file
+beside their shards.  On ``data_stream(..., cache_dir=...)``.
+
+What is kept: one query's :class:`~tensordb_core.stream.plan.RefTable` on
+one index, with the ``_seq`` bound it holds and the data generation it was
+read in, as an ``.npz`` of numpy columns and one JSON member (ids, labels,
+chunk keys, formats), stored *content-addressed* in the stream's disk cache
+(stream/disk_cache.py: its byte bound, its LRU eviction, and its sha256
+check of a file the first time a process reads it apply), found through a
+small pointer file ``refs/<name>`` named by the sha256 of the index and the
+query.  Nothing is unpickled: ``np.load(allow_pickle=False)`` and JSON.
+
+Why a kept table is never stale: the rule of the in-process memo.  It is
+used only while the index's data generation (store/generations.py) reads
+what it read before the table was built: every relabel, delete and
+compaction moves it.  Imports only append, and a stream reads the documents
+past the table's bound from the index (``_seq`` order) before its epoch.
+The name holds the index's identity (store/owners.py: a random id kept in
+the index) and its URI, so neither a copy of a warehouse nor a new
+warehouse made at the same path finds another's table.  Tables whose rows
+only documents describe (records, ``_y`` labels, malformed references) and
+labels that are not JSON values are not kept; a file that fails to load is
+ignored (the index is read as without a cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import uuid
+import zipfile
+from collections.abc import Hashable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tensordb_core.format import jsontext
+from tensordb_core.store.owners import IDENTITY
+from tensordb_core.store.protocols import IndexStore
+from tensordb_core.stream.disk_cache import DiskChunkCache
+from tensordb_core.stream.plan import RefTable
+
+#: The layout of a kept table; a file of another layout is never read.
+SNAPSHOT_FORMAT = 1
+#: The cache's subdirectory of pointer files (the chunk files' fan-out directories are two hex digits).
+POINTERS = "refs"
+
+
+def index_identity(index: IndexStore) -> str | None:
+    """The index's id and URI (password and secrets redacted), or None while it has no id: nothing was ever
+    imported into it, and reading must not write one (store/owners.py)."""
+    found = next(iter(index.find(IDENTITY, {"_id": "index"}, limit=1)), None)
+    return None if found is None else f"{found['id']} {index.uri.redacted()}"
+
+
+class RefSnapshots:
+    """Reference tables by (index identity, memo key), kept in a :class:`DiskChunkCache`."""
+
+    def __init__(self, cache: DiskChunkCache) -> None:
+        self.cache = cache
+        self.loaded = self.saved = 0  # what this object did (tests, stats)
+
+    def _name(self, identity: str, key: Hashable) -> tuple[str, Path]:
+        spelled = json.dumps([SNAPSHOT_FORMAT, identity, key], default=repr)
+        return spelled, self.cache.directory / POINTERS / hashlib.sha256(spelled.encode()).hexdigest()
+
+    @staticmethod
+    def _pointer(path: Path) -> dict[str, Any] | None:
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return found if isinstance(found, dict) else None
+
+    def load(self, identity: str, key: Hashable, generation: int) -> tuple[RefTable, int] | None:
+        """The table kept for ``key`` on this index in data generation ``generation`` and the ``_seq`` bound it
+        holds; None when none is kept, it belongs to another generation, or its file does not load."""
+        spelled, path = self._name(identity, key)
+        pointer = self._pointer(path)
+        if pointer is None or pointer.get("generation") != generation or not isinstance(pointer.get("digest"), str):
+            return None
+        data = self.cache.get(pointer["digest"])  # checked against its sha256 the first time this process reads it
+        if data is None:
+            return None
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as kept:
+                lists = jsontext.loads(kept["lists"].tobytes())
+                arrays = {name: kept[name] for name in kept.files if name != "lists"}
+            if (lists.get("format"), lists.get("name"), lists.get("generation")) != (SNAPSHOT_FORMAT, spelled,
+                                                                                     generation):
+                return None
+            table, scanned = RefTable.from_parts(arrays, lists), int(lists["scanned"])
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
+            return None
+        if table.last_seq > scanned:
+            return None
+        self.loaded += 1
+        return table, scanned
+
+    def save(self, identity: str, key: Hashable, table: RefTable, scanned: int, generation: int) -> bool:
+        """Keep ``table`` (every match with ``_seq <= scanned``, read in ``generation``) unless a table as far
+        read in this generation is kept already; True when written."""
+        spelled, path = self._name(identity, key)
+        pointer = self._pointer(path)
+        if pointer is not None and pointer.get("generation") == generation and pointer.get("scanned", -1) >= scanned:
+            return False
+        parts = table.to_parts()
+        if parts is None or table.last_seq > scanned:
+            return False
+        arrays, lists = parts
+        try:
+            meta = json.dumps({"format": SNAPSHOT_FORMAT, "name": spelled, "generation": generation,
+                               "scanned": scanned, **lists}, separators=(",", ":"), allow_nan=False).encode()
+        except (TypeError, ValueError):  # a label that is not a JSON value (a BSON type from MongoDB)
+            return False
+        out = io.BytesIO()
+        np.savez(out, lists=np.frombuffer(meta, dtype=np.uint8), **arrays)
+        data = out.getbuffer()
+        digest = hashlib.sha256(data).hexdigest()
+        self.cache.put(digest, data)
+        try:  # the pointer last, renamed into place: a reader finds the old table or the new one, whole
+            path.parent.mkdir(exist_ok=True)
+            tmp = path.parent / f".tmp-{os.getpid()}-{uuid.uuid4().hex}"
+            tmp.write_text(json.dumps({"digest": digest, "generation": generation, "scanned": scanned}))
+            os.replace(tmp, path)
+        except OSError:  # a full or read-only disk: the next process reads the index, as without a cache
+            return False
+        self.saved += 1
+        return True
+
+
+__all__ = ["POINTERS", "SNAPSHOT_FORMAT", "RefSnapshots", "index_identity"]

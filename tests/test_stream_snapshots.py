@@ -1,0 +1,188 @@
+"""Sample-reference tables kept in a stream's ``cache_dir`` for the next process (stream/snapshots.py, issue 16).
+
+A stream given ``cache_dir`` keeps its query's reference table there once its
+first epoch has read it; the next stream (here: a new stream with a new cache
+object, as a new process would make) starts from it without reading the index
+(``index_s`` stays 0.0: no index read was timed), gives the same batches, and
+reads the index again whenever the kept table could be stale.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import tensordb_core as tdb
+from tensordb_core.stream.disk_cache import DiskChunkCache
+from tensordb_core.stream.plan import RefTable
+from tensordb_core.stream.snapshots import POINTERS, RefSnapshots
+
+N = 300
+
+
+def samples(n: int = N, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 255, size=(n, 4, 6), dtype=np.uint8)
+
+
+def stream(db: tdb.TensorDB, cache: Path | None, **kwargs: Any) -> tuple[list[tuple[np.ndarray, np.ndarray]], Any]:
+    options = {"batch_size": 16, "seed": 7, "shuffle": True, "window_bytes": 2048, **kwargs}
+    if cache is not None:
+        options["cache_dir"] = str(cache)
+    with db.data_generator({}, **options) as s:
+        batches = [(X.copy(), y.copy()) for X, y in s]
+        return batches, s.stats
+
+
+def same(a: list[tuple[np.ndarray, np.ndarray]], b: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    assert len(a) == len(b)
+    for (xa, ya), (xb, yb) in zip(a, b):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+
+
+def kept(cache: Path) -> list[Path]:
+    return sorted((cache / POINTERS).glob("[0-9a-f]*"))
+
+
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_the_next_stream_starts_from_the_kept_table_and_gives_the_same_batches(tmp_path: Path, epochs: int) -> None:
+    with tdb.connect(tmp_path / "wh", study="s") as db:
+        db.import_data(samples(), np.arange(N), chunk_bytes=1024)
+        plain, plain_stats = stream(db, None, epochs=epochs)
+        first, first_stats = stream(db, tmp_path / "c", epochs=epochs)
+        assert plain_stats.index_s > 0 and first_stats.index_s > 0
+        assert len(kept(tmp_path / "c")) == 1
+        again, again_stats = stream(db, tmp_path / "c", epochs=epochs)
+        assert again_stats.index_s == 0.0  # the kept table: no document read
+        same(plain, first)
+        same(plain, again)
+        sharded = [stream(db, tmp_path / "c", epochs=epochs, shard=(rank, 2))[0] for rank in range(2)]
+        cold = [stream(db, None, epochs=epochs, shard=(rank, 2))[0] for rank in range(2)]
+        for warm_shard, cold_shard in zip(sharded, cold):
+            same(cold_shard, warm_shard)
+
+
+def test_a_local_store_copies_no_chunk_into_the_cache(tmp_path: Path) -> None:
+    with tdb.connect(tmp_path / "wh", study="s") as db:
+        db.import_data(samples(), np.arange(N), chunk_bytes=1024)
+        stream(db, tmp_path / "c")
+    chunk_dirs = [p for p in (tmp_path / "c").iterdir() if p.is_dir() and p.name != POINTERS]
+    files = [f for d in chunk_dirs for f in d.iterdir()]
+    assert len(files) == 1  # the table alone: the chunks are local files already
+    with np.load(files[0], allow_pickle=False) as table:
+        assert "lists" in table.files and len(table["seq"]) == N
+
+
+def test_a_relabel_or_a_delete_makes_the_next_stream_read_the_index(tmp_path: Path) -> None:
+    with tdb.connect(tmp_path / "wh", study="s") as db:
+        db.import_data(samples(), np.arange(N), chunk_bytes=1024)
+        stream(db, tmp_path / "c")
+        assert db.update_data({"label": 5}, {"$set": {"label": 1005}}) == 1
+        relabelled, stats = stream(db, tmp_path / "c", shuffle=False)
+        assert stats.index_s > 0
+        labels = np.concatenate([y for _, y in relabelled])
+        assert 1005 in labels.tolist() and 5 not in labels.tolist()
+        assert db.delete_data({"label": {"$lt": 10}}) == 9
+        after, stats = stream(db, tmp_path / "c", shuffle=False)
+        assert stats.index_s > 0
+        assert sorted(np.concatenate([y for _, y in after]).tolist()) == [*range(10, N), 1005]
+        again, stats = stream(db, tmp_path / "c", shuffle=False)
+        assert stats.index_s == 0.0  # the table of the new generation, kept by the stream before
+        same(after, again)
+
+
+def test_samples_imported_since_are_read_from_the_index_after_the_kept_table(tmp_path: Path) -> None:
+    with tdb.connect(tmp_path / "wh", study="s") as db:
+        db.import_data(samples(), np.arange(N), chunk_bytes=1024)
+        stream(db, tmp_path / "c")
+        db.import_data(samples(50, seed=1), np.arange(N, N + 50), chunk_bytes=1024)
+        grown, stats = stream(db, tmp_path / "c", shuffle=False)
+        assert stats.index_s > 0  # the 50 new documents, past the kept bound
+        assert np.concatenate([y for _, y in grown]).tolist() == list(range(N + 50))
+        cold, _ = stream(db, None, shuffle=False)
+        same(cold, grown)
+        again, stats = stream(db, tmp_path / "c", shuffle=False)
+        assert stats.index_s == 0.0
+        same(cold, again)
+
+
+def test_another_warehouse_or_query_never_finds_the_table(tmp_path: Path) -> None:
+    cache = tmp_path / "c"
+    with tdb.connect(tmp_path / "a", study="s") as a, tdb.connect(tmp_path / "b", study="s") as b:
+        a.import_data(samples(), np.arange(N), chunk_bytes=1024)
+        b.import_data(samples(seed=3), np.arange(N) + 10_000, chunk_bytes=1024)
+        stream(a, cache)
+        from_b, stats = stream(b, cache, shuffle=False)  # same study, same query, another index
+        assert stats.index_s > 0
+        assert np.concatenate([y for _, y in from_b]).tolist() == list(range(10_000, 10_000 + N))
+        with a.data_generator({"label": {"$gte": 100}}, batch_size=16, cache_dir=str(cache)) as s:
+            assert sum(len(y) for _, y in s) == N - 100 and s.stats.index_s > 0
+    assert len(kept(cache)) == 3
+
+
+def test_a_damaged_or_foreign_file_is_ignored_and_the_index_read(tmp_path: Path) -> None:
+    with tdb.connect(tmp_path / "wh", study="s") as db:
+        db.import_data(samples(), np.arange(N), chunk_bytes=1024)
+        cold, _ = stream(db, tmp_path / "c")
+        table = next(f for d in (tmp_path / "c").iterdir() if d.is_dir() and d.name != POINTERS for f in d.iterdir())
+        data = bytearray(table.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        table.write_bytes(bytes(data))
+        damaged, stats = stream(db, tmp_path / "c")
+        assert stats.index_s > 0  # its sha256 failed: deleted and the index read
+        same(cold, damaged)
+        (pointer,) = kept(tmp_path / "c")
+        pointer.write_text("not json")
+        foreign, stats = stream(db, tmp_path / "c")
+        assert stats.index_s > 0
+        same(cold, foreign)
+
+
+def test_records_are_not_kept(tmp_path: Path) -> None:
+    with tdb.connect(tmp_path / "wh", study="s") as db:
+        db.import_records([{"tokens": np.arange(i + 1, dtype=np.int32), "label": i} for i in range(40)])
+        with db.data_generator({}, batch_size=8, pad={"tokens": 0}, cache_dir=str(tmp_path / "c")) as s:
+            assert sum(len(batch["label"]) for batch in s) == 40
+    assert kept(tmp_path / "c") == []
+
+
+def test_a_table_round_trips_through_its_parts() -> None:
+    docs = [{"_id": f"id{i}", "_seq": i + 1, "label": ["a", 2, None][i % 3],
+             "_x": {"key": f"k{i // 4}", "chunk_size": 999, "offset": 10 * i, "length": 10, "codec": "lz4",
+                    "dtype": "<f4" if i % 5 else "|u1", "shape": [2, i % 2 + 1], "crc32": 1000 + i}}
+            for i in range(23)]
+    table = RefTable()
+    table.extend(docs)
+    parts = table.to_parts()
+    assert parts is not None
+    back = RefTable.from_parts(*parts)
+    a, b = table.freeze(), back.freeze()
+    assert a.ids == b.ids and a.chunk_keys == b.chunk_keys and a.formats == b.formats
+    for name in ("seq", "chunk", "chunk_sizes", "x_off", "x_len", "x_crc", "x_codec", "x_fmt"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert back.labels == table.labels and back.last_seq == 23
+    arrays, lists = parts
+    with pytest.raises(ValueError):
+        RefTable.from_parts({**arrays, "chunk": arrays["chunk"] + 100}, lists)
+    with pytest.raises(ValueError):
+        RefTable.from_parts(arrays, {**lists, "ids": lists["ids"][:-1]})
+
+
+def test_a_table_of_another_generation_or_a_shorter_bound_is_not_lent(tmp_path: Path) -> None:
+    table = RefTable()
+    table.extend([{"_id": "a", "_seq": 1, "label": 0, "_x": {"key": "k", "chunk_size": 9, "offset": 0, "length": 9,
+                                                               "codec": "none", "dtype": "|u1", "shape": [9],
+                                                               "crc32": 1}}])
+    snapshots = RefSnapshots(DiskChunkCache(tmp_path / "c"))
+    assert snapshots.save("index-1", "key", table, 5, generation=2)
+    assert not snapshots.save("index-1", "key", table, 5, generation=2)  # as far read: kept already
+    assert snapshots.load("index-1", "key", 3) is None
+    assert snapshots.load("index-2", "key", 2) is None
+    loaded = snapshots.load("index-1", "key", 2)
+    assert loaded is not None and loaded[1] == 5 and loaded[0].ids == ["a"]
+    unkeepable = RefTable()
+    unkeepable.extend([{"_id": "b", "_seq": 1, "label": 0}])  # no _x: a malformed row only its document describes
+    assert not snapshots.save("index-1", "other", unkeepable, 1, generation=0)
