@@ -18,6 +18,10 @@ with ``--workers`` persistent workers, from ``iter`` to its first batch
 (``loader_first_batch_ms``: worker 0's, rank 0 of the shards, whose piece
 starts the epoch; ``loader_every_worker_ms``: to the last worker's first
 batch, each other worker a shard that counts the blocks to place its piece).
+Then the same from the references a whole epoch kept in a ``cache_dir``
+(stream/snapshots.py: what the next run of a training script starts from):
+``first_batch_kept_ms``, ``loader_first_batch_kept_ms``,
+``loader_every_worker_kept_ms``.
 Results go to ``benchmarks/results/first_batch.json``.
 """
 
@@ -40,11 +44,13 @@ from tensordb_core.stream.memo import IndexMemo
 RESULTS = Path(__file__).resolve().parent / "results" / "first_batch.json"
 
 
-def first_batch(db: tdb.TensorDB, memo: IndexMemo | None = None) -> tuple[float, float, float]:
+def first_batch(db: tdb.TensorDB, memo: IndexMemo | None = None, cache: str | None = None
+                ) -> tuple[float, float, float]:
     """(seconds to the first batch, the stream's index_s, seconds to close it right after) for a shuffled
-    stream of the whole warehouse: what a ``break`` out of the loop, or the end of its ``with``, waits."""
+    stream of the whole warehouse: what a ``break`` out of the loop, or the end of its ``with``, waits.
+    ``cache``: a ``cache_dir`` holding the references an earlier stream kept (stream/snapshots.py)."""
     began = time.perf_counter()
-    with data_stream(db.scope, {}, batch_size=64, shuffle=True, seed=0, index_memo=memo) as stream:
+    with data_stream(db.scope, {}, batch_size=64, shuffle=True, seed=0, index_memo=memo, cache_dir=cache) as stream:
         next(stream)
         took = time.perf_counter() - began
         index_s = stream.stats.index_s
@@ -52,7 +58,7 @@ def first_batch(db: tdb.TensorDB, memo: IndexMemo | None = None) -> tuple[float,
     return took, index_s, time.perf_counter() - closing
 
 
-def loader_first_batch(uri: Path, workers: int) -> tuple[float, float]:
+def loader_first_batch(uri: Path, workers: int, cache: str | None = None) -> tuple[float, float]:
     """Seconds from ``iter(DataLoader)`` to its first batch, the workers started by it (what a training
     script waits for at its first epoch), and to its ``workers``-th batch: the loader takes batches from
     its workers in turn, so that one is the last worker's first (each worker is a shard whose piece,
@@ -61,7 +67,7 @@ def loader_first_batch(uri: Path, workers: int) -> tuple[float, float]:
 
     from tensordb_core.torch import TensorDBIterableDataset
 
-    dataset = TensorDBIterableDataset(uri, {}, study="bench", batch_size=64)
+    dataset = TensorDBIterableDataset(uri, {}, study="bench", batch_size=64, cache_dir=cache)
     loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers, persistent_workers=True)
     began = time.perf_counter()
     batches = iter(loader)
@@ -99,15 +105,27 @@ def main(argv: list[str] | None = None) -> int:
                 loader_runs = [loader_first_batch(Path(work) / f"wh-{n}", args.workers)
                                for _ in range(args.repeat)] if args.workers else [(float("nan"), float("nan"))]
                 loader_took, loader_every = min(loader_runs)
+                cache = str(Path(work) / f"cache-{n}")
+                with data_stream(db.scope, {}, batch_size=64, shuffle=True, seed=0, cache_dir=cache) as stream:
+                    for _ in stream:  # one whole epoch keeps the references in cache
+                        pass
+                kept_took = min(first_batch(db, cache=cache)[0] for _ in range(args.repeat))
+                kept_loader = min(loader_first_batch(Path(work) / f"wh-{n}", args.workers, cache)
+                                  for _ in range(args.repeat)) if args.workers else (float("nan"), float("nan"))
             rows.append({"samples": n, "import_s": round(imported, 1), "first_batch_ms": round(took * 1e3, 1),
                          "index_ms": round(index_s * 1e3, 1), "index_us_per_doc": round(index_s / n * 1e6, 2),
                          "first_batch_with_memo_ms": round(memo_took * 1e3, 1), "close_ms": round(close_s * 1e3, 1),
                          "loader_first_batch_ms": round(loader_took * 1e3, 1), "loader_workers": args.workers,
-                         "loader_every_worker_ms": round(loader_every * 1e3, 1)})
+                         "loader_every_worker_ms": round(loader_every * 1e3, 1),
+                         "first_batch_kept_ms": round(kept_took * 1e3, 1),
+                         "loader_first_batch_kept_ms": round(kept_loader[0] * 1e3, 1),
+                         "loader_every_worker_kept_ms": round(kept_loader[1] * 1e3, 1)})
             print(f"{n:>9,} samples: first batch {took * 1e3:8.1f} ms (index {index_s * 1e3:.1f} ms, "
                   f"{index_s / n * 1e6:.2f} us/doc); with an index memo {memo_took * 1e3:.1f} ms; "
                   f"closed {close_s * 1e3:.1f} ms after it; DataLoader, {args.workers} workers: "
                   f"{loader_took * 1e3:.0f} ms (every worker's first: {loader_every * 1e3:.0f} ms); "
+                  f"from references kept in cache_dir: stream {kept_took * 1e3:.1f} ms, DataLoader "
+                  f"{kept_loader[0] * 1e3:.0f} ms (every worker's first: {kept_loader[1] * 1e3:.0f} ms); "
                   f"imported in {imported:.1f}s", flush=True)
     if len(rows) > 1:
         ratio = rows[-1]["first_batch_ms"] / rows[0]["first_batch_ms"]

@@ -176,6 +176,10 @@ def versus_litdata(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "dataset": name,
             "1st epoch shuffled vs LitData": ratio("stream 1st epoch (shuffled)", "LitData StreamingDataset (shuffled)"),
             "1st epoch shuffled vs ceiling": by.get("stream 1st epoch (shuffled)", {}).get("vs_ceiling"),
+            "1st epoch from kept references vs LitData": ratio("stream 1st epoch (shuffled), references kept in "
+                                                               "cache_dir", "LitData StreamingDataset (shuffled)"),
+            "1st epoch from kept references vs ceiling": by.get(
+                "stream 1st epoch (shuffled), references kept in cache_dir", {}).get("vs_ceiling"),
             "in order (1st epoch) vs LitData": ratio("stream 1st epoch (in order)", "LitData StreamingDataset (in order)"),
             "time to first batch, TensorDB / LitData": ratio(
                 "time to first batch: LitData StreamingDataset (shuffled)", "time to first batch: TensorDB stream (shuffled)"),

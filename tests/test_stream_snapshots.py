@@ -186,3 +186,23 @@ def test_a_table_of_another_generation_or_a_shorter_bound_is_not_lent(tmp_path: 
     unkeepable = RefTable()
     unkeepable.extend([{"_id": "b", "_seq": 1, "label": 0}])  # no _x: a malformed row only its document describes
     assert not snapshots.save("index-1", "other", unkeepable, 1, generation=0)
+
+
+@pytest.mark.parametrize("labels", [[3, 1, 2], [0.5, 1.0, -2.0], [True, False, True], ["cat", None, "dog"],
+                                    [1, "b", [2, 3]], [None, None, None]])
+def test_labels_and_ids_come_back_as_they_were_read(tmp_path: Path, labels: list[Any]) -> None:
+    table = RefTable()
+    table.extend([{"_id": f"s{i}", "_seq": i + 1, "label": label,
+                   "_x": {"key": "k", "chunk_size": 30, "offset": 10 * i, "length": 10, "codec": "none",
+                          "dtype": "|u1", "shape": [10], "crc32": i}} for i, label in enumerate(labels)])
+    snapshots = RefSnapshots(DiskChunkCache(tmp_path / "c"))
+    assert snapshots.save("index", "key", table, 3, generation=0)
+    loaded = snapshots.load("index", "key", 0)
+    assert loaded is not None
+    assert loaded[0].labels == labels and [type(v) for v in loaded[0].labels] == [type(v) for v in labels]
+    assert loaded[0].ids == ["s0", "s1", "s2"]
+    odd = RefTable()
+    odd.extend([{"_id": "a\x00b", "_seq": 1, "label": 0, "_x": {"key": "k", "chunk_size": 30, "offset": 0,
+                                                                 "length": 10, "codec": "none", "dtype": "|u1",
+                                                                 "shape": [10], "crc32": 0}}])
+    assert not snapshots.save("index", "odd", odd, 1, generation=0)  # an id holding the separator: not kept

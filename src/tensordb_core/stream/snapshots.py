@@ -12,8 +12,9 @@ beside their shards.  On ``data_stream(..., cache_dir=...)``.
 
 What is kept: one query's :class:`~tensordb_core.stream.plan.RefTable` on
 one index, with the ``_seq`` bound it holds and the data generation it was
-read in, as an ``.npz`` of numpy columns and one JSON member (ids, labels,
-chunk keys, formats), stored *content-addressed* in the stream's disk cache
+read in, as an ``.npz`` of numpy columns (labels too where they are all ints,
+floats or bools; the ids as one NUL-separated text) and one JSON member
+(chunk keys, formats, other labels), stored *content-addressed* in the stream's disk cache
 (stream/disk_cache.py: its byte bound, its LRU eviction, and its sha256
 check of a file the first time a process reads it apply), found through a
 small pointer file ``refs/<name>`` named by the sha256 of the index and the
@@ -56,6 +57,8 @@ from tensordb_core.stream.plan import RefTable
 SNAPSHOT_FORMAT = 1
 #: The cache's subdirectory of pointer files (the chunk files' fan-out directories are two hex digits).
 POINTERS = "refs"
+#: Between the ids in their one column.  Why not JSON: a million ids parsed in 0.8 s, split in 0.15 s.
+_SEP = "\x00"
 
 
 def index_identity(index: IndexStore) -> str | None:
@@ -96,11 +99,14 @@ class RefSnapshots:
             return None
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as kept:
-                lists = jsontext.loads(kept["lists"].tobytes())
-                arrays = {name: kept[name] for name in kept.files if name != "lists"}
+                arrays = {name: kept[name] for name in kept.files}
+            lists = jsontext.loads(arrays.pop("lists").tobytes())
             if (lists.get("format"), lists.get("name"), lists.get("generation")) != (SNAPSHOT_FORMAT, spelled,
                                                                                      generation):
                 return None
+            lists["ids"] = arrays.pop("ids").tobytes().decode().split(_SEP) if len(arrays["seq"]) else []
+            if "labels" not in lists:
+                lists["labels"] = arrays.pop("labels").tolist()
             table, scanned = RefTable.from_parts(arrays, lists), int(lists["scanned"])
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
             return None
@@ -120,6 +126,17 @@ class RefSnapshots:
         if parts is None or table.last_seq > scanned:
             return False
         arrays, lists = parts
+        ids, labels = lists.pop("ids"), lists["labels"]
+        joined = _SEP.join(ids)
+        if joined.count(_SEP) != max(0, len(ids) - 1):
+            return False  # an id holding the separator (a user's own _id): not kept
+        arrays = {**arrays, "ids": np.frombuffer(joined.encode(), dtype=np.uint8)}
+        kinds = set(map(type, labels))
+        if kinds and (kinds <= {int} or kinds <= {float} or kinds <= {bool}):  # the common labels: one column
+            arrays["labels"] = np.asarray(labels)
+            if arrays["labels"].dtype == object or arrays["labels"].tolist() != labels:
+                return False  # an int past int64: kept in no column
+            del lists["labels"]
         try:
             meta = json.dumps({"format": SNAPSHOT_FORMAT, "name": spelled, "generation": generation,
                                "scanned": scanned, **lists}, separators=(",", ":"), allow_nan=False).encode()
