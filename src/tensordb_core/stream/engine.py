@@ -101,7 +101,7 @@ class StreamConfig:
     on_error: str
     drop_last: bool
     window_bytes: int
-    decode_workers: int | None  # None: chosen from the sample size (see :func:`~tensordb_core.stream.decode.auto_decode_workers`)
+    decode_workers: int | None  # None: chosen from the sample size (decode.auto_decode_workers)
     poll_s: float
     verify: bool
     group: str | None = None  # ranks passing the same name agree on each epoch's population (stream/groups.py)

@@ -12,13 +12,14 @@ beside their shards.  On ``data_stream(..., cache_dir=...)``.
 
 What is kept: one query's :class:`~tensordb_core.stream.plan.RefTable` on
 one index, with the ``_seq`` bound it holds and the data generation it was
-read in, as an ``.npz`` of numpy columns (labels too where they are all ints,
-floats or bools; the ids as one NUL-separated text) and one JSON member
-(chunk keys, formats, other labels), stored *content-addressed* in the stream's disk cache
+read in, as an array archive of the format's own (``format.codec.encode_archive``,
+uncompressed: numpy columns, labels too where they are all ints, floats or
+bools, the ids as one NUL-separated text, and one JSON member with the chunk
+keys, formats and other labels), stored *content-addressed* in the stream's disk cache
 (stream/disk_cache.py: its byte bound, its LRU eviction, and its sha256
 check of a file the first time a process reads it apply), found through a
 small pointer file ``refs/<name>`` named by the sha256 of the index and the
-query.  Nothing is unpickled: ``np.load(allow_pickle=False)`` and JSON.
+query.  Nothing is unpickled: plain dtypes and JSON.
 
 Why a kept table is never stale: the rule of the in-process memo.  It is
 used only while the index's data generation (store/generations.py) reads
@@ -36,19 +37,19 @@ ignored (the index is read as without a cache).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import uuid
 import weakref
-import zipfile
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tensordb_core.errors import TensorDBError
 from tensordb_core.format import jsontext
+from tensordb_core.format.codec import decode_archive, encode_archive
 from tensordb_core.store.owners import IDENTITY
 from tensordb_core.store.protocols import IndexStore
 from tensordb_core.stream.disk_cache import DiskChunkCache
@@ -108,8 +109,9 @@ class RefSnapshots:
         if data is None:
             return None
         try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as kept:
-                arrays = {name: kept[name] for name in kept.files}
+            arrays = decode_archive(data)  # the format's own archive: plain dtypes only, each segment's crc32 checked
+            if not isinstance(arrays, dict):
+                return None
             lists = jsontext.loads(arrays.pop("lists").tobytes())
             if (lists.get("format"), lists.get("name"), lists.get("generation")) != (SNAPSHOT_FORMAT, spelled,
                                                                                      generation):
@@ -118,7 +120,7 @@ class RefSnapshots:
             if "labels" not in lists:
                 lists["labels"] = arrays.pop("labels").tolist()
             table, scanned = RefTable.from_parts(arrays, lists), int(lists["scanned"])
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
+        except (TensorDBError, ValueError, KeyError, TypeError):
             return None
         if table.last_seq > scanned:
             return None
@@ -152,9 +154,7 @@ class RefSnapshots:
                                "scanned": scanned, **lists}, separators=(",", ":"), allow_nan=False).encode()
         except (TypeError, ValueError):  # a label that is not a JSON value (a BSON type from MongoDB)
             return False
-        out = io.BytesIO()
-        np.savez(out, lists=np.frombuffer(meta, dtype=np.uint8), **arrays)
-        data = out.getbuffer()
+        data = encode_archive({**arrays, "lists": np.frombuffer(meta, dtype=np.uint8)}, codec="none")
         digest = hashlib.sha256(data).hexdigest()
         self.cache.put(digest, data)
         try:  # the pointer last, renamed into place: a reader finds the old table or the new one, whole
