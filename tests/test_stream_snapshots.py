@@ -9,6 +9,7 @@ reads the index again whenever the kept table could be stale.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 import tensordb_core as tdb
 from tensordb_core.format.codec import decode_archive
 from tensordb_core.stream.disk_cache import DiskChunkCache
+from tensordb_core.stream.memo import IndexMemo
 from tensordb_core.stream.plan import RefTable
 from tensordb_core.stream.snapshots import POINTERS, RefSnapshots
 
@@ -207,3 +209,28 @@ def test_labels_and_ids_come_back_as_they_were_read(tmp_path: Path, labels: list
                                                                  "length": 10, "codec": "none", "dtype": "|u1",
                                                                  "shape": [10], "crc32": 0}}])
     assert not snapshots.save("index", "odd", odd, 1, generation=0)  # an id holding the separator: not kept
+
+
+def test_a_load_moves_the_pointer_in_the_caches_lru_clock_and_a_memo_saves_a_bound_once(tmp_path: Path) -> None:
+    table = RefTable()
+    table.extend([{"_id": "a", "_seq": 1, "label": 0, "_x": {"key": "k", "chunk_size": 9, "offset": 0, "length": 9,
+                                                               "codec": "none", "dtype": "|u1", "shape": [9],
+                                                               "crc32": 1}}])
+    snapshots = RefSnapshots(DiskChunkCache(tmp_path / "c"))
+    assert snapshots.save("index", "key", table, 1, generation=0)
+    (pointer,) = kept(tmp_path / "c")
+    os.utime(pointer, (1_000_000, 1_000_000))
+    assert snapshots.load("index", "key", 0) is not None
+    assert pointer.stat().st_mtime > 1_000_000  # a hot table's pointer is not the LRU's first victim
+    calls: list[int] = []
+    original = snapshots.save
+    snapshots.save = lambda *args: calls.append(args[3]) or original(*args)  # type: ignore[method-assign]
+    memo = IndexMemo(snapshots)
+    borrowed = memo.take("key", 0, "index")
+    assert borrowed is not None
+    memo.give("key", borrowed[0], borrowed[1], 0, "index")
+    memo.give("key", borrowed[0], borrowed[1], 0, "index")
+    assert calls == []  # loaded at this bound: nothing to write, no pointer read
+    memo.give("key", borrowed[0], 2, 0, "index")
+    memo.give("key", borrowed[0], 2, 0, "index")
+    assert calls == [2]  # a further bound saved once

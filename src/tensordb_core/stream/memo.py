@@ -47,6 +47,7 @@ class IndexMemo:
     def __init__(self, snapshots: RefSnapshots | None = None) -> None:
         self._lock = threading.Lock()
         self._tables: dict[Hashable, tuple[RefTable, int, int]] = {}
+        self._on_disk: dict[Hashable, tuple[int, int]] = {}  # key -> (generation, bound) this memo knows kept
         self.snapshots = snapshots
 
     def take(self, key: Hashable, generation: int = 0, index: str | None = None) -> tuple[RefTable, int] | None:
@@ -58,16 +59,27 @@ class IndexMemo:
             kept = self._tables.pop(key, None)
         if kept is not None and kept[2] == generation:
             return kept[0], kept[1]
-        if self.snapshots is not None and index is not None:
-            return self.snapshots.load(index, key, generation)
-        return None
+        if self.snapshots is None or index is None:
+            return None
+        loaded = self.snapshots.load(index, key, generation)
+        if loaded is not None:
+            with self._lock:
+                self._on_disk[key] = (generation, loaded[1])
+        return loaded
 
     def save(self, key: Hashable, table: RefTable, scanned: int, generation: int = 0, index: str | None = None
              ) -> None:
         """Keep ``table`` on disk only (with snapshots and ``index``), while its stream goes on using it: a
         stream saves the table its first epoch completed, so a run stopped later still leaves it."""
-        if self.snapshots is not None and index is not None and scanned > 0:
-            self.snapshots.save(index, key, table, scanned, generation)
+        if self.snapshots is None or index is None or scanned <= 0:
+            return
+        with self._lock:
+            known = self._on_disk.get(key)
+        if known is not None and known[0] == generation and known[1] >= scanned:
+            return  # kept as far already: no pointer read at every stream's end
+        self.snapshots.save(index, key, table, scanned, generation)
+        with self._lock:
+            self._on_disk[key] = (generation, scanned)
 
     def give(self, key: Hashable, table: RefTable, scanned: int, generation: int = 0, index: str | None = None
              ) -> None:
@@ -85,6 +97,7 @@ class IndexMemo:
         """Forget every kept table: the next stream reads the index afresh."""
         with self._lock:
             self._tables.clear()
+            self._on_disk.clear()
 
     def __len__(self) -> int:
         with self._lock:

@@ -36,6 +36,7 @@ ignored (the index is read as without a cache).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -84,7 +85,6 @@ class RefSnapshots:
 
     def __init__(self, cache: DiskChunkCache) -> None:
         self.cache = cache
-        self.loaded = self.saved = 0  # what this object did (tests, stats)
 
     def _name(self, identity: str, key: Hashable) -> tuple[str, Path]:
         spelled = json.dumps([SNAPSHOT_FORMAT, identity, key], default=repr)
@@ -124,7 +124,8 @@ class RefSnapshots:
             return None
         if table.last_seq > scanned:
             return None
-        self.loaded += 1
+        with contextlib.suppress(OSError):  # the cache's LRU clock, as a hit on the table itself sets
+            os.utime(path)
         return table, scanned
 
     def save(self, identity: str, key: Hashable, table: RefTable, scanned: int, generation: int) -> bool:
@@ -164,7 +165,6 @@ class RefSnapshots:
             os.replace(tmp, path)
         except OSError:  # a full or read-only disk: the next process reads the index, as without a cache
             return False
-        self.saved += 1
         return True
 
 
