@@ -10,6 +10,8 @@ reads the index again whenever the kept table could be stale.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import numpy as np
 import pytest
 
 import tensordb_core as tdb
+import tensordb_core.stream.engine as engine_module
 from tensordb_core.format.codec import decode_archive
 from tensordb_core.stream.disk_cache import DiskChunkCache
 from tensordb_core.stream.memo import IndexMemo
@@ -234,3 +237,54 @@ def test_a_load_moves_the_pointer_in_the_caches_lru_clock_and_a_memo_saves_a_bou
     memo.give("key", borrowed[0], 2, 0, "index")
     memo.give("key", borrowed[0], 2, 0, "index")
     assert calls == [2]  # a further bound saved once
+
+
+def _late(monkeypatch: pytest.MonkeyPatch, misses: int) -> list[int]:
+    """Every table on disk loads beside the epoch (no bound loads at once), and is seen only after ``misses``
+    asks: the stream switches to it at a chosen point, deterministically.  Returns the positions each stream
+    had read from the index when it switched."""
+    monkeypatch.setattr(engine_module, "LOAD_AT_ONCE_SEQS", 0)
+    original, rest, switched = IndexMemo.load_later, engine_module.Engine._rest_from_earlier, []
+
+    def load_later(self: IndexMemo, *args: Any) -> Any:
+        ready, asked = original(self, *args), [0]
+
+        def earlier() -> Any:
+            asked[0] += 1
+            if asked[0] <= misses:
+                return None
+            while ready() is None and any(t.name == "tensordb-kept-table" for t in threading.enumerate()):
+                time.sleep(0.001)  # loading: wait, so the switch comes at this ask
+            return ready()
+
+        return earlier
+
+    def spy(self: Any, earlier: Any, epoch: int, seq: int, q: Any, table: Any, done: int, checked: Any) -> bool:
+        switched.append(done)
+        return rest(self, earlier, epoch, seq, q, table, done, checked)
+
+    monkeypatch.setattr(IndexMemo, "load_later", load_later)
+    monkeypatch.setattr(engine_module.Engine, "_rest_from_earlier", spy)
+    return switched
+
+
+@pytest.mark.parametrize("misses", [0, 20, 60])
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_a_large_kept_table_loads_beside_the_first_windows_and_the_batches_stay_the_same(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, misses: int, epochs: int) -> None:
+    with tdb.connect(tmp_path / "wh", study="s") as db:
+        db.import_data(samples(), np.arange(N), chunk_bytes=1024)
+        plain, _ = stream(db, None, epochs=epochs)
+        cold = [stream(db, None, epochs=epochs, shard=(rank, 2))[0] for rank in range(2)]
+        stream(db, tmp_path / "c", epochs=epochs)  # keeps the table
+        switched = _late(monkeypatch, misses)
+        again, _ = stream(db, tmp_path / "c", epochs=epochs)
+        same(plain, again)
+        assert len(switched) == 1 and 0 < switched[0] < N  # the rest of the epoch came from the kept table
+        for rank in range(2):
+            same(cold[rank], stream(db, tmp_path / "c", epochs=epochs, shard=(rank, 2))[0])
+        assert len(switched) >= 2  # a shard switches too (unless its piece ended first)
+        db.import_data(samples(40, seed=1), np.arange(40))  # past the kept bound: read from the index
+        grown, _ = stream(db, tmp_path / "c", epochs=epochs)
+        monkeypatch.undo()
+        same(stream(db, None, epochs=epochs)[0], grown)

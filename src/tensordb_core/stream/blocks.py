@@ -31,6 +31,7 @@ import numpy as np
 from tensordb_core.errors import BackendError
 from tensordb_core.store.kit.cursors import closing_cursor
 from tensordb_core.store.scope import StudyScope
+from tensordb_core.stream.memo import KeptRows
 from tensordb_core.stream.order import (
     LAYOUT_SAMPLES,
     BlockLayout,
@@ -49,12 +50,14 @@ SEQ_RANGES_PER_QUERY = 64
 
 
 class _Piece:
-    """One read's matches, as columns (:data:`~tensordb_core.stream.plan.REF_PATHS`) or as documents."""
+    """One read's matches, as columns (:data:`~tensordb_core.stream.plan.REF_PATHS`), as documents, or as rows
+    ``offset ..`` of a table kept on disk (``rows``)."""
 
-    def __init__(self, cols: dict[str, list[Any]] | None = None, docs: list[Mapping[str, Any]] | None = None) -> None:
-        self.cols, self.docs = cols, docs
-        self.seqs = np.asarray(cols["_seq"] if cols is not None else [int(d["_seq"]) for d in docs or ()],
-                               dtype=np.int64)
+    def __init__(self, cols: dict[str, list[Any]] | None = None, docs: list[Mapping[str, Any]] | None = None,
+                 rows: RefTable | None = None, offset: int = 0, seqs: np.ndarray | None = None) -> None:
+        self.cols, self.docs, self.rows, self.offset = cols, docs, rows, offset
+        self.seqs = seqs if seqs is not None else np.asarray(
+            cols["_seq"] if cols is not None else [int(d["_seq"]) for d in docs or ()], dtype=np.int64)
 
 
 class BlockReader:
@@ -66,8 +69,11 @@ class BlockReader:
     """
 
     def __init__(self, scope: StudyScope, query: Mapping[str, Any], make_table: Callable[[], RefTable],
-                 stop: threading.Event, stats: Any) -> None:
+                 stop: threading.Event, stats: Any, earlier: Callable[[], KeptRows | None] | None = None) -> None:
         self.scope, self.query = scope, query
+        #: The table an earlier process kept for this query, once loaded (IndexMemo.load_later): blocks up to its
+        #: bound are taken from it rather than read from the index.
+        self.earlier = earlier
         self.make_table, self.stop, self.stats = make_table, stop, stats  # stats.add(index_s=...)
         self.columnar = takes_columns(scope, make_table())
         self.seq_ranges = bool(scope.index.capabilities.seq_ranges)
@@ -97,7 +103,11 @@ class BlockReader:
         return docs
 
     def _piece(self, low: int, high: int) -> _Piece:
-        """Every match with ``low <= _seq <= high``: as columns where the index answers so, else documents."""
+        """Every match with ``low <= _seq <= high``: rows of an earlier process's table that holds them, else as
+        columns where the index answers so, else documents."""
+        kept = self._earlier_rows([(low, high)])
+        if kept is not None:
+            return kept
         if self.columnar:
             began = time.perf_counter()
             cols = self.scope.index.read_columns(self.scope.data_collection, self.query, REF_PATHS,
@@ -120,6 +130,9 @@ class BlockReader:
                 ranges.append([low, high])
         if len(ranges) == 1:
             return self._piece(*ranges[0])
+        kept = self._earlier_rows(ranges)
+        if kept is not None:
+            return kept
         began = time.perf_counter()
         scattered = {"$or": [{"_seq": {"$gte": low, "$lte": high}} for low, high in ranges]}
         with closing_cursor(self.scope.index.find(self.scope.data_collection,
@@ -127,6 +140,21 @@ class BlockReader:
             docs = sorted(cursor, key=lambda d: int(d["_seq"]))  # _seq order is the protocol's; cheap to be sure
         self.stats.add(index_s=time.perf_counter() - began)
         return _Piece(docs=docs)
+
+    def _earlier_rows(self, ranges: list[list[int]] | list[tuple[int, int]]) -> _Piece | None:
+        """The matches in ``ranges`` (ascending ``_seq`` ranges) from the earlier process's table, once it is
+        loaded and holds them (its bound at or past their end); None otherwise."""
+        kept = self.earlier() if self.earlier is not None else None
+        if kept is None or kept.bound < ranges[-1][1]:
+            return None
+        spans = [np.searchsorted(kept.seq, [low, high + 1]).tolist() for low, high in ranges]
+        if len(spans) == 1:  # one _seq range: rows of the kept table itself, no copy
+            start, end = spans[0]
+            return _Piece(rows=kept.table, offset=start, seqs=kept.seq[start:end])
+        table = self.make_table()
+        for start, end in spans:
+            table.extend_rows(kept.table, start, end)
+        return _Piece(rows=table, seqs=np.array(table.seq, dtype=np.int64))
 
     def layout(self, bound: int, window_bytes: int, head: list[Mapping[str, Any]] | None = None
                ) -> BlockLayout | None:
@@ -150,6 +178,9 @@ class BlockReader:
         began = time.perf_counter()
         table = self.make_table()
         for piece, start, end in parts:
+            if piece.rows is not None:
+                table.extend_rows(piece.rows, piece.offset + start, piece.offset + end)
+                continue
             if piece.cols is not None:
                 cols = {name: column[start:end] for name, column in piece.cols.items()}
                 if table.extend_columns(cols):
@@ -218,6 +249,10 @@ class BlockReader:
         else from documents projected to their ``_seq``.
         """
         began, index, coll = time.perf_counter(), self.scope.index, self.scope.data_collection
+        kept = self.earlier() if self.earlier is not None else None
+        if kept is not None and kept.bound >= layout.bound:  # an earlier process's table holds them all
+            seq = kept.seq[:np.searchsorted(kept.seq, layout.bound, side="right")]
+            return np.bincount((seq - layout.origin) // layout.span, minlength=layout.blocks).astype(np.int64)
         counts = index.count_blocks(coll, self.query, origin=layout.origin, span=layout.span, until=layout.bound) if (
             index.capabilities.columns) else None
         if counts is None:

@@ -49,14 +49,15 @@ from tensordb_core.stream.blocks import (
     verified_seqs,
 )
 from tensordb_core.stream.cache import ChunkCache
-from tensordb_core.stream.decode import BatchMemory, Decoder, auto_decode_workers
+from tensordb_core.stream.config import StreamConfig
+from tensordb_core.stream.decode import Decoder, auto_decode_workers
 from tensordb_core.stream.disk_cache import DiskCachedBlobs, DiskChunkCache
 from tensordb_core.stream.fetch import BufferPool, Window, fetch_window
 from tensordb_core.stream.follow import StoreWatch, Watermark
 from tensordb_core.stream.groups import EpochBounds
 from tensordb_core.stream.handoff import Handoff, StopSignal, result_or_stop
 from tensordb_core.stream.mapped import MappedChunks
-from tensordb_core.stream.memo import IndexMemo, memo_key
+from tensordb_core.stream.memo import LOAD_AT_ONCE_SEQS, IndexMemo, KeptRows, memo_key
 from tensordb_core.stream.order import (
     EpochOrder,
     Ranges,
@@ -82,42 +83,6 @@ TAIL_PAGE = 4096
 WATCH_S = 2.0
 #: Documents per index page when loading an epoch (large pages: the embedded index is ~2x faster than at 256).
 INDEX_PAGE = 4096
-
-
-@dataclass(frozen=True)
-class StreamConfig:
-    """Everything that shapes a stream (validated by :func:`tensordb_core.stream.batches.data_stream`)."""
-
-    query: dict[str, Any]
-    batch_size: int
-    shuffle: bool
-    seed: int
-    epochs: int | None
-    follow: bool
-    rank: int
-    world: int
-    transform: Callable[[np.ndarray], Any] | None
-    prefetch: int
-    on_error: str
-    drop_last: bool
-    window_bytes: int
-    decode_workers: int | None  # None: chosen from the sample size (decode.auto_decode_workers)
-    poll_s: float
-    verify: bool
-    group: str | None = None  # ranks passing the same name agree on each epoch's population (stream/groups.py)
-    records: RecordOptions | None = None  # dict batches of records (stream/records.py); None: (X, y) batches
-    weights: str | Callable[[Mapping[str, Any]], float] | None = None  # draw with replacement (order.weighted_order)
-    read_threads: int | None = None  # threads reading windows (reader.WindowReader); None: WINDOWS_AHEAD
-    batch_memory: BatchMemory | None = None  # where (X, y) batches decode (decode.BatchMemory); None: fresh arrays
-
-
-@dataclass(frozen=True)
-class RecordOptions:
-    """How a record stream reads: which fields (None: all), whether media is decoded, which ragged fields to pad."""
-
-    fields: tuple[str, ...] | None = None
-    decode: bool = True
-    pad: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +143,7 @@ class Engine:
         self.generation = 0  # the data generation the borrowed table belongs to (store/generations.py)
         self.memo_key: Any = None
         self.index: str | None = None  # the index's identity, where the memo keeps tables on disk (snapshots.py)
+        self.earlier: Callable[[], KeptRows | None] | None = None  # a table on disk loading (IndexMemo.load_later)
         self.counters = Counters()
         self.stop = StopSignal()  # set by shutdown (or a stage giving up): wakes the hand-offs below at once
         self.bounds = EpochBounds(scope, cfg.group, stop=self.stop)
@@ -278,9 +244,13 @@ class Engine:
                                        None if rec is None else rec.fields)
         self.generation = data_generation(self.scope.index)  # before any read: a change during it shows later
         self.index = index_identity(self.scope.index) if self.memo.snapshots is not None else None
-        kept = self.memo.take(key, self.generation, self.index)
+        st = self.state  # a fresh epoch in block order streams while a large table on disk loads (load_later)
+        fresh = st.order == "blocks" and st.remaining is None and st.tail_after is None
+        kept = self.memo.take(key, self.generation, self.index, LOAD_AT_ONCE_SEQS if fresh else None)
         if kept is not None:
             self.scanned = kept[1]
+        elif fresh and self.index is not None:
+            self.earlier = self.memo.load_later(key, self.generation, self.index)
         return key, kept if kept is not None else (self._table(), 0)
 
     def _produce_from(self, q: Mapping[str, Any], table: RefTable, scanned: int) -> None:
@@ -338,7 +308,7 @@ class Engine:
         memo) keeps nothing.  False when stopping, None for an empty population (nothing streamed), True
         once streamed."""
         cfg = self.cfg
-        reader = BlockReader(self.scope, q, self._table, self.stop, self.counters)
+        reader = BlockReader(self.scope, q, self._table, self.stop, self.counters, self.earlier)
         layout = reader.layout(seq, cfg.window_bytes, self.head)
         self.head = None  # read before the first epoch's bound: a later epoch reads its own
         if layout is None:
@@ -363,6 +333,9 @@ class Engine:
                     refs, rows, lambda read: checked.append(verified_seqs(read)), unpack=self._unpacks())):
                 return False
             done += len(rows)
+            if (earlier := self.earlier() if self.earlier is not None else None) is not None:
+                windows.close()
+                return self._rest_from_earlier(earlier, epoch, seq, q, table, done, checked)
         n = reader.counted if reader.counted is not None else done
         if not self.windows.put(_Marker("end", phase if phase.count is not None else Phase(epoch, seq, [(0, n)], n, done))):
             return False
@@ -373,6 +346,27 @@ class Engine:
             carry_verified(table.freeze(), checked)
             if self.memo is not None:  # for the next process too (a cache_dir's snapshots), now, not at the end
                 self.memo.save(self.memo_key, table, self.scanned, self.generation, self.index)
+        return True
+
+    def _rest_from_earlier(self, earlier: KeptRows, epoch: int, seq: int, q: Mapping[str, Any], table: RefTable,
+                           done: int, checked: list[np.ndarray]) -> bool:
+        """Stream the rest of the epoch (a shard: of its piece) from the table an earlier process kept, now loaded
+        (IndexMemo.load_later), as a loaded table does: the positions past the ``done`` ones read from the index
+        (both paths give one order), its rows past its bound read from the index first.  ``table`` becomes it."""
+        cfg, self.earlier = self.cfg, None
+        table.become(earlier.table)
+        self.scanned = self._load(table, q, earlier.bound, seq)
+        refs = table.freeze()
+        n = int(np.searchsorted(refs.seq, seq, side="right"))
+        lo, hi = piece_bounds(n, cfg.world, cfg.rank)
+        order = block_order(refs.seq[:n], head_layout(refs, n, seq, cfg.window_bytes), seed=cfg.seed, epoch=epoch,
+                            shuffle=cfg.shuffle)
+        if not (self._fetch_windows(refs, order, np.arange(lo + done, hi, dtype=np.int64)) and self.windows.put(
+                _Marker("end", Phase(epoch, seq, [(0, n)], n, hi - lo))) and self.reader.wait_idle(self.stop)):
+            return False
+        carry_verified(refs, checked)  # the windows read from the index were checked too
+        if self.memo is not None:  # kept again only where it grew (imports past its bound)
+            self.memo.save(self.memo_key, table, self.scanned, self.generation, self.index)
         return True
 
     def _load(self, table: RefTable, q: Mapping[str, Any], scanned: int, seq: int) -> int:

@@ -28,9 +28,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Hashable
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import Any, NamedTuple
 
+import numpy as np
+
+from tensordb_core.errors import TensorDBError
 from tensordb_core.stream.plan import RefTable
 from tensordb_core.stream.snapshots import RefSnapshots
 
@@ -39,6 +42,19 @@ def memo_key(collection: str, query: Any, projection: Any, fields: Any) -> Hasha
     """What a kept table depends on: the collection, the query and what each document is read for."""
     return (collection, json.dumps(query, sort_keys=True, default=repr),
             json.dumps(projection, sort_keys=True, default=repr), None if fields is None else tuple(fields))
+
+
+#: A table kept on disk up to this ``_seq`` bound loads before a stream's first window (~15 ms); a larger one
+#: loads beside the first windows (:meth:`IndexMemo.load_later`).
+LOAD_AT_ONCE_SEQS = 50_000
+
+
+class KeptRows(NamedTuple):
+    """A table kept on disk, once loaded (and frozen): its rows, the ``_seq`` bound it holds, its ``_seq``."""
+
+    table: RefTable
+    bound: int
+    seq: np.ndarray
 
 
 class IndexMemo:
@@ -50,22 +66,55 @@ class IndexMemo:
         self._on_disk: dict[Hashable, tuple[int, int]] = {}  # key -> (generation, bound) this memo knows kept
         self.snapshots = snapshots
 
-    def take(self, key: Hashable, generation: int = 0, index: str | None = None) -> tuple[RefTable, int] | None:
+    def take(self, key: Hashable, generation: int = 0, index: str | None = None, most_seqs: int | None = None
+             ) -> tuple[RefTable, int] | None:
         """Borrow the table kept under ``key`` and its bound: None when none is kept, it is lent out, or it was
         built in another data generation (then it is dropped: its references may be stale).  With snapshots
         and the index's identity (``index``, :func:`~tensordb_core.stream.snapshots.index_identity`), a table
-        kept on disk serves when none is kept here."""
+        kept on disk serves when none is kept here (one read up to ``_seq`` ``most_seqs`` at most: a larger
+        one is for :meth:`load_later`)."""
         with self._lock:
             kept = self._tables.pop(key, None)
         if kept is not None and kept[2] == generation:
             return kept[0], kept[1]
         if self.snapshots is None or index is None:
             return None
-        loaded = self.snapshots.load(index, key, generation)
+        return self._load(key, generation, index, most_seqs)
+
+    def _load(self, key: Hashable, generation: int, index: str, most_seqs: int | None = None
+              ) -> tuple[RefTable, int] | None:
+        loaded = self.snapshots.load(index, key, generation, most_seqs) if self.snapshots is not None else None
         if loaded is not None:
             with self._lock:
                 self._on_disk[key] = (generation, loaded[1])
         return loaded
+
+    def load_later(self, key: Hashable, generation: int, index: str) -> Callable[[], KeptRows | None]:
+        """Load the table kept on disk for ``key`` on a thread of its own; the function returned gives it once
+        loaded (None before, and when none loads).
+
+        Why: a million-sample table takes ~0.3 s to load and as long again to
+        order, which a stream's first batch waited for (0.6-0.8 s against
+        ~12 ms from the index).  A fresh epoch streams its first windows from
+        the index block by block meanwhile (stream/blocks.py) and takes the
+        rest of its blocks from the table once it is here: the same rows in
+        the same order, read either way.
+        """
+        loaded: list[KeptRows] = []
+        done = threading.Event()
+
+        def load() -> None:
+            try:
+                found = self._load(key, generation, index)
+                if found is not None:  # frozen here too: ~0.15 s a million rows the stream's threads do not wait for
+                    loaded.append(KeptRows(found[0], found[1], found[0].freeze().seq))
+            except (TensorDBError, OSError, ValueError):  # a kept table that does not load: the index serves
+                pass
+            finally:
+                done.set()
+
+        threading.Thread(target=load, name="tensordb-kept-table", daemon=True).start()
+        return lambda: loaded[0] if done.is_set() and loaded else None
 
     def save(self, key: Hashable, table: RefTable, scanned: int, generation: int = 0, index: str | None = None
              ) -> None:
@@ -104,4 +153,4 @@ class IndexMemo:
             return len(self._tables)
 
 
-__all__ = ["IndexMemo", "memo_key"]
+__all__ = ["LOAD_AT_ONCE_SEQS", "IndexMemo", "KeptRows", "memo_key"]

@@ -102,15 +102,13 @@ class RefTable:
     :meth:`of` builds one in any given order instead (a cursor's sort), for a
     one-shot read; only the stream's epochs rely on ``_seq`` order.
 
-    ``bad`` maps a row to the reason its document cannot be read (malformed
-    ``_x``): the row stays, so positions and shards do not depend on whether a
-    document is readable; reading it raises or skips like a missing chunk.
+    ``bad`` maps a row to the reason its document cannot be read (malformed ``_x``): the row stays, so
+    positions and shards do not depend on whether a document is readable; reading it raises or skips like a
+    missing chunk.
 
-    ``y`` and ``has_y`` are lazy: they hold rows only up to the last one with
-    a ``_y`` segment (rows past it have none).  Why: almost every sample has a
-    scalar label and no ``_y``, and five appends of zeros per document were
-    a fifth of building the table, which holds the GIL while a stream's
-    first epoch decodes.
+    ``y`` and ``has_y`` are lazy: they hold rows only up to the last one with a ``_y`` segment (rows past it
+    have none).  Why: almost every sample has a scalar label and no ``_y``, and five appends of zeros per
+    document were a fifth of building the table, which holds the GIL while a stream's first epoch decodes.
     """
 
     #: Stored codec names -> the small integers of the codec column (records add the media codecs).
@@ -259,6 +257,12 @@ class RefTable:
         x.fmt += array("q", map(formats.__getitem__, their_fmts))
         self._frozen = None
 
+    def become(self, other: RefTable) -> None:
+        """Hold ``other``'s rows (this table empty): its very columns, not a copy; ``other`` is not used after."""
+        if len(self) or type(self) is not type(other):
+            raise ValueError("only an empty table of the same kind becomes another")
+        vars(self).update(vars(other))
+
     def to_parts(self) -> tuple[dict[str, np.ndarray], dict[str, list[Any]]] | None:
         """This table as numpy columns and plain lists (stream/snapshots.py keeps them on disk), or None when
         some row only its document describes (:attr:`lends_rows`)."""
@@ -273,8 +277,8 @@ class RefTable:
 
     @classmethod
     def from_parts(cls, arrays: Mapping[str, np.ndarray], lists: Mapping[str, list[Any]]) -> RefTable:
-        """The table :meth:`to_parts` gave (chunks and formats numbered as they were: the epoch order is the same).
-        Raises ValueError or KeyError on parts that do not fit together."""
+        """The table :meth:`to_parts` gave, chunks and formats numbered as they were (the same epoch order); raises
+        ValueError or KeyError on parts that do not fit together."""
         table = cls()
         for dtype, shape, index in sorted(lists["formats"], key=lambda f: f[2]):
             if table._format_of(dtype, tuple(shape)) != index:
@@ -288,9 +292,9 @@ class RefTable:
             column.frombytes(np.ascontiguousarray(arrays[name], dtype=np.int8 if column.typecode == "b" else np.int64)
                              .tobytes())
         n = len(table.ids)
-        if (len(table.labels) != n or any(len(c) != n for c in (table.seq, table.chunk, *table.x.columns()))
-                or len(table.chunk_sizes) != len(table.chunk_keys) or n and (
-                    max(table.chunk) >= len(table.chunk_keys) or max(table.x.fmt) >= len(table.formats))):
+        if len(table.labels) != n or any(len(c) != n for c in (table.seq, table.chunk, *table.x.columns())) or len(
+                table.chunk_sizes) != len(table.chunk_keys) or n and (max(table.chunk) >= len(table.chunk_keys)
+                                                                      or max(table.x.fmt) >= len(table.formats)):
             raise ValueError("the parts of a reference table do not fit together")
         return table
 
@@ -458,10 +462,7 @@ def label_array(labels: list[Any]) -> np.ndarray | None:
     if all(v is None for v in labels):
         return None
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in labels) or all(
-        isinstance(v, bool) for v in labels
-    ):
-        return np.asarray(labels)
-    if all(isinstance(v, str) for v in labels):
+            isinstance(v, bool) for v in labels) or all(isinstance(v, str) for v in labels):  # their subclasses
         return np.asarray(labels)
     out = np.empty(len(labels), dtype=object)
     out[:] = labels

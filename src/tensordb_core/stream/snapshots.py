@@ -98,12 +98,16 @@ class RefSnapshots:
             return None
         return found if isinstance(found, dict) else None
 
-    def load(self, identity: str, key: Hashable, generation: int) -> tuple[RefTable, int] | None:
+    def load(self, identity: str, key: Hashable, generation: int, most_seqs: int | None = None
+             ) -> tuple[RefTable, int] | None:
         """The table kept for ``key`` on this index in data generation ``generation`` and the ``_seq`` bound it
-        holds; None when none is kept, it belongs to another generation, or its file does not load."""
+        holds; None when none is kept, it belongs to another generation, its bound is past ``most_seqs``
+        (None: any), or its file does not load."""
         spelled, path = self._name(identity, key)
         pointer = self._pointer(path)
         if pointer is None or pointer.get("generation") != generation or not isinstance(pointer.get("digest"), str):
+            return None
+        if most_seqs is not None and not (isinstance(pointer.get("scanned"), int) and pointer["scanned"] <= most_seqs):
             return None
         data = self.cache.get(pointer["digest"])  # checked against its sha256 the first time this process reads it
         if data is None:
