@@ -10,8 +10,6 @@ reads the index again whenever the kept table could be stale.
 from __future__ import annotations
 
 import os
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -249,13 +247,11 @@ def _late(monkeypatch: pytest.MonkeyPatch, misses: int) -> list[int]:
     def load_later(self: IndexMemo, *args: Any) -> Any:
         ready, asked = original(self, *args), [0]
 
-        def earlier() -> Any:
+        def earlier(wait: bool = False) -> Any:
             asked[0] += 1
-            if asked[0] <= misses:
+            if asked[0] <= misses and not wait:
                 return None
-            while ready() is None and any(t.name == "tensordb-kept-table" for t in threading.enumerate()):
-                time.sleep(0.001)  # loading: wait, so the switch comes at this ask
-            return ready()
+            return ready(wait=True)  # loaded by now: the switch comes at this ask
 
         return earlier
 

@@ -143,7 +143,7 @@ class Engine:
         self.generation = 0  # the data generation the borrowed table belongs to (store/generations.py)
         self.memo_key: Any = None
         self.index: str | None = None  # the index's identity, where the memo keeps tables on disk (snapshots.py)
-        self.earlier: Callable[[], KeptRows | None] | None = None  # a table on disk loading (IndexMemo.load_later)
+        self.earlier: Callable[..., KeptRows | None] | None = None  # a table on disk loading (IndexMemo.load_later)
         self.counters = Counters()
         self.stop = StopSignal()  # set by shutdown (or a stage giving up): wakes the hand-offs below at once
         self.bounds = EpochBounds(scope, cfg.group, stop=self.stop)
@@ -320,6 +320,8 @@ class Engine:
         elif cfg.rank == 0:  # its piece starts the epoch: the first window comes before the count (with the end)
             phase, windows = Phase(epoch, seq, [], None, None), reader.leading_piece(layout, cfg.world, **order)
         else:  # a shard's piece starts where the windows before it end: their counts first, no reference
+            if self.earlier is not None:  # and inside a large window: a kept table loading is nearer than the index
+                self.earlier(wait=True)
             count = int((counts := reader.block_counts(layout)).sum())
             lo, hi = piece_bounds(count, cfg.world, cfg.rank)
             phase, windows = Phase(epoch, seq, [(0, count)], count, hi - lo), reader.shard_windows(

@@ -50,7 +50,7 @@ LOAD_AT_ONCE_SEQS = 50_000
 
 
 class KeptRows(NamedTuple):
-    """A table kept on disk, once loaded (and frozen): its rows, the ``_seq`` bound it holds, its ``_seq``."""
+    """A table kept on disk, once loaded: its rows, the ``_seq`` bound it holds, and its ``_seq`` column."""
 
     table: RefTable
     bound: int
@@ -89,9 +89,9 @@ class IndexMemo:
                 self._on_disk[key] = (generation, loaded[1])
         return loaded
 
-    def load_later(self, key: Hashable, generation: int, index: str) -> Callable[[], KeptRows | None]:
+    def load_later(self, key: Hashable, generation: int, index: str) -> Callable[..., KeptRows | None]:
         """Load the table kept on disk for ``key`` on a thread of its own; the function returned gives it once
-        loaded (None before, and when none loads).
+        loaded (None before, and when none loads; ``wait=True``: after the load ends).
 
         Why: a million-sample table takes ~0.3 s to load and as long again to
         order, which a stream's first batch waited for (0.6-0.8 s against
@@ -106,15 +106,20 @@ class IndexMemo:
         def load() -> None:
             try:
                 found = self._load(key, generation, index)
-                if found is not None:  # frozen here too: ~0.15 s a million rows the stream's threads do not wait for
-                    loaded.append(KeptRows(found[0], found[1], found[0].freeze().seq))
+                if found is not None:  # frozen by the stream (its first window need not wait for ~0.2 s of it)
+                    loaded.append(KeptRows(found[0], found[1], np.array(found[0].seq, dtype=np.int64)))
             except (TensorDBError, OSError, ValueError):  # a kept table that does not load: the index serves
                 pass
             finally:
                 done.set()
 
         threading.Thread(target=load, name="tensordb-kept-table", daemon=True).start()
-        return lambda: loaded[0] if done.is_set() and loaded else None
+        def earlier(wait: bool = False) -> KeptRows | None:
+            if wait:
+                done.wait()
+            return loaded[0] if done.is_set() and loaded else None
+
+        return earlier
 
     def save(self, key: Hashable, table: RefTable, scanned: int, generation: int = 0, index: str | None = None
              ) -> None:

@@ -289,12 +289,12 @@ class RefTable:
         for column, name in ((table.seq, "seq"), (table.chunk, "chunk"), (table.chunk_sizes, "chunk_sizes"),
                              (table.x.off, "off"), (table.x.length, "length"), (table.x.crc, "crc"),
                              (table.x.codec, "codec"), (table.x.fmt, "fmt")):
-            column.frombytes(np.ascontiguousarray(arrays[name], dtype=np.int8 if column.typecode == "b" else np.int64)
-                             .tobytes())
+            column.frombytes(memoryview(np.ascontiguousarray(  # one copy: a mapped file's column into the table
+                arrays[name], dtype=np.int8 if column.typecode == "b" else np.int64)).cast("B"))
         n = len(table.ids)
         if len(table.labels) != n or any(len(c) != n for c in (table.seq, table.chunk, *table.x.columns())) or len(
-                table.chunk_sizes) != len(table.chunk_keys) or n and (max(table.chunk) >= len(table.chunk_keys)
-                                                                      or max(table.x.fmt) >= len(table.formats)):
+                table.chunk_sizes) != len(table.chunk_keys) or n and (int(np.max(arrays["chunk"])) >= len(
+                    table.chunk_keys) or int(np.max(arrays["fmt"])) >= len(table.formats)):
             raise ValueError("the parts of a reference table do not fit together")
         return table
 
