@@ -25,7 +25,7 @@ from tensordb_core.stream.order import (
     block_order,
     read_units,
 )
-from tensordb_core.stream.plan import PROJECTION, RefTable
+from tensordb_core.stream.refs import PROJECTION, RefTable
 
 CHUNK = 2048
 blocks_mongo, blocks_uri = every_backend_fixtures("blocks")  # the path test runs on MongoDB too

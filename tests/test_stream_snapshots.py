@@ -21,7 +21,7 @@ import tensordb_core.stream.engine as engine_module
 from tensordb_core.format.codec import decode_archive
 from tensordb_core.stream.disk_cache import DiskChunkCache
 from tensordb_core.stream.memo import IndexMemo
-from tensordb_core.stream.plan import RefTable
+from tensordb_core.stream.refs import RefTable
 from tensordb_core.stream.snapshots import POINTERS, RefSnapshots
 
 N = 300
@@ -45,6 +45,14 @@ def same(a: list[tuple[np.ndarray, np.ndarray]], b: list[tuple[np.ndarray, np.nd
     for (xa, ya), (xb, yb) in zip(a, b):
         np.testing.assert_array_equal(xa, xb)
         np.testing.assert_array_equal(ya, yb)
+
+
+def one_row_table() -> RefTable:
+    table = RefTable()
+    table.extend([{"_id": "a", "_seq": 1, "label": 0, "_x": {"key": "k", "chunk_size": 9, "offset": 0, "length": 9,
+                                                               "codec": "none", "dtype": "|u1", "shape": [9],
+                                                               "crc32": 1}}])
+    return table
 
 
 def kept(cache: Path) -> list[Path]:
@@ -176,10 +184,7 @@ def test_a_table_round_trips_through_its_parts() -> None:
 
 
 def test_a_table_of_another_generation_or_a_shorter_bound_is_not_lent(tmp_path: Path) -> None:
-    table = RefTable()
-    table.extend([{"_id": "a", "_seq": 1, "label": 0, "_x": {"key": "k", "chunk_size": 9, "offset": 0, "length": 9,
-                                                               "codec": "none", "dtype": "|u1", "shape": [9],
-                                                               "crc32": 1}}])
+    table = one_row_table()
     snapshots = RefSnapshots(DiskChunkCache(tmp_path / "c"))
     assert snapshots.save("index-1", "key", table, 5, generation=2)
     assert not snapshots.save("index-1", "key", table, 5, generation=2)  # as far read: kept already
@@ -213,10 +218,7 @@ def test_labels_and_ids_come_back_as_they_were_read(tmp_path: Path, labels: list
 
 
 def test_a_load_moves_the_pointer_in_the_caches_lru_clock_and_a_memo_saves_a_bound_once(tmp_path: Path) -> None:
-    table = RefTable()
-    table.extend([{"_id": "a", "_seq": 1, "label": 0, "_x": {"key": "k", "chunk_size": 9, "offset": 0, "length": 9,
-                                                               "codec": "none", "dtype": "|u1", "shape": [9],
-                                                               "crc32": 1}}])
+    table = one_row_table()
     snapshots = RefSnapshots(DiskChunkCache(tmp_path / "c"))
     assert snapshots.save("index", "key", table, 1, generation=0)
     (pointer,) = kept(tmp_path / "c")

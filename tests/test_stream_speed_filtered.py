@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 import tensordb_core as tdb
-from tensordb_core.stream.plan import FrozenRefs, RefTable, plan_fetch
+from tensordb_core.stream.plan import plan_fetch
+from tensordb_core.stream.refs import FrozenRefs, RefTable
 
 N = 600
 

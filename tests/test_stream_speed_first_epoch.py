@@ -89,7 +89,7 @@ def _doc(seq: int, y: dict | None = None, **x_changes) -> dict:
 
 def test_label_segments_keep_their_rows_when_most_samples_have_none():
     """The reference table stores ``_y`` columns only up to the last row that has one; every row still reads right."""
-    from tensordb_core.stream.plan import RefTable
+    from tensordb_core.stream.refs import RefTable
 
     y = {"key": "k1", "offset": 9000, "length": 16, "codec": "none", "dtype": "<i8", "shape": [2], "crc32": 5}
     table = RefTable()
@@ -117,7 +117,7 @@ def _ref_doc(seq: int, **x_changes) -> dict:
 
 
 def _as_columns(docs: list[dict]) -> dict:
-    from tensordb_core.stream.plan import REF_PATHS
+    from tensordb_core.stream.refs import REF_PATHS
 
     def at(doc, path):
         for part in path.split("."):
@@ -136,7 +136,7 @@ def test_references_read_as_columns_are_those_documents_give_or_refused(change):
     """extend_columns (the embedded index's fast path) checks and converts by C loops: whatever it takes must
     freeze to exactly what the per-document path makes of the same rows, and what it refuses leaves the table
     untouched (the caller then reads documents, which mark a malformed row ``bad``)."""
-    from tensordb_core.stream.plan import RefTable
+    from tensordb_core.stream.refs import RefTable
 
     docs = [_ref_doc(seq) for seq in range(2, 14)]
     docs[7] = _ref_doc(9, **change)  # one odd row, its chunk's first, among ordinary ones (chunks, two formats)

@@ -212,7 +212,7 @@ def imported_files(db: Any) -> tuple[Imported, dict[str, int]]:
     Read with a projection of the four small fields, so resuming a large
     import reads a few bytes per document, not the documents' locators.
     """
-    from tensordb_core.stream.plan import COLLECTION
+    from tensordb_core.stream.refs import COLLECTION
 
     seen = Imported()
     labels: dict[str, int] = {}

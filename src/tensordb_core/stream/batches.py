@@ -72,8 +72,8 @@ from tensordb_core.stream.fetch import fetch_window
 from tensordb_core.stream.groups import check_group
 from tensordb_core.stream.memo import IndexMemo
 from tensordb_core.stream.order import StreamState, advance
-from tensordb_core.stream.plan import RefTable
 from tensordb_core.stream.records import RecordDecoder, RecordTable, check_fields
+from tensordb_core.stream.refs import RefTable
 from tensordb_core.stream.snapshots import RefSnapshots
 
 #: Stored bytes per shuffle window (chunks read together and mixed): the shuffle buffer's size.

@@ -42,7 +42,7 @@ from tensordb_core.stream.order import (
     window_blocks,
     window_permutation,
 )
-from tensordb_core.stream.plan import REF_PATHS, FrozenRefs, RefTable
+from tensordb_core.stream.refs import REF_PATHS, FrozenRefs, RefTable
 
 #: The most blocks one ``$or`` query reads (``IndexCapabilities.seq_ranges``): a window of tiny samples spans
 #: hundreds of blocks, and a server plans each branch of an ``$or``.
@@ -50,7 +50,7 @@ SEQ_RANGES_PER_QUERY = 64
 
 
 class _Piece:
-    """One read's matches, as columns (:data:`~tensordb_core.stream.plan.REF_PATHS`), as documents, or as rows
+    """One read's matches, as columns (:data:`~tensordb_core.stream.refs.REF_PATHS`), as documents, or as rows
     ``offset ..`` of a table kept on disk (``rows``)."""
 
     def __init__(self, cols: dict[str, list[Any]] | None = None, docs: list[Mapping[str, Any]] | None = None,
@@ -65,7 +65,7 @@ class BlockReader:
 
     As columns where the index offers them (``IndexCapabilities.columns``)
     and the table takes them; as documents otherwise, and for any rows
-    :meth:`~tensordb_core.stream.plan.RefTable.extend_columns` refuses.
+    :meth:`~tensordb_core.stream.refs.RefTable.extend_columns` refuses.
     """
 
     def __init__(self, scope: StudyScope, query: Mapping[str, Any], make_table: Callable[[], RefTable],

@@ -26,7 +26,7 @@ import numpy as np
 from tensordb_core.errors import IntegrityError, TensorDBError
 from tensordb_core.format.codec import segment_bytes
 from tensordb_core.stream.fetch import Window
-from tensordb_core.stream.plan import FrozenRefs, label_array
+from tensordb_core.stream.refs import FrozenRefs, label_array
 
 #: Where an ``(X, y)`` batch's ``X`` is decoded: ``memory(shape, dtype)`` gives a writable C-contiguous array of
 #: exactly that shape and dtype, or None for a fresh one (``data_stream(batch_memory=...)``).
@@ -356,7 +356,7 @@ _JOINABLE = ({np.dtype(np.int64), np.dtype(np.float64)}, {np.dtype(bool)})
 
 
 def join_labels(windows: list[WindowLabels]) -> np.ndarray | None:
-    """The labels one table over every window would give (``plan.label_array`` over all, then the kept rows).
+    """The labels one table over every window would give (``refs.label_array`` over all, then the kept rows).
 
     Windows whose labels np.concatenate joins to that same array (all int64/float64,
     all bool, all str) are concatenated; anything else (None beside values,

@@ -3,7 +3,7 @@
 ::
 
     fetch thread        index pages -> epoch order -> this rank's windows -> cache / get_many -> crc32
-                        (plan.RefTable, order.block_order/shard_positions, plan.plan_fetch, fetch.fetch_window;
+                        (refs.RefTable, order.block_order/shard_positions, plan.plan_fetch, fetch.fetch_window;
                         a fresh epoch's windows come from blocks.BlockReader; reader.WindowReader reads two at once,
                         and unpacks small samples' lz4 a window at a time there: unpack.unpack_window)
         | windows queue (2)
@@ -70,9 +70,10 @@ from tensordb_core.stream.order import (
     shard_positions,
     weighted_order,
 )
-from tensordb_core.stream.plan import PROJECTION, FrozenRefs, RefTable, run_bounds
+from tensordb_core.stream.plan import run_bounds
 from tensordb_core.stream.reader import WindowReader
 from tensordb_core.stream.records import RecordDecoder, RecordTable, record_projection
+from tensordb_core.stream.refs import PROJECTION, FrozenRefs, RefTable
 from tensordb_core.stream.snapshots import index_identity
 
 #: Windows the fetch thread may hold ready ahead of batch assembly.

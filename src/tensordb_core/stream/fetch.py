@@ -32,7 +32,8 @@ from tensordb_core.format.checksums import crc32
 from tensordb_core.store.protocols import BlobStore, MapsBlobs
 from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.disk_cache import DiskCachedBlobs
-from tensordb_core.stream.plan import FrozenRefs, plan_fetch, run_bounds
+from tensordb_core.stream.plan import plan_fetch, run_bounds
+from tensordb_core.stream.refs import FrozenRefs
 
 #: A mapped chunk's ranges are mapped as one where they fill at least this much of it (FetchPlan.joined).
 MAP_FILL = 0.25

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from tensordb_core.errors import IntegrityError, InvalidDocument
 from tensordb_core.store.scope import StudyScope
 from tensordb_core.stream.follow import tail_grace
-from tensordb_core.stream.plan import COLLECTION as DATA
+from tensordb_core.stream.refs import COLLECTION as DATA
 
 #: The collection holding one record per (study, group, epoch).
 COLLECTION = "stream_epochs"

@@ -1,6 +1,6 @@
 """Sample references kept between streams of one process, so a later epoch reads only what is new.
 
-Why: building an epoch's :class:`~tensordb_core.stream.plan.RefTable` reads
+Why: building an epoch's :class:`~tensordb_core.stream.refs.RefTable` reads
 every matching index document (several microseconds each, seconds for a
 million samples).  A stream reuses its table across its own epochs, but a
 torch ``DataLoader`` worker starts a new stream every epoch; with an
@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from tensordb_core.errors import TensorDBError
-from tensordb_core.stream.plan import RefTable
+from tensordb_core.stream.refs import RefTable
 from tensordb_core.stream.snapshots import RefSnapshots
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from tensordb_core.store.protocols import BlobStore
 from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.fetch import BufferPool, Window, fetch_window
-from tensordb_core.stream.plan import FrozenRefs
+from tensordb_core.stream.refs import FrozenRefs
 from tensordb_core.stream.unpack import unpack_window
 
 

@@ -3,7 +3,7 @@
 A record is one document with binary fields (segments of one chunk: ``_chunk``
 and ``_fields``) and JSON fields (top-level); an ``(X, y)`` sample is the
 two-field case (``_x`` read as field ``x``, ``_y`` as ``y``, ``label`` a JSON
-field).  :class:`RecordTable` plays :class:`~tensordb_core.stream.plan.RefTable`'s
+field).  :class:`RecordTable` plays :class:`~tensordb_core.stream.refs.RefTable`'s
 part for the engine: the same chunk/``_seq`` columns (so order, shards,
 resume and the fetch plan are the very same code), plus one column set per
 *selected* binary field.  The span a row needs covers only its selected
@@ -31,7 +31,7 @@ from tensordb_core.format.codec import CODEC_IDS, segment_bytes
 from tensordb_core.format.media import MEDIA_IDS, decode_image
 from tensordb_core.stream.decode import SampleError
 from tensordb_core.stream.fetch import Window
-from tensordb_core.stream.plan import RefTable, _arrays, _Columns
+from tensordb_core.stream.refs import RefTable, _arrays, _Columns
 
 _CODEC_NAMES = {v: k for k, v in {**CODEC_IDS, **MEDIA_IDS}.items()}
 _BYTES = MEDIA_IDS["bytes"]

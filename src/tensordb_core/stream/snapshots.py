@@ -10,7 +10,7 @@ training script and by every loader worker.  The in-process memo
 for the next process, as LitData and MosaicML streaming keep an index file
 beside their shards.  On ``data_stream(..., cache_dir=...)``.
 
-What is kept: one query's :class:`~tensordb_core.stream.plan.RefTable` on
+What is kept: one query's :class:`~tensordb_core.stream.refs.RefTable` on
 one index, with the ``_seq`` bound it holds and the data generation it was
 read in, as an array archive of the format's own (``format.codec.encode_archive``,
 uncompressed: numpy columns, labels too where they are all ints, floats or
@@ -54,7 +54,7 @@ from tensordb_core.format.codec import decode_archive, encode_archive
 from tensordb_core.store.owners import IDENTITY
 from tensordb_core.store.protocols import IndexStore
 from tensordb_core.stream.disk_cache import DiskChunkCache
-from tensordb_core.stream.plan import RefTable
+from tensordb_core.stream.refs import RefTable
 
 #: The layout of a kept table; a file of another layout is never read.
 SNAPSHOT_FORMAT = 1

@@ -28,8 +28,8 @@ from tensordb_core.store.scope import MEMBERS, StudyScope, check_json_value, che
 from tensordb_core.stream.batches import read_batch, read_records
 from tensordb_core.stream.follow import tail_grace
 from tensordb_core.stream.groups import newest_seq
-from tensordb_core.stream.plan import COLLECTION, PROJECTION
 from tensordb_core.stream.records import record_projection
+from tensordb_core.stream.refs import COLLECTION, PROJECTION
 from tensordb_core.warehouse import commits
 from tensordb_core.warehouse.records import DEFAULT_CHUNK_BYTES, import_records
 

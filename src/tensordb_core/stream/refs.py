@@ -1,0 +1,453 @@
+"""Sample references as columns: what each sample's index document says about its bytes.
+
+Why columns: a stream over millions of samples must permute, shard and plan
+reads without a Python object per sample.  :class:`RefTable` keeps what each
+sample's document says about its bytes (chunk, offset, length, codec, crc32,
+dtype/shape) in compact arrays, parsed once from the index, and
+:class:`FrozenRefs` is its numpy snapshot the stream's threads read.  Rows
+are in ``_seq`` order, which (with the seed) is all the stream's order
+depends on, so every backend yields the same order.  The fetch plan for a
+group of rows is stream/plan.py's.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from tensordb_core.errors import CodecError
+from tensordb_core.format.codec import CODEC_IDS, dtype_from_str, expected_nbytes
+
+#: The index collection holding one document per sample (``warehouse.data`` writes it, the stream reads it).
+COLLECTION = "data"
+#: The document fields a sample read needs (the projection it asks the index for).
+PROJECTION = {"_id": 1, "_seq": 1, "_x": 1, "_y": 1, "label": 1, "_fields": 1}  # _fields: to name a record
+#: The same fields as columns (``ReadsColumns``): what :meth:`RefTable.extend_columns` reads.
+REF_PATHS = ["_x.key", "_x.offset", "_x.length", "_x.crc32", "_x.codec", "_x.dtype", "_x.shape", "_x.chunk_size",
+             "label", "_y", "_fields"]
+
+
+@dataclass(frozen=True)
+class Format:
+    """The dtype and shape shared by many samples (stored once per table)."""
+
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    nbytes: int
+
+
+def _ints(code: str = "q") -> array:
+    return array(code)
+
+
+@dataclass
+class _Columns:
+    """One segment description per row, in compact ``array`` s (8 bytes an int, not a Python object)."""
+
+    off: array = field(default_factory=_ints)
+    length: array = field(default_factory=_ints)
+    crc: array = field(default_factory=_ints)
+    codec: array = field(default_factory=lambda: _ints("b"))
+    fmt: array = field(default_factory=_ints)
+
+    def add(self, off: int, length: int, crc: int, codec: int, fmt: int) -> None:
+        self.off.append(off)
+        self.length.append(length)
+        self.crc.append(crc)
+        self.codec.append(codec)
+        self.fmt.append(fmt)
+
+    def columns(self) -> tuple[array, ...]:
+        return self.off, self.length, self.crc, self.codec, self.fmt
+
+    def truncate(self, n: int) -> None:
+        for column in self.columns():
+            del column[n:]
+
+    def pad_to(self, n: int) -> None:
+        """Append rows without a segment (zeros, format -1) up to ``n`` rows (see RefTable's lazy ``_y``)."""
+        k = n - len(self.off)
+        if k > 0:
+            zeros = array("q", bytes(8 * k))
+            self.off.extend(zeros)
+            self.length.extend(zeros)
+            self.crc.extend(zeros)
+            self.codec.extend(array("b", bytes(k)))
+            self.fmt.extend(array("q", [-1]) * k)
+
+
+class RefTable:
+    """Columnar references of samples in ``_seq`` order; appendable (follow mode), read through :meth:`freeze`.
+
+    :meth:`of` builds one in any given order instead (a cursor's sort), for a
+    one-shot read; only the stream's epochs rely on ``_seq`` order.
+
+    ``bad`` maps a row to the reason its document cannot be read (malformed ``_x``): the row stays, so
+    positions and shards do not depend on whether a document is readable; reading it raises or skips like a
+    missing chunk.
+
+    ``y`` and ``has_y`` are lazy: they hold rows only up to the last one with a ``_y`` segment (rows past it
+    have none).  Why: almost every sample has a scalar label and no ``_y``, and five appends of zeros per
+    document were a fifth of building the table, which holds the GIL while a stream's first epoch decodes.
+    """
+
+    #: Stored codec names -> the small integers of the codec column (records add the media codecs).
+    codec_ids: ClassVar[dict[str, int]] = CODEC_IDS
+    #: Rows may come as columns (:meth:`extend_columns`); a record table reads documents.
+    reads_columns: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.seq = _ints()
+        self.chunk = _ints()
+        self.chunk_keys: list[str] = []
+        self.chunk_sizes = _ints()
+        self._chunk_index: dict[str, int] = {}
+        self.formats: list[Format] = []
+        self._format_index: dict[tuple[str, tuple[int, ...]], int] = {}
+        self.x = _Columns()
+        self.y = _Columns()
+        self.has_y = _ints("b")
+        self.labels: list[Any] = []
+        self.bad: dict[int, str] = {}
+        self._frozen: FrozenRefs | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def of(cls, docs: Iterable[Mapping[str, Any]]) -> RefTable:
+        """A table with one row per document, in the order given (no ``_seq`` order or bound applies)."""
+        table = cls()
+        for doc in docs:
+            seq = doc.get("_seq")
+            table._append(doc, seq if isinstance(seq, int) else 0)  # informative only: nothing orders by it here
+        return table
+
+    @property
+    def last_seq(self) -> int:
+        return self.seq[-1] if self.seq else 0
+
+    def extend(self, docs: Iterable[Mapping[str, Any]], *, max_seq: int | None = None) -> int:
+        """Append documents (in ``_seq`` order, above :attr:`last_seq`, at most ``max_seq``); return how many."""
+        added = 0
+        for doc in docs:
+            seq = int(doc["_seq"])
+            if seq <= self.last_seq or (max_seq is not None and seq > max_seq):
+                continue
+            self._append(doc, seq)
+            added += 1
+        if added:
+            self._frozen = None
+        return added
+
+    def extend_columns(self, cols: Mapping[str, list[Any]]) -> bool:
+        """Append rows read as columns of :data:`REF_PATHS` (in ``_seq`` order, above :attr:`last_seq`).
+
+        All or nothing: False, with nothing appended, when a row needs the
+        per-document path (a record, a ``_y`` label, a reference of unusual or
+        malformed shape, which that path marks ``bad``); the caller then
+        appends those rows' documents with :meth:`extend`.  Why columns: a
+        row costs ~0.6 µs of Python here (1.1 µs when each row was checked by
+        a Python statement), where a document's dict cost ~2 µs here and ~5 µs
+        to parse (see ``IndexCapabilities.columns``).
+        """
+        seqs = cols["_seq"]
+        if not seqs:
+            return True
+        if not self.reads_columns or seqs[0] <= self.last_seq:
+            return False
+        keys, sizes, dtypes, shapes = cols["_x.key"], cols["_x.chunk_size"], cols["_x.dtype"], cols["_x.shape"]
+        numbers = (cols["_x.offset"], cols["_x.length"], cols["_x.crc32"])
+        # Checks and conversions by C loops (map, count, array), not a Python statement per row: this runs per
+        # document.  Numbers need no type check: array("q") refuses what int() would convert differently.
+        n = len(seqs)
+        if cols["_y"].count(None) < n or cols["_fields"].count(None) < n or set(map(type, keys)) != {str}:
+            return False
+        first_size = dict(zip(reversed(keys), reversed(sizes)))  # each chunk's size where it first appears
+        if not set(map(type, first_size.values())) <= {int, type(None)}:
+            return False
+        known = len(self.formats)
+        try:
+            off, length, crc = (array("q", c) for c in numbers)
+            codec = cols["_x.codec"]
+            codecs = (array("b", [self.codec_ids[codec[0]]]) * n if codec.count(codec[0]) == n
+                      else array("b", map(self.codec_ids.__getitem__, codec)))
+            fmts = None if min(off) < 0 or min(length) < 0 else self._column_formats(dtypes, shapes)
+        except (KeyError, TypeError, ValueError, OverflowError, CodecError):
+            fmts = None
+        if fmts is None:  # nothing appended: not even a format met before the refusal (its number would move)
+            del self.formats[known:]
+            self._format_index = {k: i for k, i in self._format_index.items() if i < known}
+            return False
+        for key in dict.fromkeys(keys):  # in order of first appearance, as documents number them
+            size = first_size[key]
+            self._chunk_of(key, size if size is not None else -1)
+        self.ids += cols["_id"]
+        self.seq += array("q", seqs)
+        self.labels += cols["label"]
+        self.chunk += array("q", map(self._chunk_index.__getitem__, keys))
+        x = self.x
+        x.off += off
+        x.length += length
+        x.crc += crc
+        x.codec += codecs
+        x.fmt += fmts
+        self._frozen = None
+        return True
+
+    @property
+    def lends_rows(self) -> bool:
+        """Whether :meth:`extend_rows` may copy rows out of this table: plain references only (no record, no
+        ``_y`` label, no malformed row, each of which :meth:`extend` alone describes)."""
+        return type(self).reads_columns and not self.bad and not self.has_y
+
+    def extend_rows(self, other: RefTable, start: int, end: int) -> None:
+        """Append rows ``[start, end)`` of ``other`` (:attr:`lends_rows`; in ``_seq`` order, above :attr:`last_seq`).
+
+        Why: a fresh epoch reads the index block by block, each window into a
+        table of its own (stream/blocks.py); the epoch's whole table is those
+        blocks in ``_seq`` order, so it is copied from them rather than read
+        from the index again (a second pass over every document, ~8 µs each,
+        that held the GIL against the next epoch's first windows).  Chunks and
+        formats are numbered by first appearance, as reading the documents in
+        ``_seq`` order numbers them, so the epoch order is the same either way.
+        """
+        if end <= start:
+            return
+        if not (self.reads_columns and other.lends_rows):
+            raise ValueError("extend_rows copies plain references only (see lends_rows)")
+        if other.seq[start] <= self.last_seq:
+            raise ValueError(f"rows from _seq {other.seq[start]} do not follow _seq {self.last_seq}")
+        # other's chunk and format numbers -> this table's, each numbered here on its first appearance
+        theirs = other.chunk[start:end]
+        chunks = {c: self._chunk_of(other.chunk_keys[c], other.chunk_sizes[c]) for c in dict.fromkeys(theirs)}
+        format_keys = {index: key for key, index in other._format_index.items()}
+        their_fmts = other.x.fmt[start:end]
+        formats = {f: self._format_of(*format_keys[f]) for f in dict.fromkeys(their_fmts)}
+        self.ids += other.ids[start:end]
+        self.seq += other.seq[start:end]
+        self.labels += other.labels[start:end]
+        self.chunk += array("q", map(chunks.__getitem__, theirs))
+        x, ox = self.x, other.x
+        x.off += ox.off[start:end]
+        x.length += ox.length[start:end]
+        x.crc += ox.crc[start:end]
+        x.codec += ox.codec[start:end]
+        x.fmt += array("q", map(formats.__getitem__, their_fmts))
+        self._frozen = None
+
+    def become(self, other: RefTable) -> None:
+        """Hold ``other``'s rows (this table empty): its very columns, not a copy; ``other`` is not used after."""
+        if len(self) or type(self) is not type(other):
+            raise ValueError("only an empty table of the same kind becomes another")
+        vars(self).update(vars(other))
+
+    def to_parts(self) -> tuple[dict[str, np.ndarray], dict[str, list[Any]]] | None:
+        """This table as numpy columns and plain lists (stream/snapshots.py keeps them on disk), or None when
+        some row only its document describes (:attr:`lends_rows`)."""
+        if not self.lends_rows:
+            return None
+        x = self.x
+        columns = {"seq": self.seq, "chunk": self.chunk, "chunk_sizes": self.chunk_sizes, "off": x.off,
+                   "length": x.length, "crc": x.crc, "codec": x.codec, "fmt": x.fmt}
+        arrays = {name: np.frombuffer(c, dtype=np.int8 if c.typecode == "b" else np.int64) for name, c in columns.items()}
+        formats = [[dtype, list(shape), index] for (dtype, shape), index in self._format_index.items()]
+        return arrays, {"ids": self.ids, "labels": self.labels, "chunk_keys": self.chunk_keys, "formats": formats}
+
+    @classmethod
+    def from_parts(cls, arrays: Mapping[str, np.ndarray], lists: Mapping[str, list[Any]]) -> RefTable:
+        """The table :meth:`to_parts` gave, chunks and formats numbered as they were (the same epoch order); raises
+        ValueError or KeyError on parts that do not fit together."""
+        table = cls()
+        for dtype, shape, index in sorted(lists["formats"], key=lambda f: f[2]):
+            if table._format_of(dtype, tuple(shape)) != index:
+                raise ValueError("the formats of a reference table are not numbered 0, 1, ...")
+        table.chunk_keys = list(lists["chunk_keys"])
+        table._chunk_index = {key: i for i, key in enumerate(table.chunk_keys)}
+        table.ids, table.labels = list(lists["ids"]), list(lists["labels"])
+        for column, name in ((table.seq, "seq"), (table.chunk, "chunk"), (table.chunk_sizes, "chunk_sizes"),
+                             (table.x.off, "off"), (table.x.length, "length"), (table.x.crc, "crc"),
+                             (table.x.codec, "codec"), (table.x.fmt, "fmt")):
+            column.frombytes(memoryview(np.ascontiguousarray(  # one copy: a mapped file's column into the table
+                arrays[name], dtype=np.int8 if column.typecode == "b" else np.int64)).cast("B"))
+        n = len(table.ids)
+        if len(table.labels) != n or any(len(c) != n for c in (table.seq, table.chunk, *table.x.columns())) or len(
+                table.chunk_sizes) != len(table.chunk_keys) or n and (int(np.max(arrays["chunk"])) >= len(
+                    table.chunk_keys) or int(np.max(arrays["fmt"])) >= len(table.formats)):
+            raise ValueError("the parts of a reference table do not fit together")
+        return table
+
+    def _column_formats(self, dtypes: list[Any], shapes: list[Any]) -> array | None:
+        """The format index of each row (None: a dtype that is not a str or a shape that is not a list).
+
+        The common block has one format: two ``list.count`` calls find it.
+        """
+        n = len(dtypes)
+        if dtypes.count(dtypes[0]) == n and shapes.count(shapes[0]) == n:
+            if type(dtypes[0]) is not str or type(shapes[0]) is not list:
+                return None
+            return array("q", [self._format_of(dtypes[0], tuple(shapes[0]))]) * n
+        if set(map(type, dtypes)) != {str} or set(map(type, shapes)) != {list}:
+            return None
+        return array("q", [self._format_of(d, tuple(s)) for d, s in zip(dtypes, shapes)])
+
+    def _chunk_of(self, key: str, size: int) -> int:
+        """The number of chunk ``key`` (``size`` bytes, -1 unknown), given here on its first appearance."""
+        chunk = self._chunk_index.get(key)
+        if chunk is None:
+            chunk = self._chunk_index[key] = len(self.chunk_keys)
+            self.chunk_keys.append(key)
+            self.chunk_sizes.append(size)
+        return chunk
+
+    def _format_of(self, dtype: str, shape: tuple[Any, ...]) -> int:
+        fmt = self._format_index.get((dtype, shape))  # as stored: one dict probe
+        return fmt if fmt is not None else self._format(dtype, tuple(int(d) for d in shape))
+
+    def _append(self, doc: Mapping[str, Any], seq: int) -> None:
+        row = len(self.ids)
+        self.ids.append(str(doc.get("_id")))
+        self.seq.append(seq)
+        self.labels.append(doc.get("label"))
+        x, y = doc.get("_x"), doc.get("_y")
+        try:
+            if type(x) is not dict and not isinstance(x, Mapping):  # (the type test first: isinstance on an ABC is slow)
+                raise CodecError("it is a record: read it with find_data(...).records(), or a stream of records"
+                                 if "_fields" in doc
+                                 else "it is not a data sample (no _x blob reference)")
+            key = str(x["key"])
+            chunk = self._chunk_index.get(key)
+            if chunk is None:
+                chunk = self._chunk_index[key] = len(self.chunk_keys)
+                self.chunk_keys.append(key)
+                size = x.get("chunk_size")
+                self.chunk_sizes.append(int(size) if size is not None else -1)
+            self._add_segment(self.x, x)
+            if y:
+                if not isinstance(y, Mapping) or str(y.get("key")) != key:
+                    raise CodecError("its _y label lives in another blob than _x (the stream reads one chunk per sample)")
+                self.y.pad_to(row)
+                self._add_segment(self.y, y)
+                self.has_y.extend(array("b", bytes(row - len(self.has_y))))
+                self.has_y.append(True)
+            self.chunk.append(chunk)
+        except (KeyError, TypeError, ValueError, OverflowError, CodecError) as exc:
+            self.bad[row] = f"malformed sample reference: {exc}"
+            self.x.truncate(row)  # a segment appended before the failure does not stay
+            self._add_segment(self.x, None)
+            self.y.truncate(row)
+            del self.has_y[row:]
+            self.chunk.append(-1)
+
+    def _add_segment(self, cols: _Columns, seg: Mapping[str, Any] | None) -> None:
+        """Append one segment's columns (the per-document hot path: no helper calls, one dict probe per field)."""
+        if seg is None:
+            cols.off.append(0)
+            cols.length.append(0)
+            cols.crc.append(0)
+            cols.codec.append(0)
+            cols.fmt.append(-1)
+            return
+        codec = self.codec_ids.get(seg["codec"])
+        if codec is None:
+            raise CodecError(f"unknown codec {seg['codec']!r}")
+        off, length = int(seg["offset"]), int(seg["length"])
+        if off < 0 or length < 0:
+            raise CodecError(f"negative offset or length ({off}, {length})")
+        dtype, shape = seg["dtype"], seg["shape"]
+        fmt = self._format_index.get((dtype, tuple(shape)))  # as stored: one dict probe per sample
+        if fmt is None:
+            fmt = self._format(str(dtype), tuple(int(d) for d in shape))
+        crc = int(seg["crc32"])
+        cols.off.append(off)  # appended only once every field parsed: a bad segment leaves no partial row
+        cols.length.append(length)
+        cols.crc.append(crc)
+        cols.codec.append(codec)
+        cols.fmt.append(fmt)
+
+    def _format(self, dtype: str, shape: tuple[int, ...]) -> int:
+        key = (dtype, shape)
+        index = self._format_index.get(key)
+        if index is None:
+            dt = dtype_from_str(dtype)
+            index = self._format_index[key] = len(self.formats)
+            self.formats.append(Format(dt, shape, expected_nbytes(dt, shape)))
+        return index
+
+    def freeze(self) -> FrozenRefs:
+        """Numpy columns of every row so far (cached until the next :meth:`extend`)."""
+        if self._frozen is None:
+            self._frozen = FrozenRefs(self)
+        return self._frozen
+
+
+class FrozenRefs:
+    """An immutable numpy snapshot of a :class:`RefTable` (what threads read)."""
+
+    records = False  # (X, y) samples; stream.records.FrozenRecords says True
+    media = False
+
+    def __init__(self, table: RefTable) -> None:
+        n = len(table)
+        self.n = n
+        self.ids = list(table.ids)
+        self.seq = np.array(table.seq, dtype=np.int64)  # copies: the table's arrays keep growing
+        self.chunk = np.array(table.chunk, dtype=np.int64)
+        self.chunk_keys = list(table.chunk_keys)
+        self.chunk_sizes = np.array(table.chunk_sizes, dtype=np.int64)
+        self.formats = list(table.formats)
+        self.bad = dict(table.bad)
+        self.x_off, self.x_len, self.x_crc, self.x_codec, self.x_fmt = _arrays(table.x)
+        self.y_off, self.y_len, self.y_crc, self.y_codec, self.y_fmt = _arrays(table.y, n)
+        self.has_y = np.zeros(n, dtype=bool)
+        self.has_y[: len(table.has_y)] = np.array(table.has_y, dtype=bool)
+        self.any_y = bool(self.has_y.any()) if n else False
+        x_end = self.x_off + self.x_len
+        y_end = self.y_off + self.y_len
+        self.span_start = np.where(self.has_y, np.minimum(self.x_off, self.y_off), self.x_off)
+        self.span_end = np.where(self.has_y, np.maximum(x_end, y_end), x_end)
+        self.labels = label_array(table.labels)
+        #: Rows whose input segment passed its crc32 in this process (see fetch._precheck): later epochs
+        #: over this snapshot skip the check.  Written by one fetch thread at a time.
+        self.verified = np.zeros(n, dtype=bool)
+        #: The one input format of every row, when there is one (the common case: no per-batch check needed).
+        self.x_format = self.formats[int(self.x_fmt[0])] if n and not self.bad and len(
+            {int(f) for f in np.unique(self.x_fmt)}) == 1 else None
+
+    def span_bytes(self, rows: np.ndarray) -> np.ndarray:
+        return self.span_end[rows] - self.span_start[rows]
+
+
+def _arrays(cols: _Columns, n: int | None = None) -> tuple[np.ndarray, ...]:
+    """The columns as numpy arrays; with ``n``, ``n`` rows (those past the columns' end have no segment)."""
+    out = (np.array(cols.off, dtype=np.int64), np.array(cols.length, dtype=np.int64),
+           np.array(cols.crc, dtype=np.int64), np.array(cols.codec, dtype=np.int8),
+           np.array(cols.fmt, dtype=np.int64))
+    k = len(cols.off)
+    if n is None or n == k:
+        return out
+    padded = tuple(np.zeros(n, dtype=a.dtype) for a in out)
+    padded[4][k:] = -1
+    for full, part in zip(padded, out):
+        full[:k] = part[:n]
+    return padded
+
+
+def label_array(labels: list[Any]) -> np.ndarray | None:
+    """Scalar labels as one array (numeric when they all are); ``None`` when no sample has one."""
+    kinds = set(map(type, labels))  # the common cases by one C pass (a window's table is frozen per window)
+    if kinds <= {int, float} and kinds or kinds == {bool} or kinds == {str}:
+        return np.asarray(labels)
+    if all(v is None for v in labels):
+        return None
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in labels) or all(
+            isinstance(v, bool) for v in labels) or all(isinstance(v, str) for v in labels):  # their subclasses
+        return np.asarray(labels)
+    out = np.empty(len(labels), dtype=object)
+    out[:] = labels
+    return out
