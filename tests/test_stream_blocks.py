@@ -224,14 +224,14 @@ def test_a_shard_reads_the_references_of_its_piece_only(blocks_uri, monkeypatch)
     epoch then reads the rest, once, for the table that epoch orders.  On every backend: MongoDB answers the
     count with ``_seq``-only documents and a window with one ``$or`` of its blocks."""
     read = []
-    real_window = blocks.BlockReader._window
+    real_parts = blocks.BlockReader._window_parts
 
-    def counted(self, layout, parts):
-        refs = real_window(self, layout, parts)
-        read.append(refs.n)
-        return refs
+    def counted(self, layout, block_numbers):
+        parts = real_parts(self, layout, block_numbers)
+        read.append(sum(end - start for _, _, start, end in parts))
+        return parts
 
-    monkeypatch.setattr(blocks.BlockReader, "_window", counted)
+    monkeypatch.setattr(blocks.BlockReader, "_window_parts", counted)
     with tdb.connect(blocks_uri, study="s1") as db:
         _fill(db)
         n = len(db.find_data({}))
@@ -241,6 +241,48 @@ def test_a_shard_reads_the_references_of_its_piece_only(blocks_uri, monkeypatch)
         two = _labels(db.data_generator(batch_size=4, seed=3, epochs=2, window_bytes=3000, shard=(1, 4)))
         assert two[:len(mine)] == mine and sorted(two[len(mine):]) != sorted(mine)
         assert sum(read) == n  # the piece's windows, then the others: each reference once
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_a_piece_starting_inside_a_window_yields_its_first_batch_from_the_blocks_that_hold_it(db, monkeypatch, world):
+    """A shard's first window is read in two: the blocks its first batch lies in, then the rest (not read
+    again); the batches, this epoch's and the next one's (ordered from the windows' kept rows), stay the same."""
+    _fill(db)
+    kw = {"batch_size": 4, "seed": 2, "epochs": 2}
+    heads = []
+    real_head = blocks.BlockReader._window_head
+
+    def spied(self, layout, window, counts, rows, parts):
+        for refs, at in real_head(self, layout, window, counts, rows, parts):
+            heads.append((len(window), len({block for block, *_ in parts}), len(at)))
+            yield refs, at
+
+    monkeypatch.setattr(blocks.BlockReader, "_window_head", spied)
+    split = [_labels(db.data_generator(shard=(rank, world), **kw)) for rank in range(world)]
+    assert len(heads) == world - 1  # every piece but the first, which starts the epoch
+    assert all(2 * read <= whole and taken == 4 for whole, read, taken in heads), heads
+    monkeypatch.setattr(blocks.BlockReader, "_window_head", lambda *args: iter(()))
+    whole = [_labels(db.data_generator(shard=(rank, world), **kw)) for rank in range(world)]
+    assert split == whole
+
+
+def test_a_window_head_whose_blocks_hold_other_than_counted_yields_nothing(db, monkeypatch):
+    """Blocks that changed since the count (here: counts one too high) cannot place the head: the window is
+    then read whole and gives what it holds, as an unsplit window does."""
+    _fill(db)
+    real_counts = blocks.BlockReader.block_counts
+    monkeypatch.setattr(blocks.BlockReader, "block_counts", lambda self, layout: real_counts(self, layout) + 1)
+    heads = []
+    real_head = blocks.BlockReader._window_head
+
+    def spied(self, *args):
+        for item in real_head(self, *args):
+            heads.append(item)
+            yield item
+
+    monkeypatch.setattr(blocks.BlockReader, "_window_head", spied)
+    got = _labels(db.data_generator(batch_size=4, seed=2, shard=(1, 2)))
+    assert heads == [] and got and set(got) <= set(db.find_data({}).arrays()[1].tolist())
 
 
 def test_a_state_saved_before_the_count_is_known_resumes_exactly(db):

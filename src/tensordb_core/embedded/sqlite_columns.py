@@ -58,15 +58,15 @@ class SQLiteColumnReads:
 
     def count_blocks(self, collection: str, query: Mapping[str, Any], *, origin: int, span: int,
                      until: int) -> list[int] | None:
-        """:class:`~tensordb_core.store.protocols.ReadsColumns`: a ``COUNT`` per block, or every ``_seq`` in one
-        array for many small blocks (:func:`~tensordb_core.embedded.sql_exact.select_block_counts`), in one
+        """:class:`~tensordb_core.store.protocols.ReadsColumns`: a ``COUNT`` per block (one statement), or every
+        ``_seq`` in one array for many small blocks (:func:`~tensordb_core.embedded.sql_exact.select_block_counts`), in one
         snapshot."""
         check_collection(collection)
         if not all(type(v) is int for v in (origin, span, until)) or span < 1:
             raise InvalidQuery(f"count_blocks takes int bounds and a span >= 1, got {origin!r}, {span!r}, {until!r}")
         counts = [0] * max(0, (until - origin) // span + 1)
         with self._reader() as conn, self._errors("count"):
-            if not self._exists(conn, collection):
+            if not counts or not self._exists(conn, collection):
                 return counts
             statements = sql_exact.select_block_counts(sf.ident(collection), query,
                                                        self._arrays_absent(conn, collection))
@@ -77,11 +77,9 @@ class SQLiteColumnReads:
                 found = np.asarray(jsontext.loads(conn.execute(seqs, {**params, "low": origin, "high": until})
                                                   .fetchone()[0]), dtype=np.int64)
                 return np.bincount((found - origin) // span, minlength=len(counts)).tolist()
-            for block in range(len(counts)):
-                low = origin + block * span
-                counts[block] = conn.execute(count, {**params, "low": low, "high": min(until, low + span - 1)}
-                                             ).fetchone()[0]
-        return counts
+            counted = jsontext.loads(conn.execute(count, {**params, "origin": origin, "span": span, "until": until})
+                                     .fetchone()[0])
+        return [int(c) for c in counted]
 
 
 __all__ = ["SQLiteColumnReads"]

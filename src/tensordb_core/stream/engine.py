@@ -321,12 +321,12 @@ class Engine:
         elif cfg.rank == 0:  # its piece starts the epoch: the first window comes before the count (with the end)
             phase, windows = Phase(epoch, seq, [], None, None), reader.leading_piece(layout, cfg.world, **order)
         else:  # a shard's piece starts where the windows before it end: their counts first, no reference
-            if self.earlier is not None:  # and inside a large window: a kept table loading is nearer than the index
+            if self.earlier is not None:  # a kept table loading holds the interpreter lock against the index's reads
                 self.earlier(wait=True)
             count = int((counts := reader.block_counts(layout)).sum())
             lo, hi = piece_bounds(count, cfg.world, cfg.rank)
             phase, windows = Phase(epoch, seq, [(0, count)], count, hi - lo), reader.shard_windows(
-                layout, counts, lo, hi, **order)
+                layout, counts, lo, hi, first_rows=cfg.batch_size, **order)
         if not self.windows.put(_Marker("start", phase)):
             return False
         done, checked = 0, []
