@@ -21,7 +21,7 @@ import tensordb_core.stream.engine as engine_module
 from tensordb_core.format.codec import decode_archive
 from tensordb_core.stream.disk_cache import DiskChunkCache
 from tensordb_core.stream.memo import IndexMemo
-from tensordb_core.stream.refs import RefTable
+from tensordb_core.stream.refs import PackedIds, RefTable
 from tensordb_core.stream.snapshots import POINTERS, RefSnapshots
 
 N = 300
@@ -208,13 +208,54 @@ def test_labels_and_ids_come_back_as_they_were_read(tmp_path: Path, labels: list
     assert snapshots.save("index", "key", table, 3, generation=0)
     loaded = snapshots.load("index", "key", 0)
     assert loaded is not None
-    assert loaded[0].labels == labels and [type(v) for v in loaded[0].labels] == [type(v) for v in labels]
+    got = loaded[0].labels  # numbers and bools as a column, made a list where the table grows
+    got = got.tolist() if isinstance(got, np.ndarray) else got
+    assert got == labels and [type(v) for v in got] == [type(v) for v in labels]
     assert loaded[0].ids == ["s0", "s1", "s2"]
     odd = RefTable()
     odd.extend([{"_id": "a\x00b", "_seq": 1, "label": 0, "_x": {"key": "k", "chunk_size": 30, "offset": 0,
                                                                  "length": 10, "codec": "none", "dtype": "|u1",
                                                                  "shape": [10], "crc32": 0}}])
     assert not snapshots.save("index", "odd", odd, 1, generation=0)  # an id holding the separator: not kept
+
+
+def _row(seq: int, doc_id: str, label: Any) -> dict[str, Any]:
+    return {"_id": doc_id, "_seq": seq, "label": label, "_x": {
+        "key": "k", "chunk_size": 90, "offset": 10 * seq, "length": 10, "codec": "none", "dtype": "|u1",
+        "shape": [10], "crc32": seq}}
+
+
+def test_a_kept_tables_ids_and_labels_stay_packed_until_it_grows(tmp_path: Path) -> None:
+    """A loaded table's ids are cut from their one text as asked (PackedIds) and its numeric labels stay a
+    column; growing makes them lists again, and either form is kept again as it was."""
+    table = RefTable()
+    ids = ["é0", "s1", "ß-2", "s3"]
+    table.extend([_row(i + 1, doc_id, 10 * i) for i, doc_id in enumerate(ids)])
+    snapshots = RefSnapshots(DiskChunkCache(tmp_path / "c"))
+    assert snapshots.save("index", "key", table, 4, generation=0)
+    loaded = snapshots.load("index", "key", 0)
+    assert loaded is not None
+    kept = loaded[0]
+    assert isinstance(kept.ids, PackedIds) and isinstance(kept.labels, np.ndarray)
+    packed = kept.ids
+    assert (packed[0], packed[2], packed[-1], len(packed)) == ("é0", "ß-2", "s3", 4)
+    assert packed[1:3] == ["s1", "ß-2"] and packed[::2] == ["é0", "ß-2"] and packed[3:1] == [] and packed[9:] == []
+    assert list(packed) == ids and packed == ids and packed != ids[:3]
+    with pytest.raises(IndexError):
+        packed[4]
+    frozen = kept.freeze()
+    assert frozen.ids is packed and frozen.labels.tolist() == [0, 10, 20, 30]
+    other = RefSnapshots(DiskChunkCache(tmp_path / "d"))  # kept again while packed: the same text and column
+    assert other.save("index", "key", kept, 4, generation=0)
+    again = other.load("index", "key", 0)
+    assert again is not None and again[0].ids == ids and again[0].labels.tolist() == [0, 10, 20, 30]
+    grown = RefTable()
+    grown.extend_rows(kept, 1, 3)  # rows lent by a kept table: plain lists of plain values
+    assert grown.ids == ["s1", "ß-2"] and grown.labels == [10, 20] and type(grown.labels[0]) is int
+    kept.extend([_row(5, "s4", 40)])
+    assert type(kept.ids) is list and kept.ids == [*ids, "s4"]
+    assert kept.labels == [0, 10, 20, 30, 40] and {type(v) for v in kept.labels} == {int}
+    assert kept.freeze().labels.tolist() == [0, 10, 20, 30, 40]
 
 
 def test_a_load_moves_the_pointer_in_the_caches_lru_clock_and_a_memo_saves_a_bound_once(tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ group of rows is stream/plan.py's.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, overload
 
 import numpy as np
 
@@ -80,6 +80,49 @@ class _Columns:
             self.fmt.extend(array("q", [-1]) * k)
 
 
+class PackedIds(Sequence[str]):
+    """A kept table's ids as their one UTF-8 text, ``sep`` between them (stream/snapshots.py), and where each
+    starts: an id is made when the stream asks for it (a window's rows, an error's sample, a record).
+
+    Why: splitting the text into a million ``str`` cost 0.15 s of the 0.33 s a
+    1M-row kept table took to load, before a shard's first batch.  Read-only;
+    a table that grows past it holds a list again (:meth:`RefTable._own`).
+    """
+
+    def __init__(self, text: bytes, sep: str) -> None:
+        text.decode()  # UTF-8 throughout (raises UnicodeDecodeError, a ValueError): an id is cut out later
+        cuts = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == ord(sep))
+        self.text, self.sep = text, sep
+        self._starts = np.concatenate([[0], cuts + 1])
+        self._ends = np.concatenate([cuts, [len(text)]])
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    @overload
+    def __getitem__(self, at: int) -> str: ...
+
+    @overload
+    def __getitem__(self, at: slice) -> list[str]: ...
+
+    def __getitem__(self, at: int | slice) -> str | list[str]:
+        if isinstance(at, slice):  # one decode and split of the run, as a list (what a table extends by)
+            start, stop, step = at.indices(len(self))
+            if step != 1:
+                return [self[k] for k in range(start, stop, step)]
+            return self.text[self._starts[start]:self._ends[stop - 1]].decode().split(self.sep) if stop > start else []
+        row = range(len(self))[at]  # an index error past either end, as a list gives
+        return self.text[self._starts[row]:self._ends[row]].decode()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self[:])
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, Sequence) and not isinstance(other, str) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 class RefTable:
     """Columnar references of samples in ``_seq`` order; appendable (follow mode), read through :meth:`freeze`.
 
@@ -101,7 +144,7 @@ class RefTable:
     reads_columns: ClassVar[bool] = True
 
     def __init__(self) -> None:
-        self.ids: list[str] = []
+        self.ids: list[str] | PackedIds = []  # PackedIds: a kept table's, until it grows
         self.seq = _ints()
         self.chunk = _ints()
         self.chunk_keys: list[str] = []
@@ -112,7 +155,7 @@ class RefTable:
         self.x = _Columns()
         self.y = _Columns()
         self.has_y = _ints("b")
-        self.labels: list[Any] = []
+        self.labels: list[Any] | np.ndarray = []  # ndarray: a kept table's numeric labels, until it grows
         self.bad: dict[int, str] = {}
         self._frozen: FrozenRefs | None = None
 
@@ -135,6 +178,7 @@ class RefTable:
     def extend(self, docs: Iterable[Mapping[str, Any]], *, max_seq: int | None = None) -> int:
         """Append documents (in ``_seq`` order, above :attr:`last_seq`, at most ``max_seq``); return how many."""
         added = 0
+        self._own()
         for doc in docs:
             seq = int(doc["_seq"])
             if seq <= self.last_seq or (max_seq is not None and seq > max_seq):
@@ -187,6 +231,7 @@ class RefTable:
         for key in dict.fromkeys(keys):  # in order of first appearance, as documents number them
             size = first_size[key]
             self._chunk_of(key, size if size is not None else -1)
+        self._own()
         self.ids += cols["_id"]
         self.seq += array("q", seqs)
         self.labels += cols["label"]
@@ -229,9 +274,11 @@ class RefTable:
         format_keys = {index: key for key, index in other._format_index.items()}
         their_fmts = other.x.fmt[start:end]
         formats = {f: self._format_of(*format_keys[f]) for f in dict.fromkeys(their_fmts)}
+        self._own()
         self.ids += other.ids[start:end]
         self.seq += other.seq[start:end]
-        self.labels += other.labels[start:end]
+        labels = other.labels[start:end]
+        self.labels += labels.tolist() if isinstance(labels, np.ndarray) else labels
         self.chunk += array("q", map(chunks.__getitem__, theirs))
         x, ox = self.x, other.x
         x.off += ox.off[start:end]
@@ -240,6 +287,14 @@ class RefTable:
         x.codec += ox.codec[start:end]
         x.fmt += array("q", map(formats.__getitem__, their_fmts))
         self._frozen = None
+
+    def _own(self) -> None:
+        """Make the ids and labels lists this table may grow (a kept table's :class:`PackedIds` and label column
+        made lists, once)."""
+        if type(self.ids) is not list:
+            self.ids = list(self.ids)
+        if isinstance(self.labels, np.ndarray):
+            self.labels = self.labels.tolist()
 
     def become(self, other: RefTable) -> None:
         """Hold ``other``'s rows (this table empty): its very columns, not a copy; ``other`` is not used after."""
@@ -269,7 +324,9 @@ class RefTable:
                 raise ValueError("the formats of a reference table are not numbered 0, 1, ...")
         table.chunk_keys = list(lists["chunk_keys"])
         table._chunk_index = {key: i for i, key in enumerate(table.chunk_keys)}
-        table.ids, table.labels = list(lists["ids"]), list(lists["labels"])
+        ids, labels = lists["ids"], lists["labels"]
+        table.ids = ids if isinstance(ids, PackedIds) else list(ids)
+        table.labels = labels if isinstance(labels, np.ndarray) else list(labels)
         for column, name in ((table.seq, "seq"), (table.chunk, "chunk"), (table.chunk_sizes, "chunk_sizes"),
                              (table.x.off, "off"), (table.x.length, "length"), (table.x.crc, "crc"),
                              (table.x.codec, "codec"), (table.x.fmt, "fmt")):
@@ -395,7 +452,7 @@ class FrozenRefs:
     def __init__(self, table: RefTable) -> None:
         n = len(table)
         self.n = n
-        self.ids = list(table.ids)
+        self.ids = table.ids if isinstance(table.ids, PackedIds) else list(table.ids)  # PackedIds never grow
         self.seq = np.array(table.seq, dtype=np.int64)  # copies: the table's arrays keep growing
         self.chunk = np.array(table.chunk, dtype=np.int64)
         self.chunk_keys = list(table.chunk_keys)
@@ -438,8 +495,10 @@ def _arrays(cols: _Columns, n: int | None = None) -> tuple[np.ndarray, ...]:
     return padded
 
 
-def label_array(labels: list[Any]) -> np.ndarray | None:
+def label_array(labels: list[Any] | np.ndarray) -> np.ndarray | None:
     """Scalar labels as one array (numeric when they all are); ``None`` when no sample has one."""
+    if isinstance(labels, np.ndarray):  # a kept table's label column: numbers or bools, never grown
+        return labels
     kinds = set(map(type, labels))  # the common cases by one C pass (a window's table is frozen per window)
     if kinds <= {int, float} and kinds or kinds == {bool} or kinds == {str}:
         return np.asarray(labels)

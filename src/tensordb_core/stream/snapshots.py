@@ -54,7 +54,7 @@ from tensordb_core.format.codec import decode_archive, encode_archive
 from tensordb_core.store.owners import IDENTITY
 from tensordb_core.store.protocols import IndexStore
 from tensordb_core.stream.disk_cache import DiskChunkCache
-from tensordb_core.stream.refs import RefTable
+from tensordb_core.stream.refs import PackedIds, RefTable
 
 #: The layout of a kept table; a file of another layout is never read.
 SNAPSHOT_FORMAT = 1
@@ -120,9 +120,9 @@ class RefSnapshots:
             if (lists.get("format"), lists.get("name"), lists.get("generation")) != (SNAPSHOT_FORMAT, spelled,
                                                                                      generation):
                 return None
-            lists["ids"] = arrays.pop("ids").tobytes().decode().split(_SEP) if len(arrays["seq"]) else []
-            if "labels" not in lists:
-                lists["labels"] = arrays.pop("labels").tolist()
+            lists["ids"] = PackedIds(arrays.pop("ids").tobytes(), _SEP) if len(arrays["seq"]) else []
+            if "labels" not in lists:  # a column (a copy: the archive's bytes may be a mapped file)
+                lists["labels"] = np.array(arrays.pop("labels"))
             table, scanned = RefTable.from_parts(arrays, lists), int(lists["scanned"])
         except (TensorDBError, ValueError, KeyError, TypeError):
             return None
@@ -144,12 +144,19 @@ class RefSnapshots:
             return False
         arrays, lists = parts
         ids, labels = lists.pop("ids"), lists["labels"]
-        joined = _SEP.join(ids)
-        if joined.count(_SEP) != max(0, len(ids) - 1):
-            return False  # an id holding the separator (a user's own _id): not kept
-        arrays = {**arrays, "ids": np.frombuffer(joined.encode(), dtype=np.uint8)}
-        kinds = set(map(type, labels))
-        if kinds and (kinds <= {int} or kinds <= {float} or kinds <= {bool}):  # the common labels: one column
+        if isinstance(ids, PackedIds) and ids.sep == _SEP:  # a kept table's, as it was read
+            joined = ids.text
+        else:
+            text = _SEP.join(ids)
+            if text.count(_SEP) != max(0, len(ids) - 1):
+                return False  # an id holding the separator (a user's own _id): not kept
+            joined = text.encode()
+        arrays = {**arrays, "ids": np.frombuffer(joined, dtype=np.uint8)}
+        if isinstance(labels, np.ndarray):  # a kept table's column, as it was read
+            arrays["labels"] = labels
+            del lists["labels"]
+        elif (kinds := set(map(type, labels))) and (kinds <= {int} or kinds <= {float} or kinds <= {bool}):
+            # the common labels: one column
             arrays["labels"] = np.asarray(labels)
             if arrays["labels"].dtype == object or arrays["labels"].tolist() != labels:
                 return False  # an int past int64: kept in no column
