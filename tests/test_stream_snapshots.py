@@ -144,13 +144,30 @@ def test_a_damaged_or_foreign_file_is_ignored_and_the_index_read(tmp_path: Path)
         data[len(data) // 2] ^= 0xFF
         table.write_bytes(bytes(data))
         damaged, stats = stream(db, tmp_path / "c")
-        assert stats.index_s > 0  # its sha256 failed: deleted and the index read
+        assert stats.index_s > 0  # a column's crc32 failed: deleted and the index read
+        assert table.read_bytes() != data  # dropped, and kept anew (the same table: the same name) by that stream
         same(cold, damaged)
+        again, stats = stream(db, tmp_path / "c")
+        assert stats.index_s == 0.0  # kept anew by the stream that read the index
+        same(cold, again)
         (pointer,) = kept(tmp_path / "c")
         pointer.write_text("not json")
         foreign, stats = stream(db, tmp_path / "c")
         assert stats.index_s > 0
         same(cold, foreign)
+
+
+def test_a_table_evicted_from_the_cache_is_kept_again_by_the_next_stream(tmp_path: Path) -> None:
+    with tdb.connect(tmp_path / "wh", study="s") as db:
+        db.import_data(samples(), np.arange(N), chunk_bytes=1024)
+        cold, _ = stream(db, tmp_path / "c")
+        table = next(f for d in (tmp_path / "c").iterdir() if d.is_dir() and d.name != POINTERS for f in d.iterdir())
+        table.unlink()  # what DiskChunkCache.evict does to the least recently used file
+        _, stats = stream(db, tmp_path / "c")
+        assert stats.index_s > 0 and table.exists()
+        again, stats = stream(db, tmp_path / "c")
+        assert stats.index_s == 0.0
+        same(cold, again)
 
 
 def test_records_are_not_kept(tmp_path: Path) -> None:

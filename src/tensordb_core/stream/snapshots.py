@@ -16,10 +16,13 @@ read in, as an array archive of the format's own (``format.codec.encode_archive`
 uncompressed: numpy columns, labels too where they are all ints, floats or
 bools, the ids as one NUL-separated text, and one JSON member with the chunk
 keys, formats and other labels), stored *content-addressed* in the stream's disk cache
-(stream/disk_cache.py: its byte bound, its LRU eviction, and its sha256
-check of a file the first time a process reads it apply), found through a
+(stream/disk_cache.py: its byte bound and LRU eviction apply; the archive's
+crc32 per column checks it when read, where a chunk's sha256 is checked:
+hashing a 1M-row table took ~50 ms of its ~150 ms load), found through a
 small pointer file ``refs/<name>`` named by the sha256 of the index and the
-query.  Nothing is unpickled: plain dtypes and JSON.
+query; an evicted or damaged table drops its pointer too, so the next
+stream that reads the index keeps it anew.  Nothing is unpickled: plain
+dtypes and JSON.
 
 Why a kept table is never stale: the rule of the in-process memo.  It is
 used only while the index's data generation (store/generations.py) reads
@@ -109,13 +112,18 @@ class RefSnapshots:
             return None
         if most_seqs is not None and not (isinstance(pointer.get("scanned"), int) and pointer["scanned"] <= most_seqs):
             return None
-        data = self.cache.get(pointer["digest"])  # checked against its sha256 the first time this process reads it
-        if data is None:
+        data = self.cache.get(pointer["digest"], check=False)  # decode_archive checks each column's crc32
+        try:
+            arrays = decode_archive(data) if data is not None else None  # the format's own: plain dtypes only
+        except TensorDBError:
+            arrays = None
+            self.cache.discard(pointer["digest"])
+        if not isinstance(arrays, dict):  # evicted, damaged or foreign: the pointer goes too, so it is kept anew
+            if self._pointer(path) == pointer:  # (unless another process just renamed a new one into place)
+                with contextlib.suppress(OSError):
+                    path.unlink()
             return None
         try:
-            arrays = decode_archive(data)  # the format's own archive: plain dtypes only, each segment's crc32 checked
-            if not isinstance(arrays, dict):
-                return None
             lists = jsontext.loads(arrays.pop("lists").tobytes())
             if (lists.get("format"), lists.get("name"), lists.get("generation")) != (SNAPSHOT_FORMAT, spelled,
                                                                                      generation):
