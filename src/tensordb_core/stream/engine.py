@@ -28,7 +28,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice, pairwise, takewhile
@@ -145,6 +145,8 @@ class Engine:
         self.memo_key: Any = None
         self.index: str | None = None  # the index's identity, where the memo keeps tables on disk (snapshots.py)
         self.earlier: Callable[..., KeptRows | None] | None = None  # a table on disk loading (IndexMemo.load_later)
+        #: The kept table to load once the first window is on its way (``_load_kept``): ``load_later``'s arguments.
+        self.kept_later: tuple[Hashable, int, str] | None = None
         self.counters = Counters()
         self.stop = StopSignal()  # set by shutdown (or a stage giving up): wakes the hand-offs below at once
         self.bounds = EpochBounds(scope, cfg.group, stop=self.stop)
@@ -251,7 +253,7 @@ class Engine:
         if kept is not None:
             self.scanned = kept[1]
         elif fresh and self.index is not None:
-            self.earlier = self.memo.load_later(key, self.generation, self.index)
+            self.kept_later = (key, self.generation, self.index)
         return key, kept if kept is not None else (self._table(), 0)
 
     def _produce_from(self, q: Mapping[str, Any], table: RefTable, scanned: int) -> None:
@@ -309,7 +311,7 @@ class Engine:
         memo) keeps nothing.  False when stopping, None for an empty population (nothing streamed), True
         once streamed."""
         cfg = self.cfg
-        reader = BlockReader(self.scope, q, self._table, self.stop, self.counters, self.earlier)
+        reader = BlockReader(self.scope, q, self._table, self.stop, self.counters, self._kept_rows)
         layout = reader.layout(seq, cfg.window_bytes, self.head)
         self.head = None  # read before the first epoch's bound: a later epoch reads its own
         if layout is None:
@@ -321,8 +323,8 @@ class Engine:
         elif cfg.rank == 0:  # its piece starts the epoch: the first window comes before the count (with the end)
             phase, windows = Phase(epoch, seq, [], None, None), reader.leading_piece(layout, cfg.world, **order)
         else:  # a shard's piece starts where the windows before it end: their counts first, no reference
-            if self.earlier is not None:  # a kept table loading holds the interpreter lock against the index's reads
-                self.earlier(wait=True)
+            if self._load_kept():  # a kept table loading holds the interpreter lock against the index's reads
+                self.earlier(wait=True)  # type: ignore[misc]
             count = int((counts := reader.block_counts(layout)).sum())
             lo, hi = piece_bounds(count, cfg.world, cfg.rank)
             phase, windows = Phase(epoch, seq, [(0, count)], count, hi - lo), reader.shard_windows(
@@ -330,13 +332,13 @@ class Engine:
         if not self.windows.put(_Marker("start", phase)):
             return False
         done, checked = 0, []
-        for refs, rows in windows:
+        for put, (refs, rows) in enumerate(windows):
             self._note_newest(refs, refs.n)  # what a follow tail watches
             if len(rows) and not self.windows.put(self.reader.submit(
                     refs, rows, lambda read: checked.append(verified_seqs(read)), unpack=self._unpacks())):
                 return False
             done += len(rows)
-            if (earlier := self.earlier() if self.earlier is not None else None) is not None:
+            if put and self._load_kept() and (earlier := self._kept_rows()) is not None:
                 windows.close()
                 return self._rest_from_earlier(earlier, epoch, seq, q, table, done, checked)
         n = reader.counted if reader.counted is not None else done
@@ -350,6 +352,18 @@ class Engine:
             if self.memo is not None:  # for the next process too (a cache_dir's snapshots), now, not at the end
                 self.memo.save(self.memo_key, table, self.scanned, self.generation, self.index)
         return True
+
+    def _load_kept(self) -> bool:
+        """Start loading the table an earlier process kept, if one waits (:attr:`kept_later`); True while one loads.
+        Called once two windows are on their way: the load (~0.1-0.2 s at 1M rows, much of it holding the interpreter
+        lock) slowed the first window beside it (a first batch from kept references: 36-72 ms at 1M, 7-9 cold)."""
+        if self.kept_later is not None and self.memo is not None:
+            self.earlier, self.kept_later = self.memo.load_later(*self.kept_later), None
+        return self.earlier is not None
+
+    def _kept_rows(self) -> KeptRows | None:
+        """The table an earlier process kept, once loaded (None: none, or not yet)."""
+        return self.earlier() if self.earlier is not None else None
 
     def _rest_from_earlier(self, earlier: KeptRows, epoch: int, seq: int, q: Mapping[str, Any], table: RefTable,
                            done: int, checked: list[np.ndarray]) -> bool:
