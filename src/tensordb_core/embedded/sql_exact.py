@@ -220,7 +220,8 @@ def select_block_counts(table: str, query: Mapping[str, Any], arrays_absent: Cal
     t = sf.Translator(arrays_absent)
     if (cond := exact_where(validate_query(query), t, indexed=True)) is None:
         return None
-    blocks = "WITH RECURSIVE block(low) AS (SELECT :origin UNION ALL SELECT low + :span FROM block WHERE low + :span <= :until)"
+    blocks = ("WITH RECURSIVE block(low) AS "
+              "(SELECT :origin UNION ALL SELECT low + :span FROM block WHERE low + :span <= :until)")
     count = (f"SELECT COUNT(*) FROM {table} WHERE seq >= block.low AND seq <= min(:until, block.low + :span - 1) "
              f"AND {cond}")
     return (f"{blocks} SELECT json_group_array(({count})) FROM block",

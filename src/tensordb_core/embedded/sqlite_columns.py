@@ -59,8 +59,8 @@ class SQLiteColumnReads:
     def count_blocks(self, collection: str, query: Mapping[str, Any], *, origin: int, span: int,
                      until: int) -> list[int] | None:
         """:class:`~tensordb_core.store.protocols.ReadsColumns`: a ``COUNT`` per block (one statement), or every
-        ``_seq`` in one array for many small blocks (:func:`~tensordb_core.embedded.sql_exact.select_block_counts`), in one
-        snapshot."""
+        ``_seq`` in one array for many small blocks
+        (:func:`~tensordb_core.embedded.sql_exact.select_block_counts`), in one snapshot."""
         check_collection(collection)
         if not all(type(v) is int for v in (origin, span, until)) or span < 1:
             raise InvalidQuery(f"count_blocks takes int bounds and a span >= 1, got {origin!r}, {span!r}, {until!r}")

@@ -145,7 +145,7 @@ class Engine:
         self.memo_key: Any = None
         self.index: str | None = None  # the index's identity, where the memo keeps tables on disk (snapshots.py)
         self.earlier: Callable[..., KeptRows | None] | None = None  # a table on disk loading (IndexMemo.load_later)
-        #: The kept table to load once the first window is on its way (``_load_kept``): ``load_later``'s arguments.
+        #: The kept table to load once two windows are on their way (``_load_kept``): ``load_later``'s arguments.
         self.kept_later: tuple[Hashable, int, str] | None = None
         self.counters = Counters()
         self.stop = StopSignal()  # set by shutdown (or a stage giving up): wakes the hand-offs below at once
@@ -323,8 +323,8 @@ class Engine:
         elif cfg.rank == 0:  # its piece starts the epoch: the first window comes before the count (with the end)
             phase, windows = Phase(epoch, seq, [], None, None), reader.leading_piece(layout, cfg.world, **order)
         else:  # a shard's piece starts where the windows before it end: their counts first, no reference
-            if self._load_kept():  # a kept table loading holds the interpreter lock against the index's reads
-                self.earlier(wait=True)  # type: ignore[misc]
+            if self._load_kept() and self.earlier is not None:  # a kept table loading holds the interpreter lock
+                self.earlier(wait=True)  # against the index's reads: the count comes from it
             count = int((counts := reader.block_counts(layout)).sum())
             lo, hi = piece_bounds(count, cfg.world, cfg.rank)
             phase, windows = Phase(epoch, seq, [(0, count)], count, hi - lo), reader.shard_windows(
