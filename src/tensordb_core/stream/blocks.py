@@ -304,14 +304,15 @@ class BlockReader:
                 return
             lo, hi = max(start - bounds[w], 0), max(min(end, bounds[w + 1]) - bounds[w], 0)
             head: list[tuple[int, _Piece, int, int]] = []
+            rows = window_permutation(bounds[w + 1] - bounds[w], seed=seed, epoch=epoch, window=w, shuffle=shuffle)
             if first_rows and w == mine[0]:
-                rows = window_permutation(bounds[w + 1] - bounds[w], seed=seed, epoch=epoch, window=w, shuffle=shuffle)
                 for refs, at in self._window_head(layout, sorted(groups[w]), counts, rows[lo:min(hi, lo + first_rows)],
                                                   head):
                     yield refs, at
                     lo += len(at)
             refs = self._read_window(layout, groups[w], head)
-            rows = window_permutation(refs.n, seed=seed, epoch=epoch, window=w, shuffle=shuffle)
+            if refs.n != len(rows):  # the population changed since the count: the order of what it holds now
+                rows = window_permutation(refs.n, seed=seed, epoch=epoch, window=w, shuffle=shuffle)
             yield refs, rows[lo:hi]
         outside = set(range(skip, len(groups))) - set(mine)
         self.unread = [(layout, groups[w]) for w in sorted(outside)] if keep else []

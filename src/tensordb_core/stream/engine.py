@@ -323,8 +323,8 @@ class Engine:
         elif cfg.rank == 0:  # its piece starts the epoch: the first window comes before the count (with the end)
             phase, windows = Phase(epoch, seq, [], None, None), reader.leading_piece(layout, cfg.world, **order)
         else:  # a shard's piece starts where the windows before it end: their counts first, no reference
-            if self._load_kept() and self.earlier is not None:  # a kept table loading holds the interpreter lock
-                self.earlier(wait=True)  # against the index's reads: the count comes from it
+            if (loading := self._load_kept()) is not None:  # a kept table loading holds the interpreter lock
+                loading(wait=True)  # against the index's reads: the count comes from it
             count = int((counts := reader.block_counts(layout)).sum())
             lo, hi = piece_bounds(count, cfg.world, cfg.rank)
             phase, windows = Phase(epoch, seq, [(0, count)], count, hi - lo), reader.shard_windows(
@@ -338,7 +338,7 @@ class Engine:
                     refs, rows, lambda read: checked.append(verified_seqs(read)), unpack=self._unpacks())):
                 return False
             done += len(rows)
-            if put and self._load_kept() and (earlier := self._kept_rows()) is not None:
+            if put and self._load_kept() is not None and (earlier := self._kept_rows()) is not None:
                 windows.close()
                 return self._rest_from_earlier(earlier, epoch, seq, q, table, done, checked)
         n = reader.counted if reader.counted is not None else done
@@ -353,13 +353,13 @@ class Engine:
                 self.memo.save(self.memo_key, table, self.scanned, self.generation, self.index)
         return True
 
-    def _load_kept(self) -> bool:
-        """Start loading the table an earlier process kept, if one waits (:attr:`kept_later`); True while one loads.
+    def _load_kept(self) -> Callable[..., KeptRows | None] | None:
+        """Start loading the table an earlier process kept, if one waits (:attr:`kept_later`); its getter (None: none).
         Called once two windows are on their way: the load (~0.1-0.2 s at 1M rows, much of it holding the interpreter
         lock) slowed the first window beside it (a first batch from kept references: 36-72 ms at 1M, 7-9 cold)."""
         if self.kept_later is not None and self.memo is not None:
             self.earlier, self.kept_later = self.memo.load_later(*self.kept_later), None
-        return self.earlier is not None
+        return self.earlier
 
     def _kept_rows(self) -> KeptRows | None:
         """The table an earlier process kept, once loaded (None: none, or not yet)."""
