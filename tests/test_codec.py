@@ -51,6 +51,21 @@ def test_archive_round_trip_dict_and_list():
     assert isinstance(as_list, list) and as_list[1].shape == (2, 2)
 
 
+def test_an_aligned_archive_starts_every_array_on_the_boundary_and_reads_as_any_other():
+    arrays = {"odd": np.arange(5, dtype=np.int8), "ints": np.arange(7, dtype=np.int64),
+              "text": np.frombuffer(b"abc", np.uint8)}
+    plain = codec.encode_archive(arrays, codec="none")
+    assert plain == codec.encode_archive(arrays, codec="none", align=1)  # unaligned archives keep their bytes
+    aligned = codec.encode_archive(arrays, codec="none", align=64)
+    assert len(aligned) > len(plain)
+    for blob, boundary in ((plain, 1), (aligned, 64)):
+        out = codec.decode_archive(np.frombuffer(blob, np.uint8))  # (a numpy buffer: a known base address)
+        base = np.frombuffer(blob, np.uint8).ctypes.data
+        for name, value in arrays.items():
+            np.testing.assert_array_equal(out[name], value)
+            assert (out[name].ctypes.data - base) % boundary == 0
+
+
 def test_crafted_headers_raise_typed_errors():
     blob = bytearray(codec.encode_array(np.arange(10)))
     with pytest.raises(CodecError, match="magic"):

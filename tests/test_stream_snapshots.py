@@ -9,7 +9,10 @@ reads the index again whenever the kept table could be stale.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ import pytest
 
 import tensordb_core as tdb
 import tensordb_core.stream.engine as engine_module
-from tensordb_core.format.codec import decode_archive
+from tensordb_core.format.codec import decode_archive, encode_archive
 from tensordb_core.stream.disk_cache import DiskChunkCache
 from tensordb_core.stream.memo import IndexMemo
 from tensordb_core.stream.refs import PackedIds, RefTable
@@ -344,3 +347,45 @@ def test_a_large_kept_table_loads_beside_the_first_windows_and_the_batches_stay_
         grown, _ = stream(db, tmp_path / "c", epochs=epochs)
         monkeypatch.undo()
         same(stream(db, None, epochs=epochs)[0], grown)
+
+
+def test_a_kept_tables_columns_are_used_where_they_lie_and_an_older_archive_still_loads(tmp_path: Path) -> None:
+    """A loaded table's columns are aligned, read-only views of its archive that the frozen table shares (no
+    copy; an unaligned column made numpy copy it on every search); the ids' ends come from the archive.  A
+    table kept before (unaligned, no ends) loads the same, and growing makes the columns arrays again."""
+    ids = ["é0", "s1", "ß-2", "s3"]
+    table = RefTable()
+    table.extend([_row(i + 1, doc_id, 10 * i) for i, doc_id in enumerate(ids)])
+    cache = DiskChunkCache(tmp_path / "c")
+    snapshots = RefSnapshots(cache)
+    assert snapshots.save("index", "key", table, 4, generation=0)
+    (pointer,) = kept(tmp_path / "c")
+    written = json.loads(pointer.read_text())
+    view = cache.get(written["digest"], check=False)
+    assert view is not None
+    arrays = decode_archive(view)
+    assert all(a.ctypes.data % 64 == 0 for a in arrays.values())
+    assert arrays["id_ends"].tolist() == [3, 6, 11, 14]  # "é0\0s1\0ß-2\0s3" in UTF-8: é and ß take two bytes
+    loaded = snapshots.load("index", "key", 0)
+    assert loaded is not None
+    lent = loaded[0]
+    for column in (lent.seq, lent.chunk, lent.chunk_sizes, *lent.x.columns()):
+        assert isinstance(column, np.ndarray) and column.flags.aligned
+        assert not column.flags.owndata and not column.flags.writeable  # the mapped archive itself
+    frozen = lent.freeze()
+    assert frozen.seq is lent.seq and frozen.x_off is lent.x.off and frozen.x_codec is lent.x.codec
+    assert frozen.span_start.tolist() == [10, 20, 30, 40] and frozen.span_end.tolist() == [20, 30, 40, 50]
+    assert frozen.x_format is not None and list(frozen.ids) == ids
+    # the same table as an earlier version kept it: no ends, nothing aligned
+    older = encode_archive({k: v for k, v in arrays.items() if k != "id_ends"}, codec="none")
+    digest = hashlib.sha256(older).hexdigest()
+    cache.put(digest, older)
+    pointer.write_text(json.dumps({**written, "digest": digest}))
+    again = snapshots.load("index", "key", 0)
+    assert again is not None and list(again[0].ids) == ids and again[0].last_seq == 4
+    np.testing.assert_array_equal(again[0].freeze().x_off, frozen.x_off)
+    lent.extend([_row(5, "s4", 40)])  # a kept table that grows holds arrays again
+    assert type(lent.seq) is array and type(lent.x.codec) is array and lent.last_seq == 5
+    assert lent.freeze().x_off.tolist() == [10, 20, 30, 40, 50] and lent.ids == [*ids, "s4"]
+    with pytest.raises(ValueError):
+        PackedIds(b"a\x00bc", "\x00", np.array([1, 3]))  # ends that do not fit the text: the table is not used

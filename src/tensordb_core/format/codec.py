@@ -202,12 +202,16 @@ def checksum(payload: bytes | memoryview) -> int:
     return crc32(payload)
 
 
-def pack_segments(arrays: Sequence[Any], codec: str = "auto") -> tuple[bytes, list[Segment]]:
-    """Concatenate encoded arrays into one chunk; return the bytes and each array's segment."""
+def pack_segments(arrays: Sequence[Any], codec: str = "auto", align: int = 1) -> tuple[bytes, list[Segment]]:
+    """Concatenate encoded arrays into one chunk; return the bytes and each array's segment (each starting at a
+    multiple of ``align``, zero bytes between)."""
     parts: list[bytes] = []
     segments: list[Segment] = []
     offset = 0
     for array in arrays:
+        if pad := -offset % align:
+            parts.append(bytes(pad))
+            offset += pad
         payload, used, raw = encode_segment(array, codec)
         segments.append(Segment(offset, len(payload), used, raw.dtype.str, tuple(raw.shape), checksum(payload)))
         parts.append(payload)
@@ -224,8 +228,9 @@ def unpack_segment(chunk: bytes | memoryview, segment: Segment, *, relative: boo
     return np.frombuffer(raw, dtype=dt).reshape(segment.shape)
 
 
-def _with_header(magic: bytes, header: dict[str, Any], body: bytes) -> bytes:
+def _with_header(magic: bytes, header: dict[str, Any], body: bytes, align: int = 1) -> bytes:
     head = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    head += b" " * (-(len(magic) + _LEN.size + len(head)) % align)  # JSON may end in blanks: the body aligned
     return magic + _LEN.pack(len(head)) + head + body
 
 
@@ -256,8 +261,16 @@ def decode_array(blob: bytes | memoryview, *, verify: bool = True) -> np.ndarray
     return unpack_segment(body, Segment.from_doc(header), verify=verify)
 
 
-def encode_archive(arrays: Mapping[str, Any] | Sequence[Any], codec: str = "auto") -> bytes:
-    """Named arrays (a dict) or an ordered list of arrays in one blob, in order."""
+def encode_archive(arrays: Mapping[str, Any] | Sequence[Any], codec: str = "auto", align: int = 1) -> bytes:
+    """Named arrays (a dict) or an ordered list of arrays in one blob, in order.
+
+    ``align``: each array's bytes start at a multiple of it within the blob
+    (blanks end the header, zero bytes lie between arrays; readers go by the
+    header's offsets, so any blob reads the same).  Why: a mapped file's
+    stored array is used in place only when aligned for its dtype; numpy
+    copies an unaligned one on every ``searchsorted`` (0.18 ms a call on a
+    million int64, hundreds of calls before a shard's first batch).
+    """
     if isinstance(arrays, Mapping):
         kind, names, values = "dict", [str(k) for k in arrays], list(arrays.values())
         if not all(isinstance(k, str) for k in arrays):
@@ -266,9 +279,9 @@ def encode_archive(arrays: Mapping[str, Any] | Sequence[Any], codec: str = "auto
         kind, names, values = "list", [str(i) for i in range(len(arrays))], list(arrays)
     else:
         raise CodecError("parameters must be a dict of name -> array or a list of arrays")
-    body, segments = pack_segments(values, codec)
+    body, segments = pack_segments(values, codec, align)
     entries = [{"name": n, **s.to_doc()} for n, s in zip(names, segments)]
-    return _with_header(ARCHIVE_MAGIC, {"version": 1, "kind": kind, "arrays": entries}, body)
+    return _with_header(ARCHIVE_MAGIC, {"version": 1, "kind": kind, "arrays": entries}, body, align)
 
 
 def decode_archive(blob: bytes | memoryview, *, verify: bool = True) -> dict[str, np.ndarray] | list[np.ndarray]:

@@ -107,7 +107,7 @@ class IndexMemo:
             try:
                 found = self._load(key, generation, index)
                 if found is not None:  # frozen by the stream (its first window need not wait for ~0.2 s of it)
-                    loaded.append(KeptRows(found[0], found[1], np.array(found[0].seq, dtype=np.int64)))
+                    loaded.append(KeptRows(found[0], found[1], np.asarray(found[0].seq, dtype=np.int64)))
             except (TensorDBError, OSError, ValueError):  # a kept table that does not load: the index serves
                 pass
             finally:

@@ -82,22 +82,29 @@ class _Columns:
 
 class PackedIds(Sequence[str]):
     """A kept table's ids as their one UTF-8 text, ``sep`` between them (stream/snapshots.py), and where each
-    starts: an id is made when the stream asks for it (a window's rows, an error's sample, a record).
+    ends: an id is made when the stream asks for it (a window's rows, an error's sample, a record).
 
     Why: splitting the text into a million ``str`` cost 0.15 s of the 0.33 s a
     1M-row kept table took to load, before a shard's first batch.  Read-only;
     a table that grows past it holds a list again (:meth:`RefTable._own`).
     """
 
-    def __init__(self, text: bytes, sep: str) -> None:
-        text.decode()  # UTF-8 throughout (raises UnicodeDecodeError, a ValueError): an id is cut out later
-        cuts = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == ord(sep))
-        self.text, self.sep = text, sep
-        self._starts = np.concatenate([[0], cuts + 1])
-        self._ends = np.concatenate([cuts, [len(text)]])
+    def __init__(self, text: bytes, sep: str, ends: np.ndarray | None = None) -> None:
+        """``ends``: where each id ends in ``text`` (an archive keeps them), else found here.  Why kept: finding a
+        million ends took 15 ms warm and ~70 in a new loader worker (fresh memory), before a shard's first batch."""
+        if not text.isascii():  # ASCII (ids are hex or names, mostly) is UTF-8: a C scan ~20x faster than decoding
+            text.decode()  # UTF-8 throughout (raises UnicodeDecodeError, a ValueError): an id is cut out later
+        if ends is None:
+            ends = np.append(np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == ord(sep)), len(text))
+        elif not (ends.ndim == 1 and len(ends) and int(ends[-1]) == len(text)):
+            raise ValueError("the ends of packed ids do not fit their text")
+        self.text, self.sep, self.ends = text, sep, ends
 
     def __len__(self) -> int:
-        return len(self._starts)
+        return len(self.ends)
+
+    def _start(self, row: int) -> int:
+        return int(self.ends[row - 1]) + 1 if row else 0
 
     @overload
     def __getitem__(self, at: int) -> str: ...
@@ -110,9 +117,9 @@ class PackedIds(Sequence[str]):
             start, stop, step = at.indices(len(self))
             if step != 1:
                 return [self[k] for k in range(start, stop, step)]
-            return self.text[self._starts[start]:self._ends[stop - 1]].decode().split(self.sep) if stop > start else []
+            return self.text[self._start(start):self.ends[stop - 1]].decode().split(self.sep) if stop > start else []
         row = range(len(self))[at]  # an index error past either end, as a list gives
-        return self.text[self._starts[row]:self._ends[row]].decode()
+        return self.text[self._start(row):self.ends[row]].decode()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self[:])
@@ -173,7 +180,7 @@ class RefTable:
 
     @property
     def last_seq(self) -> int:
-        return self.seq[-1] if self.seq else 0
+        return int(self.seq[-1]) if len(self.seq) else 0
 
     def extend(self, docs: Iterable[Mapping[str, Any]], *, max_seq: int | None = None) -> int:
         """Append documents (in ``_seq`` order, above :attr:`last_seq`, at most ``max_seq``); return how many."""
@@ -228,10 +235,10 @@ class RefTable:
             del self.formats[known:]
             self._format_index = {k: i for k, i in self._format_index.items() if i < known}
             return False
+        self._own()
         for key in dict.fromkeys(keys):  # in order of first appearance, as documents number them
             size = first_size[key]
             self._chunk_of(key, size if size is not None else -1)
-        self._own()
         self.ids += cols["_id"]
         self.seq += array("q", seqs)
         self.labels += cols["label"]
@@ -268,33 +275,34 @@ class RefTable:
             raise ValueError("extend_rows copies plain references only (see lends_rows)")
         if other.seq[start] <= self.last_seq:
             raise ValueError(f"rows from _seq {other.seq[start]} do not follow _seq {self.last_seq}")
-        # other's chunk and format numbers -> this table's, each numbered here on its first appearance
-        theirs = other.chunk[start:end]
-        chunks = {c: self._chunk_of(other.chunk_keys[c], other.chunk_sizes[c]) for c in dict.fromkeys(theirs)}
-        format_keys = {index: key for key, index in other._format_index.items()}
-        their_fmts = other.x.fmt[start:end]
-        formats = {f: self._format_of(*format_keys[f]) for f in dict.fromkeys(their_fmts)}
         self._own()
+        # other's chunk and format numbers -> this table's, each numbered here on its first appearance
+        theirs, their_fmts = _plain(other.chunk[start:end]), _plain(other.x.fmt[start:end])
+        chunks = {c: self._chunk_of(other.chunk_keys[c], int(other.chunk_sizes[c])) for c in dict.fromkeys(theirs)}
+        format_keys = {index: key for key, index in other._format_index.items()}
+        formats = {f: self._format_of(*format_keys[f]) for f in dict.fromkeys(their_fmts)}
         self.ids += other.ids[start:end]
-        self.seq += other.seq[start:end]
+        _append_column(self.seq, other.seq[start:end])
         labels = other.labels[start:end]
         self.labels += labels.tolist() if isinstance(labels, np.ndarray) else labels
         self.chunk += array("q", map(chunks.__getitem__, theirs))
         x, ox = self.x, other.x
-        x.off += ox.off[start:end]
-        x.length += ox.length[start:end]
-        x.crc += ox.crc[start:end]
-        x.codec += ox.codec[start:end]
+        for mine, given in zip((x.off, x.length, x.crc, x.codec), (ox.off, ox.length, ox.crc, ox.codec)):
+            _append_column(mine, given[start:end])
         x.fmt += array("q", map(formats.__getitem__, their_fmts))
         self._frozen = None
 
     def _own(self) -> None:
-        """Make the ids and labels lists this table may grow (a kept table's :class:`PackedIds` and label column
-        made lists, once)."""
+        """Make the columns, ids and labels ones this table may grow (a kept table's numpy columns made arrays,
+        its :class:`PackedIds` and label column lists, once)."""
         if type(self.ids) is not list:
             self.ids = list(self.ids)
         if isinstance(self.labels, np.ndarray):
             self.labels = self.labels.tolist()
+        if isinstance(self.seq, np.ndarray):
+            self.seq, self.chunk, self.chunk_sizes = (_growable(c) for c in (self.seq, self.chunk, self.chunk_sizes))
+            x = self.x
+            x.off, x.length, x.crc, x.codec, x.fmt = (_growable(c) for c in x.columns())
 
     def become(self, other: RefTable) -> None:
         """Hold ``other``'s rows (this table empty): its very columns, not a copy; ``other`` is not used after."""
@@ -310,7 +318,7 @@ class RefTable:
         x = self.x
         columns = {"seq": self.seq, "chunk": self.chunk, "chunk_sizes": self.chunk_sizes, "off": x.off,
                    "length": x.length, "crc": x.crc, "codec": x.codec, "fmt": x.fmt}
-        arrays = {name: np.frombuffer(c, dtype=np.int8 if c.typecode == "b" else np.int64) for name, c in columns.items()}
+        arrays = {name: _numpy(c) for name, c in columns.items()}
         formats = [[dtype, list(shape), index] for (dtype, shape), index in self._format_index.items()]
         return arrays, {"ids": self.ids, "labels": self.labels, "chunk_keys": self.chunk_keys, "formats": formats}
 
@@ -327,11 +335,13 @@ class RefTable:
         ids, labels = lists["ids"], lists["labels"]
         table.ids = ids if isinstance(ids, PackedIds) else list(ids)
         table.labels = labels if isinstance(labels, np.ndarray) else list(labels)
-        for column, name in ((table.seq, "seq"), (table.chunk, "chunk"), (table.chunk_sizes, "chunk_sizes"),
-                             (table.x.off, "off"), (table.x.length, "length"), (table.x.crc, "crc"),
-                             (table.x.codec, "codec"), (table.x.fmt, "fmt")):
-            column.frombytes(memoryview(np.ascontiguousarray(  # one copy: a mapped file's column into the table
-                arrays[name], dtype=np.int8 if column.typecode == "b" else np.int64)).cast("B"))
+        # the columns as given, not copied (a kept table's: read-only views of its mapped archive), until the
+        # table grows (_own); FrozenRefs shares them.  Why: copying a million rows' columns into arrays here,
+        # and again into numpy when frozen, took ~40-200 ms of fresh memory in a new loader worker.
+        x = table.x
+        table.seq, table.chunk, table.chunk_sizes, x.off, x.length, x.crc, x.codec, x.fmt = (
+            np.require(arrays[name], np.int8 if name == "codec" else np.int64, ["C", "A"])  # unaligned: copied
+            for name in ("seq", "chunk", "chunk_sizes", "off", "length", "crc", "codec", "fmt"))
         n = len(table.ids)
         if len(table.labels) != n or any(len(c) != n for c in (table.seq, table.chunk, *table.x.columns())) or len(
                 table.chunk_sizes) != len(table.chunk_keys) or n and (int(np.max(arrays["chunk"])) >= len(
@@ -453,10 +463,10 @@ class FrozenRefs:
         n = len(table)
         self.n = n
         self.ids = table.ids if isinstance(table.ids, PackedIds) else list(table.ids)  # PackedIds never grow
-        self.seq = np.array(table.seq, dtype=np.int64)  # copies: the table's arrays keep growing
-        self.chunk = np.array(table.chunk, dtype=np.int64)
+        self.seq = _numpy(table.seq, copy=True)  # copies: the table's arrays keep growing (numpy ones never do)
+        self.chunk = _numpy(table.chunk, copy=True)
         self.chunk_keys = list(table.chunk_keys)
-        self.chunk_sizes = np.array(table.chunk_sizes, dtype=np.int64)
+        self.chunk_sizes = _numpy(table.chunk_sizes, copy=True)
         self.formats = list(table.formats)
         self.bad = dict(table.bad)
         self.x_off, self.x_len, self.x_crc, self.x_codec, self.x_fmt = _arrays(table.x)
@@ -465,16 +475,19 @@ class FrozenRefs:
         self.has_y[: len(table.has_y)] = np.array(table.has_y, dtype=bool)
         self.any_y = bool(self.has_y.any()) if n else False
         x_end = self.x_off + self.x_len
-        y_end = self.y_off + self.y_len
-        self.span_start = np.where(self.has_y, np.minimum(self.x_off, self.y_off), self.x_off)
-        self.span_end = np.where(self.has_y, np.maximum(x_end, y_end), x_end)
+        if self.any_y:
+            y_end = self.y_off + self.y_len
+            self.span_start = np.where(self.has_y, np.minimum(self.x_off, self.y_off), self.x_off)
+            self.span_end = np.where(self.has_y, np.maximum(x_end, y_end), x_end)
+        else:  # the common case, in one pass (a million rows frozen before a shard's first batch)
+            self.span_start, self.span_end = self.x_off, x_end
         self.labels = label_array(table.labels)
         #: Rows whose input segment passed its crc32 in this process (see fetch._precheck): later epochs
         #: over this snapshot skip the check.  Written by one fetch thread at a time.
         self.verified = np.zeros(n, dtype=bool)
         #: The one input format of every row, when there is one (the common case: no per-batch check needed).
-        self.x_format = self.formats[int(self.x_fmt[0])] if n and not self.bad and len(
-            {int(f) for f in np.unique(self.x_fmt)}) == 1 else None
+        self.x_format = self.formats[int(self.x_fmt[0])] if n and not self.bad and self.x_fmt[0] >= 0 and bool(
+            (self.x_fmt == self.x_fmt[0]).all()) else None
 
     def span_bytes(self, rows: np.ndarray) -> np.ndarray:
         return self.span_end[rows] - self.span_start[rows]
@@ -482,9 +495,7 @@ class FrozenRefs:
 
 def _arrays(cols: _Columns, n: int | None = None) -> tuple[np.ndarray, ...]:
     """The columns as numpy arrays; with ``n``, ``n`` rows (those past the columns' end have no segment)."""
-    out = (np.array(cols.off, dtype=np.int64), np.array(cols.length, dtype=np.int64),
-           np.array(cols.crc, dtype=np.int64), np.array(cols.codec, dtype=np.int8),
-           np.array(cols.fmt, dtype=np.int64))
+    out = tuple(_numpy(c, copy=True) for c in cols.columns())
     k = len(cols.off)
     if n is None or n == k:
         return out
@@ -493,6 +504,31 @@ def _arrays(cols: _Columns, n: int | None = None) -> tuple[np.ndarray, ...]:
     for full, part in zip(padded, out):
         full[:k] = part[:n]
     return padded
+
+
+def _numpy(column: array | np.ndarray, copy: bool = False) -> np.ndarray:
+    """A column as numpy (int8 codecs, int64 else): a table's own ``array`` viewed (``copy``: copied, as it may
+    grow), a kept table's numpy column as it is (it never grows: :meth:`RefTable._own` replaces it)."""
+    if isinstance(column, np.ndarray):
+        return column
+    dtype = np.int8 if column.typecode == "b" else np.int64
+    return np.array(column, dtype=dtype) if copy else np.frombuffer(column, dtype=dtype)
+
+
+def _growable(column: np.ndarray) -> array:
+    return array("b" if column.dtype == np.int8 else "q", column.tobytes())
+
+
+def _append_column(column: array, values: array | np.ndarray) -> None:
+    if isinstance(values, np.ndarray):
+        column.frombytes(values.tobytes())
+    else:
+        column += values
+
+
+def _plain(values: array | np.ndarray) -> array | list[int]:
+    """Values to iterate as Python ints (a numpy column's: listed once, not a numpy scalar each)."""
+    return values.tolist() if isinstance(values, np.ndarray) else values
 
 
 def label_array(labels: list[Any] | np.ndarray) -> np.ndarray | None:

@@ -14,8 +14,11 @@ What is kept: one query's :class:`~tensordb_core.stream.refs.RefTable` on
 one index, with the ``_seq`` bound it holds and the data generation it was
 read in, as an array archive of the format's own (``format.codec.encode_archive``,
 uncompressed: numpy columns, labels too where they are all ints, floats or
-bools, the ids as one NUL-separated text, and one JSON member with the chunk
-keys, formats and other labels), stored *content-addressed* in the stream's disk cache
+bools, the ids as one NUL-separated text and where each ends, and one JSON member with the chunk
+keys, formats and other labels; every member 64-byte aligned, so a loaded table's
+columns are the mapped file's own bytes, not copies: a million rows loaded in
+~25 ms in a new loader worker, and froze in ~5, against ~75 and 55-210 copied),
+stored *content-addressed* in the stream's disk cache
 (stream/disk_cache.py: its byte bound and LRU eviction apply; the archive's
 crc32 per column checks it when read, where a chunk's sha256 is checked:
 hashing a 1M-row table took ~50 ms of its ~150 ms load), found through a
@@ -128,7 +131,9 @@ class RefSnapshots:
             if (lists.get("format"), lists.get("name"), lists.get("generation")) != (SNAPSHOT_FORMAT, spelled,
                                                                                      generation):
                 return None
-            lists["ids"] = PackedIds(arrays.pop("ids").tobytes(), _SEP) if len(arrays["seq"]) else []
+            ends = arrays.pop("id_ends", None)  # (absent from a table kept before they were)
+            ends = np.require(ends, np.int64, ["C", "A"]) if ends is not None else None
+            lists["ids"] = PackedIds(arrays.pop("ids").tobytes(), _SEP, ends) if len(arrays["seq"]) else []
             if "labels" not in lists:  # a column (a copy: the archive's bytes may be a mapped file)
                 lists["labels"] = np.array(arrays.pop("labels"))
             table, scanned = RefTable.from_parts(arrays, lists), int(lists["scanned"])
@@ -153,13 +158,14 @@ class RefSnapshots:
         arrays, lists = parts
         ids, labels = lists.pop("ids"), lists["labels"]
         if isinstance(ids, PackedIds) and ids.sep == _SEP:  # a kept table's, as it was read
-            joined = ids.text
+            joined, ends = ids.text, ids.ends
         else:
             text = _SEP.join(ids)
             if text.count(_SEP) != max(0, len(ids) - 1):
                 return False  # an id holding the separator (a user's own _id): not kept
             joined = text.encode()
-        arrays = {**arrays, "ids": np.frombuffer(joined, dtype=np.uint8)}
+            ends = PackedIds(joined, _SEP).ends if ids else np.zeros(0, dtype=np.int64)
+        arrays = {**arrays, "ids": np.frombuffer(joined, dtype=np.uint8), "id_ends": np.asarray(ends, np.int64)}
         if isinstance(labels, np.ndarray):  # a kept table's column, as it was read
             arrays["labels"] = labels
             del lists["labels"]
@@ -174,7 +180,7 @@ class RefSnapshots:
                                "scanned": scanned, **lists}, separators=(",", ":"), allow_nan=False).encode()
         except (TypeError, ValueError):  # a label that is not a JSON value (a BSON type from MongoDB)
             return False
-        data = encode_archive({**arrays, "lists": np.frombuffer(meta, dtype=np.uint8)}, codec="none")
+        data = encode_archive({**arrays, "lists": np.frombuffer(meta, dtype=np.uint8)}, codec="none", align=64)
         digest = hashlib.sha256(data).hexdigest()
         self.cache.put(digest, data)
         try:  # the pointer last, renamed into place: a reader finds the old table or the new one, whole
