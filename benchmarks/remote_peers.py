@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from benchkit import Spec, best_of, images, row
+from benchkit import CACHED_EPOCHS, Spec, best_of, images, mean_of, row
 from other_loaders import SHARD_BYTES, batches, import_mosaic
 from versus_litdata import _collate, _write_litdata, litdata_installed
 
@@ -104,7 +104,7 @@ def first_and_next_epochs(spec: Spec, name: str, cached: str, dataset: Callable[
     try:
         kept = [dataset(local)]
         epoch(kept[0])  # downloads: the epochs timed next read the local copy
-        took, n, nb = best_of(repeat, lambda: epoch(kept[0]))
+        took, n, nb = mean_of(max(repeat, CACHED_EPOCHS), lambda: epoch(kept[0]))  # as the stream's: a mean
         kept.clear()
     finally:
         shutil.rmtree(local, ignore_errors=True)

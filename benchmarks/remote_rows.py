@@ -18,7 +18,17 @@ from typing import Any
 
 import lz4.frame
 import numpy as np
-from benchkit import Spec, best_of, ceiling, chunk_layout, import_dataset, row, stream_epochs, stream_run
+from benchkit import (
+    CACHED_EPOCHS,
+    Spec,
+    best_of,
+    ceiling,
+    chunk_layout,
+    import_dataset,
+    row,
+    stream_epochs,
+    stream_run,
+)
 
 import tensordb_core as tdb
 
@@ -72,7 +82,8 @@ def remote_rows(blobs_uri: str | None, datasets: list[Spec], repeat: int = 2,
                         vs_sequential_get=round(spec.n / took / get_sps, 1), io_s=round(stats["io_s"], 3),
                         wait_fetch_s=round(stats["wait_fetch_s"], 3))
             cache_dir = Path(tempfile.mkdtemp(prefix="tensordb-bench-cache-", dir=workdir))
-            took, stats = stream_epochs(db, spec, repeat, shuffle=True, seed=0, cache_dir=str(cache_dir))
+            took, stats = stream_epochs(db, spec, max(repeat, CACHED_EPOCHS), shuffle=True, seed=0,
+                                        cache_dir=str(cache_dir))
             cached = row(spec, f"{label}: stream next epochs, disk cache (shuffled)", took, spec.n,
                          spec.n * spec.sample_bytes, c, vs_sequential_get=round(spec.n / took / get_sps, 1),
                          requests=stats["requests"], io_s=round(stats["io_s"], 3))
