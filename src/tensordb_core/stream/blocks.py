@@ -366,7 +366,8 @@ class BlockReader:
         (the population changed): the whole window is then read as usual.
         """
         sizes = counts[blocks]
-        where = np.searchsorted(np.cumsum(sizes), rows, side="right")  # each row's block, as an index into blocks
+        starts = np.concatenate([[0], np.cumsum(sizes)])  # each block's first row in the whole table
+        where = np.searchsorted(starts[1:], rows, side="right")  # each row's block, as an index into blocks
         needed = np.unique(where)
         if not len(rows) or 2 * len(needed) > len(blocks):
             return
@@ -377,7 +378,7 @@ class BlockReader:
             held[at[block]] += end - begin
         if not np.array_equal(held[needed], sizes[needed]):
             return
-        first = np.concatenate([[0], np.cumsum(sizes)])[where]  # each row's block's first row in the whole table
+        first = starts[where]  # each row's block's first row in the whole table
         head_first = np.concatenate([[0], np.cumsum(sizes[needed])])[np.searchsorted(needed, where)]
         yield self._window(layout, list(parts)), rows - first + head_first
 

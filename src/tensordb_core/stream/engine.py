@@ -355,8 +355,9 @@ class Engine:
 
     def _load_kept(self) -> Callable[..., KeptRows | None] | None:
         """Start loading the table an earlier process kept, if one waits (:attr:`kept_later`); its getter (None: none).
-        Called once two windows are on their way: the load (~0.1-0.2 s at 1M rows, much of it holding the interpreter
-        lock) slowed the first window beside it (a first batch from kept references: 36-72 ms at 1M, 7-9 cold)."""
+        Called once two windows are on their way: the load (~25 ms at 1M rows, 0.1-0.2 s before its columns were
+        used in place) holds the interpreter lock against the first batch (started with a shard's stream, a loader's
+        first batch from 1M kept rows went 51-54 -> 75-77 ms, median of 16)."""
         if self.kept_later is not None and self.memo is not None:
             self.earlier, self.kept_later = self.memo.load_later(*self.kept_later), None
         return self.earlier

@@ -134,8 +134,8 @@ class RefSnapshots:
             ends = arrays.pop("id_ends", None)  # (absent from a table kept before they were)
             ends = np.require(ends, np.int64, ["C", "A"]) if ends is not None else None
             lists["ids"] = PackedIds(arrays.pop("ids").tobytes(), _SEP, ends) if len(arrays["seq"]) else []
-            if "labels" not in lists:  # a column (a copy: the archive's bytes may be a mapped file)
-                lists["labels"] = np.array(arrays.pop("labels"))
+            if "labels" not in lists:  # a column, used where it lies like the others (aligned, else copied)
+                lists["labels"] = np.require(arrays.pop("labels"), requirements=["C", "A"])
             table, scanned = RefTable.from_parts(arrays, lists), int(lists["scanned"])
         except (TensorDBError, ValueError, KeyError, TypeError):
             return None
