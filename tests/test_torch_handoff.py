@@ -99,7 +99,11 @@ class _Placed(TensorDBIterableDataset):
 @pytest.mark.timeout(120)
 def test_workers_decode_batches_straight_into_their_ring(warehouse):
     """Once a worker's ring is made (sized by its first batch), its stream decodes batches in free slots: the
-    batches are the ones torch's own hand-off gives, and a batch the loop keeps is not overwritten."""
+    batches are the ones torch's own hand-off gives, and a batch the loop keeps is not overwritten.
+
+    How many of the first epoch's batches are decoded in the ring depends on how far the stream read ahead
+    before the first batch made it (1 to 14 of 16 seen: CI's loaded host decoded nearly all ahead); in the
+    second every slot is free from the start, so every batch must be."""
     ds = _Placed(warehouse, study="torch", batch_size=8, seed=3, window_bytes=1000)
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2, persistent_workers=True)
     plain_ds, plain = _loader(warehouse, 0)
@@ -111,7 +115,9 @@ def test_workers_decode_batches_straight_into_their_ring(warehouse):
         assert [y.tolist() for _, y, _ in kept] == [y.tolist() for _, y in want]
         assert all(torch.equal(X, wX) for (X, _, _), (wX, _) in zip(kept, want))
         placed = sum(p for _, _, p in kept)
-        assert placed >= 4 and all(_in_a_ring(X) for X, _, p in kept if p)
+        assert all(_in_a_ring(X) for X, _, p in kept if p)
+        if epoch:
+            assert placed == len(kept)
         del kept
 
 
