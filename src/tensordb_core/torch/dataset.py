@@ -1,68 +1,12 @@
-"""PyTorch adapter: a ``torch.utils.data.IterableDataset`` over a TensorDB query (extra ``[torch]``).
+"""``TensorDBIterableDataset``: a query's batches as torch tensors, sharded over DDP ranks and loader workers.
 
-::
-
-    from tensordb_core.torch import TensorDBIterableDataset
-    ds = TensorDBIterableDataset("./warehouse", {"split": "train"}, study="cifar", batch_size=64, seed=1)
-    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=4, persistent_workers=True)
-    for epoch in range(10):
-        ds.set_epoch(epoch)          # like DistributedSampler: a new order each epoch
-        for X, y in loader: ...
-
-Persistent workers: :meth:`TensorDBIterableDataset.set_epoch` writes the
-epoch and its population into shared memory, which workers read when each
-epoch's iteration starts, so workers need not restart to see a new epoch.
-Each worker process keeps the sample references it read
-(:class:`~tensordb_core.stream.memo.IndexMemo`): a later epoch reads only the
-documents inserted since, instead of the whole index again.  And where the
-population is fixed (:meth:`~TensorDBIterableDataset.set_epoch`), a
-persistent worker's (or the loader process's) stream runs on into the next
-epoch, whose iteration takes it over where nothing changed (same epoch,
-population, shard and data generation), so an epoch neither starts nor
-drains a pipeline.  Samples deleted
-(or re-tagged) after a worker read them are seen by a new dataset object.
-``cache_dir=`` (a stream argument: remote chunks kept on local disk) gets one
-cache object per process, so each cached file is checked once per worker.
-
-Why batches come from the dataset (``batch_size=None`` in the loader): the
-stream reads whole chunks and decodes straight into batch arrays; collating
-single samples in the loader would undo that.
-
-Record data (``db.import_records``) comes as dicts: :func:`collate_records`
-turns each batch dict into tensors (stacked fields as tensors, ragged fields
-as lists of tensors, or padded where ``pad={"tokens": 0}`` asks; strings stay
-lists); pass ``collate=`` to change that.  ``collate_records`` also serves as a
-DataLoader's ``collate_fn`` over single record dicts.
-
-Sharding: each loader worker of each DDP rank streams its own shard
-``(rank * num_workers + worker_id, world_size * num_workers)``, so across all
-processes every sample of an epoch is read exactly once.  Each worker opens its
-own connection from ``uri`` (a connection cannot cross a process boundary).
-
-Hand-off from loader workers: a worker's stream decodes each batch straight
-into one of ``worker_slots`` slots of a shared-memory ring (``batch_memory``;
-a batch decoded elsewhere, such as the first, is copied into one), and the
-main process rebuilds the batch's tensors as views of its own mapping of that
-ring (:class:`_Ring`).  Why: torch gives every tensor a worker sends a new
-shared-memory segment whose file descriptor the main process fetches over a
-socket from the worker's resource-sharer thread; with the worker's stream
-threads holding its GIL that cost ~1 ms per tensor on 2 cores (2 workers
-moved 22-25k samples/s of 12 KiB where one process streams 71-74k; through
-the ring 54-74k, as fast as one process).  A slot is lent again only after
-every tensor made from it has been freed in both processes, so a batch the
-training loop keeps is never overwritten; when no slot is free (a loop
-holding many batches) or shared memory is short, the batch goes torch's
-usual way.  Record batches (dicts) always go torch's way.  Only torch's
-worker-to-main queue should pickle a worker's batch tensors: a custom
-``collate_fn`` that saves them (``torch.save``) writes slot addresses.
+See :mod:`tensordb_core.torch` for how it is used and why its loader
+workers hand batches over through a shared-memory ring (``ring.py``).
 """
 
 from __future__ import annotations
 
 import os
-import secrets
-import threading
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -73,7 +17,6 @@ from tensordb_core.errors import MissingDependency, TensorDBError
 
 try:
     import torch
-    from torch.multiprocessing.reductions import reduce_tensor
     from torch.utils.data import IterableDataset, get_worker_info
 except ImportError as exc:  # pragma: no cover - exercised only without torch
     raise MissingDependency("tensordb_core.torch needs PyTorch: pip install 'tensordb[torch]'") from exc
@@ -85,6 +28,8 @@ from tensordb_core.stream.disk_cache import DEFAULT_DISK_CACHE_BYTES, DiskChunkC
 from tensordb_core.stream.memo import IndexMemo
 from tensordb_core.stream.order import StreamState
 from tensordb_core.stream.records import collate
+from tensordb_core.torch.groups import batch_bytes, batches_per_handoff, handoff_groups
+from tensordb_core.torch.ring import MIN_SLOTS, Ring, aligned, slots_that_fit
 from tensordb_core.warehouse import datasets
 from tensordb_core.warehouse.handle import connect
 
@@ -93,14 +38,6 @@ from tensordb_core.warehouse.handle import connect
 #: or two more; the rest is headroom before a busy ring sends a batch torch's usual (slower) way.
 #: With 8, half the batches of 12 KiB samples were decoded outside the ring and copied in.
 WORKER_SLOTS = 16
-#: Fewer slots than this (little shared memory free) and batches go torch's way.
-MIN_SLOTS = 2
-#: Slots a worker's stream leaves free when it decodes a batch into the ring: for the batches it decoded
-#: ahead elsewhere (before the ring was made, or while every other slot was held), which are copied in.
-SLOTS_KEPT_FOR_COPIES = 2
-#: Where Linux keeps POSIX shared memory (torch's segments and the rings).
-SHM_DIR = "/dev/shm"
-_ALIGN = 64
 
 
 def distributed_shard() -> tuple[int, int]:
@@ -172,8 +109,12 @@ class TensorDBIterableDataset(IterableDataset):
         if isinstance(worker_slots, bool) or not isinstance(worker_slots, int) or worker_slots < 0:
             raise TensorDBError(f"worker_slots must be an int >= 0 (0: torch's own hand-off), got {worker_slots!r}")
         self.worker_slots = worker_slots
-        self._ring: _Ring | None = None
+        self._ring: Ring | None = None
         self._ring_tried = False  # this process sized (and maybe made) its ring
+        # set in the workers of a TensorDBDataLoader (torch/loader.py):
+        self._groups_asked: int | None = None  # batches a hand-off (0: by their bytes)
+        self._persistent_worker = False  # it iterates every epoch: its first iteration may carry its stream on
+        self._per_handoff: int | None = None  # what this process decided from its first batch
         self._memo: IndexMemo | None = None
         self._memo_pid = 0
         self._disk: DiskChunkCache | None = None
@@ -196,7 +137,7 @@ class TensorDBIterableDataset(IterableDataset):
         """This process's memo of sample references (a forked worker starts its own)."""
         if self._memo is None or self._memo_pid != os.getpid():
             self._memo, self._memo_pid = IndexMemo(), os.getpid()
-            self._disk = self._ring = None
+            self._disk = self._ring = self._per_handoff = None
             self._ring_tried = False
         return self._memo
 
@@ -234,7 +175,7 @@ class TensorDBIterableDataset(IterableDataset):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_memo"], state["_memo_pid"], state["_disk"] = None, 0, None  # references are per process: a spawned worker reads its own
-        state["_ring"], state["_ring_tried"] = None, False
+        state["_ring"], state["_ring_tried"], state["_per_handoff"] = None, False, None
         state["_carried"], state["_carried_pid"], state["_iterated_pid"] = None, 0, 0
         return state
 
@@ -256,10 +197,19 @@ class TensorDBIterableDataset(IterableDataset):
         self._shared[1] = -1 if as_of is None else int(as_of)
         self._shared[0] = int(epoch)
 
-    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+    def __iter__(self) -> Iterator[Any]:
+        """The epoch's batches; in a worker of :class:`~tensordb_core.torch.TensorDBDataLoader`, the first alone
+        and then in groups (torch/groups.py), which that loader's iterator yields one by one.  Not in a
+        following stream: a group would hold back batches while the stream waits for new data."""
+        batches = self._batches()
+        if self._groups_asked is None or get_worker_info() is None or self.stream_kwargs.get("follow"):
+            return batches
+        return handoff_groups(batches, lambda first: self._batches_per_handoff(batch_bytes(first)))
+
+    def _batches(self) -> Iterator[tuple[Any, Any]]:
         rank, world = loader_shard()
         epoch = self.epoch
-        again, self._iterated_pid = self._iterated_pid == os.getpid(), os.getpid()
+        again, self._iterated_pid = self._iterated_pid == os.getpid() or self._persistent_worker, os.getpid()
         run = self._take_carried(epoch, self.as_of, rank, world) or self._open(epoch, self.as_of, rank, world,
                                                                               carry=again)
         in_worker = self._lends_slots()
@@ -350,6 +300,15 @@ class TensorDBIterableDataset(IterableDataset):
         ring = self._ring
         return ring.allocate(shape, dtype) if ring is not None else None
 
+    def _batches_per_handoff(self, nbytes: int) -> int:
+        """Batches this process hands over at once, decided once from a batch of ``nbytes``: 1 outside a
+        :class:`~tensordb_core.torch.TensorDBDataLoader`'s workers."""
+        if self._groups_asked is None:
+            return 1
+        if self._per_handoff is None:
+            self._per_handoff = batches_per_handoff(self._groups_asked, nbytes)
+        return self._per_handoff
+
     def _lend(self, X: np.ndarray, y: np.ndarray | None) -> tuple[Any, Any]:
         """``(X, y)`` as tensors in a slot of this worker's ring, or made as usual when none is free."""
         numeric = y is not None and y.dtype.kind in "biuf"
@@ -357,10 +316,11 @@ class TensorDBIterableDataset(IterableDataset):
             self._index_memo()  # a forked worker drops the ring it inherited
             if not self._ring_tried:
                 self._ring_tried = True
-                per_batch = _aligned(X.nbytes // len(X) * self.batch_size)
-                per_batch += _aligned(y.itemsize * self.batch_size) if numeric and y is not None else 0
-                slots = _slots_that_fit(self.worker_slots, per_batch)
-                self._ring = _Ring(slots, per_batch) if slots >= MIN_SLOTS else None
+                per_batch = aligned(X.nbytes // len(X) * self.batch_size)
+                per_batch += aligned(y.itemsize * self.batch_size) if numeric and y is not None else 0
+                # groups in flight: torch's prefetch_factor (2) and the one the loop is yielding from
+                slots = slots_that_fit(self.worker_slots + 3 * (self._batches_per_handoff(per_batch) - 1), per_batch)
+                self._ring = Ring(slots, per_batch) if slots >= MIN_SLOTS else None
             lent = self._ring.lend([X, y] if numeric else [X]) if self._ring is not None else None
             if lent is not None:
                 return lent[0], (lent[1] if numeric else y)
@@ -387,187 +347,6 @@ class _Run:
             self.db.close()
 
 
-def _slots_that_fit(wanted: int, slot_bytes: int) -> int:
-    """At most ``wanted`` slots, in at most a quarter of the shared memory free now.
-
-    Why: a ring is touched whole when it is made, and a container's small
-    ``/dev/shm`` (64 MiB by default in Docker) that cannot hold it would kill
-    the worker with SIGBUS; torch's own hand-off needs room too.
-    """
-    try:
-        st = os.statvfs(SHM_DIR)
-    except OSError:  # no such directory (macOS): shared memory is not a small file system there
-        return wanted
-    return min(wanted, st.f_bavail * st.f_frsize // 4 // max(1, slot_bytes))
-
-
-def _aligned(nbytes: int) -> int:
-    return -(-nbytes // _ALIGN) * _ALIGN
-
-
-class _Ring:
-    """A loader worker's batch slots: one shared-memory tensor, mapped once by the main process.
-
-    Layout: an int64 header ``[mapped, sent[slots], returned[slots]]``, then
-    ``slots`` slots of ``slot_bytes``.  Each counter has one writer process:
-    the worker counts the tensors of a slot it sends (``sent``, when they are
-    pickled), the main process those it has freed (``returned``), and
-    ``mapped`` says the main process holds the ring, so batches stop carrying
-    it.  A slot is free when the worker holds no array of it (``local``) and
-    every tensor sent from it came back, i.e. was freed: a training loop that
-    keeps a batch keeps its slot.
-    """
-
-    def __init__(self, slots: int, slot_bytes: int) -> None:
-        self.slots, self.slot_bytes = slots, slot_bytes
-        self.header = _aligned(8 * (1 + 2 * slots))
-        self.token = f"{os.getpid()}-{secrets.token_hex(8)}"
-        self.ring = torch.zeros(self.header + slots * slot_bytes, dtype=torch.uint8).share_memory_()
-        self.mem = self.ring.numpy()
-        self.address = self.mem.ctypes.data
-        self.bytes = memoryview(self.mem)
-        counters = self.mem[:8 * (1 + 2 * slots)].view(np.int64)
-        self.mapped, self.sent = counters[:1], counters[1:1 + slots]
-        self.local = [0] * slots
-        self.lock = threading.Lock()
-        self.turn = 0
-
-    def free(self, slot: int) -> bool:
-        returned = self.mem[8 * (1 + self.slots + slot):8 * (2 + self.slots + slot)].view(np.int64)[0]
-        return self.local[slot] == 0 and self.sent[slot] == returned
-
-    def _take(self, need: int) -> int | None:
-        """Claim the next free slot when at least ``need`` are free (the caller holds the lock), else None."""
-        found = (s % self.slots for s in range(self.turn, self.turn + self.slots) if self.free(s % self.slots))
-        free = [slot for _, slot in zip(range(need), found)]  # per batch: stop looking once ``need`` are found
-        if len(free) < need:
-            return None
-        self.turn = free[0] + 1
-        return free[0]
-
-    def allocate(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
-        """An array of ``shape`` at the start of a free slot, held until it is freed; None when it does not fit
-        or fewer than :data:`SLOTS_KEPT_FOR_COPIES` + 1 slots are free.
-
-        Why: a worker decoded each batch into a fresh array and then copied it
-        into a slot, holding the GIL: a 12 KiB sample's copy was a tenth of
-        the CPU a sample costs across 2 workers and the loader on 2 cores
-        (28.8 -> 25.9 µs; 62k -> 69k samples/s, three alternating runs of 11
-        later epochs each).  The stream decodes a few batches ahead, so some
-        slots stay for :meth:`lend` to copy the batches decoded outside the
-        ring into.
-        """
-        if _aligned(int(np.prod(shape)) * np.dtype(dtype).itemsize) > self.slot_bytes:
-            return None
-        with self.lock:
-            slot = self._take(SLOTS_KEPT_FOR_COPIES + 1)
-            if slot is None:
-                return None
-            self.local[slot] += 1
-        view = np.ndarray(shape, dtype, buffer=self.mem, offset=self.header + slot * self.slot_bytes)
-        weakref.finalize(view, self._drop, slot)  # with the last array or tensor made from it
-        return view
-
-    def slot_of(self, a: np.ndarray) -> int | None:
-        """The slot whose start ``a`` is (an array :meth:`allocate` gave), else None."""
-        at = a.__array_interface__["data"][0] - self.address - self.header
-        inside = 0 <= at < self.slots * self.slot_bytes and at % self.slot_bytes == 0 and a.flags.c_contiguous
-        return at // self.slot_bytes if inside else None
-
-    def lend(self, arrays: list[np.ndarray]) -> list[Any] | None:
-        """``arrays`` as tensors in a slot: the first where it was decoded into one (:meth:`allocate`), the rest
-        copied after it; else copies of all in the next free slot.  None when they do not fit or no slot is free."""
-        if sum(_aligned(a.nbytes) for a in arrays) > self.slot_bytes:
-            return None
-        slot = self.slot_of(arrays[0])
-        placed = slot is not None
-        with self.lock:
-            if slot is None and (slot := self._take(1)) is None:
-                return None
-            self.local[slot] += len(arrays) - placed
-        out, at = [], self.header + slot * self.slot_bytes
-        for i, a in enumerate(arrays):
-            if i or not placed:
-                # memoryview's copy keeps the GIL: numpy's gives it up and the worker's loop then waits
-                # behind the stream's threads to get it back (py-spy: most of this line's time)
-                self.bytes[at:at + a.nbytes] = memoryview(np.ascontiguousarray(a)).cast("B")
-                a = np.ndarray(a.shape, a.dtype, buffer=self.mem, offset=at)
-                weakref.finalize(a, self._drop, slot)  # torch frees the array with the tensor's last storage
-            tensor = torch.from_numpy(a).as_subclass(_SlotTensor)
-            tensor._slot = (self, slot, at, a.dtype.str)
-            out.append(tensor)
-            at += _aligned(a.nbytes)
-        return out
-
-    def _drop(self, slot: int) -> None:
-        with self.lock:
-            self.local[slot] -= 1
-
-    def count_sent(self, slot: int) -> Any:
-        """Count one tensor of ``slot`` as sent; the ring itself while the main process has not mapped it."""
-        with self.lock:
-            self.sent[slot] += 1
-        return self.ring if self.mapped[0] == 0 else None
-
-
-class _SlotTensor(torch.Tensor):
-    """A worker's tensor in a ring slot: pickled (to the main process) as the slot's address, not its bytes.
-
-    Only a loader worker makes these, and only torch's worker-to-main queue
-    pickles them; the main process gets plain tensors.  Operations on one
-    return plain tensors (``__torch_function__`` disabled).
-    """
-
-    __torch_function__ = torch._C._disabled_torch_function_impl
-    _slot: tuple[_Ring, int, int, str]
-
-    def __reduce_ex__(self, protocol: Any) -> Any:
-        ring, slot, at, dtype = self._slot
-        plain = self.as_subclass(torch.Tensor)
-        if plain.data_ptr() != ring.ring.data_ptr() + at:  # torch moved its storage: send it torch's way
-            return reduce_tensor(plain)
-        counter = 8 * (1 + ring.slots + slot)
-        return _rebuild_from_ring, (ring.token, counter, at, dtype, tuple(self.shape), ring.count_sent(slot))
-
-
-#: Rings this (main) process maps, by worker token ``<pid>-<random>``: (ring tensor, its bytes, counter lock).
-_MAPPED: dict[str, tuple[Any, np.ndarray, threading.Lock]] = {}
-
-
-def _rebuild_from_ring(token: str, counter: int, at: int, dtype: str, shape: tuple[int, ...], ring: Any) -> Any:
-    """In the main process: the tensor a worker put at ``at`` in its ring, as a view of this process's mapping.
-
-    ``counter`` is the byte offset of the slot's ``returned`` count, raised
-    when the view is freed (with every tensor and storage made from it).
-    """
-    held = _MAPPED.get(token)
-    if held is None:
-        if ring is None:
-            raise TensorDBError(f"a loader worker's batch came without its shared memory (worker {token}); "
-                                "recreate the DataLoader, or pass worker_slots=0 to the dataset")
-        _forget_dead_workers()
-        held = _MAPPED[token] = (ring, ring.numpy(), threading.Lock())
-        held[1][:8].view(np.int64)[0] = 1  # mapped: the worker's later batches need not carry the ring
-    _, mem, lock = held
-    view = np.ndarray(shape, np.dtype(dtype), buffer=mem, offset=at)
-    weakref.finalize(view, _give_back, mem, lock, counter)
-    return torch.from_numpy(view)
-
-
-def _give_back(mem: np.ndarray, lock: threading.Lock, counter: int) -> None:
-    with lock:  # finalizers run on whichever thread drops the last reference
-        mem[counter:counter + 8].view(np.int64)[0] += 1
-
-
-def _forget_dead_workers() -> None:
-    """Drop the rings of workers that have exited (each slot view still alive keeps its mapping)."""
-    for token in list(_MAPPED):
-        try:
-            os.kill(int(token.split("-")[0]), 0)
-        except ProcessLookupError:
-            del _MAPPED[token]
-        except OSError:
-            pass
 
 
 def collate_records(batch: Mapping[str, Any] | Sequence[Mapping[str, Any]],
