@@ -64,12 +64,11 @@ def loader_first_batch(uri: Path, workers: int, cache: str | None = None) -> tup
     script waits for at its first epoch), and to its ``workers``-th batch: the loader takes batches from
     its workers in turn, so that one is the last worker's first (each worker is a shard whose piece,
     but rank 0's, starts inside a window it reads whole)."""
-    import torch.utils.data
 
-    from tensordb_core.torch import TensorDBIterableDataset
+    from tensordb_core.torch import TensorDBDataLoader, TensorDBIterableDataset
 
     dataset = TensorDBIterableDataset(uri, {}, study="bench", batch_size=64, cache_dir=cache)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers, persistent_workers=True)
+    loader = TensorDBDataLoader(dataset, num_workers=workers, persistent_workers=True)
     began = time.perf_counter()
     batches = iter(loader)
     next(batches)

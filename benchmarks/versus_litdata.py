@@ -96,10 +96,9 @@ def _loader_epochs(loader: Any, epochs: int, set_epoch: Any = None) -> tuple[flo
 def litdata_rows(spec: Spec, work: Path, repeat: int, top: float, warehouse: str,
                  layout: list[tuple[str, list[tuple[int, int, str, int]]]], workers: int = 2) -> list[dict[str, Any]]:
     """Every LitData row for ``spec``, with the matching TensorDB time-to-first-batch and DataLoader rows."""
-    import torch
     from litdata import StreamingDataLoader, StreamingDataset
 
-    from tensordb_core.torch import TensorDBIterableDataset
+    from tensordb_core.torch import TensorDBDataLoader, TensorDBIterableDataset
 
     out = work / "litdata" / spec.name
     _write_litdata(spec, out)
@@ -143,8 +142,8 @@ def litdata_rows(spec: Spec, work: Path, repeat: int, top: float, warehouse: str
     for n_workers in (workers, 0):
         what = f"torch DataLoader, {n_workers} workers" if n_workers else "torch DataLoader, single process"
         ds = TensorDBIterableDataset(warehouse, {"ds": spec.name}, study="bench", batch_size=spec.batch, seed=0)
-        loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=n_workers,
-                                             persistent_workers=bool(n_workers))
+        # TensorDB's own DataLoader subclass, as LitData's rows use its StreamingDataLoader
+        loader = TensorDBDataLoader(ds, num_workers=n_workers, persistent_workers=bool(n_workers))
         took, n = _loader_epochs(loader, repeat, ds.set_epoch)
         rows.append(row_without_cpu(spec, f"{what}: TensorDB (persistent workers)" if n_workers else f"{what}: TensorDB",
                         took, n, n * spec.sample_bytes, top))

@@ -106,7 +106,7 @@ def _epoch_labels(ds, epoch):
 def test_an_iteration_hands_its_stream_on_to_the_next_epoch(warehouse, monkeypatch):
     """From a process's second iteration on (a worker that is not persistent iterates once), one stream
     serves every epoch of a fixed population, in the order one stream of all those epochs gives."""
-    import tensordb_core.torch as adapter
+    import tensordb_core.torch.dataset as adapter
 
     made = []
     real = adapter.data_stream
@@ -123,7 +123,7 @@ def test_an_iteration_hands_its_stream_on_to_the_next_epoch(warehouse, monkeypat
 
 
 def test_a_carried_stream_is_dropped_when_its_epoch_population_or_data_changed(warehouse, monkeypatch):
-    import tensordb_core.torch as adapter
+    import tensordb_core.torch.dataset as adapter
 
     made = []
     real = adapter.data_stream

@@ -1,4 +1,4 @@
-"""Loader workers hand batches to the main process through a shared-memory ring (tensordb_core/torch.py).
+"""Loader workers hand batches to the main process through a shared-memory ring (tensordb_core/torch/ring.py).
 
 What must hold: the main process gets the same plain tensors in the same
 order as with torch's own hand-off; a batch the training loop keeps is never
@@ -15,6 +15,8 @@ import pytest
 import torch  # installed by .ci/run: missing fails, never skips
 
 import tensordb_core.torch as tdb_torch
+import tensordb_core.torch.dataset as torch_dataset
+import tensordb_core.torch.ring as torch_ring
 from tensordb_core.errors import TensorDBError
 from tensordb_core.torch import TensorDBIterableDataset
 
@@ -35,7 +37,7 @@ def _loader(warehouse: str, slots: int, persistent: bool = True):
 def _in_a_ring(t: torch.Tensor) -> bool:
     """Whether ``t``'s memory lies in a ring this process mapped from a worker."""
     return any(ring.data_ptr() <= t.data_ptr() < ring.data_ptr() + ring.numel()
-               for ring, _, _ in tdb_torch._MAPPED.values())
+               for ring, _, _ in torch_ring.MAPPED.values())
 
 
 @pytest.mark.timeout(120)
@@ -80,7 +82,7 @@ def test_every_slot_comes_back_when_the_loop_drops_its_batches(warehouse):
     del X, y
     gc.collect()
     workers = {str(w.pid) for w in loader._iterator._workers}
-    mine = [mem[:8 * (1 + 2 * slots)].view(np.int64) for token, (_, mem, _) in tdb_torch._MAPPED.items()
+    mine = [mem[:8 * (1 + 2 * slots)].view(np.int64) for token, (_, mem, _) in torch_ring.MAPPED.items()
             if token.split("-")[0] in workers]
     assert len(mine) == 2  # one ring per worker
     for c in mine:
@@ -122,7 +124,7 @@ def test_workers_decode_batches_straight_into_their_ring(warehouse):
 
 
 def test_a_ring_lends_free_slots_and_keeps_some_for_copies():
-    ring = tdb_torch._Ring(4, 4096)
+    ring = torch_ring.Ring(4, 4096)
     taken = [ring.allocate((8, 2, 3), np.float32) for _ in range(4)]
     assert [t is not None for t in taken] == [True, True, False, False]  # 2 kept for batches decoded elsewhere
     assert [ring.slot_of(t) for t in taken[:2]] == [0, 1] and ring.slot_of(np.empty(3)) is None
@@ -164,10 +166,10 @@ def test_a_worker_with_one_cpu_decodes_and_reads_on_one_thread(warehouse, monkey
                                                                expected, option):
     kwargs = {} if given is None else {option: given}
     ds = TensorDBIterableDataset(warehouse, study="torch", **kwargs)
-    monkeypatch.setattr(tdb_torch.os, "cpu_count", lambda: cpus)
-    monkeypatch.setattr(tdb_torch, "get_worker_info", lambda: type("Info", (), {"num_workers": workers, "id": 0})())
+    monkeypatch.setattr(torch_dataset.os, "cpu_count", lambda: cpus)
+    monkeypatch.setattr(torch_dataset, "get_worker_info", lambda: type("Info", (), {"num_workers": workers, "id": 0})())
     assert ds._stream_kwargs().get(option) == expected
-    monkeypatch.setattr(tdb_torch, "get_worker_info", lambda: None)
+    monkeypatch.setattr(torch_dataset, "get_worker_info", lambda: None)
     assert ds._stream_kwargs().get(option) == given  # the main process: untouched
 
 
@@ -175,7 +177,7 @@ def test_a_worker_with_one_cpu_decodes_and_reads_on_one_thread(warehouse, monkey
 def test_without_room_in_shared_memory_batches_go_torchs_way(warehouse, monkeypatch):
     """A small /dev/shm (Docker: 64 MiB) must not kill a worker: no ring, the same batches."""
     _, loader = _loader(warehouse, tdb_torch.WORKER_SLOTS)
-    monkeypatch.setattr(tdb_torch.os, "statvfs", lambda path: type("St", (), {"f_bavail": 0, "f_frsize": 4096})())
+    monkeypatch.setattr(torch_dataset.os, "statvfs", lambda path: type("St", (), {"f_bavail": 0, "f_frsize": 4096})())
     got = list(loader)  # the workers fork with the patches in place
     assert sorted(v for _, y in got for v in y.tolist()) == list(range(N))
     assert all(torch.equal(X[:, 0, 0], y.to(torch.float32)) for X, y in got)
