@@ -84,3 +84,15 @@ def torch_warehouse(tmp_path) -> str:
         X = (np.arange(n)[:, None] + np.zeros(6)).astype(np.float32).reshape(n, 2, 3)
         db.import_data(X, np.arange(n), chunk_bytes=512)
     return path
+
+
+@pytest.fixture
+def torch_records_warehouse(tmp_path) -> str:
+    """A directory warehouse, study ``r``, of 40 sample records (``testing.warehouse_checks.sample_records``: an
+    image, tokens, a caption and a label each) in chunks of 4 KiB, for the torch adapter's record tests."""
+    from tensordb_core.testing.warehouse_checks import sample_records
+
+    path = str(tmp_path / "records")
+    with tdb.connect(path, study="r") as db:
+        db.import_records(sample_records(40), chunk_bytes=4096)
+    return path

@@ -79,14 +79,10 @@ def test_a_grouped_dataset_lets_the_warehouse_fix_each_epoch(warehouse):
 
 
 @pytest.mark.timeout(120)
-def test_record_data_comes_as_dicts_of_tensors_with_ragged_fields_from_two_workers(tmp_path):
-    from tensordb_core.testing.warehouse_checks import sample_records
+def test_record_data_comes_as_dicts_of_tensors_with_ragged_fields_from_two_workers(torch_records_warehouse):
     from tensordb_core.torch import collate_records
 
-    path = str(tmp_path / "records")
-    with tdb.connect(path, study="r") as db:
-        db.import_records(sample_records(40), chunk_bytes=4096)
-    ds = TensorDBIterableDataset(path, study="r", batch_size=8, seed=1, pad={"tokens": 0})
+    ds = TensorDBIterableDataset(torch_records_warehouse, study="r", batch_size=8, seed=1, pad={"tokens": 0})
     seen = []
     for batch in torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2):
         assert isinstance(batch["label"], torch.Tensor) and isinstance(batch["caption"], list)

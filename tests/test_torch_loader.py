@@ -17,7 +17,6 @@ import pytest
 import torch  # installed by .ci/run: missing fails, never skips
 import torch.utils.data
 
-import tensordb_core as tdb
 from tensordb_core.errors import TensorDBError
 from tensordb_core.torch import TensorDBDataLoader, TensorDBIterableDataset
 from tensordb_core.torch.groups import (
@@ -111,13 +110,8 @@ def test_without_workers_it_is_a_plain_loader(warehouse):
 
 
 @pytest.mark.timeout(120)
-def test_record_batches_come_grouped_and_split_as_dicts(tmp_path):
-    from tensordb_core.testing.warehouse_checks import sample_records
-
-    path = str(tmp_path / "records")
-    with tdb.connect(path, study="r") as db:
-        db.import_records(sample_records(40), chunk_bytes=4096)
-    ds = TensorDBIterableDataset(path, study="r", batch_size=4, seed=1, pad={"tokens": 0})
+def test_record_batches_come_grouped_and_split_as_dicts(torch_records_warehouse):
+    ds = TensorDBIterableDataset(torch_records_warehouse, study="r", batch_size=4, seed=1, pad={"tokens": 0})
     seen = []
     for batch in TensorDBDataLoader(ds, num_workers=2, batches_per_handoff=3):
         assert isinstance(batch, dict) and isinstance(batch["label"], torch.Tensor)
