@@ -207,6 +207,7 @@ class TensorDBIterableDataset(IterableDataset):
         return handoff_groups(batches, lambda first: self._batches_per_handoff(batch_bytes(first)))
 
     def _batches(self) -> Iterator[tuple[Any, Any]]:
+        """The epoch's batches one by one, as tensors (in a loader worker, lent from its ring where it can)."""
         rank, world = loader_shard()
         epoch = self.epoch
         again, self._iterated_pid = self._iterated_pid == os.getpid() or self._persistent_worker, os.getpid()

@@ -12,7 +12,7 @@ of batches, which the loader's iterator yields one by one; a plain
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 #: A group holds about this many bytes of batches ...
@@ -45,7 +45,7 @@ def batch_bytes(batch: Any) -> int:
     return total
 
 
-def handoff_groups(batches: Iterator[Any], size: Any) -> Iterator[Any]:
+def handoff_groups(batches: Iterator[Any], size: Callable[[Any], int]) -> Iterator[Any]:
     """``batches``' first alone, then :class:`BatchGroup` s of ``size(first)`` (the last may be short).
 
     Closing this generator closes ``batches`` (the dataset's iteration, which

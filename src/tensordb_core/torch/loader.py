@@ -62,10 +62,11 @@ class TensorDBDataLoader(torch.utils.data.DataLoader):
         if batch_size is not None:
             raise TensorDBError(f"batches come from the dataset (its batch_size={dataset.batch_size}); "
                                 f"leave out the loader's batch_size, got {batch_size!r}")
-        asked = 0 if batches_per_handoff is None else batches_per_handoff
-        if isinstance(asked, bool) or not isinstance(asked, int) or asked < 0 or batches_per_handoff == 0:
+        if batches_per_handoff is not None and (isinstance(batches_per_handoff, bool)
+                                                or not isinstance(batches_per_handoff, int) or batches_per_handoff < 1):
             raise TensorDBError(f"batches_per_handoff must be an int >= 1 (None: by the batches' bytes), "
                                 f"got {batches_per_handoff!r}")
+        asked = batches_per_handoff or 0  # 0: by the batches' bytes (groups.batches_per_handoff)
         if isinstance(worker_init_fn, _WorkerSetup):  # re-made from its own arguments (Lightning does)
             worker_init_fn = worker_init_fn.then
         self.batches_per_handoff = batches_per_handoff
