@@ -64,7 +64,6 @@ def loader_first_batch(uri: Path, workers: int, cache: str | None = None) -> tup
     script waits for at its first epoch), and to its ``workers``-th batch: the loader takes batches from
     its workers in turn, so that one is the last worker's first (each worker is a shard whose piece,
     but rank 0's, starts inside a window it reads whole)."""
-
     from tensordb_core.torch import TensorDBDataLoader, TensorDBIterableDataset
 
     dataset = TensorDBIterableDataset(uri, {}, study="bench", batch_size=64, cache_dir=cache)
@@ -78,6 +77,13 @@ def loader_first_batch(uri: Path, workers: int, cache: str | None = None) -> tup
     every = time.perf_counter() - began
     del batches  # the workers stop with their iterator
     return took, every
+
+
+def loader_runs(uri: Path, workers: int, repeat: int, cache: str | None = None) -> list[tuple[float, float]]:
+    """``repeat`` runs of :func:`loader_first_batch` (one of NaNs without workers)."""
+    if not workers:
+        return [(float("nan"), float("nan"))]
+    return [loader_first_batch(uri, workers, cache) for _ in range(repeat)]
 
 
 def best_each(runs: list[tuple[float, float]]) -> tuple[float, float]:
@@ -108,16 +114,14 @@ def main(argv: list[str] | None = None) -> int:
                 memo = IndexMemo()
                 first_batch(db, memo)
                 memo_took = min(first_batch(db, memo)[0] for _ in range(args.repeat))
-                loader_runs = [loader_first_batch(Path(work) / f"wh-{n}", args.workers)
-                               for _ in range(args.repeat)] if args.workers else [(float("nan"), float("nan"))]
-                loader_took, loader_every = best_each(loader_runs)
+                cold_runs = loader_runs(Path(work) / f"wh-{n}", args.workers, args.repeat)
+                loader_took, loader_every = best_each(cold_runs)
                 cache = str(Path(work) / f"cache-{n}")
                 with data_stream(db.scope, {}, batch_size=64, shuffle=True, seed=0, cache_dir=cache) as stream:
                     for _ in stream:  # one whole epoch keeps the references in cache
                         pass
                 kept_took = min(first_batch(db, cache=cache)[0] for _ in range(args.repeat))
-                kept_runs = [loader_first_batch(Path(work) / f"wh-{n}", args.workers, cache)
-                             for _ in range(args.repeat)] if args.workers else [(float("nan"), float("nan"))]
+                kept_runs = loader_runs(Path(work) / f"wh-{n}", args.workers, args.repeat, cache)
                 kept_loader = best_each(kept_runs)
             rows.append({"samples": n, "import_s": round(imported, 1), "first_batch_ms": round(took * 1e3, 1),
                          "index_ms": round(index_s * 1e3, 1), "index_us_per_doc": round(index_s / n * 1e6, 2),
@@ -127,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                          "first_batch_kept_ms": round(kept_took * 1e3, 1),
                          "loader_first_batch_kept_ms": round(kept_loader[0] * 1e3, 1),
                          "loader_every_worker_kept_ms": round(kept_loader[1] * 1e3, 1),
-                         "loader_every_worker_median_ms": round(statistics.median(r[1] for r in loader_runs) * 1e3,
+                         "loader_every_worker_median_ms": round(statistics.median(r[1] for r in cold_runs) * 1e3,
                                                                 1),
                          "loader_every_worker_kept_median_ms": round(statistics.median(r[1] for r in kept_runs) * 1e3,
                                                                      1)})

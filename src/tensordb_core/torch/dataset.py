@@ -12,15 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch  # the package's __init__ says what to install when it is missing
+from torch.utils.data import IterableDataset, get_worker_info
 
-from tensordb_core.errors import MissingDependency, TensorDBError
-
-try:
-    import torch
-    from torch.utils.data import IterableDataset, get_worker_info
-except ImportError as exc:  # pragma: no cover - exercised only without torch
-    raise MissingDependency("tensordb_core.torch needs PyTorch: pip install 'tensordb[torch]'") from exc
-
+from tensordb_core.errors import TensorDBError
 from tensordb_core.query.filters import validate_query
 from tensordb_core.store.generations import data_generation
 from tensordb_core.stream.batches import DEFAULT_WINDOW_BYTES, data_stream
@@ -202,7 +197,7 @@ class TensorDBIterableDataset(IterableDataset):
         and then in groups (torch/groups.py), which that loader's iterator yields one by one.  Not in a
         following stream: a group would hold back batches while the stream waits for new data."""
         batches = self._batches()
-        if self._groups_asked is None or get_worker_info() is None or self.stream_kwargs.get("follow"):
+        if self._groups_asked is None or self.stream_kwargs.get("follow"):  # set in that loader's workers only
             return batches
         return handoff_groups(batches, lambda first: self._batches_per_handoff(batch_bytes(first)))
 
@@ -346,8 +341,6 @@ class _Run:
             self.stream.close()
         finally:
             self.db.close()
-
-
 
 
 def collate_records(batch: Mapping[str, Any] | Sequence[Mapping[str, Any]],
