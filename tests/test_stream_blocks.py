@@ -10,6 +10,7 @@ samples, deleted samples) and a filter, and require the same sequence.
 from __future__ import annotations
 
 import threading
+import time
 from itertools import pairwise
 
 import numpy as np
@@ -205,6 +206,38 @@ def test_rank_0_yields_its_first_batch_before_counting_the_blocks(db, monkeypatc
     assert _labels(db.data_generator(shard=(0, 2), state=state, **kw)) == rest
     n = len(db.find_data({}))
     assert len(head + rest) == (n + 1) // 2
+
+
+@pytest.mark.parametrize("shard", [None, (0, 2), (1, 2)])
+def test_the_fetch_thread_reads_no_further_until_the_streams_first_window_is_read(db, monkeypatch, shard):
+    """The first batch waits for the first window only; the index reads of the windows after it wait for that read
+    (engine._submit), so they do not take the interpreter lock from it.  Checked as: while the first read is held
+    up, no second window is submitted; the epoch still holds every sample once."""
+    from tensordb_core.stream import reader
+
+    _fill(db)
+    submitted, during_first = [], []
+    real_submit, real_fetch = reader.WindowReader.submit, reader.fetch_window
+
+    def counting(self, *args, **kwargs):
+        submitted.append(1)
+        return real_submit(self, *args, **kwargs)
+
+    def slow_first(*args, **kwargs):
+        if not during_first:
+            time.sleep(0.1)  # time enough for the fetch thread to submit the next window, were it not waiting
+            during_first.append(len(submitted))
+        return real_fetch(*args, **kwargs)
+
+    monkeypatch.setattr(reader.WindowReader, "submit", counting)
+    monkeypatch.setattr(reader, "fetch_window", slow_first)
+    labels = _labels(db.data_generator(batch_size=4, seed=5, window_bytes=3000, epochs=1, **({"shard": shard} if shard else {})))
+    assert during_first == [1] and len(submitted) >= 3
+    kept = [label for label in range(600) if label % 7]  # what _fill leaves
+    if shard is None:
+        assert sorted(labels) == kept
+    else:
+        assert len(set(labels)) == len(labels) == (len(kept) + 1 - shard[0]) // 2 and set(labels) <= set(kept)
 
 
 @pytest.mark.parametrize("world", [2, 3])

@@ -52,8 +52,8 @@ def test_a_file_store_maps_the_rows_it_reads_of_a_chunk_as_one_view(tmp_path):
     """Mapped ranges cost a mapping each and skipped bytes almost nothing: two samples of every five (gaps
     wider than the file rules merge, as a loader worker's share of a window has) are one view per chunk; a
     10% filter keeps its ranges (FetchPlan.joined)."""
+    from tensordb_core.stream.counters import Counters
     from tensordb_core.stream.decode import Decoder
-    from tensordb_core.stream.engine import Counters
     from tensordb_core.stream.fetch import MAP_FILL, fetch_window
 
     db, X = _warehouse(tmp_path)

@@ -65,9 +65,10 @@ from tensordb_core.store.scope import StudyScope
 from tensordb_core.stream.blocks import head_documents, population
 from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.config import RecordOptions, StreamConfig
+from tensordb_core.stream.counters import Counters
 from tensordb_core.stream.decode import Batch, BatchMemory, Decoder, JoinedRows, SampleError, WindowLabels, join_labels
 from tensordb_core.stream.disk_cache import DEFAULT_DISK_CACHE_BYTES, DiskChunkCache
-from tensordb_core.stream.engine import Counters, Engine, Phase
+from tensordb_core.stream.engine import Engine, Phase
 from tensordb_core.stream.fetch import fetch_window
 from tensordb_core.stream.groups import check_group
 from tensordb_core.stream.memo import IndexMemo

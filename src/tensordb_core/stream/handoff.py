@@ -16,7 +16,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, InvalidStateError, wait
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -98,13 +98,18 @@ class Handoff(Generic[T]):
             return len(self._items)
 
 
-def result_or_stop(future: Future[T], stop: StopSignal) -> T | None:
-    """``future``'s result (re-raising its error); None once ``stop`` is set (then a cancelled read is no error)."""
+def done_or_stop(future: Future[Any], stop: StopSignal) -> None:
+    """Wait until ``future`` is done or ``stop`` is set; its result or error is left to whoever takes it."""
     if not future.done():
         wait([future, stop.future], return_when=FIRST_COMPLETED)
+
+
+def result_or_stop(future: Future[T], stop: StopSignal) -> T | None:
+    """``future``'s result (re-raising its error); None once ``stop`` is set (then a cancelled read is no error)."""
+    done_or_stop(future, stop)
     if stop.is_set() or not future.done():
         return None
     return future.result()
 
 
-__all__ = ["Handoff", "StopSignal", "result_or_stop"]
+__all__ = ["Handoff", "StopSignal", "done_or_stop", "result_or_stop"]
