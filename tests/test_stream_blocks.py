@@ -231,7 +231,8 @@ def test_the_fetch_thread_reads_no_further_until_the_streams_first_window_is_rea
 
     monkeypatch.setattr(reader.WindowReader, "submit", counting)
     monkeypatch.setattr(reader, "fetch_window", slow_first)
-    labels = _labels(db.data_generator(batch_size=4, seed=5, window_bytes=3000, epochs=1, **({"shard": shard} if shard else {})))
+    sharded = {"shard": shard} if shard else {}
+    labels = _labels(db.data_generator(batch_size=4, seed=5, window_bytes=3000, epochs=1, **sharded))
     assert during_first == [1] and len(submitted) >= 3
     kept = [label for label in range(600) if label % 7]  # what _fill leaves
     if shard is None:

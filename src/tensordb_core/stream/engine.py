@@ -315,9 +315,13 @@ class Engine:
         if not self.windows.put(_Marker("start", phase)):
             return False
         done, checked = 0, []
+
+        def note_checked(read: FrozenRefs) -> None:  # a read window's crc32 results, carried once all are in
+            checked.append(verified_seqs(read))
+
         for put, (refs, rows) in enumerate(windows):
             self._note_newest(refs, refs.n)  # what a follow tail watches
-            if len(rows) and not self.windows.put(self._submit(refs, rows, lambda read: checked.append(verified_seqs(read)))):
+            if len(rows) and not self.windows.put(self._submit(refs, rows, note_checked)):
                 return False
             done += len(rows)
             if put and self._load_kept() is not None and (earlier := self._kept_rows()) is not None:
