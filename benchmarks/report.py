@@ -13,6 +13,10 @@ import numpy as np
 
 from tensordb_core.format.checksums import IMPLEMENTATION as CRC32_IMPLEMENTATION
 
+# Every benchmark imports this module, and each row names its cache itself: a stream given no cache_dir would
+# otherwise use the machine's $TENSORDB_CACHE_DIR (stream/disk_cache.py) and its "cold" rows start from kept tables.
+os.environ.pop("TENSORDB_CACHE_DIR", None)
+
 
 def machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "load_average": [round(v, 2) for v in os.getloadavg()], "platform": platform.platform(), "python": platform.python_version(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -15,6 +16,10 @@ import tensordb_core as tdb
 settings.register_profile("ci", derandomize=True, database=None)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile("ci")
+
+# A stream given no cache_dir uses $TENSORDB_CACHE_DIR (stream/disk_cache.py): a developer's own setting would
+# make the suite's streams start from references kept by earlier tests and runs; tests that want it set it.
+os.environ.pop("TENSORDB_CACHE_DIR", None)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -389,3 +389,42 @@ def test_a_kept_tables_columns_are_used_where_they_lie_and_an_older_archive_stil
     assert lent.freeze().x_off.tolist() == [10, 20, 30, 40, 50] and lent.ids == [*ids, "s4"]
     with pytest.raises(ValueError):
         PackedIds(b"a\x00bc", "\x00", np.array([1, 3]))  # ends that do not fit the text: the table is not used
+
+
+def test_a_stream_given_no_cache_dir_keeps_its_table_where_the_environment_says(tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """``$TENSORDB_CACHE_DIR`` is the cache of every stream that names none (stream/disk_cache.disk_cache_for):
+    the next stream starts from the kept table; ``cache_dir=False`` and an empty variable keep nothing."""
+    with tdb.connect(tmp_path / "wh", study="s") as db:
+        db.import_data(samples(), np.arange(N), chunk_bytes=1024)
+        plain, _ = stream(db, None)
+        monkeypatch.setenv("TENSORDB_CACHE_DIR", str(tmp_path / "off"))
+        off, off_stats = stream(db, None, cache_dir=False)
+        assert off_stats.index_s > 0 and not (tmp_path / "off").exists()
+        monkeypatch.setenv("TENSORDB_CACHE_DIR", "")
+        stream(db, None)
+        monkeypatch.setenv("TENSORDB_CACHE_DIR", str(tmp_path / "env"))
+        first, first_stats = stream(db, None)
+        assert first_stats.index_s > 0 and len(kept(tmp_path / "env")) == 1
+        again, again_stats = stream(db, None)
+        assert again_stats.index_s == 0.0  # started from the table the environment's cache kept
+        for batches in (off, first, again):
+            same(plain, batches)
+    assert not (tmp_path / "off").exists()
+
+
+def test_an_unusable_cache_dir_is_a_typed_error_naming_where_it_came_from(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from tensordb_core.stream.disk_cache import DiskCacheError
+
+    (tmp_path / "a-file").write_text("not a directory")
+    with tdb.connect(tmp_path / "wh", study="s") as db:
+        db.import_data(samples(30), np.arange(30), chunk_bytes=1024)
+        monkeypatch.setenv("TENSORDB_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
+        with pytest.raises(DiskCacheError, match="TENSORDB_CACHE_DIR"):
+            db.data_generator({}, batch_size=8)
+        with pytest.raises(DiskCacheError, match="names no directory"):
+            db.data_generator({}, batch_size=8, cache_dir=True)
+        monkeypatch.delenv("TENSORDB_CACHE_DIR")
+        with db.data_generator({}, batch_size=8) as s:  # the variable unset: no cache, as before
+            assert sum(len(X) for X, _ in s) == 30

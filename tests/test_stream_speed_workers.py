@@ -139,6 +139,23 @@ def test_a_cache_dir_is_one_cache_object_per_process_across_epochs(warehouse, tm
     assert ds._index_memo().snapshots.cache is seen[0]
 
 
+def test_the_environments_cache_dir_is_one_cache_object_per_process_too(warehouse, tmp_path, monkeypatch):
+    """Given no ``cache_dir``, a loader dataset uses ``$TENSORDB_CACHE_DIR``'s, made once per process (and none
+    when the variable is unset)."""
+    unset = TensorDBIterableDataset(warehouse, study="torch", batch_size=16, seed=2)
+    assert sorted(v for _, y in unset for v in y.tolist()) == list(range(N))
+    assert unset._disk is None and unset._index_memo().snapshots is None
+    monkeypatch.setenv("TENSORDB_CACHE_DIR", str(tmp_path / "env"))
+    ds = TensorDBIterableDataset(warehouse, study="torch", batch_size=16, seed=2, disk_cache_bytes=1 << 20)
+    seen = []
+    for epoch in range(2):
+        ds.set_epoch(epoch)
+        assert sorted(v for _, y in ds for v in y.tolist()) == list(range(N))
+        seen.append(ds._disk)
+    assert seen[0] is seen[1] and seen[0].directory == tmp_path / "env" and seen[0].max_bytes == 1 << 20
+    assert seen[0].nbytes() > 0 and ds._index_memo().snapshots.cache is seen[0]
+
+
 @pytest.mark.parametrize("columns", [True, False])
 def test_a_stream_stopped_while_its_table_loads_leaves_the_memo_only_what_it_read(warehouse, monkeypatch, columns):
     """A closed stream's table load ends part way; the memo keeps that table with the bound it really read,

@@ -67,7 +67,7 @@ from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.config import RecordOptions, StreamConfig
 from tensordb_core.stream.counters import Counters
 from tensordb_core.stream.decode import Batch, BatchMemory, Decoder, JoinedRows, SampleError, WindowLabels, join_labels
-from tensordb_core.stream.disk_cache import DEFAULT_DISK_CACHE_BYTES, DiskChunkCache
+from tensordb_core.stream.disk_cache import DEFAULT_DISK_CACHE_BYTES, DiskChunkCache, disk_cache_for
 from tensordb_core.stream.engine import Engine, Phase
 from tensordb_core.stream.fetch import fetch_window
 from tensordb_core.stream.groups import check_group
@@ -156,7 +156,7 @@ def data_stream(
     pad: Mapping[str, Any] | None = None,
     weights: str | Callable[[Mapping[str, Any]], float] | None = None,
     index_memo: IndexMemo | None = None,
-    cache_dir: str | os.PathLike[str] | DiskChunkCache | None = None,
+    cache_dir: str | os.PathLike[str] | DiskChunkCache | bool | None = None,
     disk_cache_bytes: int = DEFAULT_DISK_CACHE_BYTES,
     batch_memory: BatchMemory | None = None,
 ) -> Stream:
@@ -207,7 +207,9 @@ def data_stream(
     (:mod:`tensordb_core.stream.disk_cache`), and, on every backend, the
     query's sample references, so the next stream or process starts its
     first epoch without reading the index
-    (:mod:`tensordb_core.stream.snapshots`).
+    (:mod:`tensordb_core.stream.snapshots`).  Not given (None), it is
+    ``$TENSORDB_CACHE_DIR`` where that is set and not empty; ``False``: no
+    disk cache whatever the environment says.
     ``batch_memory(shape, dtype)`` lends the array an ``(X, y)`` batch's ``X``
     is decoded into (None: a fresh one; called on decode threads): the torch
     adapter's loader workers decode straight into the shared memory the main
@@ -262,8 +264,7 @@ def data_stream(
     if index_memo is not None and not isinstance(index_memo, IndexMemo):
         raise InvalidStreamArgument(f"index_memo must be an IndexMemo or None, not {type(index_memo).__name__}")
     _check_int("disk_cache_bytes", disk_cache_bytes, 1)
-    disk = cache_dir if isinstance(cache_dir, DiskChunkCache) or cache_dir is None else DiskChunkCache(
-        cache_dir, int(disk_cache_bytes))
+    disk = disk_cache_for(cache_dir, int(disk_cache_bytes))
     if disk is not None and index_memo is None:
         index_memo = IndexMemo(RefSnapshots(disk))
     elif disk is not None and index_memo is not None and index_memo.snapshots is None:

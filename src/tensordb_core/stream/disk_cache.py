@@ -5,7 +5,11 @@ transfer for every chunk every epoch, while a training run reads the same
 chunks again each epoch.  Keeping the stored (compressed) chunks in a local
 directory makes later epochs read at local-disk speed, as LitData and MosaicML
 streaming do with their shard copies.  Off by default: ``data_stream(...,
-cache_dir="/local/ssd/tensordb-cache", disk_cache_bytes=50 << 30)``.
+cache_dir="/local/ssd/tensordb-cache", disk_cache_bytes=50 << 30)``, or for
+every stream of a machine's processes that names no ``cache_dir``, the
+environment's ``TENSORDB_CACHE_DIR`` (:func:`disk_cache_for`): where to cache
+is the machine's business, like ``TENSORDB_URI``, so one training script
+runs cached on a workstation and uncached elsewhere, unchanged.
 
 Why it is safe to share: only *content-addressed* chunks are kept (a key whose
 last segment is the sha256 of its bytes, which is how every data chunk is
@@ -52,6 +56,33 @@ STALE_TMP_S = 3600.0
 
 class DiskCacheError(TensorDBError, ValueError):
     """The disk cache's directory or size is unusable (not a directory, not writable, a bad bound)."""
+
+
+#: The directory a stream given no ``cache_dir`` keeps its disk cache in (unset or empty: none).
+CACHE_DIR_ENV = "TENSORDB_CACHE_DIR"
+
+
+def disk_cache_for(cache_dir: str | os.PathLike[str] | DiskChunkCache | bool | None, max_bytes: int
+                   ) -> DiskChunkCache | None:
+    """The disk cache a stream's ``cache_dir`` names: a :class:`DiskChunkCache` as given, a directory (kept to
+    ``max_bytes``), ``None`` for ``$TENSORDB_CACHE_DIR`` (unset or empty: no cache), ``False`` for none whatever
+    the environment says.  An unusable directory is a :class:`DiskCacheError`, naming the variable when it
+    came from there."""
+    if cache_dir is False:
+        return None
+    if isinstance(cache_dir, DiskChunkCache):
+        return cache_dir
+    if cache_dir is True:
+        raise DiskCacheError("cache_dir=True names no directory: give a path, None for $TENSORDB_CACHE_DIR, or False")
+    if cache_dir is not None:
+        return DiskChunkCache(cache_dir, max_bytes)
+    named = os.environ.get(CACHE_DIR_ENV, "")
+    if not named.strip():
+        return None
+    try:
+        return DiskChunkCache(named, max_bytes)
+    except DiskCacheError as exc:
+        raise DiskCacheError(f"{CACHE_DIR_ENV}: {exc}") from None
 
 
 class DiskChunkCache:
@@ -290,4 +321,5 @@ class DiskCachedBlobs:
         raise BlobNotFound(key)  # pragma: no cover - get_many yields one item or raises
 
 
-__all__ = ["DEFAULT_DISK_CACHE_BYTES", "DiskCacheError", "DiskCachedBlobs", "DiskChunkCache"]
+__all__ = ["CACHE_DIR_ENV", "DEFAULT_DISK_CACHE_BYTES", "DiskCacheError", "DiskCachedBlobs", "DiskChunkCache",
+           "disk_cache_for"]

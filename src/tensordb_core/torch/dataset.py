@@ -19,7 +19,7 @@ from tensordb_core.errors import TensorDBError
 from tensordb_core.query.filters import validate_query
 from tensordb_core.store.generations import data_generation
 from tensordb_core.stream.batches import DEFAULT_WINDOW_BYTES, data_stream
-from tensordb_core.stream.disk_cache import DEFAULT_DISK_CACHE_BYTES, DiskChunkCache
+from tensordb_core.stream.disk_cache import DEFAULT_DISK_CACHE_BYTES, DiskChunkCache, disk_cache_for
 from tensordb_core.stream.memo import IndexMemo
 from tensordb_core.stream.order import StreamState
 from tensordb_core.stream.records import collate
@@ -137,7 +137,8 @@ class TensorDBIterableDataset(IterableDataset):
         return self._memo
 
     def _stream_kwargs(self) -> dict[str, Any]:
-        """The stream arguments, with one disk cache object per process for a ``cache_dir`` path.
+        """The stream arguments, with one disk cache object per process for a ``cache_dir`` path (or, none given,
+        ``$TENSORDB_CACHE_DIR``'s: stream/disk_cache.py).
 
         Why one object: a cache object checks each file against its content
         address the first time it reads it; a new object per epoch would hash
@@ -159,12 +160,12 @@ class TensorDBIterableDataset(IterableDataset):
                 if kwargs.get(option) is None:
                     kwargs[option] = 1
         where = kwargs.get("cache_dir")
-        if isinstance(where, (str, os.PathLike)):
+        if where is None or isinstance(where, (str, os.PathLike)):  # a path, or $TENSORDB_CACHE_DIR's
             self._index_memo()
             if self._disk is None:
-                self._disk = DiskChunkCache(where, kwargs.pop("disk_cache_bytes", DEFAULT_DISK_CACHE_BYTES))
+                self._disk = disk_cache_for(where, kwargs.get("disk_cache_bytes", DEFAULT_DISK_CACHE_BYTES))
             kwargs.pop("disk_cache_bytes", None)
-            kwargs["cache_dir"] = self._disk
+            kwargs["cache_dir"] = self._disk if self._disk is not None else False  # None: the environment names none
         return kwargs
 
     def __getstate__(self) -> dict[str, Any]:
