@@ -209,15 +209,21 @@ def test_rank_0_yields_its_first_batch_before_counting_the_blocks(db, monkeypatc
 
 
 @pytest.mark.parametrize("shard", [None, (0, 2), (1, 2)])
-def test_the_fetch_thread_reads_no_further_until_the_streams_first_window_is_read(db, monkeypatch, shard):
-    """The first batch waits for the first window only; the index reads of the windows after it wait for that read
-    (engine._submit), so they do not take the interpreter lock from it.  Checked as: while the first read is held
-    up, no second window is submitted; the epoch still holds every sample once."""
-    from tensordb_core.stream import reader
+def test_the_fetch_thread_reads_no_further_until_the_streams_first_batch_is_decoded(db, monkeypatch, shard):
+    """The first batch waits for the first window only; the index reads of the windows after it wait for that
+    batch (engine._hand_on), so they do not take the interpreter lock from it.  Checked as: while the first read
+    and the first decode are held up, no second window is submitted; the epoch still holds every sample once."""
+    from tensordb_core.stream import decode, reader
 
     _fill(db)
-    submitted, during_first = [], []
-    real_submit, real_fetch = reader.WindowReader.submit, reader.fetch_window
+    submitted, during_first, during_decode = [], [], []
+    real_submit, real_fetch, real_decode = reader.WindowReader.submit, reader.fetch_window, decode.Decoder.decode
+
+    def slow_first_decode(self, parts):
+        if not during_decode:
+            time.sleep(0.1)
+            during_decode.append(len(submitted))
+        return real_decode(self, parts)
 
     def counting(self, *args, **kwargs):
         submitted.append(1)
@@ -231,9 +237,10 @@ def test_the_fetch_thread_reads_no_further_until_the_streams_first_window_is_rea
 
     monkeypatch.setattr(reader.WindowReader, "submit", counting)
     monkeypatch.setattr(reader, "fetch_window", slow_first)
+    monkeypatch.setattr(decode.Decoder, "decode", slow_first_decode)
     sharded = {"shard": shard} if shard else {}
     labels = _labels(db.data_generator(batch_size=4, seed=5, window_bytes=3000, epochs=1, **sharded))
-    assert during_first == [1] and len(submitted) >= 3
+    assert during_first == [1] and during_decode == [1] and len(submitted) >= 3
     kept = [label for label in range(600) if label % 7]  # what _fill leaves
     if shard is None:
         assert sorted(labels) == kept

@@ -152,7 +152,8 @@ class Engine:
             self.projection = {**self.projection, cfg.weights: 1}
         self.weights: list[float] = []  # per row of the epoch table, when drawing by weights
         self.newest: tuple[int, str, str] | None = None  # (_seq, id, chunk key) of the newest readable row read
-        self._first_read = True  # the fetch thread has submitted no read yet (see _submit)
+        self._first_read = True  # the fetch thread has submitted no read yet (see _hand_on)
+        self.first_decoded: Future[None] = Future()  # done once the stream's first batch is (see _hand_on)
         common = {"transform": cfg.transform, "on_error": cfg.on_error, "verify": cfg.verify, "stats": self.counters}
         self.decoder: Decoder | RecordDecoder = Decoder(**common, memory=cfg.batch_memory) if rec is None else (
             RecordDecoder(**common, decode=rec.decode, pad=rec.pad))
@@ -321,7 +322,7 @@ class Engine:
 
         for put, (refs, rows) in enumerate(windows):
             self._note_newest(refs, refs.n)  # what a follow tail watches
-            if len(rows) and not self.windows.put(self._submit(refs, rows, note_checked)):
+            if len(rows) and not self._hand_on(refs, rows, note_checked):
                 return False
             done += len(rows)
             if put and self._load_kept() is not None and (earlier := self._kept_rows()) is not None:
@@ -443,22 +444,25 @@ class Engine:
             for a, b in pairwise(units):
                 if self.stop.is_set():
                     return False
-                if not self.windows.put(self._submit(refs, rows[a:b])):
+                if not self._hand_on(refs, rows[a:b]):
                     return False
         return True
 
-    def _submit(self, refs: FrozenRefs, rows: np.ndarray, done: Callable[[FrozenRefs], None] | None = None
-                ) -> Future[Window]:
-        """Start reading ``rows`` of ``refs``, unpacked whole (stream/unpack.py) unless it is the stream's first
-        read, whose first batch would wait for its lz4.  The fetch thread waits for that one: reading the index on
-        meanwhile, its Python work took the interpreter lock from that read and check (the first batch of 12 KiB
-        samples, medians of 60 starts: 13-17 ms -> 10-11 ms; the first epoch unchanged).  A later epoch's first
-        read is read ahead (the queue runs across epochs)."""
+    def _hand_on(self, refs: FrozenRefs, rows: np.ndarray, done: Callable[[FrozenRefs], None] | None = None) -> bool:
+        """Start reading ``rows`` of ``refs`` and queue the read for batch assembly (False once stopping); unpacked
+        whole (stream/unpack.py) unless it is the stream's first read, whose first batch would wait for its lz4.
+
+        The fetch thread then waits for the first batch (where the first read holds less than a batch: for that
+        read) before reading the index on: its Python work (SQLite's answers parsed, columns made) took the
+        interpreter lock from both (first batch of 12 KiB samples, medians of 60 starts: 13-18 -> 9-10 ms; loader,
+        every worker's first from 1M kept references, medians of 10: 141-145 -> 129-133 ms; first epoch unchanged)."""
         first, self._first_read = self._first_read, False
         future = self.reader.submit(refs, rows, done, unpack=not first)
+        if not self.windows.put(future):
+            return False
         if first:
-            done_or_stop(future, self.stop)
-        return future
+            done_or_stop(self.first_decoded if len(rows) >= self.cfg.batch_size else future, self.stop)
+        return True
 
     def _note_newest(self, refs: FrozenRefs, n: int) -> None:
         """Remember the newest readable row among the first ``n`` (what an idle tail checks still exists)."""
@@ -536,9 +540,10 @@ class Engine:
         cfg = self.cfg
         parts: list[tuple[Any, int, int]] = []
         count = consumed = 0
+        told = False  # the first batch's decode tells the fetch thread it is done (_hand_on)
 
         def submit() -> bool:
-            nonlocal parts, count
+            nonlocal parts, count, told
             pool = self._decode_pool(parts[0][0])
             try:
                 if pool is None:
@@ -546,6 +551,9 @@ class Engine:
                 future: Future[Any] = pool.submit(self.decoder.decode, parts)
             except RuntimeError:  # the pool was shut down: we are stopping
                 return False
+            if not told:
+                told = True
+                future.add_done_callback(lambda _: self.first_decoded.set_result(None))
             parts, count = [], 0
             return self.out.put(("batch", future, consumed))
 
