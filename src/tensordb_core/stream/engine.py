@@ -454,8 +454,8 @@ class Engine:
 
         The fetch thread then waits for the first batch (where the first read holds less than a batch: for that
         read) before reading the index on: its Python work (SQLite's answers parsed, columns made) took the
-        interpreter lock from both (first batch of 12 KiB samples, medians of 60 starts: 13-18 -> 9-10 ms; loader,
-        every worker's first from 1M kept references, medians of 10: 141-145 -> 129-133 ms; first epoch unchanged)."""
+        interpreter lock from both (first batch of 12 KiB samples, medians of 60 starts: 13-18 -> 8.7-9.4 ms; loader,
+        every worker's first from 1M kept references, 4 pairs of 10: 141-145 -> 127-147 ms; first epoch unchanged)."""
         first, self._first_read = self._first_read, False
         future = self.reader.submit(refs, rows, done, unpack=not first)
         if not self.windows.put(future):
