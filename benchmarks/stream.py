@@ -8,7 +8,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/stream.py --markdown benchmarks/results/stream.json   # the saved table
 
 Rows, all on the same synthetic images (smooth gradients + sparse noise, so
-lz4 compresses them to about half) with int labels: 20,000 x (3,64,64) and
+lz4 HC stores them at about a third of raw) with int labels: 20,000 x (3,64,64) and
 2,000 x (3,224,224) uint8 locally, a fifth of each (4,000 and 400) per remote
 backend (``--quick``: a fifth of all of that).
 

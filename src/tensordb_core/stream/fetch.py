@@ -78,8 +78,8 @@ class BufferPool:
         largest size asked so far, whichever is more.
 
         Why the second bound: a window unpacked whole (stream/unpack.py) needs
-        its decoded size, twice the window's stored bytes for images lz4
-        halves, so ``max_bytes`` in stored bytes kept one of the few unpacked
+        its decoded size, two to four times the window's stored bytes for
+        compressible images, so ``max_bytes`` in stored bytes kept one of the few unpacked
         windows a stream cycles through; each other window page-faulted a
         fresh 69 MiB buffer (the kernel zeroing it: 12% of a later epoch's CPU
         in perf).  Over the bound, the smallest buffers go first: a stream's
