@@ -64,6 +64,17 @@ def test_samples_are_stored_as_lz4_hc_frames_smaller_than_fast_lz4():
     np.testing.assert_array_equal(np.frombuffer(lz4.frame.decompress(payload), np.uint8).reshape(sample.shape), sample)
 
 
+def test_small_segments_are_fast_lz4_frames_and_larger_ones_hc():
+    """HC's set-up per frame costs more than it saves on small fields (codec.LZ4_HC_FROM_BYTES)."""
+    small = np.arange(codec.LZ4_HC_FROM_BYTES // 8 - 1, dtype=np.int64) % 50
+    large = np.arange(codec.LZ4_HC_FROM_BYTES // 8, dtype=np.int64) % 50
+    for array, level in ((small, 0), (large, codec.LZ4_LEVEL)):
+        payload, used, _ = codec.encode_segment(array, "lz4")
+        assert used == "lz4"
+        assert payload == lz4.frame.compress(array.tobytes(), store_size=True, compression_level=level)
+    assert codec.encode_segment(large, "lz4")[0] != lz4.frame.compress(large.tobytes(), store_size=True)
+
+
 def _pack_in_child(queue) -> None:
     encode_threads.encode_threads = lambda: 2  # the shared path, in the forked child
     body, _ = codec.pack_segments(_images(300), "auto")
