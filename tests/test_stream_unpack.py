@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 import tensordb_core as tdb
-from tensordb_core.stream import reader, unpack
+from tensordb_core.stream import engine, reader, unpack
 from tensordb_core.stream.decode import SampleError
+from tensordb_core.stream.fetch import BufferPool
 
 N = 600
 
@@ -67,6 +68,41 @@ def test_unpacked_windows_give_the_per_sample_batches(tmp_path: Path, monkeypatc
     assert sorted(labels.tolist()) == sorted(list(range(N)) * 2)
     np.testing.assert_array_equal(np.concatenate(whole[0])[: N if not shuffle else 0],
                                   X[: N if not shuffle else 0])  # in order: exactly the imported samples
+
+
+def test_a_window_decoding_past_the_streams_buffer_budget_is_left_to_the_per_sample_decoder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows are cut by stored bytes: masks lz4 shrinks ~18x unpack to ~18x the window (a stream of such masks held
+    gigabytes); past the pool's byte bound ((WINDOWS_AHEAD + 2) * window_bytes) a window is decoded by batch."""
+    masks = np.zeros((N, 16, 64), np.uint8)
+    for i in range(N):
+        masks[i, i % 12:i % 12 + 4, i % 48:i % 48 + 16] = 1
+    window = 4096
+    calls: list[tuple[int, bool]] = []  # (decoded bytes of the window, unpacked)
+    real = reader.unpack_window
+
+    def spy(w: Any, pool: Any, verify: bool) -> bool:
+        calls.append((len(w.rows) * masks[0].nbytes, real(w, pool, verify)))
+        return calls[-1][1]
+
+    with tdb.connect(tmp_path / "wh", study="s") as db:
+        db.import_data(masks, np.arange(N), chunk_bytes=1 << 16, codec="lz4")
+        assert sum(d["_x"]["length"] for d in db.find_data({})) < masks.nbytes / 10  # lz4 shrinks them >10x
+        monkeypatch.setattr(reader, "unpack_window", spy)
+        bounded = stream(db, shuffle=True, seed=2, epochs=2, window_bytes=window)
+        budget = (engine.WINDOWS_AHEAD + 2) * window
+        assert any(size > budget for size, _ in calls)  # windows past the budget were met ...
+        assert not any(done for size, done in calls if size > budget)  # ... and none of them was unpacked
+        calls.clear()
+        with monkeypatch.context() as mp:  # the same stream with an unbounded pool unpacks them: the bound refused
+            mp.setattr(engine, "BufferPool", lambda max_bytes, keep: BufferPool(1 << 40, keep))
+            unbounded = stream(db, shuffle=True, seed=2, epochs=2, window_bytes=window)
+        assert any(done for size, done in calls if size > budget)
+        monkeypatch.setattr(reader, "unpack_window", never)
+        single = stream(db, shuffle=True, seed=2, epochs=2, window_bytes=window)
+    same_batches(bounded, single)
+    same_batches(unbounded, single)
+    assert sorted(np.concatenate(bounded[1]).tolist()) == sorted(list(range(N)) * 2)
 
 
 def test_windows_of_two_formats_or_codecs_are_left_to_the_per_sample_decoder(tmp_path: Path,

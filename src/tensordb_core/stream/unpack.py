@@ -52,7 +52,14 @@ MAX_SAMPLE_BYTES = 64 << 10
 def unpack_window(window: Window, pool: BufferPool | None, verify: bool) -> bool:
     """Decompress every row of ``window`` into ``window.unpacked`` (one row per sample); True when done.
 
-    False leaves the window as it was, for the per-sample decoder.
+    False leaves the window as it was, for the per-sample decoder.  A window
+    is unpacked only while its decoded bytes fit the pool's byte bound (the
+    stream's budget for window buffers, ``(WINDOWS_AHEAD + 2) * window_bytes``).
+    Why: windows are cut by stored bytes, and samples lz4 shrinks many times
+    over (masks: 12 KiB stored in 100 bytes) made windows of up to 65,536 rows
+    whose unpacked buffers, a few live and a few pooled, held gigabytes (40k
+    such masks, 491 MB raw: a stream's peak RSS 1 GB); the per-sample decoder
+    holds one batch.
     """
     refs, rows = window.refs, window.rows
     n = len(rows)
@@ -64,6 +71,8 @@ def unpack_window(window: Window, pool: BufferPool | None, verify: bool) -> bool
     if fmt is None or not 0 < fmt.nbytes <= MAX_SAMPLE_BYTES or not (refs.x_codec[rows] == _LZ4).all():
         return False
     slot = fmt.nbytes
+    if pool is not None and n * slot > pool.max_bytes:
+        return False  # samples lz4 shrinks many times over: their window's decoded bytes would outgrow the budget
     req = window.req_of
     start = refs.x_off[rows] - window.base_of
     length = refs.x_len[rows]
