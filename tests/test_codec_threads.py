@@ -75,6 +75,14 @@ def test_small_segments_are_fast_lz4_frames_and_larger_ones_hc():
     assert codec.encode_segment(large, "lz4")[0] != lz4.frame.compress(large.tobytes(), store_size=True)
 
 
+def test_bytes_fast_lz4_cannot_shrink_are_never_hc_compressed():
+    """HC runs ~13x slower than fast lz4 on incompressible bytes (model weights), for nothing."""
+    weights = (np.random.default_rng(0).standard_normal(50_000) * 0.02).astype(np.float32)
+    payload, used, _ = codec.encode_segment(weights, "lz4")
+    assert used == "lz4" and payload == lz4.frame.compress(weights.tobytes(), store_size=True)
+    assert codec.encode_segment(weights, "auto")[1] == "none"
+
+
 def _pack_in_child(queue) -> None:
     encode_threads.encode_threads = lambda: 2  # the shared path, in the forked child
     body, _ = codec.pack_segments(_images(300), "auto")
