@@ -201,6 +201,24 @@ def test_resume_with_another_world_size(db):
     assert sorted(consumed + consumed3 + last) == list(range(N))
 
 
+def test_a_state_resumes_with_its_own_window_when_none_is_given(db):
+    """A checkpoint saved with its own window resumes as saved (or under a default that changed since), not refused."""
+    make_data(db)
+    kw = {"batch_size": 16, "seed": 9, "epochs": 2}
+    full = drain(db.data_generator(window_bytes=3000, **kw)).tolist()
+    first = db.data_generator(window_bytes=3000, **kw)
+    head = take(first, 7)
+    state = json.loads(json.dumps(first.state_dict()))
+    first.close()
+    assert state["window_bytes"] == 3000
+    with db.data_generator(state=state, **kw) as resumed:
+        rest = drain(resumed).tolist()
+        assert resumed.state_dict()["window_bytes"] == 3000
+    assert head + rest == full
+    with pytest.raises(StreamStateError, match="window_bytes"):  # one given explicitly must still match
+        db.data_generator(state=state, window_bytes=4000, **kw)
+
+
 def test_state_for_other_settings_is_refused(db):
     make_data(db, n=20)
     stream = db.data_generator(batch_size=4, seed=1)

@@ -77,7 +77,10 @@ from tensordb_core.stream.records import RecordDecoder, RecordTable, check_field
 from tensordb_core.stream.refs import RefTable
 from tensordb_core.stream.snapshots import RefSnapshots
 
-#: Stored bytes per shuffle window (chunks read together and mixed): the shuffle buffer's size.
+#: Stored bytes per shuffle window (chunks read together and mixed): the shuffle buffer's size.  Kept at 32 MiB
+#: when samples became LZ4 HC frames, which hold ~30% more samples in it: 24 MiB, alternated in one process, gave
+#: the benchmark's 12 KiB images' later epochs +10-20% (a smaller unpacked window to gather from) and its 147 KiB
+#: images' first epochs -4-10% (more, smaller windows).  A resumed stream keeps its state's window.
 DEFAULT_WINDOW_BYTES = 32 << 20
 DEFAULT_PREFETCH = 8
 #: Skipped document ids kept in the stats (the count is exact beyond it).
@@ -144,7 +147,7 @@ def data_stream(
     on_error: str = "raise",
     drop_last: bool = False,
     state: Mapping[str, Any] | StreamState | None = None,
-    window_bytes: int = DEFAULT_WINDOW_BYTES,
+    window_bytes: int | None = None,
     decode_workers: int | None = None,
     read_threads: int | None = None,
     poll_s: float = 1.0,
@@ -190,13 +193,12 @@ def data_stream(
     ``read_threads`` (default 2) read, check and unpack windows, two at once so
     that one is read while the other is decoded (the torch adapter's loader
     workers with at most a CPU each use one).
-    ``window_bytes`` (stored bytes) is the shuffle buffer: each batch mixes
-    samples of one window.  Small lz4 samples are unpacked a window at a time,
-    so a window takes ``window_bytes`` over their compression ratio in memory
-    (32 MiB of the benchmark's 12 KiB images stored at 0.37: 86 MB; a window
-    past the stream's budget, ``4 * window_bytes``, is decoded batch by batch
-    instead); a smaller window of very compressible samples gathers faster
-    (``24 << 20`` there: 177-181k samples/s against 149-150k).
+    ``window_bytes`` (stored bytes; :data:`DEFAULT_WINDOW_BYTES`, or a resumed
+    ``state``'s own) is the shuffle buffer: each batch mixes samples of one
+    window.  Small lz4 samples are unpacked a window at a time, so a window
+    takes ``window_bytes`` over their compression ratio in memory (32 MiB of
+    the benchmark's 12 KiB images stored at 0.37: 86 MB); a window past the
+    stream's budget, ``4 * window_bytes``, is decoded batch by batch instead.
     ``verify=False`` skips the crc32 check.  ``as_of`` fixes the population to
     samples with ``_seq <= as_of`` (from :meth:`TensorDB.data_snapshot`): DDP
     ranks started at different moments while data is being imported must pass
@@ -228,7 +230,8 @@ def data_stream(
     _check_int("batch_size", batch_size, 1)
     _check_int("seed", seed, 0)
     _check_int("prefetch", prefetch, 1)
-    _check_int("window_bytes", window_bytes, 1)
+    if window_bytes is not None:
+        _check_int("window_bytes", window_bytes, 1)
     if epochs is not None:
         _check_int("epochs", epochs, 1)
     _check_on_error(on_error)
@@ -250,9 +253,11 @@ def data_stream(
         _check_int("cache_bytes", cache_bytes, 0)
         cache = ChunkCache(cache_bytes) if cache_bytes else None
     if state is None:
+        window_bytes = DEFAULT_WINDOW_BYTES if window_bytes is None else window_bytes
         start = StreamState(q, seed, bool(shuffle), window_bytes)
-    else:
+    else:  # its own window unless one is given: a state saved under an older default resumes as saved
         start = state if isinstance(state, StreamState) else StreamState.from_dict(state)
+        window_bytes = start.window_bytes if window_bytes is None else window_bytes
         start.check_matches(q, seed, bool(shuffle), window_bytes)
     if as_of is not None and start.epoch_seq is None:
         start = start.with_position(epoch_seq=int(as_of))
