@@ -142,7 +142,7 @@ def encode_segment(array: Any, codec: str = "auto") -> tuple[bytes, str, np.ndar
     if codec not in ("lz4", "auto"):
         raise CodecError(f"unknown codec {codec!r}: choose one of {CODECS + ('auto',)}")
     packed = lz4.frame.compress(view, store_size=True, compression_level=_lz4_level(view))
-    if codec == "auto" and len(packed) > (1 - AUTO_MIN_SAVING) * raw.nbytes:
+    if codec == "auto" and not _saves_enough(len(packed), raw.nbytes):
         return bytes(view), "none", raw
     return packed, "lz4", raw
 
@@ -152,7 +152,13 @@ def _lz4_level(view: memoryview) -> int:
     if len(view) < LZ4_HC_FROM_BYTES:
         return 0
     probe = view[:LZ4_HC_FROM_BYTES]
-    return LZ4_LEVEL if len(lz4.block.compress(probe, store_size=False)) <= (1 - AUTO_MIN_SAVING) * len(probe) else 0
+    return LZ4_LEVEL if _saves_enough(len(lz4.block.compress(probe, store_size=False)), len(probe)) else 0
+
+
+def _saves_enough(packed: int, raw: int) -> bool:
+    """Whether ``packed`` bytes save at least :data:`AUTO_MIN_SAVING` of ``raw``: the one test of whether lz4 pays,
+    for ``auto``'s choice of raw bytes and for the choice of HC frames alike."""
+    return packed <= (1 - AUTO_MIN_SAVING) * raw
 
 
 def segment_bytes(chunk: memoryview, start: int, length: int, codec_id: int, nbytes: int,
