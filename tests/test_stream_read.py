@@ -2,7 +2,9 @@
 
 The cursor reads through :func:`tensordb_core.stream.batches.read_batch`, which
 runs the stream's planner, fetcher and decoder once; segments are decoded
-only by :func:`tensordb_core.format.codec.segment_bytes`.  So a sample reads
+only by :func:`tensordb_core.format.codec.segment_bytes` (large samples by
+:func:`~tensordb_core.format.codec.segment_into`, straight into their batch
+row, which hands anything unusual to ``segment_bytes``).  So a sample reads
 the same, and fails with the same typed :class:`SampleError`, whoever asks.
 """
 
@@ -162,16 +164,27 @@ def test_arrays_skip_a_missing_chunk_wherever_it_is(tmp_path, position):
 
 
 @pytest.mark.parametrize("codec_name", ["lz4", "none"])
-def test_samples_past_the_unlocked_copy_size_decode_the_same_and_fail_the_same(tmp_path, codec_name):
-    """Samples of ``UNLOCKED_COPY_BYTES`` or more take numpy's copy into the batch: same values, same errors."""
-    side = 1 + int((decode.UNLOCKED_COPY_BYTES // 3) ** 0.5)
+def test_samples_decoded_straight_into_their_batch_decode_the_same_and_fail_the_same(tmp_path, monkeypatch,
+                                                                                     codec_name):
+    """Samples of ``INTO_BATCH_BYTES`` or more are decoded by ``segment_into``, straight into their batch row:
+    same values, same errors."""
+    side = 1 + int((decode.INTO_BATCH_BYTES // 3) ** 0.5)
     rng = np.random.default_rng(5)
     X = rng.integers(0, 8, size=(24, 3, side, side), dtype=np.uint8)  # few values: lz4 really compresses
-    assert X[0].nbytes >= decode.UNLOCKED_COPY_BYTES
+    assert X[0].nbytes >= decode.INTO_BATCH_BYTES
+    calls = {"n": 0}
+    real = decode.segment_into
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(decode, "segment_into", counting)
     with tensordb_core.connect(str(tmp_path / "wh"), study="s") as db:
         db.import_data(X, np.arange(24), {"part": "big"}, codec=codec_name)
         got = np.concatenate([b for b, _ in db.data_generator(batch_size=5, shuffle=False)])
         np.testing.assert_array_equal(got, X)
+        assert calls["n"] == 24
         shuffled = list(db.data_generator(batch_size=7, shuffle=True, seed=3))
         Xs, ys = np.concatenate([b for b, _ in shuffled]), np.concatenate([y for _, y in shuffled])
         np.testing.assert_array_equal(Xs, X[ys])
