@@ -250,7 +250,11 @@ def _fast_part(window: Window, lo: int, hi: int, out: memoryview, at: int, slot:
     refs, rows = window.refs, window.rows[lo:hi]
     starts = refs.x_off[rows] - window.base_of[lo:hi]
     views = window.views
-    crcs = refs.x_crc[rows].tolist() if verify else [None] * len(rows)
+    seen = refs.verified[rows] if verify else None
+    if seen is None or seen.all():
+        verify, crcs = False, [None] * len(rows)
+    else:  # checked here, right before each is decoded (the bytes then come from cache), once per process
+        crcs = [None if done else crc for done, crc in zip(seen.tolist(), refs.x_crc[rows].tolist())]
     segments = zip([views[r] for r in window.req_of[lo:hi].tolist()], starts.tolist(), refs.x_len[rows].tolist(),
                    refs.x_codec[rows].tolist(), crcs)
     try:
@@ -264,6 +268,8 @@ def _fast_part(window: Window, lo: int, hi: int, out: memoryview, at: int, slot:
                 at += slot
     except IntegrityError:
         return False
+    if verify:
+        refs.verified[rows] = True
     return True
 
 

@@ -317,8 +317,8 @@ class Engine:
             return False
         done, checked = 0, []
 
-        def note_checked(read: FrozenRefs) -> None:  # a read window's crc32 results, carried once all are in
-            checked.append(verified_seqs(read))
+        def note_checked(read: FrozenRefs) -> None:  # a read window: what its rows passed by then is carried
+            checked.append(read)
 
         for put, (refs, rows) in enumerate(windows):
             self._note_newest(refs, refs.n)  # what a follow tail watches
@@ -335,7 +335,7 @@ class Engine:
             self.scanned = seq if reader.whole_table(table) else self._load(table, q, 0, seq)
             if not self.reader.wait_idle(self.stop):  # every window checked: their crc32 results are in
                 return False
-            carry_verified(table.freeze(), checked)
+            carry_verified(table.freeze(), [verified_seqs(read) for read in checked])
             if self.memo is not None:  # for the next process too (a cache_dir's snapshots), now, not at the end
                 self.memo.save(self.memo_key, table, self.scanned, self.generation, self.index)
         return True
@@ -354,7 +354,7 @@ class Engine:
         return self.earlier() if self.earlier is not None else None
 
     def _rest_from_earlier(self, earlier: KeptRows, epoch: int, seq: int, q: Mapping[str, Any], table: RefTable,
-                           done: int, checked: list[np.ndarray]) -> bool:
+                           done: int, checked: list[FrozenRefs]) -> bool:
         """Stream the rest of the epoch (a shard: of its piece) from the table an earlier process kept, now loaded
         (IndexMemo.load_later), as a loaded table does: the positions past the ``done`` ones read from the index
         (both paths give one order), its rows past its bound read from the index first.  ``table`` becomes it."""
@@ -369,7 +369,7 @@ class Engine:
         if not (self._fetch_windows(refs, order, np.arange(lo + done, hi, dtype=np.int64)) and self.windows.put(
                 _Marker("end", Phase(epoch, seq, [(0, n)], n, hi - lo))) and self.reader.wait_idle(self.stop)):
             return False
-        carry_verified(refs, checked)  # the windows read from the index were checked too
+        carry_verified(refs, [verified_seqs(read) for read in checked])  # the windows read from the index too
         if self.memo is not None:  # kept again only where it grew (imports past its bound)
             self.memo.save(self.memo_key, table, self.scanned, self.generation, self.index)
         return True

@@ -483,7 +483,8 @@ class FrozenRefs:
             self.span_start, self.span_end = self.x_off, x_end
         self.labels = label_array(table.labels)
         #: Rows whose input segment passed its crc32 in this process (see fetch._precheck): later epochs
-        #: over this snapshot skip the check.  Written by one fetch thread at a time.
+        #: over this snapshot skip the check.  Written by the threads that check (a window's reader, the
+        #: decoders), each setting its own rows True only, so their writes never undo one another.
         self.verified = np.zeros(n, dtype=bool)
         #: The one input format of every row, when there is one (the common case: no per-batch check needed).
         self.x_format = self.formats[int(self.x_fmt[0])] if n and not self.bad and self.x_fmt[0] >= 0 and bool(
