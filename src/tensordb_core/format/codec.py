@@ -215,22 +215,31 @@ def segment_into(chunk: memoryview, start: int, length: int, codec_id: int, out:
     as long as lz4 itself; cramjam's ``decompress_into`` writes the frame
     straight into the batch's row with the interpreter lock released.  Only a
     frame that declares exactly ``len(out)`` bytes is decoded this way (checked
-    before lz4 runs; ``out`` bounds what it may write); any other segment
-    goes through :func:`segment_bytes`, so what is refused, and how the error
-    reads, stays one decoder's.  Raises :class:`IntegrityError`.
+    before lz4 runs; ``out`` bounds what it may write; lz4's decoder is safe on
+    any input); a raw segment is copied.  The CRC-32 is checked *after*, on
+    the stored bytes the decode has just brought into cache.  Why: crc32
+    holds the interpreter lock, and on bytes not yet in cache (a large
+    sample's window is far larger than the caches) it held it for as long as
+    memory took to deliver them, stalling the other decode thread.  Anything
+    that fails goes through :func:`segment_bytes` (``out`` then holds nothing
+    of use), so what is refused, and how the error reads, stays one decoder's.
+    Raises :class:`IntegrityError`.
     """
     nbytes = len(out)
-    if codec_id and length >= _LZ4_HEADER_BYTES and len(chunk) >= start + length:
-        seg = chunk[start : start + length]
-        if seg[4] & 0x08 and _lz4_size(seg, 6)[0] == nbytes:
-            if crc is not None and crc32(seg) != crc:
-                raise IntegrityError("segment checksum mismatch (the stored bytes were altered)")
+    seg = chunk[start : start + length]
+    if len(seg) == length:
+        wrote = -1
+        if not codec_id:
+            if length == nbytes:
+                np.frombuffer(out, np.uint8)[:] = np.frombuffer(seg, np.uint8)  # the GIL released
+                wrote = nbytes
+        elif length >= _LZ4_HEADER_BYTES and seg[4] & 0x08 and _lz4_size(seg, 6)[0] == nbytes:
             try:
                 wrote = _decompress_into(seg, out)
             except _DecompressionError:
-                wrote = -1
-            if wrote == nbytes:
-                return
+                pass
+        if wrote == nbytes and (crc is None or crc32(seg) == crc):
+            return
     np.frombuffer(out, np.uint8)[:] = np.frombuffer(segment_bytes(chunk, start, length, codec_id, nbytes, crc),
                                                     np.uint8)
 
