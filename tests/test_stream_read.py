@@ -26,17 +26,23 @@ from test_stream import N, expected_x, make_data
 PACKAGE = pathlib.Path(tensordb_core.__file__).parent
 
 
-@pytest.mark.parametrize("codec_name", ["lz4", "none"])
-def test_the_cursor_and_the_stream_decode_through_the_one_segment_decoder(db, monkeypatch, codec_name):
-    X, labels = make_data(db, codec=codec_name)
+def _count_calls(monkeypatch, module, name: str) -> dict[str, int]:
+    """Count calls of ``module.name`` (the count under ``"n"``) for the rest of the test."""
     calls = {"n": 0}
-    real = decode.segment_bytes
+    real = getattr(module, name)
 
     def counting(*args, **kwargs):
         calls["n"] += 1
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(decode, "segment_bytes", counting)
+    monkeypatch.setattr(module, name, counting)
+    return calls
+
+
+@pytest.mark.parametrize("codec_name", ["lz4", "none"])
+def test_the_cursor_and_the_stream_decode_through_the_one_segment_decoder(db, monkeypatch, codec_name):
+    X, labels = make_data(db, codec=codec_name)
+    calls = _count_calls(monkeypatch, decode, "segment_bytes")
     Xs, ys = db.find_data().arrays()
     assert calls["n"] == N
     np.testing.assert_array_equal(Xs, X)
@@ -172,14 +178,7 @@ def test_samples_decoded_straight_into_their_batch_decode_the_same_and_fail_the_
     rng = np.random.default_rng(5)
     X = rng.integers(0, 8, size=(24, 3, side, side), dtype=np.uint8)  # few values: lz4 really compresses
     assert X[0].nbytes >= decode.INTO_BATCH_BYTES
-    calls = {"n": 0}
-    real = decode.segment_into
-
-    def counting(*args, **kwargs):
-        calls["n"] += 1
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(decode, "segment_into", counting)
+    calls = _count_calls(monkeypatch, decode, "segment_into")
     with tensordb_core.connect(str(tmp_path / "wh"), study="s") as db:
         db.import_data(X, np.arange(24), {"part": "big"}, codec=codec_name)
         got = np.concatenate([b for b, _ in db.data_generator(batch_size=5, shuffle=False)])
