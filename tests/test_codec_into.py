@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import lz4.frame
 import numpy as np
 import pytest
 
@@ -13,11 +14,15 @@ from tensordb_core.format.checksums import crc32
 LZ4 = codec.CODEC_IDS["lz4"]
 
 
-def _image(seed: int = 0) -> np.ndarray:
-    """147 KiB of image-like bytes: HC frames of several linked lz4 blocks (the large samples' path)."""
+def _image(seed: int = 0, noise: int = 4) -> np.ndarray:
+    """147 KiB of image-like bytes (the large samples' path): banded, a sixteenth of the pixels off by up to
+    ``noise``, which lz4 shrinks; with ``noise=256``, random bytes, which it cannot."""
     rng = np.random.default_rng(seed)
-    ramp = np.linspace(0, 200, 224)[None, None, :] + np.linspace(0, 40, 224)[None, :, None]
-    return (ramp + rng.integers(0, 24, (3, 224, 224))).astype(np.uint8)
+    if noise >= 256:
+        return rng.integers(0, 256, (3, 224, 224), dtype=np.uint8)
+    bands = (np.linspace(0, 200, 224)[None, None, :] // 16 * 16 + np.linspace(0, 40, 224)[None, :, None] // 16 * 16)
+    speckle = rng.integers(0, noise, (3, 224, 224)) * (rng.random((3, 224, 224)) < 1 / 16)
+    return (bands + speckle).astype(np.uint8)
 
 
 def _in_chunk(segment: bytes) -> tuple[memoryview, int]:
@@ -49,14 +54,48 @@ def test_writes_the_bytes_segment_bytes_returns(array, mode):
     assert out.tobytes() == array.tobytes()
 
 
-def test_refuses_what_segment_bytes_refuses_byte_for_byte():
+def _frame(kind: str) -> tuple[np.ndarray, bytes]:
+    """A sample and a frame of it that a reader meets: one block (what imports write), one block stored as
+    is (bytes lz4 cannot shrink), linked 64 KiB blocks (warehouses written before), and one block with block
+    and content checksums (another writer's)."""
+    array = _image(1, 256 if kind == "stored block" else 4)
+    data = array.tobytes()
+    if kind in ("one block", "stored block"):
+        return array, codec.encode_segment(array, "lz4")[0]
+    if kind == "linked 64 KiB blocks":
+        return array, lz4.frame.compress(data, compression_level=3, store_size=True)
+    return array, lz4.frame.compress(data, compression_level=3, store_size=True, block_checksum=True,
+                                     content_checksum=True, block_size=codec.LZ4_BLOCK_SIZE)
+
+
+@pytest.mark.parametrize("noise", [4, 256], ids=["compressible", "stored as is"])
+def test_imports_write_one_block_frames_that_decode_without_the_frame_decoder(monkeypatch, noise):
+    array = _image(3, noise)
+    segment, _, raw = codec.encode_segment(array, "lz4")
+    assert (len(segment) < 0.5 * raw.nbytes) == (noise == 4)
+    info = lz4.frame.get_frame_info(segment)
+    assert info["block_size"] >= raw.nbytes and info["content_size"] == raw.nbytes
+
+    def no_frame_decoder(*_args):
+        raise AssertionError("a one-block frame went through the frame decoder")
+
+    monkeypatch.setattr(codec, "_decompress_into", no_frame_decoder)
+    out = np.empty(raw.nbytes, np.uint8)
+    codec.segment_into(memoryview(segment), 0, len(segment), LZ4, memoryview(out), crc32(segment))
+    assert out.tobytes() == array.tobytes()
+
+
+@pytest.mark.parametrize("kind", ["one block", "stored block", "linked 64 KiB blocks", "checksummed"])
+def test_refuses_what_segment_bytes_refuses_byte_for_byte(kind):
     """Every header byte and 400 payload bytes flipped three ways, checked and unchecked: equal outcomes.
 
     Without the crc32 some flips still decode (a flipped literal is valid lz4);
-    they must decode to the same bytes.  Fails if cramjam's decoder accepts a
-    frame python-lz4 refuses, or words an error differently.
+    they must decode to the same bytes.  Fails if the one-block path or
+    cramjam's frame decoder accepts a frame python-lz4 refuses, or words an
+    error differently.
     """
-    segment, _, raw = codec.encode_segment(_image(1), "lz4")
+    array, segment = _frame(kind)
+    raw = array
     rng = np.random.default_rng(0)
     positions = [*range(24), *rng.integers(24, len(segment), 400).tolist(), *range(len(segment) - 8, len(segment))]
     outcomes = set()
@@ -70,7 +109,10 @@ def test_refuses_what_segment_bytes_refuses_byte_for_byte():
                 expected = _outcome("bytes", *args)
                 assert _outcome("into", *args) == expected, (at, bits, crc)
                 outcomes.add(expected[0])
-    assert outcomes == {"ok", "error"}  # both kinds were met, so the comparison compared something
+    # both kinds were met, so the comparison compared something (a content checksum catches every flip)
+    assert outcomes == ({"error"} if kind == "checksummed" else {"ok", "error"})
+    assert _outcome("into", *_in_chunk(segment), len(segment), LZ4, raw.nbytes, crc32(segment)) == (
+        "ok", array.tobytes())
 
 
 @pytest.mark.parametrize("case", ["truncated", "other size", "not lz4", "raw too short"])

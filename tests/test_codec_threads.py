@@ -71,7 +71,8 @@ def test_small_segments_are_fast_lz4_frames_and_larger_ones_hc():
     for array, level in ((small, 0), (large, codec.LZ4_LEVEL)):
         payload, used, _ = codec.encode_segment(array, "lz4")
         assert used == "lz4"
-        assert payload == lz4.frame.compress(array.tobytes(), store_size=True, compression_level=level)
+        assert payload == lz4.frame.compress(array.tobytes(), store_size=True, compression_level=level,
+                                             block_size=codec.LZ4_BLOCK_SIZE)
     assert codec.encode_segment(large, "lz4")[0] != lz4.frame.compress(large.tobytes(), store_size=True)
 
 
@@ -79,7 +80,8 @@ def test_bytes_fast_lz4_cannot_shrink_are_never_hc_compressed():
     """HC runs ~13x slower than fast lz4 on incompressible bytes (model weights), for nothing."""
     weights = (np.random.default_rng(0).standard_normal(50_000) * 0.02).astype(np.float32)
     payload, used, _ = codec.encode_segment(weights, "lz4")
-    assert used == "lz4" and payload == lz4.frame.compress(weights.tobytes(), store_size=True)
+    assert used == "lz4" and payload == lz4.frame.compress(weights.tobytes(), store_size=True,
+                                                           block_size=codec.LZ4_BLOCK_SIZE)
     assert codec.encode_segment(weights, "auto")[1] == "none"
 
 
