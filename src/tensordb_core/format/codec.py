@@ -220,11 +220,13 @@ def segment_into(chunk: memoryview, start: int, length: int, codec_id: int, out:
 
     Why: for large samples the batch decoder decompressed each into new bytes
     and copied them into its batch, and that copy (147 KiB images) took half
-    as long as lz4 itself; cramjam's ``decompress_into`` writes the frame
-    straight into the batch's row with the interpreter lock released.  Only a
-    frame that declares exactly ``len(out)`` bytes is decoded this way (checked
-    before lz4 runs; ``out`` bounds what it may write; lz4's decoder is safe on
-    any input); a raw segment is copied.  The CRC-32 is checked *after*, on
+    as long as lz4 itself; cramjam writes the frame's one block
+    (``decompress_block_into``, :func:`_one_block`) or, for other frames, the
+    frame (``decompress_into``) straight into the batch's row with the
+    interpreter lock released.  Only a frame that declares exactly
+    ``len(out)`` bytes is decoded this way (checked before lz4 runs; ``out``
+    bounds what it may write; lz4's decoder is safe on any input); a raw
+    segment is copied.  The CRC-32 is checked *after*, on
     the stored bytes the decode has just brought into cache.  Why: crc32
     holds the interpreter lock, and on bytes not yet in cache (a large
     sample's window is far larger than the caches) it held it for as long as

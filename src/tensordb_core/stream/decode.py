@@ -4,11 +4,12 @@ Why a stage of its own: this is the hot path, written so the per-sample
 Python work is a handful of calls.  A decode thread takes parts of windows
 (:mod:`tensordb_core.stream.fetch`), decodes each segment with the one segment
 decoder, :func:`tensordb_core.format.codec.segment_bytes`, and copies it once
-into its slot of the batch array (a large sample is decoded straight into its
-slot: :func:`~tensordb_core.format.codec.segment_into`) (a fresh one, or one the caller lends:
-:data:`BatchMemory`).  The CRC-32, ``lz4`` and the
-reads release the GIL, so decode threads overlap with the fetch thread and
-the training step.  Anything unusual (a missing chunk, a failed check, mixed
+into its slot of the batch array (a fresh one, or one the caller lends:
+:data:`BatchMemory`); a large sample is decoded straight into its slot
+(:func:`~tensordb_core.format.codec.segment_into`).  ``lz4``, numpy's copies
+and the reads release the GIL, so decode threads overlap with the fetch
+thread and the training step (zlib-ng's crc32 does not: a large sample is
+checked right after its decode, from cache).  Anything unusual (a missing chunk, a failed check, mixed
 shapes, a transform) takes the careful path, which names the document in its
 :class:`SampleError`.  ``find_data(...).arrays()`` decodes through the same
 :class:`Decoder` (:func:`tensordb_core.stream.batches.read_batch`).
@@ -253,7 +254,7 @@ def _fast_part(window: Window, lo: int, hi: int, out: memoryview, at: int, slot:
     seen = refs.verified[rows] if verify else None
     if seen is None or seen.all():
         verify, crcs = False, [None] * len(rows)
-    else:  # checked here, right before each is decoded (the bytes then come from cache), once per process
+    else:  # checked here as each is decoded (a large one right after, from cache), once per process
         crcs = [None if done else crc for done, crc in zip(seen.tolist(), refs.x_crc[rows].tolist())]
     segments = zip([views[r] for r in window.req_of[lo:hi].tolist()], starts.tolist(), refs.x_len[rows].tolist(),
                    refs.x_codec[rows].tolist(), crcs)

@@ -198,7 +198,7 @@ def _precheck(window: Window) -> None:
     (never unpacked whole): a window's bytes are far larger than the CPU's
     caches, and a mapped window is not even read until checked, so this pass
     read them from memory and the decoder read them again; the decoder checks
-    each right before decoding it, from cache (decode._fast_part, which marks
+    each as it decodes it, from cache (decode._fast_part, which marks
     ``refs.verified`` too).  Alternated processes, the benchmark's 147 KiB
     images, first epochs: stored raw 16.6k -> 18.5k samples/s in order,
     10.4k -> 11.2k shuffled; as lz4 14.8k -> 15.9k and 13.3k -> 13.9k.
@@ -207,7 +207,7 @@ def _precheck(window: Window) -> None:
         return
     refs, rows = window.refs, window.rows
     if refs.x_format is not None and refs.x_format.nbytes > MAX_SAMPLE_BYTES:
-        return  # large samples, never unpacked: the decoder checks each right before decoding it
+        return  # large samples, never unpacked: the decoder checks each as it decodes it
     checked = refs.verified[rows].copy()
     todo = np.flatnonzero(~checked)
     if len(todo):
