@@ -14,7 +14,7 @@ each sample once, from the page cache into its batch.  The fetch thread
 also crc32s each segment of small samples right after its read (it would
 otherwise wait on I/O, and a window it unpacks must be checked first), so
 the decode threads, the bottleneck for small samples, skip that pass; large
-samples are checked by the decoder (:func:`_precheck` says why).
+samples are checked by the decoder (``unpack.may_unpack`` says why).
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.disk_cache import DiskCachedBlobs
 from tensordb_core.stream.plan import plan_fetch, run_bounds
 from tensordb_core.stream.refs import FrozenRefs
-from tensordb_core.stream.unpack import MAX_SAMPLE_BYTES
 
 #: A mapped chunk's ranges are mapped as one where they fill at least this much of it (FetchPlan.joined).
 MAP_FILL = 0.25
@@ -192,22 +191,13 @@ def _precheck(window: Window) -> None:
     pass was 18% of the stream's CPU every epoch.  A row that passed is
     remembered on its reference snapshot (``refs.verified``), so later epochs
     of the same stream (and of streams reusing the snapshot through an index
-    memo) trust it; docs/FORMAT.md says so.
-
-    Why not samples past :data:`~tensordb_core.stream.unpack.MAX_SAMPLE_BYTES`
-    (never unpacked whole): a window's bytes are far larger than the CPU's
-    caches, and a mapped window is not even read until checked, so this pass
-    read them from memory and the decoder read them again; the decoder checks
-    each as it decodes it, from cache (decode._fast_part, which marks
-    ``refs.verified`` too).  Alternated processes, the benchmark's 147 KiB
-    images, first epochs: stored raw 16.6k -> 18.5k samples/s in order,
-    10.4k -> 11.2k shuffled; as lz4 14.8k -> 15.9k and 13.3k -> 13.9k.
+    memo) trust it; docs/FORMAT.md says so.  The stream's window reader asks
+    it only of windows that may be unpacked whole (``unpack.may_unpack`` says
+    why not of the others).
     """
     if not window.clean or window.refs.records or window.refs.any_y or not len(window.rows):
         return
     refs, rows = window.refs, window.rows
-    if refs.x_format is not None and refs.x_format.nbytes > MAX_SAMPLE_BYTES:
-        return  # large samples, never unpacked: the decoder checks each as it decodes it
     checked = refs.verified[rows].copy()
     todo = np.flatnonzero(~checked)
     if len(todo):

@@ -21,7 +21,7 @@ from tensordb_core.store.protocols import BlobStore
 from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.fetch import BufferPool, Window, fetch_window
 from tensordb_core.stream.refs import FrozenRefs
-from tensordb_core.stream.unpack import unpack_window
+from tensordb_core.stream.unpack import may_unpack, unpack_window
 
 
 class WindowReader:
@@ -56,7 +56,7 @@ class WindowReader:
 
         def read() -> Window:
             try:
-                window = fetch_window(blobs, refs, rows, cache, stats, pool, verify)
+                window = fetch_window(blobs, refs, rows, cache, stats, pool, verify and may_unpack(refs))
                 if unpack:
                     began = time.perf_counter()
                     if unpack_window(window, pool, verify):
