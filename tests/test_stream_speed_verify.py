@@ -47,8 +47,8 @@ def test_a_damaged_sample_is_still_caught_on_first_read(tmp_path):
 @pytest.mark.parametrize("codec_name", ["none", "lz4"])
 def test_large_samples_are_checked_by_the_decoder_once_and_carried_to_later_epochs(tmp_path, monkeypatch,
                                                                                   codec_name):
-    """Samples past unpack's size are checked right before each is decoded (their bytes are then in cache), not
-    by the fetch thread first; a row checked so is not checked again after the epoch that carried it.
+    """Samples past unpack's size are checked by the decoder as it decodes each (their bytes are then in cache),
+    not by the fetch thread first; a row checked so is not checked again after the epoch that carried it.
 
     Rows still being decoded when the first epoch's last window is read are checked once more in the second
     (at most the windows in flight), so the count is bounded: without the carry every epoch would check all.
