@@ -132,3 +132,34 @@ def test_typed_errors_read_as_segment_bytes_words_them(case):
     kind, message = _outcome("bytes", *args)
     assert kind == "error"
     assert _outcome("into", *args) == (kind, message)
+
+
+def _crafted(case: str) -> tuple[bytes, int]:
+    """A frame built by hand around one block, and the size the caller expects."""
+    array = _image(4)
+    frame = codec.encode_segment(array, "lz4")[0]
+    header, word = frame[:15], int.from_bytes(frame[15:19], "little")
+    block = frame[19 : 19 + (word & 0x7FFFFFFF)]
+    end = b"\x00\x00\x00\x00"
+    if case == "trailing bytes":
+        return frame + b"\x00" * 8, array.nbytes
+    if case == "two frames":
+        return frame + frame, array.nbytes
+    if case == "stored block, short":
+        raw = array.tobytes()[:-16]
+        return header + (len(raw) | 1 << 31).to_bytes(4, "little") + raw + end, array.nbytes
+    if case == "descriptor changed":  # BD says 64 KiB blocks, so the header checksum no longer matches
+        bd64 = header[:5] + bytes([0x40]) + header[6:]
+        return bd64 + frame[15:], array.nbytes
+    if case == "no end mark":
+        return header + frame[15:19] + block, array.nbytes
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", ["trailing bytes", "two frames", "stored block, short",
+                                  "descriptor changed", "no end mark"])
+def test_crafted_one_block_frames_read_as_the_frame_decoder_reads_them(case):
+    segment, nbytes = _crafted(case)
+    for crc in (None, crc32(segment)):
+        args = (*_in_chunk(segment), len(segment), LZ4, nbytes, crc)
+        assert _outcome("into", *args) == _outcome("bytes", *args)
