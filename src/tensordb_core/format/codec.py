@@ -241,23 +241,26 @@ def segment_into(chunk: memoryview, start: int, length: int, codec_id: int, out:
         wrote = -1
         if not codec_id:
             if length == nbytes:
-                np.frombuffer(out, np.uint8)[:] = np.frombuffer(seg, np.uint8)  # the GIL released
-                wrote = nbytes
+                wrote = _copy_into(out, seg)
         elif length >= _LZ4_HEADER_BYTES and seg[4] & 0x08 and _lz4_size(seg, 6)[0] == nbytes:
             try:
                 if (block := _one_block(seg, nbytes)) is None:
                     wrote = _decompress_into(seg, out)
                 elif block[1]:  # stored as is: lz4 could not shrink it
-                    np.frombuffer(out, np.uint8)[:] = np.frombuffer(block[0], np.uint8)
-                    wrote = nbytes
+                    wrote = _copy_into(out, block[0])
                 else:
                     wrote = _decompress_block_into(block[0], out, nbytes)
             except _DecompressionError:
                 pass
         if wrote == nbytes and (crc is None or crc32(seg) == crc):
             return
-    np.frombuffer(out, np.uint8)[:] = np.frombuffer(segment_bytes(chunk, start, length, codec_id, nbytes, crc),
-                                                    np.uint8)
+    _copy_into(out, segment_bytes(chunk, start, length, codec_id, nbytes, crc))
+
+
+def _copy_into(out: memoryview, data: bytes | memoryview) -> int:
+    """Copy ``data`` (exactly ``len(out)`` bytes) into ``out`` with numpy, which releases the GIL; its length."""
+    np.frombuffer(out, np.uint8)[:] = np.frombuffer(data, np.uint8)
+    return len(out)
 
 
 def _one_block(seg: memoryview, nbytes: int) -> tuple[memoryview, bool] | None:
@@ -280,7 +283,7 @@ def _one_block(seg: memoryview, nbytes: int) -> tuple[memoryview, bool] | None:
         info = _frame_info(seg)
     except RuntimeError:  # a header liblz4 refuses: the frame decoder words it
         return None
-    if info["content_size"] != nbytes or n > info["block_size"]:
+    if n > info["block_size"]:  # (the content size is the one the caller read)
         return None
     return seg[at + 4 : end], stored
 

@@ -317,12 +317,12 @@ class Engine:
             return False
         done, checked = 0, []
 
-        def note_checked(read: FrozenRefs) -> None:  # a read window: what its rows passed by then is carried
+        def note_checked(read: FrozenRefs) -> None:  # a read window, carried into a kept table (none: held by none)
             checked.append(read)
 
         for put, (refs, rows) in enumerate(windows):
             self._note_newest(refs, refs.n)  # what a follow tail watches
-            if len(rows) and not self._hand_on(refs, rows, note_checked):
+            if len(rows) and not self._hand_on(refs, rows, note_checked if keep else None):
                 return False
             done += len(rows)
             if put and self._load_kept() is not None and (earlier := self._kept_rows()) is not None:
