@@ -19,7 +19,7 @@ import pytest
 import tensordb_core
 import tensordb_core as tdb
 from tensordb_core.format import codec
-from tensordb_core.stream import decode
+from tensordb_core.stream import decode, unpack
 from tensordb_core.stream.batches import InvalidStreamArgument, SampleError, read_batch
 from test_stream import N, expected_x, make_data
 
@@ -41,15 +41,26 @@ def _count_calls(monkeypatch, module, name: str) -> dict[str, int]:
 
 @pytest.mark.parametrize("codec_name", ["lz4", "none"])
 def test_the_cursor_and_the_stream_decode_through_the_one_segment_decoder(db, monkeypatch, codec_name):
+    """format/codec.py decodes every sample: one by one (``segment_bytes``), or small lz4 samples a batch at a time
+    (``frames_into``, stream/unpack.py)."""
     X, labels = make_data(db, codec=codec_name)
     calls = _count_calls(monkeypatch, decode, "segment_bytes")
+    framed = {"rows": 0}
+    real = unpack.frames_into
+
+    def counting(frames, out):
+        framed["rows"] += len(out) // X[0].nbytes
+        return real(frames, out)
+
+    monkeypatch.setattr(unpack, "frames_into", counting)
     Xs, ys = db.find_data().arrays()
-    assert calls["n"] == N
+    assert calls["n"] == N and framed["rows"] == 0
     np.testing.assert_array_equal(Xs, X)
     np.testing.assert_array_equal(ys, labels)
     calls["n"] = 0
     batches = list(db.data_generator(batch_size=32, shuffle=False))
-    assert calls["n"] == N
+    assert calls["n"] + framed["rows"] == N
+    assert framed["rows"] == (N if codec_name == "lz4" else 0)
     np.testing.assert_array_equal(np.concatenate([b for b, _ in batches]), Xs)
 
 
@@ -60,8 +71,8 @@ def test_segments_are_decoded_in_the_codec_alone():
         if path.name == "codec.py" and path.parent.name == "format":
             assert "lz4.frame.decompress" in text
             continue
-        assert "lz4.frame.decompress" not in text and "import lz4" not in text, path
-    assert decode.segment_bytes is codec.segment_bytes
+        assert "lz4.frame.decompress" not in text and "import lz4" not in text and "import cramjam" not in text, path
+    assert decode.segment_bytes is codec.segment_bytes and unpack.frames_into is codec.frames_into
 
 
 def test_the_stream_never_imports_the_warehouse():

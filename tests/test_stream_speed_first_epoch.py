@@ -32,17 +32,14 @@ def test_the_pool_keeps_at_most_its_bound():
     assert pool.acquire(2000) is not a and pool.acquire(2000) is not b
 
 
-def test_the_pool_keeps_a_few_of_the_largest_buffers_asked_whatever_its_byte_bound():
-    """A stream's unpacked windows are twice its window's stored bytes: ``keep`` of them stay for reuse (each
-    new one page-faulted a fresh buffer), and over the bound the smaller buffers of the growing first windows
-    go first."""
-    pool = BufferPool(max_bytes=1000, keep=2)
-    first, second = pool.acquire(500), pool.acquire(1500)
-    big = [pool.acquire(6000) for _ in range(3)]
-    pool.release([first, second, *big])  # bound: 2 x 6,000 bytes
-    again = [pool.acquire(6000) for _ in range(3)]
-    assert sum(any(a is b for b in big) for a in again) == 2  # two kept, the third new
-    assert pool.acquire(500) is not first and pool.acquire(1500) is not second  # the small ones went first
+def test_over_its_bound_the_pool_lets_the_smallest_buffers_go_first():
+    """A stream's first windows grow, and their buffers serve no later window."""
+    pool = BufferPool(max_bytes=7600)
+    first, second, big = pool.acquire(500), pool.acquire(1500), pool.acquire(6000)
+    pool.release([big, first, second])  # 8,000 bytes: the 500 goes, 7,500 stay
+    assert pool.acquire(6000) is big
+    assert pool.acquire(1500) is second
+    assert pool.acquire(500) is not first
 
 
 def test_epochs_over_reused_buffers_of_many_sizes_read_every_sample_exactly(tmp_path):

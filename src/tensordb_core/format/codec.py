@@ -64,6 +64,7 @@ MAX_ARRAY_BYTES = 1 << 36
 _DTYPE_RE = re.compile(r"^[<>|=]?(?:[biufc]\d{1,2}|b1|\?|[SU]\d{1,6}|[Mm]8(?:\[[A-Za-z0-9]+\])?)$")
 _LEN = struct.Struct("<I")
 _LZ4_MAGIC = b"\x04\x22\x4d\x18"
+_LZ4_MAGIC_BYTES = np.frombuffer(_LZ4_MAGIC, dtype=np.uint8)
 #: An lz4 frame starts with magic (4 bytes), FLG (bit 3: content size present), BD, then the content size (8).
 _LZ4_HEADER_BYTES = 14
 _lz4_size = struct.Struct("<Q").unpack_from  # the content size at offset 6 (bound once: it runs per sample)
@@ -286,6 +287,39 @@ def _one_block(seg: memoryview, nbytes: int) -> tuple[memoryview, bool] | None:
     if n > info["block_size"]:  # (the content size is the one the caller read)
         return None
     return seg[at + 4 : end], stored
+
+
+def frames_declare(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, nbytes: int) -> bool:
+    """True when each segment (``starts``, ``lengths`` in ``data``, ``uint8``) begins an lz4 frame header
+    declaring ``nbytes`` decoded bytes: what :func:`frames_into` needs checked first, read for many segments at
+    once (numpy, no Python per segment)."""
+    if not len(starts):
+        return True
+    if (lengths < _LZ4_HEADER_BYTES).any():
+        return False
+    at = starts[:, None] + np.arange(_LZ4_HEADER_BYTES)
+    if int(at.min()) < 0 or int(at.max()) >= len(data):
+        return False
+    head = data[at]
+    return bool((head[:, :4] == _LZ4_MAGIC_BYTES).all() and (head[:, 4] & 0x08).all()
+                and (np.ascontiguousarray(head[:, 6:14]).view("<u8").ravel() == nbytes).all())
+
+
+def frames_into(frames: bytes | memoryview, out: memoryview) -> bool:
+    """Decode ``frames`` (lz4 frames back to back, each checked by :func:`frames_declare` to declare its share of
+    ``out``) into ``out``, filling it exactly, in one call that holds no GIL; False when anything fails (``out``
+    then holds nothing of use: the caller decodes those segments one by one, :func:`segment_bytes`).
+
+    Why safe: lz4's decoder is safe on any input and ``out`` bounds what it
+    may write; liblz4 refuses a frame whose blocks decode to another size than
+    its header declares, so with every header declaring its share, each
+    sample lands in its own row or the call fails (tests/test_stream_unpack.py
+    builds such frames).
+    """
+    try:
+        return bool(_decompress_into(frames, out) == len(out))
+    except _DecompressionError:
+        return False
 
 
 def _check_lz4_header(seg: memoryview, nbytes: int) -> None:

@@ -6,7 +6,8 @@ Python work is a handful of calls.  A decode thread takes parts of windows
 decoder, :func:`tensordb_core.format.codec.segment_bytes`, and copies it once
 into its slot of the batch array (a fresh one, or one the caller lends:
 :data:`BatchMemory`); a large sample is decoded straight into its slot
-(:func:`~tensordb_core.format.codec.segment_into`).  ``lz4``, numpy's copies
+(:func:`~tensordb_core.format.codec.segment_into`), and small lz4 samples a
+batch at a time, in one call (:func:`tensordb_core.stream.unpack.decode_frames`).  ``lz4``, numpy's copies
 and the reads release the GIL, so decode threads overlap with the fetch
 thread and the training step (zlib-ng's crc32 does not: a large sample is
 checked right after its decode, from cache).  Anything unusual (a missing chunk, a failed check, mixed
@@ -29,6 +30,7 @@ from tensordb_core.errors import IntegrityError, TensorDBError
 from tensordb_core.format.codec import segment_bytes, segment_into
 from tensordb_core.stream.fetch import Window
 from tensordb_core.stream.refs import FrozenRefs, label_array
+from tensordb_core.stream.unpack import MAX_SAMPLE_BYTES, decode_frames
 
 #: Where an ``(X, y)`` batch's ``X`` is decoded: ``memory(shape, dtype)`` gives a writable C-contiguous array of
 #: exactly that shape and dtype, or None for a fresh one (``data_stream(batch_memory=...)``).
@@ -70,19 +72,23 @@ class Batch:
 SMALL_SAMPLE_BYTES = 32 << 10
 
 
-def auto_decode_workers(stored_bytes: np.ndarray, media: bool = False) -> int:
-    """Decode threads for samples of these stored sizes (``media``: JPEG/PNG fields to decode).
+def auto_decode_workers(stored_bytes: np.ndarray, media: bool = False, framed: bool = False) -> int:
+    """Decode threads for samples of these stored sizes (``media``: JPEG/PNG fields to decode; ``framed``: small
+    lz4 samples the decoder decodes a batch at a time, stream/unpack.py).
 
-    Each sample costs a few microseconds of Python (holding the GIL) around its
-    crc32 and lz4 calls (which release it).  For small samples that GIL-held
-    part dominates, and a second decode thread mostly adds GIL hand-offs:
-    measured on 2 cores with 12 KiB images, one thread streamed ~15% faster at
-    40% less CPU than two; with 150 KiB images two threads were ~10-50% faster.
-    Image decoding costs ~1-2 ms a JPEG with the GIL released, far more than
-    the Python around it, so media gets a thread per CPU whatever its size.
+    Decoded one by one, each sample costs a few microseconds of Python
+    (holding the GIL) around its crc32 and lz4 calls (which release it).  For
+    small samples that GIL-held part dominates, and a second decode thread
+    mostly adds GIL hand-offs: measured on 2 cores with 12 KiB images, one
+    thread streamed ~15% faster at 40% less CPU than two; with 150 KiB images
+    two threads were ~10-50% faster.  A batch decoded in one lz4 call holds
+    the GIL for a few calls a batch, and two threads are faster.  Image
+    decoding costs ~1-2 ms a JPEG with the GIL released, far more than the
+    Python around it, so media gets a thread per CPU whatever its size.
     """
     mean = float(stored_bytes.mean()) if len(stored_bytes) else 0.0
-    return 1 if mean < SMALL_SAMPLE_BYTES and not media else max(1, min(4, os.cpu_count() or 1))
+    one = mean < SMALL_SAMPLE_BYTES and not media and not framed
+    return 1 if one else max(1, min(4, os.cpu_count() or 1))
 
 
 class Decoder:
@@ -112,7 +118,6 @@ class Decoder:
             X = self._batch_array((n, *fmt.shape), fmt.dtype)
             out = memoryview(X.reshape(-1).view(np.uint8)) if X.size else None
             slot = fmt.nbytes
-            rows_out = X.reshape(n, -1).view(np.uint8) if X.size else None  # one row of bytes per sample
         xs: list[Any] = []
         ys: list[Any] = []
         label_parts: list[tuple[np.ndarray | None, int]] = []
@@ -121,19 +126,12 @@ class Decoder:
         for window, lo, hi in parts:
             refs = window.refs
             rows = window.rows[lo:hi]
-            if fmt is not None and not refs.any_y and out is not None:
-                unpacked = window.unpacked
-                if unpacked is not None and unpacked.shape[1] == slot:  # the window was decompressed whole
-                    np.take(unpacked, window.unpacked_at[lo:hi], axis=0, out=rows_out[kept : kept + hi - lo],
-                            mode="clip")  # (clip: the indices are in range, and "raise" would buffer the copy)
-                    done = True
-                else:
-                    done = _fast_part(window, lo, hi, out, kept * slot, slot, self.verify)
-                if done:  # every sample of the part decoded cleanly
-                    kept += hi - lo
-                    decoded += (hi - lo) * slot
-                    label_parts.append((None if refs.labels is None else refs.labels[rows], hi - lo))
-                    continue
+            if (fmt is not None and not refs.any_y and out is not None
+                    and _fast_part(window, lo, hi, out, kept * slot, slot, self.verify)):  # every sample decoded
+                kept += hi - lo
+                decoded += (hi - lo) * slot
+                label_parts.append((None if refs.labels is None else refs.labels[rows], hi - lo))
+                continue
             req, base = window.req_of[lo:hi].tolist(), window.base_of[lo:hi].tolist()
             off, length = refs.x_off[rows].tolist(), refs.x_len[rows].tolist()
             crc, codec, fmt_of = refs.x_crc[rows].tolist(), refs.x_codec[rows].tolist(), refs.x_fmt[rows].tolist()
@@ -224,7 +222,8 @@ class _Unreadable(Exception):
         self.cause = cause
 
 
-#: Samples at least this large are decoded straight into their batch (``segment_into``), the GIL released.
+#: Samples at least this large are decoded straight into their batch (``segment_into``), the GIL released;
+#: smaller lz4 samples a batch at a time where their window allows (stream/unpack.py).
 #: Why: a memoryview copy holds the GIL; measured on 2 cores with 147 KiB images, the decode threads spent
 #: most of their time waiting for it (the copy was the main holder) and two threads decoded 1.75x one; with
 #: numpy's copy 1.88x.  With no copy at all (lz4 writes the row), the benchmark's 147 KiB images, one process
@@ -232,7 +231,7 @@ class _Unreadable(Exception):
 #: shuffled 11.5k -> 13.1k, later epochs 20.1k -> 22.2k in order, 20.3k -> 22.0k shuffled; a GCS emulator's
 #: 400-sample first epoch 78 -> 72 ms.  Below this size a call's fixed cost outweighs the overlap (12 KiB
 #: samples decoded straight into the batch ran no faster: each call's fixed cost holds the GIL).
-INTO_BATCH_BYTES = 64 << 10
+INTO_BATCH_BYTES = MAX_SAMPLE_BYTES
 
 
 def _fast_part(window: Window, lo: int, hi: int, out: memoryview, at: int, slot: int, verify: bool) -> bool:
@@ -244,6 +243,8 @@ def _fast_part(window: Window, lo: int, hi: int, out: memoryview, at: int, slot:
     """
     if not window.clean:
         return False
+    if window.frame_bytes == slot and slot < INTO_BATCH_BYTES:  # checked frames of this size: one lz4 call
+        return decode_frames(window, lo, hi, out[at : at + (hi - lo) * slot])
     if window.checked is not None:  # the fetch thread did the crc32 pass
         if not window.checked[lo:hi].all():
             return False

@@ -4,13 +4,13 @@
 
     fetch thread        index pages -> epoch order -> this rank's windows -> cache / get_many -> crc32
                         (refs.RefTable, order.block_order/shard_positions, plan.plan_fetch, fetch.fetch_window;
-                        a fresh epoch's windows come from blocks.BlockReader; reader.WindowReader reads two at once,
-                        and unpacks small samples' lz4 a window at a time there: unpack.unpack_window)
+                        a fresh epoch's windows come from blocks.BlockReader; reader.WindowReader reads two at once
+                        and checks there which may be decoded a batch at a time: unpack.check_frames)
         | windows queue (2)
     assembly thread     slices windows into batches, submits each to the decode pool
         | out queue (``prefetch``): batch futures, in order, plus phase markers
-    decode pool         lz4 + copy, or a gather from an unpacked window, into the batch array (decode.Decoder;
-                        threads: the C calls release the GIL)
+    decode pool         lz4 into the batch array, a batch's small samples in one call (decode.Decoder,
+                        unpack.decode_frames; threads: the C calls release the GIL)
         |
     consumer            ``next(stream)`` (batches.Stream, in the training loop's thread)
 
@@ -139,7 +139,7 @@ class Engine:
         self.stop.wake(self.out.stop)
         self.pool: ThreadPoolExecutor | None = None  # made on the first batch, when sample sizes are known
         self._pool_lock = threading.Lock()
-        self.buffers = BufferPool(max_bytes=(WINDOWS_AHEAD + 2) * cfg.window_bytes, keep=WINDOWS_AHEAD + 2)
+        self.buffers = BufferPool(max_bytes=(WINDOWS_AHEAD + 2) * cfg.window_bytes)
         threads = cfg.read_threads or WINDOWS_AHEAD
         self.reader = WindowReader(self.blobs, cache, self.counters, self.buffers, cfg.verify, threads)
         self.counters.add(read_threads=threads)
@@ -189,7 +189,8 @@ class Engine:
             if self.pool is None and not self.stop.is_set():
                 refs = window.refs
                 media = refs.records and self.cfg.records is not None and self.cfg.records.decode and refs.media
-                workers = self.cfg.decode_workers or auto_decode_workers(refs.span_bytes(window.rows), media)
+                workers = self.cfg.decode_workers or auto_decode_workers(refs.span_bytes(window.rows), media,
+                                                                         bool(window.frame_bytes))
                 self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tensordb-decode")
                 self.counters.add(decode_workers=workers)
             return None if self.stop.is_set() else self.pool
@@ -449,15 +450,14 @@ class Engine:
         return True
 
     def _hand_on(self, refs: FrozenRefs, rows: np.ndarray, done: Callable[[FrozenRefs], None] | None = None) -> bool:
-        """Start reading ``rows`` of ``refs`` and queue the read for batch assembly (False once stopping); unpacked
-        whole (stream/unpack.py) unless it is the stream's first read, whose first batch would wait for its lz4.
+        """Start reading ``rows`` of ``refs`` and queue the read for batch assembly (False once stopping).
 
         The fetch thread then waits for the first batch (where the first read holds less than a batch: for that
         read) before reading the index on: its Python work (SQLite's answers parsed, columns made) took the
         interpreter lock from both (first batch of 12 KiB samples, medians of 60 starts: 13-18 -> 8.7-9.4 ms; loader,
         every worker's first from 1M kept references, 4 pairs of 10: 141-145 -> 127-147 ms; first epoch unchanged)."""
         first, self._first_read = self._first_read, False
-        future = self.reader.submit(refs, rows, done, unpack=not first)
+        future = self.reader.submit(refs, rows, done)
         if not self.windows.put(future):
             return False
         if first:

@@ -58,40 +58,27 @@ class BufferPool:
     ``bytearray`` and 6.5 ms with ``np.empty`` (a warm buffer: 5 ms).
     """
 
-    def __init__(self, max_bytes: int, keep: int = 0) -> None:
+    def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self.keep = keep
-        self._largest = 0
         self._free: list[np.ndarray] = []
         self._lock = threading.Lock()
 
     def acquire(self, n: int) -> np.ndarray:
         """A 1-D ``uint8`` buffer of at least ``n`` bytes (its contents undefined: the caller reads into it)."""
         with self._lock:
-            self._largest = max(self._largest, n)
             fits = [i for i, b in enumerate(self._free) if n <= len(b) <= 2 * n + 4096]
             if fits:  # by position: list.remove would compare arrays element-wise
                 return self._free.pop(min(fits, key=lambda i: len(self._free[i])))
         return np.empty(n, dtype=np.uint8)
 
     def release(self, buffers: Sequence[np.ndarray]) -> None:
-        """Keep ``buffers`` for reuse while the pool holds at most ``max_bytes``, or ``keep`` buffers of the
-        largest size asked so far, whichever is more.
-
-        Why the second bound: a window unpacked whole (stream/unpack.py) needs
-        its decoded size, two to four times the window's stored bytes for
-        compressible images, so ``max_bytes`` in stored bytes kept one of the few unpacked
-        windows a stream cycles through; each other window page-faulted a
-        fresh 69 MiB buffer (the kernel zeroing it: 12% of a later epoch's CPU
-        in perf).  Over the bound, the smallest buffers go first: a stream's
-        first windows grow, and their buffers serve no later window.
-        """
+        """Keep ``buffers`` for reuse while the pool holds at most ``max_bytes``; over it, the smallest go
+        first (a stream's first windows grow, and their buffers serve no later window)."""
         with self._lock:
-            limit = max(self.max_bytes, self.keep * self._largest)
             self._free.extend(buffers)
             self._free.sort(key=len)
             held = sum(len(b) for b in self._free)
-            while self._free and held > limit:
+            while self._free and held > self.max_bytes:
                 held -= len(self._free.pop(0))
 
 
@@ -113,11 +100,9 @@ class Window:
     users: int = 1
     lock: threading.Lock = field(default_factory=threading.Lock)
     checked: np.ndarray | None = None  # per row: its input segment passed crc32 (None: not checked yet)
-    #: Every row's decompressed sample, one row each, when the window was unpacked whole (stream/unpack.py);
-    #: ``unpacked_at[i]`` is the row of ``unpacked`` holding window row ``i``.
-    unpacked: np.ndarray | None = None
-    unpacked_at: np.ndarray | None = None
-    unpacked_from: tuple[BufferPool, np.ndarray] | None = None  # where ``unpacked``'s buffer goes back to
+    #: The bytes each row decodes to where every row is a checked lz4 frame declaring them, so the decoder decodes
+    #: a batch's rows in one call (stream/unpack.py); 0: sample by sample.
+    frame_bytes: int = 0
 
     @property
     def clean(self) -> bool:
@@ -151,9 +136,6 @@ class Window:
             done = self.users == 0
         if not done:
             return
-        if self.unpacked_from is not None:
-            (pool, buffer), self.unpacked_from, self.unpacked = self.unpacked_from, None, None
-            pool.release([buffer])
         if self.pool is not None and self.pooled:
             self.__dict__.pop("_views", None)  # no view may outlive the buffers' return to the pool
             buffers, self.pooled, self.bufs = self.pooled, [], []

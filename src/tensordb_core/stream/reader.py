@@ -1,16 +1,15 @@
-"""The threads that read a stream's windows, ``ahead`` at a time: fetch, check, and unpack where asked.
+"""The threads that read a stream's windows, ``ahead`` at a time: fetch, then check.
 
 Why a module of its own: it joins two stages that know nothing of threads,
 :func:`tensordb_core.stream.fetch.fetch_window` (the reads and the crc32
-check) and :func:`tensordb_core.stream.unpack.unpack_window` (small
-samples' lz4 a window at a time), and runs them off the engine's fetch
-thread.
+check) and :func:`tensordb_core.stream.unpack.check_frames` (whether small
+samples' lz4 frames may be decoded a batch at a time), and runs them off the
+engine's fetch thread.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -21,7 +20,7 @@ from tensordb_core.store.protocols import BlobStore
 from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.fetch import BufferPool, Window, fetch_window
 from tensordb_core.stream.refs import FrozenRefs
-from tensordb_core.stream.unpack import may_unpack, unpack_window
+from tensordb_core.stream.unpack import check_frames, may_unpack
 
 
 class WindowReader:
@@ -42,14 +41,9 @@ class WindowReader:
         self._idle = threading.Condition()
         self._pending = 0
 
-    def submit(self, refs: FrozenRefs, rows: np.ndarray, done: Callable[[FrozenRefs], None] | None = None,
-               unpack: bool = False) -> Future[Window]:
-        """Start reading ``rows`` of ``refs``; ``done(refs)`` runs once read (and checked).
-
-        ``unpack``: also decompress the window whole (stream/unpack.py) on this
-        thread.  The engine asks it of every window but the stream's first, whose
-        first batch would otherwise wait for the whole window's lz4.
-        """
+    def submit(self, refs: FrozenRefs, rows: np.ndarray, done: Callable[[FrozenRefs], None] | None = None
+               ) -> Future[Window]:
+        """Start reading ``rows`` of ``refs``; ``done(refs)`` runs once read (and checked)."""
         blobs, cache, stats, pool, verify = self.args
         with self._idle:
             self._pending += 1
@@ -57,10 +51,9 @@ class WindowReader:
         def read() -> Window:
             try:
                 window = fetch_window(blobs, refs, rows, cache, stats, pool, verify and may_unpack(refs))
-                if unpack:
-                    began = time.perf_counter()
-                    if unpack_window(window, pool, verify):
-                        stats.add(decode_s=time.perf_counter() - began, unpacked_windows=1)
+                window.frame_bytes = check_frames(window, verify)
+                if window.frame_bytes:
+                    stats.add(unpacked_windows=1)
                 if done is not None:
                     done(refs)
                 return window
