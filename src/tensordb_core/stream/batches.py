@@ -78,8 +78,7 @@ from tensordb_core.stream.refs import RefTable
 from tensordb_core.stream.snapshots import RefSnapshots
 
 #: Stored bytes per shuffle window (chunks read together and mixed): the shuffle buffer's size.  Kept at 32 MiB
-#: when samples became LZ4 HC frames, which hold ~30% more samples in it: 24 MiB, alternated in one process, gave
-#: the benchmark's 12 KiB images' later epochs +10-20% (a smaller unpacked window to gather from) and its 147 KiB
+#: when samples became LZ4 HC frames, which hold ~30% more samples in it: 24 MiB gave the benchmark's 147 KiB
 #: images' first epochs -4-10% (more, smaller windows).  A resumed stream keeps its state's window.
 DEFAULT_WINDOW_BYTES = 32 << 20
 DEFAULT_PREFETCH = 8
@@ -122,7 +121,7 @@ class StreamStats:
     wait_decode_s: float
     decode_workers: int
     skipped_ids: tuple[str, ...]
-    unpacked_windows: int = 0  # windows decompressed whole on the reading threads (stream/unpack.py)
+    unpacked_windows: int = 0  # windows whose small lz4 samples were decoded a batch at a time (stream/unpack.py)
     read_threads: int = 0  # threads reading windows (reader.WindowReader)
 
     def as_dict(self) -> dict[str, Any]:
@@ -188,17 +187,16 @@ def data_stream(
     batching; ``x`` is read-only, return a new array.  ``prefetch`` batches are
     decoded ahead; ``cache_bytes`` (or a shared :class:`~tensordb_core.stream.cache.ChunkCache`)
     keeps recently read chunk bytes across epochs.  ``decode_workers`` defaults
-    to one thread for small samples (under 32 KiB stored) and to the CPU count
-    (at most 4) for larger ones (see :func:`tensordb_core.stream.decode.auto_decode_workers`);
-    ``read_threads`` (default 2) read, check and unpack windows, two at once so
+    to the CPU count (at most 4), and to one thread for small samples (under
+    32 KiB stored) decoded one by one, as raw ones are (small lz4 samples are
+    decoded a batch at a time; see :func:`tensordb_core.stream.decode.auto_decode_workers`);
+    ``read_threads`` (default 2) read and check windows, two at once so
     that one is read while the other is decoded (the torch adapter's loader
     workers with at most a CPU each use one).
     ``window_bytes`` (stored bytes; :data:`DEFAULT_WINDOW_BYTES`, or a resumed
     ``state``'s own) is the shuffle buffer: each batch mixes samples of one
-    window.  Small lz4 samples are unpacked a window at a time, so a window
-    takes ``window_bytes`` over their compression ratio in memory (32 MiB of
-    the benchmark's 12 KiB images stored at 0.37: 86 MB); a window past the
-    stream's budget, ``4 * window_bytes``, is decoded batch by batch instead.
+    window, whose stored bytes are held (mapped or read) until its batches are
+    decoded.
     ``verify=False`` skips the crc32 check.  ``as_of`` fixes the population to
     samples with ``_seq <= as_of`` (from :meth:`TensorDB.data_snapshot`): DDP
     ranks started at different moments while data is being imported must pass

@@ -7,11 +7,12 @@ decoder, :func:`tensordb_core.format.codec.segment_bytes`, and copies it once
 into its slot of the batch array (a fresh one, or one the caller lends:
 :data:`BatchMemory`); a large sample is decoded straight into its slot
 (:func:`~tensordb_core.format.codec.segment_into`), and small lz4 samples a
-batch at a time, in one call (:func:`tensordb_core.stream.unpack.decode_frames`).  ``lz4``, numpy's copies
-and the reads release the GIL, so decode threads overlap with the fetch
-thread and the training step (zlib-ng's crc32 does not: a large sample is
-checked right after its decode, from cache).  Anything unusual (a missing chunk, a failed check, mixed
-shapes, a transform) takes the careful path, which names the document in its
+batch at a time, in one call (:func:`tensordb_core.stream.unpack.decode_frames`).
+``lz4``, numpy's copies, the reads and crc32 past 5 KiB release the GIL, so
+decode threads overlap with the fetch thread and the training step (a large
+sample is checked right after its decode, from cache).  Anything unusual (a
+missing chunk, a failed check, mixed shapes, a transform) takes the careful
+path, which names the document in its
 :class:`SampleError`.  ``find_data(...).arrays()`` decodes through the same
 :class:`Decoder` (:func:`tensordb_core.stream.batches.read_batch`).
 """
