@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import tensordb_core as tdb
+from tensordb_core.format import codec
 from tensordb_core.stream import decode, reader, unpack
 from tensordb_core.stream.decode import SampleError
 
@@ -121,20 +122,20 @@ def test_a_frame_declaring_another_size_is_never_decoded_a_batch_at_a_time(tmp_p
         data[seg["offset"] + 6] ^= 0x01  # the frame's content size, one byte off
         chunk.chmod(0o644)
         chunk.write_bytes(bytes(data))
-        calls: list[int] = []
-        real = unpack.check_frames
+        calls: list[bool] = []
+        real = unpack.decode_frames
 
-        def spy(window: Any, verify: bool) -> int:
-            calls.append(real(window, verify))
+        def spy(window: Any, lo: int, hi: int, out: memoryview) -> bool:
+            calls.append(real(window, lo, hi, out))
             return calls[-1]
 
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(reader, "check_frames", spy)
+            mp.setattr(decode, "decode_frames", spy)
             xs, ys, stats = stream(db, shuffle=False, verify=False, on_error="skip", window_bytes=4096)
     labels = np.concatenate(ys)
     assert 400 not in labels.tolist() and len(labels) == N - 1
     assert stats["skipped"] == 1
-    assert calls.count(0) >= 1 and calls.count(X[0].nbytes) >= 1  # the damaged window alone was refused
+    assert calls.count(False) == 1 and calls.count(True) >= 1  # the damaged frame's part alone was refused
     kept = np.concatenate(xs)
     np.testing.assert_array_equal(kept, X[labels])
 
@@ -167,7 +168,7 @@ def test_frames_that_shift_their_neighbours_are_refused_before_lz4_runs() -> Non
         buf = b"".join(frames)
         starts = np.array([0, len(frames[0])], dtype=np.int64)
         lengths = np.array([len(f) for f in frames], dtype=np.int64)
-        assert unpack._sizes_declared([buf], np.zeros(2, dtype=np.int64), starts, lengths, slot) is declared
+        assert codec.frames_declare(np.frombuffer(buf, np.uint8), starts, lengths, slot) is declared
     assert cramjam.lz4.decompress_into(b"".join(lying), bytearray(2 * slot)) == 2 * slot
 
 
@@ -210,7 +211,7 @@ def test_frames_declaring_the_size_but_holding_another_are_refused_by_lz4() -> N
     lying = [_declaring(lz4.frame.compress(b"a" * (slot + 1), store_size=True), slot),
              _declaring(lz4.frame.compress(b"b" * (slot - 1), store_size=True), slot)]
     starts, lengths = np.array([0, len(lying[0])], dtype=np.int64), np.array([len(f) for f in lying], dtype=np.int64)
-    assert unpack._sizes_declared([b"".join(lying)], np.zeros(2, dtype=np.int64), starts, lengths, slot)
+    assert codec.frames_declare(np.frombuffer(b"".join(lying), np.uint8), starts, lengths, slot)
     with pytest.raises(cramjam.DecompressionError):
         cramjam.lz4.decompress_into(b"".join(lying), bytearray(2 * slot))
     assert cramjam.lz4.decompress_into(honest + honest, bytearray(2 * slot)) == 2 * slot

@@ -23,8 +23,8 @@ shuffled, 91.7k -> 110.1k in order; later epochs 114.0k -> 220.1k shuffled,
 Safety is unchanged: when the stream verifies, only windows whose every row
 passed its crc32 on this process (:func:`tensordb_core.stream.fetch._precheck`)
 are decoded this way; every frame must declare exactly the size its dtype and
-shape say (checked on the window's bytes by :func:`check_frames` before any
-lz4 runs; liblz4 then refuses a frame whose blocks decode to another size);
+shape say (checked on the part's bytes by :func:`decode_frames` before lz4
+runs; liblz4 then refuses a frame whose blocks decode to another size);
 the batch's rows bound what lz4 may write; and any surprise (a frame that
 fails, a total that is off) leaves the part to the per-sample decoder, which
 names the sample.  A window that is not uniform (records, array labels,
@@ -33,13 +33,11 @@ several formats or codecs, unread chunks) is left to it too.
 
 from __future__ import annotations
 
-from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tensordb_core.format.codec import CODEC_IDS, frames_declare, frames_into
-from tensordb_core.stream.plan import run_bounds
 
 if TYPE_CHECKING:
     from tensordb_core.stream.fetch import Window
@@ -57,8 +55,11 @@ def check_frames(window: Window, verify: bool) -> int:
     """The bytes each row of ``window`` decodes to where its parts may be decoded a batch at a time
     (:func:`decode_frames`), else 0: the per-sample decoder's.
 
-    Run on the window-reading thread, once per window, vectorized over its
-    rows' frame headers.
+    Run on the window-reading thread, once per window: a few numpy passes over
+    its rows.  The frames' headers are read per part, where
+    :func:`decode_frames` has their bytes in hand.  Why not here: a window of
+    tiny samples holds up to 65,536 rows, and reading every header (and
+    sorting the rows by chunk to do it) took ~45 ms before a first batch.
     """
     refs, rows = window.refs, window.rows
     if not len(rows) or refs.records or refs.any_y or not window.clean:
@@ -68,24 +69,26 @@ def check_frames(window: Window, verify: bool) -> int:
     fmt = _one_format(refs, rows)
     if fmt is None or not 0 < fmt.nbytes < MAX_SAMPLE_BYTES or not (refs.x_codec[rows] == _LZ4).all():
         return 0
-    slot = fmt.nbytes
-    req, start, length = window.req_of, refs.x_off[rows] - window.base_of, refs.x_len[rows]
-    order = np.lexsort((start, req))
-    return slot if _sizes_declared(window.bufs, req[order], start[order], length[order], slot) else 0
+    return int(fmt.nbytes)
 
 
 def decode_frames(window: Window, lo: int, hi: int, out: memoryview) -> bool:
     """Decode rows ``[lo, hi)`` of a window :func:`check_frames` passed into ``out`` (exactly their bytes), in one
-    lz4 call; False if anything is off (``out`` then holds nothing of use)."""
+    lz4 call, once every frame's header declares its row's bytes; False if anything is off (``out`` then holds
+    nothing of use)."""
     refs, rows = window.refs, window.rows[lo:hi]
     req = window.req_of[lo:hi]
     start = refs.x_off[rows] - window.base_of[lo:hi]
-    end = start + refs.x_len[rows]
+    length = refs.x_len[rows]
+    end = start + length
     views = window.views
     if (req == req[0]).all() and (start[1:] == end[:-1]).all():  # back to back in one chunk: an in-order read
         data = views[int(req[0])][int(start[0]) : int(end[-1])]
     else:
         data = b"".join([views[r][a:b] for r, a, b in zip(req.tolist(), start.tolist(), end.tolist())])
+    at = np.cumsum(length) - length  # where each frame starts in ``data``
+    if not frames_declare(np.frombuffer(data, dtype=np.uint8), at, length, len(out) // (hi - lo)):
+        return False
     return frames_into(data, out)
 
 
@@ -112,9 +115,3 @@ def _one_format(refs: Any, rows: np.ndarray) -> Any:
         return refs.x_format
     fmts = np.unique(refs.x_fmt[rows])
     return refs.formats[int(fmts[0])] if len(fmts) == 1 and fmts[0] >= 0 else None
-
-
-def _sizes_declared(bufs: list[Any], req: np.ndarray, start: np.ndarray, length: np.ndarray, slot: int) -> bool:
-    """True when every segment starts an lz4 frame declaring ``slot`` bytes (rows sorted by request)."""
-    return all(frames_declare(np.frombuffer(bufs[int(req[a])], dtype=np.uint8), start[a:b], length[a:b], slot)
-               for a, b in pairwise(run_bounds(req)))
