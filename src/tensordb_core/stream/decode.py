@@ -244,7 +244,7 @@ def _fast_part(window: Window, lo: int, hi: int, out: memoryview, at: int, slot:
     """
     if not window.clean:
         return False
-    if window.frame_bytes == slot and slot < INTO_BATCH_BYTES:  # checked frames of this size: one lz4 call
+    if window.frame_bytes == slot:  # small lz4 frames of this size, checked (unpack.check_frames): one lz4 call
         return decode_frames(window, lo, hi, out[at : at + (hi - lo) * slot])
     if window.checked is not None:  # the fetch thread did the crc32 pass
         if not window.checked[lo:hi].all():

@@ -6,9 +6,10 @@ decode thread spent about half its time in Python and GIL hand-offs around
 lz4 (profiled on 2 cores with 12 KiB images).  Consecutive lz4 frames are a
 valid lz4 stream, so the stored segments of a batch's samples, joined in
 batch order (or sliced, where they lie back to back as in an in-order read),
-decode in one call that holds no GIL (:func:`tensordb_core.format.codec.frames_into`,
-cramjam's ``lz4.decompress_into``), straight into the batch array.  A stored segment is about a
-third of its sample (the benchmark's images), so the join copies little.
+decode in one call that holds no GIL, straight into the batch array
+(:func:`tensordb_core.format.codec.frames_into`: cramjam's
+``lz4.decompress_into``).  A stored segment is about a third of its sample
+(the benchmark's images), so the join copies little.
 
 Why a batch, not a window (the stream before decompressed each window whole
 on its reading thread into a window-sized buffer, and batches gathered their
