@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 import tensordb_core as tdb
 from tensordb_core.stream.batches import InvalidStreamArgument, SampleError
 from tensordb_core.stream.cache import ChunkCache
+from tensordb_core.stream.decode import auto_decode_workers
 from tensordb_core.stream.order import StreamStateError, advance, epoch_order, normalize, shard_positions
 
 N = 300
@@ -376,7 +377,8 @@ def test_corrupted_file_fails_its_checksum(tmp_path):
 def test_bad_arguments_are_typed_errors(db):
     for kwargs in ({"batch_size": 0}, {"shard": (2, 2)}, {"shard": 3}, {"on_error": "ignore"}, {"epochs": 0},
                    {"seed": -1}, {"transform": 5}, {"prefetch": 0}, {"cache_bytes": -5}, {"poll_s": 0},
-                   {"read_threads": 0}, {"read_threads": 1.5}, {"decode_workers": 0}, {"batch_memory": 5}):
+                   {"read_threads": 0}, {"read_threads": 1.5}, {"decode_workers": 0}, {"batch_memory": 5},
+                   {"cpus": 0}, {"cpus": "1"}):
         with pytest.raises(InvalidStreamArgument):
             db.data_generator(**kwargs)
     with pytest.raises(tdb.InvalidQuery):
@@ -439,6 +441,31 @@ def test_one_reading_thread_streams_the_same_batches(db):
             threads.append(stream.stats.read_threads)
     assert both[0] == both[1] and sum(map(len, both[0])) == 2 * N
     assert threads == [2, 1]
+
+
+@pytest.mark.parametrize(("codec", "decoders"), [("lz4", 2), ("none", 1)])
+def test_one_cpu_reads_on_one_thread_and_decodes_small_lz4_batches_on_two(db, codec, decoders):
+    """``cpus=1`` (what the torch adapter passes a loader worker with one CPU): one reading thread; two decode
+    threads where small lz4 samples are decoded a batch at a time (one overlaps the other's lz4), one for samples
+    decoded one by one; the same batches as the machine's defaults."""
+    make_data(db, codec=codec)
+    both, stats = [], []
+    for cpus in (None, 1):
+        with db.data_generator(batch_size=16, epochs=2, cpus=cpus, **SMALL) as stream:
+            both.append([y.tolist() for _x, y in stream])
+            stats.append(stream.stats)
+    assert both[0] == both[1] and sum(map(len, both[0])) == 2 * N
+    assert stats[1].read_threads == 1 and stats[1].decode_workers == decoders
+    assert (stats[1].unpacked_windows > 0) == (codec == "lz4")
+
+
+def test_decode_threads_follow_the_samples_and_the_cpus():
+    small, large = np.full(8, 4 << 10), np.full(8, 64 << 10)
+    assert auto_decode_workers(small, cpus=8) == 1  # one by one: the GIL-held Python dominates
+    assert auto_decode_workers(small, framed=True, cpus=1) == 2
+    assert auto_decode_workers(small, framed=True, cpus=8) == 4
+    assert auto_decode_workers(large, cpus=1) == 1 and auto_decode_workers(large, cpus=3) == 3
+    assert auto_decode_workers(small, media=True, cpus=2) == 2
 
 
 def test_batches_decode_into_the_memory_batch_memory_lends(db):

@@ -156,21 +156,21 @@ def test_worker_slots_must_be_a_non_negative_int(warehouse, bad):
 
 
 @pytest.mark.parametrize(("cpus", "workers", "given", "expected"), [
-    (2, 2, None, 1),   # a CPU per worker: one decode thread, whatever the sample size
+    (2, 2, None, 1),   # a CPU per worker: the stream sizes its threads for one
     (2, 4, None, 1),
-    (8, 2, None, None),  # CPUs to spare: the stream's own choice from the sample size
+    (8, 2, None, None),  # CPUs to spare: the stream's own choice
     (2, 2, 3, 3),      # the caller's choice stands
 ])
-@pytest.mark.parametrize("option", ["decode_workers", "read_threads"])
-def test_a_worker_with_one_cpu_decodes_and_reads_on_one_thread(warehouse, monkeypatch, cpus, workers, given,
-                                                               expected, option):
-    kwargs = {} if given is None else {option: given}
-    ds = TensorDBIterableDataset(warehouse, study="torch", **kwargs)
+def test_a_worker_with_one_cpu_streams_for_one_cpu(warehouse, monkeypatch, cpus, workers, given, expected):
+    kwargs = {} if given is None else {"cpus": given}
+    ds = TensorDBIterableDataset(warehouse, study="torch", decode_workers=None, read_threads=None, **kwargs)
     monkeypatch.setattr(torch_dataset.os, "cpu_count", lambda: cpus)
     monkeypatch.setattr(torch_dataset, "get_worker_info", lambda: type("Info", (), {"num_workers": workers, "id": 0})())
-    assert ds._stream_kwargs().get(option) == expected
+    got = ds._stream_kwargs()
+    assert got.get("cpus") == expected
+    assert got.get("decode_workers") is None and got.get("read_threads") is None  # the stream chooses from cpus
     monkeypatch.setattr(torch_dataset, "get_worker_info", lambda: None)
-    assert ds._stream_kwargs().get(option) == given  # the main process: untouched
+    assert ds._stream_kwargs().get("cpus") == given  # the main process: untouched
 
 
 @pytest.mark.timeout(120)

@@ -149,6 +149,7 @@ def data_stream(
     window_bytes: int | None = None,
     decode_workers: int | None = None,
     read_threads: int | None = None,
+    cpus: int | None = None,
     poll_s: float = 1.0,
     verify: bool = True,
     as_of: int | None = None,
@@ -191,8 +192,11 @@ def data_stream(
     32 KiB stored) decoded one by one, as raw ones are (small lz4 samples are
     decoded a batch at a time; see :func:`tensordb_core.stream.decode.auto_decode_workers`);
     ``read_threads`` (default 2) read and check windows, two at once so
-    that one is read while the other is decoded (the torch adapter's loader
-    workers with at most a CPU each use one).
+    that one is read while the other is decoded.  ``cpus`` (default: the
+    machine's) is what both defaults are sized for: the torch adapter's
+    loader workers with at most a CPU each pass 1, which reads on one thread
+    and decodes on one, or on two where small lz4 samples are decoded a batch
+    at a time (the second overlaps a batch's Python with the other's lz4).
     ``window_bytes`` (stored bytes; :data:`DEFAULT_WINDOW_BYTES`, or a resumed
     ``state``'s own) is the shuffle buffer: each batch mixes samples of one
     window, whose stored bytes are held (mapped or read) until its batches are
@@ -239,6 +243,8 @@ def data_stream(
         _check_int("decode_workers", decode_workers, 1)
     if read_threads is not None:
         _check_int("read_threads", read_threads, 1)
+    if cpus is not None:
+        _check_int("cpus", cpus, 1)
     if as_of is not None:
         _check_int("as_of", as_of, 0)
     if group is not None:
@@ -270,7 +276,7 @@ def data_stream(
     cfg = StreamConfig(q, batch_size, bool(shuffle), seed, epochs, bool(follow), rank, world, transform, prefetch,
                        on_error, bool(drop_last), window_bytes, decode_workers, float(poll_s), bool(verify),
                        group=group, records=records, weights=weights, read_threads=read_threads,
-                       batch_memory=batch_memory)
+                       batch_memory=batch_memory, cpus=cpus)
     if index_memo is not None and not isinstance(index_memo, IndexMemo):
         raise InvalidStreamArgument(f"index_memo must be an IndexMemo or None, not {type(index_memo).__name__}")
     _check_int("disk_cache_bytes", disk_cache_bytes, 1)

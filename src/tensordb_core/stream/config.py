@@ -41,6 +41,7 @@ class StreamConfig:
     weights: str | Callable[[Mapping[str, Any]], float] | None = None  # draw with replacement (order.weighted_order)
     read_threads: int | None = None  # threads reading windows (reader.WindowReader); None: WINDOWS_AHEAD
     batch_memory: BatchMemory | None = None  # where (X, y) batches decode (decode.BatchMemory); None: fresh arrays
+    cpus: int | None = None  # CPUs the default thread counts are sized for; None: the machine's
 
 
 @dataclass(frozen=True)

@@ -140,7 +140,7 @@ class Engine:
         self.pool: ThreadPoolExecutor | None = None  # made on the first batch, when sample sizes are known
         self._pool_lock = threading.Lock()
         self.buffers = BufferPool(max_bytes=(WINDOWS_AHEAD + 2) * cfg.window_bytes)
-        threads = cfg.read_threads or WINDOWS_AHEAD
+        threads = cfg.read_threads or (1 if cfg.cpus == 1 else WINDOWS_AHEAD)
         self.reader = WindowReader(self.blobs, cache, self.counters, self.buffers, cfg.verify, threads)
         self.counters.add(read_threads=threads)
         self.stop.wake(self.reader.stop)  # cancels the reads not started, wakes wait_idle
@@ -189,8 +189,8 @@ class Engine:
             if self.pool is None and not self.stop.is_set():
                 refs = window.refs
                 media = refs.records and self.cfg.records is not None and self.cfg.records.decode and refs.media
-                workers = self.cfg.decode_workers or auto_decode_workers(refs.span_bytes(window.rows), media,
-                                                                         bool(window.frame_bytes))
+                workers = self.cfg.decode_workers or auto_decode_workers(
+                    refs.span_bytes(window.rows), media, bool(window.frame_bytes), self.cfg.cpus)
                 self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tensordb-decode")
                 self.counters.add(decode_workers=workers)
             return None if self.stop.is_set() else self.pool

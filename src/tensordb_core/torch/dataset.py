@@ -145,20 +145,20 @@ class TensorDBIterableDataset(IterableDataset):
         every cached chunk again every epoch.
 
         In a loader worker with at most one CPU of its own (``num_workers`` >=
-        the CPU count), one decode thread and one window-reading thread unless
-        ``decode_workers`` / ``read_threads`` are given: the stream's own
-        choices count every CPU of the machine, so each of 2 workers on 2
+        the CPU count), ``cpus=1`` unless ``cpus`` is given: the stream's own
+        choices counted every CPU of the machine, so each of 2 workers on 2
         cores ran 2 decode threads for large samples (147 KiB: 2 workers
-        6.4-7.2k -> 8.5-12.4k samples/s, 15% less CPU per sample) and 2
-        reading threads for small ones (12 KiB: 2 workers 39-45k -> 47-50k
-        samples/s, 38-41 -> 33-36 µs of CPU per sample, loader and workers).
+        6.4-7.2k -> 8.5-12.4k samples/s with one, 15% less CPU per sample) and
+        2 reading threads for small ones (12 KiB: 2 workers 39-45k -> 47-50k
+        samples/s with one, 38-41 -> 33-36 µs of CPU per sample, loader and
+        workers).  With one CPU the stream reads on one thread and decodes on
+        one, or two for small lz4 samples decoded a batch at a time
+        (:func:`tensordb_core.stream.decode.auto_decode_workers`).
         """
         kwargs = dict(self.stream_kwargs)
         info = get_worker_info()
-        if info is not None and (os.cpu_count() or 1) <= info.num_workers:
-            for option in ("decode_workers", "read_threads"):
-                if kwargs.get(option) is None:
-                    kwargs[option] = 1
+        if info is not None and (os.cpu_count() or 1) <= info.num_workers and kwargs.get("cpus") is None:
+            kwargs["cpus"] = 1
         where = kwargs.get("cache_dir")
         if where is None or isinstance(where, (str, os.PathLike)):  # a path, or $TENSORDB_CACHE_DIR's
             self._index_memo()
