@@ -299,10 +299,9 @@ def frames_declare(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, nb
         return True
     if (lengths < _LZ4_HEADER_BYTES).any():
         return False
-    at = starts[:, None] + np.arange(_LZ4_HEADER_BYTES)
-    if int(at.min()) < 0 or int(at.max()) >= len(data):
+    if int(starts.min()) < 0 or int(starts.max()) + _LZ4_HEADER_BYTES > len(data):
         return False
-    head = data[at]
+    head = data[starts[:, None] + np.arange(_LZ4_HEADER_BYTES)]
     return bool((head[:, :4] == _LZ4_MAGIC_BYTES).all() and (head[:, 4] & 0x08).all()
                 and (np.ascontiguousarray(head[:, 6:14]).view("<u8").ravel() == nbytes).all())
 

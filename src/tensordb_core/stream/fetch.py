@@ -12,9 +12,9 @@ files (one per chunk where its rows fill a quarter of their span:
 :meth:`~tensordb_core.stream.plan.FetchPlan.joined`), and the decoder copies
 each sample once, from the page cache into its batch.  The fetch thread
 also crc32s each segment of small samples right after its read (it would
-otherwise wait on I/O, and a window it unpacks must be checked first), so
-the decode threads, the bottleneck for small samples, skip that pass; large
-samples are checked by the decoder (``unpack.may_unpack`` says why).
+otherwise wait on I/O, and a window decoded a batch at a time must be
+checked first), so the decode threads skip that pass; large samples are
+checked by the decoder (``unpack.may_unpack`` says why).
 """
 
 from __future__ import annotations
@@ -174,8 +174,8 @@ def _precheck(window: Window) -> None:
     remembered on its reference snapshot (``refs.verified``), so later epochs
     of the same stream (and of streams reusing the snapshot through an index
     memo) trust it; docs/FORMAT.md says so.  The stream's window reader asks
-    it only of windows that may be unpacked whole (``unpack.may_unpack`` says
-    why not of the others).
+    it only of windows that may be decoded a batch at a time
+    (``unpack.may_unpack`` says why not of the others).
     """
     if not window.clean or window.refs.records or window.refs.any_y or not len(window.rows):
         return
