@@ -203,3 +203,39 @@ def test_scheme_info_takes_dotted_paths_or_true():
     for bad in ("pkg.mod.Store", "pkg mod:Store", ":Store", "pkg:"):
         with pytest.raises(ValueError, match="module:Factory"):
             tdb.SchemeInfo("x", blobs=bad)
+
+
+def test_preload_imports_the_declared_factories_and_opens_nothing(tmp_path):
+    """What a process about to fork loader workers calls: the stores' modules and SDKs imported, nothing built."""
+    _install_lazy_distribution(tmp_path)
+    missing_dir = tmp_path / "no-warehouse-here"
+    script = textwrap.dedent(f"""
+        import os, sys, tensordb_core as tdb
+        from tensordb_core.errors import MissingDependency
+        tdb.preload("lazy://x", blobs="lazy://x")
+        import lazy_store
+        print("lazy_store imported, opened:", lazy_store.OPENED)
+        try:
+            tdb.preload("lazy://x", blobs="needsdep://b")
+        except MissingDependency as exc:
+            print("missing:", "tensordb[needsdep]" in str(exc))
+        print("undeclared:", tdb.preload("nosuch://x"))
+        tdb.preload({str(missing_dir)!r})
+        print("embedded:", "tensordb_core.embedded.sqlite_index" in sys.modules, os.path.exists({str(missing_dir)!r}))
+        tdb.preload({str(missing_dir)!r}, blobs="s3://bkt/p?endpoint_url=http://127.0.0.1:9&check_bucket=false")
+        print("s3:", "boto3" in sys.modules, "tensordb_s3.store" in sys.modules)
+    """)
+    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["lazy_store imported, opened: []", "missing: True", "undeclared: None",
+                                       "embedded: True False", "s3: True True"]
+
+
+@pytest.mark.parametrize("uri, blobs", [("mongodb://h:port/x", None), ("memory://x", "s3://h:99999/b")])
+def test_preload_raises_for_a_malformed_uri_as_connect_does(uri, blobs):
+    with pytest.raises(InvalidURI, match="must be a number"):
+        tdb.preload(uri, blobs=blobs)
+    with pytest.raises(InvalidURI, match="must be a number"):
+        tdb.connect(uri, blobs=blobs)

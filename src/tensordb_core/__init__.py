@@ -29,7 +29,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     # The warehouse layer is imported on first use so that `import tensordb_core`
     # (e.g. by a plugin's entry point) stays cheap.
-    if name in ("TensorDB", "connect", "seed_uri"):
+    if name in ("TensorDB", "connect", "preload", "seed_uri"):
         from tensordb_core.warehouse import handle as warehouse
 
         return getattr(warehouse, name)
@@ -55,6 +55,7 @@ __all__ = [
     "open_blobs",
     "open_index",
     "parse_uri",
+    "preload",
     "redact",
     "register",
     "seed_uri",

@@ -11,7 +11,6 @@ Schemes:
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from tensordb_core.errors import InvalidURI
 from tensordb_core.store.hookspecs import SchemeInfo, hookimpl
@@ -21,7 +20,8 @@ INDEX_FILE = "index.sqlite"
 BLOB_DIR = "blobs"
 
 
-_HERE = "tensordb_core.embedded.plugin"
+#: The module of the factories the declarations name, imported only to open a store (embedded/factories.py).
+_HERE = "tensordb_core.embedded.factories"
 
 
 @hookimpl
@@ -35,58 +35,13 @@ def tensordb_schemes() -> list[SchemeInfo]:
     ]
 
 
-# The factories the declarations name.  Each imports its store only when called, so discovering this
-# plugin stays cheap.  A file:// URI is read by two stores, so each accepts the other's query options.
-
-
-def open_file_index(uri: StoreURI, **options: Any) -> Any:
-    """``file:///dir``: the SQLite index at ``dir/index.sqlite``."""
-    from tensordb_core.embedded import file_blobs
-    from tensordb_core.embedded.sqlite_index import SQLiteIndexStore
-
-    try:
-        os.makedirs(uri.path, exist_ok=True)
-    except OSError as exc:  # a file in the way, a name too long, no permission, a read-only disk
-        raise InvalidURI(f"cannot use {uri.redacted()} as a warehouse directory: {exc.strerror or exc}") from exc
-    return SQLiteIndexStore(os.path.join(uri.path, INDEX_FILE), uri=uri, shared=file_blobs.OPTIONS.names, **options)
-
-
-def open_file_blobs(uri: StoreURI, **options: Any) -> Any:
-    """``file:///dir``: the files under ``dir/blobs/``."""
-    from tensordb_core.embedded import sqlite_index
-    from tensordb_core.embedded.file_blobs import FileBlobStore
-
-    return FileBlobStore(os.path.join(uri.path, BLOB_DIR), uri=uri, shared=sqlite_index.OPTIONS.names, **options)
-
-
-def open_sqlite_index(uri: StoreURI, **options: Any) -> Any:
-    """``sqlite:///path/index.db``: only the index."""
-    from tensordb_core.embedded.sqlite_index import SQLiteIndexStore
-
-    return SQLiteIndexStore(_sqlite_path(uri), uri=uri, **options)
-
-
-def open_memory_index(uri: StoreURI, **options: Any) -> Any:
-    """``memory://name``: the in-process index of that name (options are ignored)."""
-    from tensordb_core.embedded.memory import MemoryIndexStore
-
-    return MemoryIndexStore.named(_memory_name(uri), uri=uri)
-
-
-def open_memory_blobs(uri: StoreURI, **options: Any) -> Any:
-    """``memory://name``: the in-process blob store of that name (options are ignored)."""
-    from tensordb_core.embedded.memory_blobs import MemoryBlobStore
-
-    return MemoryBlobStore.named(_memory_name(uri), uri=uri)
-
-
 @hookimpl
 def tensordb_index_exists(index_uri: StoreURI) -> bool | None:
     """The SQLite file of a ``file://`` or ``sqlite://`` index is there (opening would create it)."""
     if index_uri.scheme == "file":
         return os.path.isfile(os.path.join(index_uri.path, INDEX_FILE))
     if index_uri.scheme == "sqlite":
-        return os.path.isfile(_sqlite_path(index_uri))
+        return os.path.isfile(sqlite_path(index_uri))
     return None
 
 
@@ -96,20 +51,21 @@ def tensordb_default_blobs(index_uri: StoreURI) -> StoreURI | None:
         return index_uri
     if index_uri.scheme == "sqlite":
         # file:///X means "blobs under X/blobs", so point at the sibling folder's parent name.
-        return StoreURI("file", (), _sqlite_path(index_uri) + ".d")
+        return StoreURI("file", (), sqlite_path(index_uri) + ".d")
     return None
 
 
-def _sqlite_path(uri: StoreURI) -> str:
-    # sqlite:///relative.db -> path "/relative.db"? Follow SQLAlchemy: three slashes = relative, four = absolute.
+def sqlite_path(uri: StoreURI) -> str:
+    """The index file a ``sqlite://`` URI names.  Why this spelling: SQLAlchemy's, three slashes a relative
+    path and four an absolute one."""
     path = uri.path.removeprefix("/")
     if uri.host:
         path = os.path.join(uri.host, path)
     if not path:
-
         raise InvalidURI("sqlite URI without a file: write sqlite:///relative.db or sqlite:////abs/path.db")
     return os.path.abspath(os.path.expanduser(path))
 
 
-def _memory_name(uri: StoreURI) -> str:
+def memory_name(uri: StoreURI) -> str:
+    """The name of the in-process stores a ``memory://`` URI shares."""
     return (uri.host or "") + uri.path

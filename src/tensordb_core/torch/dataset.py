@@ -26,7 +26,7 @@ from tensordb_core.stream.records import collate
 from tensordb_core.torch.groups import batch_bytes, batches_per_handoff, handoff_groups
 from tensordb_core.torch.ring import MIN_SLOTS, Ring, aligned, slots_that_fit
 from tensordb_core.warehouse import datasets
-from tensordb_core.warehouse.handle import connect
+from tensordb_core.warehouse.handle import connect, preload
 
 #: Shared-memory batch slots per loader worker: the stream decodes up to its ``prefetch`` (8) batches
 #: ahead into slots, torch keeps ``prefetch_factor`` (2) in flight per worker and the loop holds one
@@ -116,6 +116,9 @@ class TensorDBIterableDataset(IterableDataset):
         self._carried: _Run | None = None  # the stream an iteration left at the next epoch's start
         self._carried_pid = 0
         self._iterated_pid = 0  # the process that iterated last: a second iteration there carries streams
+        # The store modules and client libraries, imported here once: a loader's forked workers inherit them
+        # rather than each importing them before its first batch (warehouse/handle.py).
+        preload(self.uri, blobs=self.blobs)
 
     @property
     def epoch(self) -> int:

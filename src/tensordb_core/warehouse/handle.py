@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from tensordb_core.errors import InvalidArgument, NotFound
 from tensordb_core.store.protocols import BlobStore, IndexStore, new_id
-from tensordb_core.store.registry import default_blobs, index_exists, open_blobs, open_index
+from tensordb_core.store.registry import default_blobs, import_factory, index_exists, open_blobs, open_index
 from tensordb_core.store.retrying import RetryPolicy
 from tensordb_core.store.retrying import wrap as wrap_retrying
 from tensordb_core.store.scope import StudyScope, check_study
@@ -78,9 +78,7 @@ def connect(uri: str | os.PathLike[str] | StoreURI | None = None, study: str | N
     it raises :class:`~tensordb_core.errors.NotFound` and creates nothing, so a typo in
     a path is an error rather than a new, empty warehouse."""
     policy = RetryPolicy.from_option(retry)
-    uri = uri if uri is not None else os.environ.get(ENV_URI, "./warehouse")
-    blobs = blobs if blobs is not None else os.environ.get(ENV_BLOBS) or None
-    index_uri = parse_uri(uri)
+    index_uri, blobs = _index_uri(uri), _blobs_named(blobs)
     if not create and not index_exists(index_uri):
         raise _no_warehouse(index_uri)
     index = open_index(index_uri, **dict(index_options or {}))
@@ -97,6 +95,35 @@ def connect(uri: str | os.PathLike[str] | StoreURI | None = None, study: str | N
     if study is None:
         study = os.environ.get(ENV_STUDY) or DEFAULT_STUDY
     return TensorDB.from_stores(index, blob_store, study)
+
+
+def _index_uri(uri: str | os.PathLike[str] | StoreURI | None) -> StoreURI:
+    """The index a :func:`connect` ``uri`` names: itself, else ``$TENSORDB_URI``, else ``./warehouse``."""
+    return parse_uri(uri if uri is not None else os.environ.get(ENV_URI, "./warehouse"))
+
+
+def _blobs_named(blobs: str | StoreURI | None) -> str | StoreURI | None:
+    """The blob store a :func:`connect` ``blobs`` names: itself, else ``$TENSORDB_BLOBS`` (None: the index's own)."""
+    return blobs if blobs is not None else os.environ.get(ENV_BLOBS) or None
+
+
+def preload(uri: str | os.PathLike[str] | StoreURI | None = None, *, blobs: str | StoreURI | None = None) -> None:
+    """Import the modules that open the warehouse :func:`connect` would open with ``uri`` and ``blobs``,
+    opening nothing (no file, connection or thread).
+
+    Why: a process that forks workers which each connect (a torch
+    ``DataLoader``'s, or a user's own pool) calls this first, so every worker
+    inherits the store modules and their client libraries instead of
+    importing them before its first batch (:func:`~tensordb_core.store.registry.import_factory`).
+    A malformed URI and a missing library raise here as :func:`connect`
+    would; a scheme no plugin declares a factory for is left to
+    :func:`connect`, which says whether any plugin serves it.
+    """
+    index_uri = _index_uri(uri)
+    if not import_factory("index", index_uri):
+        return
+    blob_uri = _blobs_named(blobs)
+    import_factory("blobs", parse_uri(blob_uri) if blob_uri is not None else default_blobs(index_uri))
 
 
 def _no_warehouse(uri: StoreURI) -> NotFound:
