@@ -270,7 +270,7 @@ def test_a_kept_tables_ids_and_labels_stay_packed_until_it_grows(tmp_path: Path)
     again = other.load("index", "key", 0)
     assert again is not None and again[0].ids == ids and again[0].labels.tolist() == [0, 10, 20, 30]
     grown = RefTable()
-    grown.extend_rows(kept, 1, 3)  # rows lent by a kept table: plain lists of plain values
+    grown.extend_rows(kept, [(1, 3)])  # rows lent by a kept table: plain lists of plain values
     assert grown.ids == ["s1", "ß-2"] and grown.labels == [10, 20] and type(grown.labels[0]) is int
     kept.extend([_row(5, "s4", 40)])
     assert type(kept.ids) is list and kept.ids == [*ids, "s4"]

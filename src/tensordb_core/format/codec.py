@@ -20,7 +20,7 @@ import functools
 import json
 import re
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -442,8 +442,14 @@ def encode_archive(arrays: Mapping[str, Any] | Sequence[Any], codec: str = "auto
     return _with_header(ARCHIVE_MAGIC, {"version": 1, "kind": kind, "arrays": entries}, body, align)
 
 
-def decode_archive(blob: bytes | memoryview, *, verify: bool = True) -> dict[str, np.ndarray] | list[np.ndarray]:
-    """Inverse of :func:`encode_archive` (a dict or a list, as it was saved)."""
+def decode_archive(blob: bytes | memoryview, *, verify: bool = True, names: Collection[str] | None = None
+                   ) -> dict[str, np.ndarray] | list[np.ndarray]:
+    """Inverse of :func:`encode_archive` (a dict or a list, as it was saved).
+
+    ``names``: decode (and check) only the arrays of these names, as a dict;
+    why: a kept reference table's ``_seq`` column places a shard before the
+    rest of the table is needed (stream/snapshots.py).
+    """
     header, body = _split_header(blob, ARCHIVE_MAGIC)
     entries = header.get("arrays")
     if not isinstance(entries, list):
@@ -452,5 +458,6 @@ def decode_archive(blob: bytes | memoryview, *, verify: bool = True) -> dict[str
     for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise CodecError(f"malformed archive entry {entry!r}")
-        out[entry["name"]] = unpack_segment(body, Segment.from_doc(entry), verify=verify)
-    return list(out.values()) if header.get("kind") == "list" else out
+        if names is None or entry["name"] in names:
+            out[entry["name"]] = unpack_segment(body, Segment.from_doc(entry), verify=verify)
+    return list(out.values()) if header.get("kind") == "list" and names is None else out

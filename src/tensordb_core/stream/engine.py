@@ -19,8 +19,8 @@ the training step overlap, while each queue's bound stops a stage from running
 ahead of the consumer (back-pressure) and bounds memory to a few windows and
 ``prefetch`` batches.  The queues are hand-offs that :meth:`Engine.shutdown`
 wakes (stream/handoff.py), so ``close()`` (or garbage-collecting the stream)
-ends every thread at once, with no polling.  Threads reference this engine, never
-the user's stream object, so an abandoned stream can be collected.
+ends every thread at once, with no polling.  Threads reference this engine, never the user's stream object, so
+an abandoned stream can be collected.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from itertools import islice, pairwise, takewhile
 from typing import Any
 
@@ -124,8 +125,7 @@ class Engine:
         if cache is None and local:
             self.blobs = MappedChunks(scope.blobs)  # dense chunks mapped once per stream (stream/mapped.py)
         self.memo = memo if cfg.weights is None and not cfg.follow else None  # see _borrow_table
-        self.generation = 0  # the data generation the borrowed table belongs to (store/generations.py)
-        self.memo_key: Any = None
+        self.generation, self.memo_key = 0, None  # the borrowed table's data generation (store/generations.py), key
         self.index: str | None = None  # the index's identity, where the memo keeps tables on disk (snapshots.py)
         self.earlier: Callable[..., KeptRows | None] | None = None  # a table on disk loading (IndexMemo.load_later)
         #: The kept table to load once two windows are on their way (``_load_kept``): ``load_later``'s arguments.
@@ -296,7 +296,8 @@ class Engine:
         memo) keeps nothing.  False when stopping, None for an empty population (nothing streamed), True
         once streamed."""
         cfg = self.cfg
-        reader = BlockReader(self.scope, q, self._table, self.stop, self.counters, self._kept_rows)
+        seqs = partial(self.memo.kept_seqs, *self.kept_later) if self.kept_later and self.memo is not None else None
+        reader = BlockReader(self.scope, q, self._table, self.stop, self.counters, self._kept_rows, seqs)
         layout = reader.layout(seq, cfg.window_bytes, self.head)
         self.head = None  # read before the first epoch's bound: a later epoch reads its own
         if layout is None:
@@ -343,9 +344,8 @@ class Engine:
 
     def _load_kept(self) -> Callable[..., KeptRows | None] | None:
         """Start loading the table an earlier process kept, if one waits (:attr:`kept_later`); its getter (None: none).
-        Called once two windows are on their way: the load (~25 ms at 1M rows, 0.1-0.2 s before its columns were
-        used in place) holds the interpreter lock against the first batch (started with a shard's stream, a loader's
-        first batch from 1M kept rows went 51-54 -> 75-77 ms, median of 16)."""
+        Called once two windows are on their way: the load (~14 ms at 1M rows) holds the interpreter lock against the
+        first batch (started with a shard's stream, a loader's first batch from 1M kept rows went 51-54 -> 75-77 ms)."""
         if self.kept_later is not None and self.memo is not None:
             self.earlier, self.kept_later = self.memo.load_later(*self.kept_later), None
         return self.earlier

@@ -57,6 +57,13 @@ class KeptRows(NamedTuple):
     seq: np.ndarray
 
 
+class KeptSeqs(NamedTuple):
+    """A table kept on disk, its ``_seq`` column alone (:meth:`IndexMemo.kept_seqs`): what counts blocks."""
+
+    bound: int
+    seq: np.ndarray
+
+
 class IndexMemo:
     """Tables of sample references by :func:`memo_key`, each with the ``_seq`` bound it was read up to."""
 
@@ -88,6 +95,17 @@ class IndexMemo:
             with self._lock:
                 self._on_disk[key] = (generation, loaded[1])
         return loaded
+
+    def kept_seqs(self, key: Hashable, generation: int, index: str) -> KeptSeqs | None:
+        """The ``_seq`` column of the table kept on disk for ``key`` (None: none kept, or it does not load), read
+        without its rows: a shard counts its blocks from it while the rows load (:meth:`load_later`)."""
+        if self.snapshots is None:
+            return None
+        try:
+            found = self.snapshots.load_seqs(index, key, generation)
+        except (TensorDBError, OSError, ValueError):  # a kept table that does not load: the index serves
+            return None
+        return KeptSeqs(found[1], found[0]) if found is not None else None
 
     def load_later(self, key: Hashable, generation: int, index: str) -> Callable[..., KeptRows | None]:
         """Load the table kept on disk for ``key`` on a thread of its own; the function returned gives it once
@@ -158,4 +176,4 @@ class IndexMemo:
             return len(self._tables)
 
 
-__all__ = ["LOAD_AT_ONCE_SEQS", "IndexMemo", "KeptRows", "memo_key"]
+__all__ = ["LOAD_AT_ONCE_SEQS", "IndexMemo", "KeptRows", "KeptSeqs", "memo_key"]

@@ -89,14 +89,17 @@ class PackedIds(Sequence[str]):
     a table that grows past it holds a list again (:meth:`RefTable._own`).
     """
 
-    def __init__(self, text: bytes, sep: str, ends: np.ndarray | None = None) -> None:
+    def __init__(self, text: bytes | memoryview, sep: str, ends: np.ndarray | None = None) -> None:
         """``ends``: where each id ends in ``text`` (an archive keeps them), else found here.  Why kept: finding a
-        million ends took 15 ms warm and ~70 in a new loader worker (fresh memory), before a shard's first batch."""
-        if not text.isascii():  # ASCII (ids are hex or names, mostly) is UTF-8: a C scan ~20x faster than decoding
-            text.decode()  # UTF-8 throughout (raises UnicodeDecodeError, a ValueError): an id is cut out later
+        million ends took 15 ms warm and ~70 in a new loader worker (fresh memory), before a shard's first batch.
+        ``text`` may be a read-only view (a mapped kept table's): a copy of a million ids' 24 MB cost ~8 ms of
+        such a worker's ~25 ms load (fresh pages), before its first batch."""
+        codes = np.frombuffer(text, dtype=np.uint8)
+        if len(codes) and int(codes.max()) >= 0x80:  # ASCII (ids are hex or names, mostly) is UTF-8: one C scan
+            str(text, "utf-8")  # UTF-8 throughout (raises UnicodeDecodeError, a ValueError): an id is cut out later
         if ends is None:
-            ends = np.append(np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == ord(sep)), len(text))
-        elif not (ends.ndim == 1 and len(ends) and int(ends[-1]) == len(text)):
+            ends = np.append(np.flatnonzero(codes == ord(sep)), len(codes))
+        elif not (ends.ndim == 1 and len(ends) and int(ends[-1]) == len(codes)):
             raise ValueError("the ends of packed ids do not fit their text")
         self.text, self.sep, self.ends = text, sep, ends
 
@@ -117,9 +120,10 @@ class PackedIds(Sequence[str]):
             start, stop, step = at.indices(len(self))
             if step != 1:
                 return [self[k] for k in range(start, stop, step)]
-            return self.text[self._start(start):self.ends[stop - 1]].decode().split(self.sep) if stop > start else []
+            return str(self.text[self._start(start):self.ends[stop - 1]], "utf-8").split(self.sep) if (
+                stop > start) else []
         row = range(len(self))[at]  # an index error past either end, as a list gives
-        return self.text[self._start(row):self.ends[row]].decode()
+        return str(self.text[self._start(row):self.ends[row]], "utf-8")
 
     def __iter__(self) -> Iterator[str]:
         return iter(self[:])
@@ -258,8 +262,9 @@ class RefTable:
         ``_y`` label, no malformed row, each of which :meth:`extend` alone describes)."""
         return type(self).reads_columns and not self.bad and not self.has_y
 
-    def extend_rows(self, other: RefTable, start: int, end: int) -> None:
-        """Append rows ``[start, end)`` of ``other`` (:attr:`lends_rows`; in ``_seq`` order, above :attr:`last_seq`).
+    def extend_rows(self, other: RefTable, ranges: Sequence[tuple[int, int]]) -> None:
+        """Append rows ``[start, end)`` of ``other`` for each of ``ranges`` (:attr:`lends_rows`; in ``_seq`` order,
+        above :attr:`last_seq`).
 
         Why: a fresh epoch reads the index block by block, each window into a
         table of its own (stream/blocks.py); the epoch's whole table is those
@@ -268,28 +273,46 @@ class RefTable:
         that held the GIL against the next epoch's first windows).  Chunks and
         formats are numbered by first appearance, as reading the documents in
         ``_seq`` order numbers them, so the epoch order is the same either way.
+        Why many ranges at once: a window of 512 blocks taken from a kept
+        table block by block cost ~32 ms of Python holding the GIL in a new
+        loader worker, just after its first batch, whose hand-off to the
+        loader (a thread of that worker) waited for it; numpy takes every
+        column's rows in one pass.
         """
-        if end <= start:
+        ranges = [(start, end) for start, end in ranges if end > start]
+        if not ranges:
             return
         if not (self.reads_columns and other.lends_rows):
             raise ValueError("extend_rows copies plain references only (see lends_rows)")
-        if other.seq[start] <= self.last_seq:
-            raise ValueError(f"rows from _seq {other.seq[start]} do not follow _seq {self.last_seq}")
+        starts, ends = (np.array(bounds, dtype=np.int64) for bounds in zip(*ranges))
+        sizes = ends - starts
+        rows = np.repeat(starts - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
+        seq = _numpy(other.seq)[rows]
+        if int(seq[0]) <= self.last_seq or bool(np.any(np.diff(seq) <= 0)):
+            raise ValueError(f"rows from _seq {int(seq[0])} do not follow _seq {self.last_seq} in ascending order")
         self._own()
         # other's chunk and format numbers -> this table's, each numbered here on its first appearance
-        theirs, their_fmts = _plain(other.chunk[start:end]), _plain(other.x.fmt[start:end])
-        chunks = {c: self._chunk_of(other.chunk_keys[c], int(other.chunk_sizes[c])) for c in dict.fromkeys(theirs)}
+        theirs, their_fmts = _numpy(other.chunk)[rows], _numpy(other.x.fmt)[rows]
+        chunks = np.zeros(len(other.chunk_keys), dtype=np.int64)
+        for c in _first_seen(theirs):
+            chunks[c] = self._chunk_of(other.chunk_keys[c], int(other.chunk_sizes[c]))
         format_keys = {index: key for key, index in other._format_index.items()}
-        formats = {f: self._format_of(*format_keys[f]) for f in dict.fromkeys(their_fmts)}
-        self.ids += other.ids[start:end]
-        _append_column(self.seq, other.seq[start:end])
-        labels = other.labels[start:end]
-        self.labels += labels.tolist() if isinstance(labels, np.ndarray) else labels
-        self.chunk += array("q", map(chunks.__getitem__, theirs))
+        formats = np.zeros(len(other.formats), dtype=np.int64)
+        for f in _first_seen(their_fmts):
+            formats[f] = self._format_of(*format_keys[f])
+        labels = other.labels
+        for start, end in ranges:  # a kept table's ids: one decode and split per range
+            self.ids += other.ids[start:end]
+            if not isinstance(labels, np.ndarray):
+                self.labels += labels[start:end]
+        if isinstance(labels, np.ndarray):
+            self.labels += labels[rows].tolist()
+        _append_column(self.seq, seq)
+        _append_column(self.chunk, chunks[theirs])
         x, ox = self.x, other.x
         for mine, given in zip((x.off, x.length, x.crc, x.codec), (ox.off, ox.length, ox.crc, ox.codec)):
-            _append_column(mine, given[start:end])
-        x.fmt += array("q", map(formats.__getitem__, their_fmts))
+            _append_column(mine, _numpy(given)[rows])
+        _append_column(x.fmt, formats[their_fmts])
         self._frozen = None
 
     def _own(self) -> None:
@@ -527,9 +550,10 @@ def _append_column(column: array, values: array | np.ndarray) -> None:
         column += values
 
 
-def _plain(values: array | np.ndarray) -> array | list[int]:
-    """Values to iterate as Python ints (a numpy column's: listed once, not a numpy scalar each)."""
-    return values.tolist() if isinstance(values, np.ndarray) else values
+def _first_seen(values: np.ndarray) -> list[int]:
+    """The distinct ``values`` in order of first appearance."""
+    distinct, first = np.unique(values, return_index=True)
+    return distinct[np.argsort(first)].tolist()
 
 
 def label_array(labels: list[Any] | np.ndarray) -> np.ndarray | None:
