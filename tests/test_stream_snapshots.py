@@ -428,3 +428,100 @@ def test_an_unusable_cache_dir_is_a_typed_error_naming_where_it_came_from(tmp_pa
         monkeypatch.delenv("TENSORDB_CACHE_DIR")
         with db.data_generator({}, batch_size=8) as s:  # the variable unset: no cache, as before
             assert sum(len(X) for X, _ in s) == 30
+
+
+def _archive_member(data: bytes, name: str) -> tuple[int, int]:
+    """Where the array ``name`` lies in a kept table's archive: (start, length) of its stored bytes."""
+    (hlen,) = np.frombuffer(data[4:8], dtype="<u4")
+    header = json.loads(data[8:8 + int(hlen)])
+    entry = next(e for e in header["arrays"] if e["name"] == name)
+    return 8 + int(hlen) + entry["offset"], entry["length"]
+
+
+def test_the_seq_column_loads_alone_and_is_checked_alone(tmp_path: Path) -> None:
+    """What a shard counts its blocks from before the rows load: the kept ``_seq`` column, its crc32 checked."""
+    table = RefTable()
+    table.extend([{"_id": f"s{i}", "_seq": 3 * i + 1, "label": i, "_x": {
+        "key": f"k{i // 3}", "chunk_size": 99, "offset": i, "length": 1, "codec": "none", "dtype": "|u1",
+        "shape": [1], "crc32": 0}} for i in range(10)])
+    snapshots = RefSnapshots(DiskChunkCache(tmp_path / "c"))
+    assert snapshots.save("index", "key", table, 40, generation=2)
+    seq, bound = snapshots.load_seqs("index", "key", 2)
+    assert seq.tolist() == [3 * i + 1 for i in range(10)] and bound == 40 and seq.dtype == np.int64
+    assert snapshots.load_seqs("index", "key", 3) is None and snapshots.load_seqs("index", "other", 2) is None
+    memo = IndexMemo(snapshots)
+    assert memo.kept_seqs("key", 2, "index").seq.tolist() == seq.tolist() and memo.kept_seqs("key", 2, "x") is None
+    (path,) = [f for d in (tmp_path / "c").iterdir() if d.is_dir() and d.name != POINTERS for f in d.iterdir()]
+    data = bytearray(path.read_bytes())
+    start, _ = _archive_member(bytes(data), "ids")
+    data[start] ^= 0xFF  # another column damaged: the seq column still counts; the rows do not load
+    path.write_bytes(bytes(data))
+    assert snapshots.load_seqs("index", "key", 2)[0].tolist() == seq.tolist()
+    assert snapshots.load("index", "key", 2) is None and not path.exists()  # dropped with its pointer
+    assert snapshots.save("index", "key", table, 40, generation=2)
+    (path,) = [f for d in (tmp_path / "c").iterdir() if d.is_dir() and d.name != POINTERS for f in d.iterdir()]
+    data = bytearray(path.read_bytes())
+    start, length = _archive_member(bytes(data), "seq")
+    data[start + length // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert snapshots.load_seqs("index", "key", 2) is None and kept(tmp_path / "c") == []
+    only = decode_archive(encode_archive({"a": np.arange(3), "b": np.ones(2)}, codec="none"), names=("b",))
+    assert list(only) == ["b"] and only["b"].tolist() == [1.0, 1.0]
+
+
+def test_shards_count_their_blocks_from_the_kept_seq_column_not_the_index(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every shard's place in the epoch, from a table kept on disk that loads beside the first windows: rank 0
+    (whose first window comes before any count) counts from the kept ``_seq`` column, not by the index."""
+    from tensordb_core.embedded.sqlite_index import SQLiteIndexStore
+
+    with tdb.connect(tmp_path / "wh", study="s") as db:
+        db.import_data(samples(), np.arange(N), chunk_bytes=1024)
+        cold = [stream(db, None, shard=(rank, 2))[0] for rank in range(2)]
+        counted, seqs_read = [], []
+        count_blocks, kept_seqs = SQLiteIndexStore.count_blocks, IndexMemo.kept_seqs
+        monkeypatch.setattr(SQLiteIndexStore, "count_blocks",
+                            lambda self, *a, **k: counted.append(1) or count_blocks(self, *a, **k))
+        monkeypatch.setattr(IndexMemo, "kept_seqs", lambda self, *a: seqs_read.append(1) or kept_seqs(self, *a))
+        stream(db, tmp_path / "c", shard=(0, 2))  # reads the index (and counts by it), keeps the table
+        assert counted
+        counted.clear()
+        monkeypatch.setattr(engine_module, "LOAD_AT_ONCE_SEQS", 0)  # every kept table loads beside the windows
+        for rank in range(2):
+            same(cold[rank], stream(db, tmp_path / "c", shard=(rank, 2))[0])
+        assert counted == [] and seqs_read  # no index count: the column (rank 0), the loaded table (rank 1)
+
+
+def test_rows_lent_by_many_ranges_at_once_equal_them_lent_one_by_one() -> None:
+    docs = [{"_id": f"id{i}", "_seq": 2 * i + 1, "label": i % 7,
+             "_x": {"key": f"k{(i * 5) % 6}", "chunk_size": 999, "offset": 10 * i, "length": 10, "codec": "lz4",
+                    "dtype": "<f4" if i % 5 else "|u1", "shape": [2, i % 2 + 1], "crc32": 1000 + i}}
+            for i in range(40)]
+    lender = RefTable()
+    lender.extend(docs)
+    parts = lender.to_parts()
+    assert parts is not None
+    kept_form = RefTable.from_parts(*parts)  # numpy columns, as a kept table's
+    ranges = [(0, 3), (7, 7), (9, 20), (33, 40)]
+    for source in (lender, kept_form):
+        at_once, one_by_one = RefTable(), RefTable()
+        at_once.extend_rows(source, ranges)
+        for start, end in ranges:
+            one_by_one.extend_rows(source, [(start, end)])
+        a, b = at_once.freeze(), one_by_one.freeze()
+        assert list(a.ids) == list(b.ids) == [f"id{i}" for s, e in ranges for i in range(s, e)]
+        assert a.chunk_keys == b.chunk_keys and a.formats == b.formats and at_once.labels == one_by_one.labels
+        for name in ("seq", "chunk", "chunk_sizes", "x_off", "x_len", "x_crc", "x_codec", "x_fmt"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+        with pytest.raises(ValueError, match="ascending"):
+            at_once.extend_rows(source, [(36, 38)])  # rows at or below the table's last _seq
+        with pytest.raises(ValueError, match="ascending"):
+            RefTable().extend_rows(source, [(5, 8), (2, 4)])  # ranges out of _seq order
+
+
+def test_packed_ids_read_a_mapped_view_and_refuse_text_that_is_not_utf8() -> None:
+    text = "a\x00ß-2\x00c".encode()
+    ids = PackedIds(memoryview(text), "\x00")
+    assert list(ids) == ["a", "ß-2", "c"] and ids[1] == "ß-2" and ids[1:] == ["ß-2", "c"]
+    with pytest.raises(ValueError):
+        PackedIds(memoryview(b"a\x00\xff"), "\x00")
