@@ -534,3 +534,25 @@ def test_read_units_merge_consecutive_windows_up_to_the_byte_limit():
         units = read_units(cuts, per_sample, limit, first_alone=first_alone)
         assert set(units) <= set(cuts) and units[0] == 0 and units[-1] == cuts[-1]
         assert all(per_sample[a:b].sum() <= limit for a, b in pairwise(units))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_window_blocks_cut_as_a_window_cutter_fed_block_by_block_cuts(seed: int) -> None:
+    """The one cut of an epoch into windows (found by binary search) equals what a fresh stream's WindowCutter
+    closes as the blocks arrive, empty blocks included, whatever the counts and window sizes."""
+    from tensordb_core.stream.order import BlockLayout, WindowCutter, block_sequence, window_blocks
+
+    rng = np.random.default_rng(seed)
+    blocks = int(rng.integers(1, 400))
+    counts = rng.integers(0, 40, size=blocks) * (rng.random(blocks) > 0.2)
+    layout = BlockLayout(origin=1, span=64, bound=64 * blocks, window_rows=int(rng.integers(1, 900)),
+                         first_rows=int(rng.integers(1, 90)))
+    for shuffle in (True, False):
+        cutter, expected = WindowCutter(layout), [[]]
+        for block in block_sequence(layout, seed=seed, epoch=1, shuffle=shuffle).tolist():
+            if counts[block] > 0:
+                expected[-1].append(block)
+                if cutter.add(int(counts[block])):
+                    expected.append([])
+        expected = expected if expected[-1] else expected[:-1]
+        assert window_blocks(layout, counts, seed=seed, epoch=1, shuffle=shuffle) == expected

@@ -266,16 +266,22 @@ def window_blocks(layout: BlockLayout, counts: np.ndarray, *, seed: int, epoch: 
     table), and a sharded stream that reads only the windows its piece of the
     global order covers (stream/blocks.py), both take it from here, and a
     fresh stream's :class:`WindowCutter` closes the same windows as blocks
-    arrive.  Empty blocks join no window.
+    arrive.  Empty blocks join no window.  Each window ends at the first
+    block its rows fill, found by a binary search of the running count (a
+    :class:`WindowCutter` step per block was ~4 ms for a million samples'
+    7,813 blocks, before a shard's first batch).
     """
-    cutter = WindowCutter(layout)
-    windows: list[list[int]] = [[]]
     sequence = block_sequence(layout, seed=seed, epoch=epoch, shuffle=shuffle)
-    for block in sequence[counts[sequence] > 0].tolist():
-        windows[-1].append(block)
-        if cutter.add(int(counts[block])):
-            windows.append([])
-    return windows if windows[-1] else windows[:-1]
+    blocks = sequence[counts[sequence] > 0]
+    filled = np.cumsum(counts[blocks])
+    windows, start = [], 0
+    while start < len(blocks):
+        room = min(layout.window_rows, layout.first_rows << min(len(windows), 32))
+        before = int(filled[start - 1]) if start else 0
+        end = min(int(np.searchsorted(filled, before + room)) + 1, len(blocks))  # the block that fills it, included
+        windows.append(blocks[start:end].tolist())
+        start = end
+    return windows
 
 
 def block_order(seq: np.ndarray, layout: BlockLayout, *, seed: int, epoch: int, shuffle: bool) -> EpochOrder:
