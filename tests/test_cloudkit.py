@@ -249,3 +249,31 @@ def test_each_kind_becomes_one_typed_error_with_advice() -> None:
     assert type(translate(_SDKError("x", 400))) is BackendError
     assert TABLE.leaks(ValueError("s3cr3t-value"), ["s3cr3t-value"])
     assert not TABLE.leaks(ValueError("fine"), ["s3cr3t-value"])
+
+
+# -- http: the pooled session GCS and Azure read through -----------------------------------------------------------
+
+
+def test_a_pooled_session_reads_the_environments_proxies_and_ca_bundle_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import requests
+
+    from tensordb_core.store.kit.http import pooled_session
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
+                 "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "bypassed.example")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/corp.pem")
+    session = pooled_session("https://acct.blob.core.windows.net", 20)
+    assert session.trust_env is False and session.verify == "/etc/ssl/corp.pem"
+    assert session.proxies.get("https") == "http://proxy.example:3128"
+    assert session.get_adapter("https://acct.blob.core.windows.net")._pool_maxsize == 20
+    # what requests would have sent (it read the environment per request): the same proxy and bundle
+    settings = requests.Session().merge_environment_settings("https://acct.blob.core.windows.net/c/k", {}, False,
+                                                             None, None)
+    assert settings["proxies"].get("https") == session.proxies["https"] and settings["verify"] == session.verify
+    monkeypatch.setenv("HTTPS_PROXY", "http://other.example:1")  # read once: a later change is not seen
+    assert session.proxies["https"] == "http://proxy.example:3128"
+    bypassed = pooled_session("https://bypassed.example", 4, requests.Session())
+    assert "https" not in bypassed.proxies and bypassed.trust_env is False

@@ -22,13 +22,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import requests
 from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import BlobServiceClient, ContentSettings, ExponentialRetry
 from urllib3.util.retry import Retry
 
 from tensordb_core.errors import PermissionDenied
 from tensordb_core.store.kit.cloud import CloudBlobStore, is_content_address
+from tensordb_core.store.kit.http import pooled_session
 
 from .config import AzureConfig
 from .errors import ERRORS, ContainerNotFound, install_log_scrubber
@@ -62,19 +62,6 @@ def _credential(config: AzureConfig, where: str) -> Any:
     return DefaultAzureCredential()
 
 
-def _session(pool_size: int) -> requests.Session:
-    """A requests session whose pool holds ``pool_size`` connections; retries stay with azure-core's policy."""
-    session = requests.Session()
-    adapter = requests.adapters.HTTPAdapter(
-        pool_connections=4,
-        pool_maxsize=pool_size,
-        max_retries=Retry(total=False, redirect=False, raise_on_status=False),
-    )
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
-
-
 class AzureBlobStore(CloudBlobStore):
     """A :class:`~tensordb_core.store.protocols.BlobStore` over one Azure container and key prefix.
 
@@ -100,7 +87,9 @@ class AzureBlobStore(CloudBlobStore):
             install_log_scrubber()
         kwargs: dict[str, Any] = {
             "transport": RequestsTransport(
-                session=_session(config.max_workers + config.max_concurrency + 4),
+                # retries stay with azure-core's policy; the environment's proxies and CA bundle read once here
+                session=pooled_session(config.account_url, config.max_workers + config.max_concurrency + 4,
+                                       retries=Retry(total=False, redirect=False, raise_on_status=False)),
                 session_owner=True,
                 connection_data_block_size=READ_BLOCK_SIZE,
                 connection_timeout=config.connect_timeout,

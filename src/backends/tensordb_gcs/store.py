@@ -35,6 +35,7 @@ from urllib3 import exceptions as urllib3_exceptions
 
 from tensordb_core.errors import InvalidURI
 from tensordb_core.store.kit.cloud import CloudBlobStore, is_content_address
+from tensordb_core.store.kit.http import pooled_session
 
 from .config import GCSConfig
 from .errors import ERRORS, BucketNotFound
@@ -110,11 +111,9 @@ class GCSBlobStore(CloudBlobStore):
         self._retry = _retry_policy(config.retry_timeout)
         self._timeout = config.http_timeout
         credentials = resolve_credentials(config)
-        self._session = AuthorizedSession(credentials)
-        # One pool slot per get_many worker plus headroom for a concurrent put/list.
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=config.max_workers + 4)
-        self._session.mount("https://", adapter)
-        self._session.mount("http://", adapter)
+        # One pool slot per get_many worker plus headroom for a concurrent put/list; the environment's proxies
+        # and CA bundle read once here, not per request (store/kit/http.py).
+        self._session = pooled_session(self._endpoint, config.max_workers + 4, AuthorizedSession(credentials))
         client_options = {"api_endpoint": config.emulator_host} if config.emulator_host else None
         self._client = storage.Client(
             project=config.project, credentials=credentials, _http=self._session, client_options=client_options

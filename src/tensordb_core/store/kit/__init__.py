@@ -10,9 +10,13 @@
   that S3, GCS and Azure fill in with a few SDK calls;
 * :mod:`~tensordb_core.store.kit.mapping`: read-only views of chunk files
   that are never changed in place (the embedded file store's, the stream's
-  disk cache's).
+  disk cache's);
+* :mod:`~tensordb_core.store.kit.http`: the pooled ``requests`` session the
+  GCS and Azure backends read through (the environment's HTTP settings read
+  once, not per request).
 
-Nothing here imports a cloud SDK or a database driver.
+Nothing here imports a cloud SDK or a database driver (``http`` imports
+``requests``, which only those backends import it with).
 """
 
 from __future__ import annotations
