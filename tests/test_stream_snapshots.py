@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 from array import array
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -181,20 +182,29 @@ def test_records_are_not_kept(tmp_path: Path) -> None:
     assert kept(tmp_path / "c") == []
 
 
-def test_a_table_round_trips_through_its_parts() -> None:
-    docs = [{"_id": f"id{i}", "_seq": i + 1, "label": ["a", 2, None][i % 3],
-             "_x": {"key": f"k{i // 4}", "chunk_size": 999, "offset": 10 * i, "length": 10, "codec": "lz4",
+def reference_docs(n: int, seq: Callable[[int], int], label: Callable[[int], Any], key: Callable[[int], str]
+                   ) -> list[dict[str, Any]]:
+    """``n`` plain reference documents of two formats, with these ``_seq`` s, labels and chunk keys."""
+    return [{"_id": f"id{i}", "_seq": seq(i), "label": label(i),
+             "_x": {"key": key(i), "chunk_size": 999, "offset": 10 * i, "length": 10, "codec": "lz4",
                     "dtype": "<f4" if i % 5 else "|u1", "shape": [2, i % 2 + 1], "crc32": 1000 + i}}
-            for i in range(23)]
+            for i in range(n)]
+
+
+def same_columns(a: Any, b: Any) -> None:
+    """Two frozen tables hold the same references (ids, chunks, formats and every numeric column)."""
+    assert list(a.ids) == list(b.ids) and a.chunk_keys == b.chunk_keys and a.formats == b.formats
+    for name in ("seq", "chunk", "chunk_sizes", "x_off", "x_len", "x_crc", "x_codec", "x_fmt"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+def test_a_table_round_trips_through_its_parts() -> None:
     table = RefTable()
-    table.extend(docs)
+    table.extend(reference_docs(23, lambda i: i + 1, lambda i: ["a", 2, None][i % 3], lambda i: f"k{i // 4}"))
     parts = table.to_parts()
     assert parts is not None
     back = RefTable.from_parts(*parts)
-    a, b = table.freeze(), back.freeze()
-    assert a.ids == b.ids and a.chunk_keys == b.chunk_keys and a.formats == b.formats
-    for name in ("seq", "chunk", "chunk_sizes", "x_off", "x_len", "x_crc", "x_codec", "x_fmt"):
-        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    same_columns(table.freeze(), back.freeze())
     assert back.labels == table.labels and back.last_seq == 23
     arrays, lists = parts
     with pytest.raises(ValueError):
@@ -493,12 +503,8 @@ def test_shards_count_their_blocks_from_the_kept_seq_column_not_the_index(tmp_pa
 
 
 def test_rows_lent_by_many_ranges_at_once_equal_them_lent_one_by_one() -> None:
-    docs = [{"_id": f"id{i}", "_seq": 2 * i + 1, "label": i % 7,
-             "_x": {"key": f"k{(i * 5) % 6}", "chunk_size": 999, "offset": 10 * i, "length": 10, "codec": "lz4",
-                    "dtype": "<f4" if i % 5 else "|u1", "shape": [2, i % 2 + 1], "crc32": 1000 + i}}
-            for i in range(40)]
     lender = RefTable()
-    lender.extend(docs)
+    lender.extend(reference_docs(40, lambda i: 2 * i + 1, lambda i: i % 7, lambda i: f"k{(i * 5) % 6}"))
     parts = lender.to_parts()
     assert parts is not None
     kept_form = RefTable.from_parts(*parts)  # numpy columns, as a kept table's
@@ -508,11 +514,9 @@ def test_rows_lent_by_many_ranges_at_once_equal_them_lent_one_by_one() -> None:
         at_once.extend_rows(source, ranges)
         for start, end in ranges:
             one_by_one.extend_rows(source, [(start, end)])
-        a, b = at_once.freeze(), one_by_one.freeze()
-        assert list(a.ids) == list(b.ids) == [f"id{i}" for s, e in ranges for i in range(s, e)]
-        assert a.chunk_keys == b.chunk_keys and a.formats == b.formats and at_once.labels == one_by_one.labels
-        for name in ("seq", "chunk", "chunk_sizes", "x_off", "x_len", "x_crc", "x_codec", "x_fmt"):
-            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+        same_columns(at_once.freeze(), one_by_one.freeze())
+        assert list(at_once.ids) == [f"id{i}" for s, e in ranges for i in range(s, e)]
+        assert at_once.labels == one_by_one.labels == [i % 7 for s, e in ranges for i in range(s, e)]
         with pytest.raises(ValueError, match="ascending"):
             at_once.extend_rows(source, [(36, 38)])  # rows at or below the table's last _seq
         with pytest.raises(ValueError, match="ascending"):
