@@ -78,7 +78,7 @@ def connect(uri: str | os.PathLike[str] | StoreURI | None = None, study: str | N
     it raises :class:`~tensordb_core.errors.NotFound` and creates nothing, so a typo in
     a path is an error rather than a new, empty warehouse."""
     policy = RetryPolicy.from_option(retry)
-    index_uri, blobs = _index_uri(uri), _blobs_named(blobs)
+    index_uri = _index_uri(uri)
     if not create and not index_exists(index_uri):
         raise _no_warehouse(index_uri)
     index = open_index(index_uri, **dict(index_options or {}))
@@ -86,8 +86,7 @@ def connect(uri: str | os.PathLike[str] | StoreURI | None = None, study: str | N
         index.close()
         raise _no_warehouse(index_uri)
     try:
-        blob_uri = parse_uri(blobs) if blobs is not None else default_blobs(index_uri)
-        blob_store = open_blobs(blob_uri, **dict(blob_options or {}))
+        blob_store = open_blobs(_blob_uri(index_uri, blobs), **dict(blob_options or {}))
     except BaseException:
         index.close()
         raise
@@ -102,9 +101,10 @@ def _index_uri(uri: str | os.PathLike[str] | StoreURI | None) -> StoreURI:
     return parse_uri(uri if uri is not None else os.environ.get(ENV_URI, "./warehouse"))
 
 
-def _blobs_named(blobs: str | StoreURI | None) -> str | StoreURI | None:
-    """The blob store a :func:`connect` ``blobs`` names: itself, else ``$TENSORDB_BLOBS`` (None: the index's own)."""
-    return blobs if blobs is not None else os.environ.get(ENV_BLOBS) or None
+def _blob_uri(index_uri: StoreURI, blobs: str | StoreURI | None) -> StoreURI:
+    """The blob store a :func:`connect` ``blobs`` names: itself, else ``$TENSORDB_BLOBS``, else the index's own."""
+    named = blobs if blobs is not None else os.environ.get(ENV_BLOBS) or None
+    return parse_uri(named) if named is not None else default_blobs(index_uri)
 
 
 def preload(uri: str | os.PathLike[str] | StoreURI | None = None, *, blobs: str | StoreURI | None = None) -> None:
@@ -122,8 +122,7 @@ def preload(uri: str | os.PathLike[str] | StoreURI | None = None, *, blobs: str 
     index_uri = _index_uri(uri)
     if not import_factory("index", index_uri):
         return
-    blob_uri = _blobs_named(blobs)
-    import_factory("blobs", parse_uri(blob_uri) if blob_uri is not None else default_blobs(index_uri))
+    import_factory("blobs", _blob_uri(index_uri, blobs))
 
 
 def _no_warehouse(uri: StoreURI) -> NotFound:
