@@ -5,7 +5,8 @@
     fetch thread        index pages -> epoch order -> this rank's windows -> cache / get_many -> crc32
                         (refs.RefTable, order.block_order/shard_positions, plan.plan_fetch, fetch.fetch_window;
                         a fresh epoch's windows come from blocks.BlockReader; reader.WindowReader reads two at once
-                        and checks there which may be decoded a batch at a time: unpack.check_frames)
+                        and checks there which may be decoded a batch at a time: unpack.check_frames; on an object
+                        store, a chunk windows share is read once: carry.ChunkCarry)
         | windows queue (2)
     assembly thread     slices windows into batches, submits each to the decode pool
         | out queue (``prefetch``): batch futures, in order, plus phase markers
@@ -14,13 +15,11 @@
         |
     consumer            ``next(stream)`` (batches.Stream, in the training loop's thread)
 
-Why threads and bounded queues: I/O (network or page cache), decompression and
-the training step overlap, while each queue's bound stops a stage from running
-ahead of the consumer (back-pressure) and bounds memory to a few windows and
-``prefetch`` batches.  The queues are hand-offs that :meth:`Engine.shutdown`
-wakes (stream/handoff.py), so ``close()`` (or garbage-collecting the stream)
-ends every thread at once, with no polling.  Threads reference this engine, never the user's stream object, so
-an abandoned stream can be collected.
+Why threads and bounded queues: I/O (network or page cache), decompression and the training step overlap,
+while each queue's bound stops a stage from running ahead of the consumer (back-pressure) and bounds memory to a
+few windows and ``prefetch`` batches.  The queues are hand-offs that :meth:`Engine.shutdown` wakes
+(stream/handoff.py), so ``close()`` (or garbage-collecting the stream) ends every thread at once, with no
+polling.  Threads reference this engine, never the user's stream object, so an abandoned stream can be collected.
 """
 
 from __future__ import annotations
@@ -49,6 +48,7 @@ from tensordb_core.stream.blocks import (
     verified_seqs,
 )
 from tensordb_core.stream.cache import ChunkCache
+from tensordb_core.stream.carry import carry_for
 from tensordb_core.stream.config import StreamConfig
 from tensordb_core.stream.counters import Counters
 from tensordb_core.stream.decode import Decoder, auto_decode_workers
@@ -91,12 +91,10 @@ INDEX_PAGE = 4096
 class Phase:
     """An epoch (``epoch`` set) or the follow tail (``epoch`` None), as this rank streams it.
 
-    ``ranges``/``count``: the epoch's remaining positions at the start and its
-    population; ``size``: how many positions this rank reads.  ``count`` and
-    ``size`` are None while an epoch streams from the index before its count
-    is known (stream/blocks.py; ``ranges`` is then empty); the ``end``
-    marker brings them.  In the tail, ``seq`` is ``tail_after`` and
-    ``tail_base`` the global tail position it started at.
+    ``ranges``/``count``: the epoch's remaining positions at the start and its population; ``size``: how many
+    positions this rank reads.  ``count`` and ``size`` are None while an epoch streams from the index before its
+    count is known (stream/blocks.py; ``ranges`` is then empty); the ``end`` marker brings them.  In the tail,
+    ``seq`` is ``tail_after`` and ``tail_base`` the global tail position it started at.
     """
 
     epoch: int | None
@@ -300,6 +298,7 @@ class Engine:
         reader = BlockReader(self.scope, q, self._table, self.stop, self.counters, self._kept_rows, seqs)
         layout = reader.layout(seq, cfg.window_bytes, self.head)
         self.head = None  # read before the first epoch's bound: a later epoch reads its own
+        self.reader.carry = carry_for(self.blobs, self.cache, layout, cfg, epoch)
         if layout is None:
             return None
         keep = self.memo is not None or cfg.epochs is None or epoch + 1 < cfg.epochs  # a later epoch needs the table
@@ -413,7 +412,7 @@ class Engine:
         return RefTable() if rec is None else RecordTable(rec.fields)
 
     def _stream_epoch(self, epoch: int, seq: int, refs: FrozenRefs, n: int, ranges: Ranges) -> bool:
-        cfg = self.cfg
+        cfg, layout = self.cfg, None
         rows_all = np.arange(n, dtype=np.int64)
         if cfg.weights is not None:
             order = weighted_order(refs.chunk[:n], refs.span_bytes(rows_all), np.asarray(self.weights[:n]),
@@ -422,8 +421,9 @@ class Engine:
             order = epoch_order(refs.chunk[:n], refs.span_bytes(rows_all), seed=cfg.seed, epoch=epoch,
                                 shuffle=cfg.shuffle, window_bytes=cfg.window_bytes)
         else:
-            order = block_order(refs.seq[:n], head_layout(refs, n, seq, cfg.window_bytes), seed=cfg.seed,
-                                epoch=epoch, shuffle=cfg.shuffle)
+            layout = head_layout(refs, n, seq, cfg.window_bytes)
+            order = block_order(refs.seq[:n], layout, seed=cfg.seed, epoch=epoch, shuffle=cfg.shuffle)
+        self.reader.carry = carry_for(self.blobs, self.cache, layout, cfg, epoch)  # None: not the block order
         self._note_newest(refs, n)
         positions = shard_positions(ranges, cfg.world, cfg.rank)
         phase = Phase(epoch, seq, ranges, n, len(positions))

@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import pairwise
 from typing import Any, cast
 
@@ -32,6 +33,7 @@ from tensordb_core.errors import BlobNotFound
 from tensordb_core.format.checksums import crc32
 from tensordb_core.store.protocols import BlobStore, MapsBlobs
 from tensordb_core.stream.cache import ChunkCache
+from tensordb_core.stream.carry import Claim
 from tensordb_core.stream.disk_cache import DiskCachedBlobs
 from tensordb_core.stream.plan import plan_fetch, run_bounds
 from tensordb_core.stream.refs import FrozenRefs
@@ -143,7 +145,8 @@ class Window:
 
 
 def fetch_window(blobs: BlobStore, refs: FrozenRefs, rows: np.ndarray, cache: ChunkCache | None,
-                 stats: Any, pool: BufferPool | None = None, verify: bool = False) -> Window:
+                 stats: Any, pool: BufferPool | None = None, verify: bool = False, claim: Claim | None = None
+                 ) -> Window:
     """Read what ``rows`` need: cached requests from ``cache``, the rest in bulk.
 
     In bulk means ``get_many``, ``map`` views where the store offers it (and no
@@ -151,9 +154,16 @@ def fetch_window(blobs: BlobStore, refs: FrozenRefs, rows: np.ndarray, cache: Ch
     its exception is kept in place of its bytes and raised (or skipped) when a
     sample of it is decoded, so the error names the document and arrives in
     stream order.  With ``verify``, the crc32 of every input segment is
-    checked here (see :func:`_precheck`).
+    checked here (see :func:`_precheck`).  ``claim``: what this window takes
+    of chunk parts an earlier one read for it, and reads further for a
+    later one (:mod:`tensordb_core.stream.carry`); settled however the read
+    ends, so no later window waits for a read that failed.
     """
-    window = _fetch(blobs, refs, rows, cache, stats, pool)
+    try:
+        window = _fetch(blobs, refs, rows, cache, stats, pool, claim)
+    finally:
+        if claim is not None:
+            claim.settle()
     if verify:
         began = time.perf_counter()
         _precheck(window)
@@ -199,17 +209,20 @@ def _precheck(window: Window) -> None:
 
 
 def _fetch(blobs: BlobStore, refs: FrozenRefs, rows: np.ndarray, cache: ChunkCache | None,
-           stats: Any, pool: BufferPool | None) -> Window:
+           stats: Any, pool: BufferPool | None, claim: Claim | None) -> Window:
     # Whole chunks where a cache keeps what it was asked for: the request cache, the disk cache's chunks.
     whole = cache is not None or isinstance(blobs, DiskCachedBlobs)
     mapped = cache is None and bool(blobs.capabilities.map)  # views of the files: a request costs a mapping
-    plan = plan_fetch(refs, rows, local=bool(blobs.capabilities.read_into), exact=not whole, whole_chunks=whole)
+    plan_rows = partial(plan_fetch, refs, local=bool(blobs.capabilities.read_into), exact=not whole,
+                        whole_chunks=whole)
+    plan = plan_rows(rows) if claim is None else claim.plan(refs, rows, plan_rows)
     if mapped:
         plan = plan.joined(MAP_FILL)
     bufs: list[Any] = [None] * len(plan.requests)
     todo: list[int] = []
     for i, (key, start, end) in enumerate(plan.requests):
-        hit = cache.get((key, start, end)) if cache is not None else None
+        hit = cache.get((key, start, end)) if cache is not None else (
+            claim.taken((key, start, end)) if claim is not None else None)
         if hit is not None:
             bufs[i] = hit
         else:
@@ -233,6 +246,8 @@ def _fetch(blobs: BlobStore, refs: FrozenRefs, rows: np.ndarray, cache: ChunkCac
             nbytes += len(data)
             if cache is not None:
                 cache.put(plan.requests[i], data)
+        if claim is not None:
+            claim.left(plan.requests[i], data)
     stats.add(io_s=time.perf_counter() - began, bytes_read=nbytes, requests=len(todo))
     return window
 

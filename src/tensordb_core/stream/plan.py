@@ -11,6 +11,7 @@ this way, and ``find_data(...).arrays()`` plans its whole result the same way
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -70,13 +71,52 @@ class FetchPlan:
                 out.append(reqs[k])
                 lengths.append(self.lengths[k])
             i = j
-        if len(out) == len(reqs):
-            return self
+        return self if len(out) == len(reqs) else self._regrouped(out, lengths, new_of)
+
+    def spanning(self, spans: Mapping[str, tuple[int, int | None]]) -> FetchPlan:
+        """The same rows with every request of each chunk in ``spans`` made its one request there (start, end;
+        end None: the whole chunk), which holds them (:mod:`tensordb_core.stream.carry`: a later window takes
+        the rest).  A whole chunk's length is not known here (-1): such plans are not read into buffers."""
+        out: list[tuple[str, int, int | None]] = []
+        lengths: list[int] = []
+        new_of = np.empty(len(self.requests), dtype=np.int64)
+        placed: dict[str, int] = {}
+        for i, (key, start, end) in enumerate(self.requests):
+            if key not in spans:
+                new_of[i] = len(out)
+                out.append((key, start, end))
+                lengths.append(self.lengths[i])
+                continue
+            if key not in placed:
+                placed[key] = len(out)
+                low, high = spans[key]
+                out.append((key, low, high))
+                lengths.append(-1 if high is None else high - low)
+            new_of[i] = placed[key]
+        return self._regrouped(out, lengths, new_of)
+
+    def with_requests(self, own: np.ndarray, requests: list[tuple[str, int, int | None]],
+                      request_of: np.ndarray) -> FetchPlan:
+        """This plan, made for the rows at ``own`` (a mask), with ``requests`` added for the others: row ``i``
+        not ``own`` is read by ``requests[request_of[i]]``."""
+        n = len(own)
+        req_of, base_of = np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=np.int64)
+        req_of[own], base_of[own] = self.req_of, self.base_of
+        if requests:
+            other = ~own
+            req_of[other] = len(self.requests) + request_of[other]
+            base_of[other] = np.asarray([start for _k, start, _e in requests], dtype=np.int64)[request_of[other]]
+        lengths = self.lengths + [-1 if end is None else end - start for _k, start, end in requests]
+        return FetchPlan(self.requests + requests, req_of, base_of, lengths)
+
+    def _regrouped(self, requests: list[tuple[str, int, int | None]], lengths: list[int],
+                   new_of: np.ndarray) -> FetchPlan:
+        """This plan's rows over ``requests``, where ``new_of[i]`` is the new request holding old request ``i``."""
         good = self.req_of >= 0
         req_of = np.where(good, new_of[np.maximum(self.req_of, 0)], -1)
-        starts = np.asarray([start for _k, start, _e in out], dtype=np.int64)
+        starts = np.asarray([start for _k, start, _e in requests], dtype=np.int64)
         base_of = np.where(good, starts[np.maximum(req_of, 0)], 0)
-        return FetchPlan(out, req_of, base_of, lengths)
+        return FetchPlan(requests, req_of, base_of, lengths)
 
 
 def run_bounds(values: np.ndarray) -> list[int]:

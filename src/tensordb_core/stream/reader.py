@@ -18,6 +18,7 @@ import numpy as np
 
 from tensordb_core.store.protocols import BlobStore
 from tensordb_core.stream.cache import ChunkCache
+from tensordb_core.stream.carry import ChunkCarry
 from tensordb_core.stream.fetch import BufferPool, Window, fetch_window
 from tensordb_core.stream.refs import FrozenRefs
 from tensordb_core.stream.unpack import check_frames, may_unpack
@@ -38,6 +39,8 @@ class WindowReader:
                  verify: bool, threads: int) -> None:
         self.args = (blobs, cache, stats, pool, verify)
         self.threads = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="tensordb-window")
+        #: The epoch's chunks read once for several windows (stream/carry.py), set by the engine per epoch.
+        self.carry: ChunkCarry | None = None
         self._idle = threading.Condition()
         self._pending = 0
 
@@ -45,12 +48,13 @@ class WindowReader:
                ) -> Future[Window]:
         """Start reading ``rows`` of ``refs``; ``done(refs)`` runs once read (and checked)."""
         blobs, cache, stats, pool, verify = self.args
+        claim = self.carry.claim(refs, rows) if self.carry is not None else None  # here: in window order
         with self._idle:
             self._pending += 1
 
         def read() -> Window:
             try:
-                window = fetch_window(blobs, refs, rows, cache, stats, pool, verify and may_unpack(refs))
+                window = fetch_window(blobs, refs, rows, cache, stats, pool, verify and may_unpack(refs), claim)
                 window.frame_bytes = check_frames(window, verify)
                 if window.frame_bytes:
                     stats.add(unpacked_windows=1)
@@ -74,6 +78,8 @@ class WindowReader:
     def stop(self) -> None:
         """Cancel the reads not started and wake :meth:`wait_idle` (whose caller's ``stop`` is set by now)."""
         self.threads.shutdown(wait=False, cancel_futures=True)
+        if self.carry is not None:
+            self.carry.close()  # a read waiting for a chunk a cancelled read would have read
         with self._idle:
             self._idle.notify_all()
 
