@@ -35,7 +35,7 @@ from tensordb_core.store.protocols import BlobStore, MapsBlobs
 from tensordb_core.stream.cache import ChunkCache
 from tensordb_core.stream.carry import Claim
 from tensordb_core.stream.disk_cache import DiskCachedBlobs
-from tensordb_core.stream.plan import plan_fetch, run_bounds
+from tensordb_core.stream.plan import FetchPlan, plan_fetch, run_bounds
 from tensordb_core.stream.refs import FrozenRefs
 
 #: A mapped chunk's ranges are mapped as one where they fill at least this much of it (FetchPlan.joined).
@@ -220,16 +220,28 @@ def _fetch(blobs: BlobStore, refs: FrozenRefs, rows: np.ndarray, cache: ChunkCac
         plan = plan.joined(MAP_FILL)
     bufs: list[Any] = [None] * len(plan.requests)
     todo: list[int] = []
-    for i, (key, start, end) in enumerate(plan.requests):
-        hit = cache.get((key, start, end)) if cache is not None else (
-            claim.taken((key, start, end)) if claim is not None else None)
+    taken: list[int] = []  # read by an earlier window: waited for once this window's own requests are made
+    for i, request in enumerate(plan.requests):
+        hit = cache.get(request) if cache is not None else None
         if hit is not None:
             bufs[i] = hit
         else:
-            todo.append(i)
+            (taken if claim is not None and claim.takes(request) else todo).append(i)
     window = Window(refs, rows, bufs, plan.req_of, plan.base_of)
+    _read(blobs, plan, todo, window, cache, pool, mapped, stats, claim)
+    if claim is not None and taken:
+        for i in taken:
+            bufs[i] = claim.taken(plan.requests[i])
+        _read(blobs, plan, [i for i in taken if bufs[i] is None], window, cache, pool, mapped, stats, claim)
+    return window
+
+
+def _read(blobs: BlobStore, plan: FetchPlan, todo: list[int], window: Window, cache: ChunkCache | None,
+          pool: BufferPool | None, mapped: bool, stats: Any, claim: Claim | None) -> None:
+    """Read the requests ``todo`` of ``plan`` into ``window.bufs`` (each failed one: its exception), in bulk."""
     if not todo:
-        return window
+        return
+    bufs = window.bufs
     began = time.perf_counter()
     if mapped:
         got = _mapped(cast(MapsBlobs, blobs), [plan.requests[i] for i in todo])
@@ -249,7 +261,6 @@ def _fetch(blobs: BlobStore, refs: FrozenRefs, rows: np.ndarray, cache: ChunkCac
         if claim is not None:
             claim.left(plan.requests[i], data)
     stats.add(io_s=time.perf_counter() - began, bytes_read=nbytes, requests=len(todo))
-    return window
 
 
 def _read_pooled(read_into: Callable[..., int], requests: list[tuple[str, int, int | None]], lengths: list[int],
