@@ -31,7 +31,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -42,8 +42,22 @@ from tensordb_core.stream.order import BlockLayout, block_sequence
 from tensordb_core.stream.plan import FetchPlan
 from tensordb_core.stream.refs import FrozenRefs
 
-if TYPE_CHECKING:  # config imports the decoder, which imports fetch, which imports this module
-    from tensordb_core.stream.config import StreamConfig
+
+class EpochSettings(Protocol):
+    """What a carry needs of a stream's settings (:class:`~tensordb_core.stream.config.StreamConfig` has them;
+    not imported: the config imports the decoder, which imports fetch, which imports this module)."""
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def shuffle(self) -> bool: ...
+
+    @property
+    def world(self) -> int: ...
+
+    @property
+    def window_bytes(self) -> int: ...
 
 
 @dataclass
@@ -201,7 +215,7 @@ class ChunkCarry:
             self.bytes = 0
 
 
-def carry_for(blobs: BlobStore, cache: ChunkCache | None, layout: BlockLayout | None, cfg: StreamConfig,
+def carry_for(blobs: BlobStore, cache: ChunkCache | None, layout: BlockLayout | None, cfg: EpochSettings,
               epoch: int) -> ChunkCarry | None:
     """A carry for an epoch of ``layout`` where one pays, else None: an unsharded stream on a store where a request
     is a round trip, whose windows do not read whole chunks already (for a chunk cache, on disk or in memory)."""
