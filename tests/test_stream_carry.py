@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 
@@ -218,3 +219,25 @@ def test_a_plan_with_taken_and_left_chunks_reads_each_row_from_its_request(tmp_p
         assert data[lo - base:hi - base] == chunks[key][lo:hi]
     taken_rows = rows[[plan.requests[r] == took.request for r in plan.req_of.tolist()]]
     assert len(taken_rows) and (refs.span_end[taken_rows] <= took.end).all()
+
+
+@pytest.mark.parametrize("stop_after", [1, 7, 25])
+def test_a_resumed_stream_continues_exactly(tmp_path, carries, stop_after):
+    """Resumed part way through an epoch (the first, or the second), the stream reads what is left of it with a
+    carry of its own and delivers exactly what the uninterrupted stream did."""
+    X = images()
+    kwargs = {"batch_size": 32, "seed": 5, "epochs": 2, "window_bytes": 200_000}
+    with warehouse(tmp_path, X) as db:
+        with db.data_generator({}, **kwargs) as stream:
+            full = [y.tolist() for _x, y in stream]
+        first = db.data_generator({}, **kwargs)
+        head = [y.tolist() for _x, y in (next(first) for _ in range(stop_after))]
+        state = json.loads(json.dumps(first.state_dict()))
+        first.close()
+        before = len(carries[0])
+        with db.data_generator({}, state=state, **kwargs) as resumed:
+            rest = [(x, y) for x, y in resumed]
+    assert head + [y.tolist() for _x, y in rest] == full
+    for x, y in rest:
+        np.testing.assert_array_equal(x, X[y])
+    assert len(carries[0]) > before  # the resumed epoch read with a carry
