@@ -170,6 +170,10 @@ class BlockLayout:
     def blocks(self) -> int:
         return (self.bound - self.origin) // self.span + 1
 
+    def window_size(self, window: int) -> int:
+        """The samples window ``window`` holds before it closes: ``first_rows * 2**window``, up to ``window_rows``."""
+        return min(self.window_rows, self.first_rows << min(window, 32))
+
     def seq_range(self, block: int) -> tuple[int, int]:
         """The ``_seq`` values ``[low, high]`` (inclusive) of ``block``."""
         low = self.origin + block * self.span
@@ -239,7 +243,7 @@ class WindowCutter:
 
     def room(self) -> int:
         """Samples the current window still takes before it closes."""
-        return min(self.layout.window_rows, self.layout.first_rows << min(self.window, 32)) - self.rows
+        return self.layout.window_size(self.window) - self.rows
 
     def add(self, rows: int) -> bool:
         """Count a block of ``rows`` samples into :attr:`window`; True when that closes it."""
@@ -276,7 +280,7 @@ def window_blocks(layout: BlockLayout, counts: np.ndarray, *, seed: int, epoch: 
     filled = np.cumsum(counts[blocks])
     windows, start = [], 0
     while start < len(blocks):
-        room = min(layout.window_rows, layout.first_rows << min(len(windows), 32))
+        room = layout.window_size(len(windows))
         before = int(filled[start - 1]) if start else 0
         end = min(int(np.searchsorted(filled, before + room)) + 1, len(blocks))  # the block that fills it, included
         windows.append(blocks[start:end].tolist())
