@@ -108,13 +108,16 @@ class Claim:
         plan = plan_rows(rows[own]).spanning({c.key: c.request[1:] for c in self.leave})
         return plan.with_requests(own, held, taken)
 
+    def _taking(self, request: tuple[str, int, int | None]) -> _Carried | None:
+        return next((c for c in self.take.values() if c.request == request), None)
+
     def takes(self, request: tuple[str, int, int | None]) -> bool:
         """Whether an earlier window reads ``request`` for this one."""
-        return any(c.request == request for c in self.take.values())
+        return self._taking(request) is not None
 
     def taken(self, request: tuple[str, int, int | None]) -> Any:
         """The bytes of ``request`` if an earlier window reads them (waiting for its read); None: ask the store."""
-        carried = next((c for c in self.take.values() if c.request == request), None)
+        carried = self._taking(request)
         if carried is None:
             return None
         carried.ready.wait()
